@@ -1,0 +1,3 @@
+from dance3d.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The ``dance3d`` command line: a thin layer of subcommands over library calls."""

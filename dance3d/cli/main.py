@@ -1,0 +1,58 @@
+"""Entry point of the ``dance3d`` console script and ``python -m dance3d``.
+
+Each subcommand lives in its own module under ``dance3d.cli`` and exposes
+``register(subparsers) -> None``, which adds its parser and sets ``func=run`` on it.
+Subcommand modules are imported lazily so ``dance3d --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from dance3d import __version__
+from dance3d.errors import Dance3dError
+
+# (module under dance3d.cli, command name, one-line help) in the order --help lists them.
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("quickstart", "quickstart", "run the whole pipeline on embedded defaults and write a report"),
+    ("train", "train", "train a dense model"),
+    ("evaluate", "eval", "evaluate a checkpoint on a dataset"),
+    ("models", "models", "list the model zoo"),
+)
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dance3d",
+        description="Input-adaptive pruning of 3D CNNs for video, with profiling and trade-off studies.",
+    )
+    parser.add_argument("--version", action="version", version=f"dance3d {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    known = {command for _, command, _ in COMMANDS}
+    wanted = next((a for a in argv if not a.startswith("-")), None)
+    for module_name, command, help_text in COMMANDS:
+        if wanted not in known or wanted == command:
+            module = importlib.import_module(f"dance3d.cli.{module_name}")
+            module.register(subparsers)
+        else:
+            subparsers.add_parser(command, help=help_text)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return int(args.func(args) or 0)
+    except Dance3dError as exc:
+        print(f"dance3d {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dance3d {args.command}: interrupted; finished work is saved, re-run to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,42 @@
+"""``dance3d train``: train a dense model."""
+
+from __future__ import annotations
+
+import argparse
+
+from dance3d.cli.common import add_config_args, add_data_args, data_overrides
+from dance3d.config import load_config
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="train a dense model", description=__doc__)
+    parser.add_argument("--model", help="zoo model name (see 'dance3d models')")
+    add_data_args(parser)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
+    parser.add_argument("--pretrained", metavar="FILE", help="local weights file to start from")
+    parser.add_argument("--out", required=True, help="run directory (model.pt, config.yaml, metrics.jsonl)")
+    parser.add_argument("--resume", action="store_true", help="continue the killed run in --out")
+    add_config_args(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dance3d.training.trainer import RunConfig, train
+
+    flags = {
+        "model": args.model,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "device": args.device,
+        "pretrained": args.pretrained,
+    }
+    overrides = data_overrides(args) + [f"train.{k}={v}" for k, v in flags.items() if v is not None]
+    config = load_config(RunConfig, path=args.config, overrides=overrides + args.overrides)
+    result = train(config, args.out, resume=args.resume)
+    last = result.history[-1] if result.history else {}
+    print(f"saved {result.checkpoint_path} (val top-1 {last.get('val_top1', float('nan')):.4f})")
+    return 0

@@ -1,0 +1,74 @@
+"""Pick a dataset from a ``DataConfig``: ``moving-digits`` or a path to a video folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from dance3d.data.moving_digits import MOTION_CLASSES, MovingDigits, MovingDigitsConfig
+from dance3d.errors import DataError
+
+MOVING_DIGITS = "moving-digits"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where clips come from and their shape. ``source`` is ``moving-digits`` or a folder path.
+
+    A folder either holds ``<class>/<video>`` directly or ``train|val|test/<class>/<video>``.
+    """
+
+    source: str = MOVING_DIGITS
+    num_frames: int = 16
+    height: int = 64
+    width: int = 64
+    seed: int = 0
+    num_train: int = 2400
+    num_val: int = 400
+    num_test: int = 800
+    skip_bad: bool = False
+
+    @property
+    def is_synthetic(self) -> bool:
+        return self.source == MOVING_DIGITS
+
+    def moving_digits(self) -> MovingDigitsConfig:
+        return MovingDigitsConfig(
+            num_frames=self.num_frames,
+            height=self.height,
+            width=self.width,
+            seed=self.seed,
+            num_train=self.num_train,
+            num_val=self.num_val,
+            num_test=self.num_test,
+        )
+
+
+def _split_root(root: Path, split: str) -> Path:
+    if not root.exists():
+        raise DataError(f"data path not found: {root} (expected moving-digits or a video folder)")
+    if not root.is_dir():
+        raise DataError(f"data path is not a directory: {root}")
+    return root / split if (root / split).is_dir() else root
+
+
+def build_dataset(config: DataConfig, split: str, *, classes: tuple[str, ...] | None = None) -> Dataset:
+    """The dataset of ``split``; ``classes`` fixes the label order (e.g. a checkpoint's)."""
+    if config.is_synthetic:
+        if classes is not None and tuple(classes) != MOTION_CLASSES:
+            raise DataError("this model was not trained on moving-digits classes; pass a video folder")
+        return MovingDigits(split, config.moving_digits())
+    from dance3d.data.video_folder import VideoFolderConfig, VideoFolderDataset
+
+    video_config = VideoFolderConfig(
+        num_frames=config.num_frames, height=config.height, width=config.width, skip_bad=config.skip_bad
+    )
+    root = _split_root(Path(config.source).expanduser(), split)
+    return VideoFolderDataset(root, video_config, classes=classes, seed=config.seed)
+
+
+def dataset_classes(dataset: Dataset) -> tuple[str, ...]:
+    """Class names of a dataset built here."""
+    return tuple(dataset.classes)

@@ -1,0 +1,92 @@
+"""Figures and a Markdown report for runs (matplotlib is imported only here, lazily)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def redundancy_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Distribution (min, p10, p50, p90, max) of each redundancy field over clips."""
+    keys = ["static_frame_fraction", "background_fraction", "num_distractors", "noise_std", "redundancy"]
+    frame = pd.DataFrame(records)[[k for k in keys if k in records[0]]]
+    return frame.quantile([0.0, 0.1, 0.5, 0.9, 1.0]).T.rename(
+        columns={0.0: "min", 0.1: "p10", 0.5: "p50", 0.9: "p90", 1.0: "max"}
+    )
+
+
+def plot_redundancy(records: list[dict[str, Any]], path: Path) -> Path:
+    """Histograms of the per-clip redundancy metadata."""
+    plt = _pyplot()
+    table = pd.DataFrame(records)
+    keys = [k for k in ("static_frame_fraction", "background_fraction", "noise_std", "redundancy") if k in table]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8))
+    for ax, key in zip(axes, keys, strict=True):
+        ax.hist(table[key], bins=20, color="#4c72b0")
+        ax.set_title(key, fontsize=9)
+        ax.set_ylabel("clips")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_training_curve(history: list[dict[str, Any]], path: Path) -> Path:
+    """Train loss and train/val top-1 per epoch."""
+    plt = _pyplot()
+    frame = pd.DataFrame(history)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(8, 3))
+    ax_loss.plot(frame["epoch"], frame["train_loss"], marker="o")
+    ax_loss.set(xlabel="epoch", ylabel="train loss")
+    ax_acc.plot(frame["epoch"], frame["train_top1"], marker="o", label="train")
+    if "val_top1" in frame:
+        ax_acc.plot(frame["epoch"], frame["val_top1"], marker="s", label="val")
+    ax_acc.set(xlabel="epoch", ylabel="top-1", ylim=(0, 1.02))
+    ax_acc.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_per_class(per_class: dict[str, float], path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 2.8))
+    ax.bar(list(per_class), list(per_class.values()), color="#55a868")
+    ax.set(ylabel="top-1", ylim=(0, 1.02), title="per-class accuracy (test)")
+    ax.tick_params(axis="x", labelrotation=45)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+@dataclass
+class Report:
+    """A Markdown report assembled section by section; figures are paths relative to it."""
+
+    title: str
+    sections: list[str] = field(default_factory=list)
+
+    def add(self, heading: str, body: str = "", *, figures: list[Path] = (), table: pd.DataFrame | None = None):
+        parts = [f"## {heading}", body.strip()]
+        if table is not None:
+            parts.append(table.to_markdown(floatfmt=".3f"))
+        parts += [f"![{figure.stem}]({figure.name})" for figure in figures]
+        self.sections.append("\n\n".join(p for p in parts if p))
+
+    def write(self, path: Path) -> Path:
+        path.write_text(f"# {self.title}\n\n" + "\n\n".join(self.sections) + "\n")
+        return path

@@ -1,0 +1,1 @@
+"""Dense training: configs, the trainer loop, atomic checkpoints, distributed helpers."""

@@ -20,6 +20,9 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("train", "train", "train a dense model"),
     ("evaluate", "eval", "evaluate a checkpoint on a dataset"),
     ("models", "models", "list the model zoo"),
+    ("show_env", "show-env", "versions, devices and which energy meters work"),
+    ("profile", "profile", "MACs, bytes, latency and energy per clip"),
+    ("sweep", "sweep", "energy/latency sweep to a CSV/Parquet table"),
 )
 
 

@@ -1,0 +1,30 @@
+"""``dance3d show-env``: torch/CUDA versions, devices, and which energy meters work (and why not)."""
+
+from __future__ import annotations
+
+import argparse
+
+from dance3d.cli.common import add_format_arg, print_json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("show-env", help="versions, devices and energy meters", description=__doc__)
+    add_format_arg(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from profiling import collect_env
+
+    env = collect_env()
+    if args.format == "json":
+        print_json(env)
+        return 0
+    for key, value in env.items():
+        if isinstance(value, list):
+            print(f"{key}:")
+            for item in value:
+                print("  " + ", ".join(f"{k}={v}" for k, v in item.items()))
+        else:
+            print(f"{key}: {value}")
+    return 0

@@ -1,0 +1,110 @@
+"""Faithful fakes for the profiling tests: sysfs trees (hwmon, IIO, powercap), clocks, meters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from profiling.meters.base import EnergyMeter, MeterError, _Measured
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self, t: float = 0.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def write(path: Path, value: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{value}\n")
+
+
+def make_hwmon(root: Path, index: int, rails: dict[str, tuple[float, float]], *, extra: bool = True) -> Path:
+    """JetPack 5+ hwmon ina3221 chip: channel i+1 per rail, (mV, mA); plus NC and sum-of-shunts."""
+    hwmon = root / "sys/class/hwmon" / f"hwmon{index}"
+    write(hwmon / "name", "ina3221")
+    for channel, (label, (mv, ma)) in enumerate(rails.items(), start=1):
+        write(hwmon / f"in{channel}_label", label)
+        write(hwmon / f"in{channel}_input", mv)
+        write(hwmon / f"curr{channel}_input", ma)
+        write(hwmon / f"curr{channel}_max", "32760")
+        write(hwmon / f"curr{channel}_crit_alarm", "0")
+    if extra:
+        nc = len(rails) + 1
+        write(hwmon / f"in{nc}_label", "NC")
+        write(hwmon / f"in{nc}_input", 5000)
+        write(hwmon / f"curr{nc}_input", 9999)
+        write(hwmon / "in7_label", "sum of shunt voltages")
+        write(hwmon / "in7_input", 1234)
+        write(hwmon / "curr7_input", 4321)
+    return hwmon
+
+
+def set_hwmon_rail(hwmon: Path, channel: int, mv: float, ma: float) -> None:
+    write(hwmon / f"in{channel}_input", mv)
+    write(hwmon / f"curr{channel}_input", ma)
+
+
+def make_iio(root: Path, rails_mw: dict[str, float]) -> Path:
+    """JetPack 4 (Nano) IIO ina3221x device with rail_name_N / in_powerN_input (mW)."""
+    device = root / "sys/bus/i2c/drivers/ina3221x/6-0040/iio:device0"
+    for channel, (label, mw) in enumerate(rails_mw.items()):
+        write(device / f"rail_name_{channel}", label)
+        write(device / f"in_power{channel}_input", mw)
+        write(device / f"in_voltage{channel}_input", 5000)
+        write(device / f"in_current{channel}_input", mw / 5)
+    return device
+
+
+def make_powercap(root: Path, packages_uj: dict[int, int], *, max_range_uj: int = 262143328850) -> Path:
+    """intel-rapl:N package zones plus the overlapping zones a meter must not sum."""
+    base = root / "sys/class/powercap"
+    for index, energy_uj in packages_uj.items():
+        zone = base / f"intel-rapl:{index}"
+        write(zone / "name", f"package-{index}")
+        write(zone / "energy_uj", energy_uj)
+        write(zone / "max_energy_range_uj", max_range_uj)
+        write(zone / f"intel-rapl:{index}:0" / "name", "core")
+        write(zone / f"intel-rapl:{index}:0" / "energy_uj", 10**9)
+        write(zone / f"intel-rapl:{index}:0" / "max_energy_range_uj", max_range_uj)
+    psys = base / f"intel-rapl:{len(packages_uj)}"
+    write(psys / "name", "psys")
+    write(psys / "energy_uj", 5 * 10**9)
+    write(psys / "max_energy_range_uj", max_range_uj)
+    mmio = base / "intel-rapl-mmio:0"
+    write(mmio / "name", "package-0")
+    write(mmio / "energy_uj", 7 * 10**9)
+    write(mmio / "max_energy_range_uj", max_range_uj)
+    return base
+
+
+class ScriptedMeter(EnergyMeter):
+    """A meter whose windows return scripted energies (or raise scripted MeterErrors)."""
+
+    name = "scripted"
+    min_window_s = 0.0
+
+    def __init__(self, script: list[float | MeterError], *, duration_s: float = 2.0) -> None:
+        super().__init__()
+        self.script = list(script)
+        self.duration_s = duration_s
+        self.windows = 0
+        self.closed = False
+
+    def _probe(self) -> None:
+        pass
+
+    def _begin(self) -> None:
+        self.windows += 1
+
+    def _end(self) -> _Measured:
+        item = self.script.pop(0)
+        if isinstance(item, MeterError):
+            raise item
+        return _Measured(item, self.duration_s, {})
+
+    def close(self) -> None:
+        self.closed = True

@@ -1,0 +1,53 @@
+"""Environment report and the cheap, lazy package import."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from profiling_fakes import make_hwmon, write
+
+import profiling
+from profiling import collect_env
+
+
+def test_import_is_cheap_and_touches_no_torch_or_matplotlib() -> None:
+    code = (
+        "import sys, profiling, profiling.meters, profiling.rail_log; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'matplotlib', 'pandas', 'numpy')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_every_public_name_resolves() -> None:
+    for name in profiling.__all__:
+        assert getattr(profiling, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = profiling.nope
+
+
+def test_collect_env_reports_versions_devices_and_meters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "jtop", None)
+    write(tmp_path / "proc/cpuinfo", "processor\t: 0\nmodel name\t: Fake Cortex-A78AE\n")
+    write(tmp_path / "proc/device-tree/model", "NVIDIA Jetson Orin Nano Developer Kit\x00")
+    make_hwmon(tmp_path, 0, {"VDD_IN": (5000, 1000)})
+    env = collect_env(root=tmp_path)
+    json.dumps(env)
+    assert env["cpu_model"] == "Fake Cortex-A78AE"
+    assert env["board"] == "NVIDIA Jetson Orin Nano Developer Kit"
+    assert env["torch"] == torch.__version__
+    assert env["torch_threads"] >= 1
+    assert env["devices"][0]["device"] == "cpu"
+    meters = {(m["meter"], m["device"]): m for m in env["meters"]}
+    assert meters[("jetson-ina3221", "cpu")]["available"] is True
+    assert meters[("rapl", "cpu")]["available"] is False
+    assert "no RAPL package zones" in meters[("rapl", "cpu")]["reason"]
+    assert meters[("jtop", "cpu")]["reason"].startswith("jtop is not installed")
+    nvml = [m for m in env["meters"] if m["meter"] == "nvml-energy"]
+    assert len(nvml) >= 1 and all(m["reason"] or m["available"] for m in nvml)
+    assert len({(m["meter"], m["device"]) for m in env["meters"]}) == len(env["meters"])

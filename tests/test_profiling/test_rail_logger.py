@@ -1,0 +1,148 @@
+"""The standalone Python 3.6 rail logger (run as a subprocess) and the CSV loader."""
+
+from __future__ import annotations
+
+import ast
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from profiling_fakes import make_hwmon, make_iio
+
+import profiling.rail_logger
+from profiling import load_rail_log
+
+LOGGER = Path(profiling.rail_logger.__file__)
+
+# Standard-library names that appeared after Python 3.6.
+_POST_36_ATTRIBUTES = {
+    "time_ns",
+    "monotonic_ns",
+    "perf_counter_ns",
+    "fromisoformat",
+    "removeprefix",
+    "removesuffix",
+    "capture_output",
+    "breakpoint",
+    "nullcontext",
+    "is_relative_to",
+    "cache",
+}
+
+
+def run_logger(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(LOGGER), *args], capture_output=True, timeout=timeout, text=True)
+
+
+def test_logger_source_is_python36_and_stdlib_only() -> None:
+    source = LOGGER.read_text()
+    tree = ast.parse(source, feature_version=(3, 6))  # rejects walrus, positional-only params, ...
+    for node in ast.walk(tree):
+        assert not isinstance(node, ast.NamedExpr)
+        assert not isinstance(node, ast.AnnAssign), "variable annotations are evaluated at runtime"
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            assert node.returns is None and all(a.annotation is None for a in node.args.args), node.name
+        if isinstance(node, ast.ImportFrom):
+            assert node.module != "__future__", "no __future__ imports (annotations is 3.7+)"
+            assert node.module.split(".")[0] in sys.stdlib_module_names
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                assert alias.name.split(".")[0] in sys.stdlib_module_names, alias.name
+                assert alias.name != "dataclasses"
+        if isinstance(node, ast.Attribute):
+            assert node.attr not in _POST_36_ATTRIBUTES, node.attr
+        if isinstance(node, ast.keyword):
+            assert node.arg not in _POST_36_ATTRIBUTES, node.arg
+    assert "=}" not in source, "f-string '=' specifier is Python 3.8+"
+
+
+def test_logger_subprocess_on_hwmon_integrates_to_the_expected_energy(tmp_path: Path) -> None:
+    make_hwmon(tmp_path, 0, {"VDD_IN": (5000, 1000), "VDD_SOC": (5000, 200)})
+    out = tmp_path / "rails.csv"
+    started = time.time()
+    done = run_logger("--out", str(out), "--interval-ms", "20", "--duration-s", "0.3", "--root", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "VDD_IN, VDD_SOC" in done.stderr
+    log = load_rail_log(out)
+    assert log.rails == ["VDD_IN", "VDD_SOC"]
+    assert len(log.epoch_s) >= 5
+    assert started - 1 <= log.epoch_s[0] <= log.epoch_s[-1] <= time.time()  # wall-clock epoch seconds
+    start, end = log.epoch_s[0], log.epoch_s[-1]
+    assert log.energy_j(start, end) == pytest.approx(5.0 * (end - start))  # VDD_IN is the total
+    assert log.energy_j(start, end, rails=["VDD_SOC"]) == pytest.approx(1.0 * (end - start))
+
+
+def test_logger_iio_layout_and_sigterm(tmp_path: Path) -> None:
+    make_iio(tmp_path, {"POM_5V_IN": 3000, "POM_5V_GPU": 700, "POM_5V_CPU": 600})
+    out = tmp_path / "rails.csv"
+    proc = subprocess.Popen(
+        [sys.executable, str(LOGGER), "--out", str(out), "--interval-ms", "10", "--root", str(tmp_path)],
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 10
+    while (not out.exists() or len(out.read_text().splitlines()) < 4) and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    proc.stderr.close()
+    log = load_rail_log(out)
+    assert log.rails == ["POM_5V_IN", "POM_5V_GPU", "POM_5V_CPU"]
+    assert set(log.rails_mw["POM_5V_GPU"]) == {700.0}
+    assert log.power_w()[0] == pytest.approx(3.0)
+
+
+def test_logger_without_rails_exits_with_an_explanation(tmp_path: Path) -> None:
+    done = run_logger("--out", str(tmp_path / "x.csv"), "--root", str(tmp_path))
+    assert done.returncode == 2
+    assert "no INA3221 rails" in done.stderr
+
+
+def test_logger_refuses_to_append_to_a_different_board_log(tmp_path: Path) -> None:
+    make_hwmon(tmp_path, 0, {"VDD_IN": (5000, 1000)})
+    out = tmp_path / "rails.csv"
+    out.write_text("epoch_s,POM_5V_IN_mW\n1.0,2.0\n")
+    done = run_logger("--out", str(out), "--duration-s", "0", "--root", str(tmp_path))
+    assert done.returncode == 2 and "use a new file" in done.stderr
+
+
+def write_log(path: Path, header: str, rows: list[str]) -> Path:
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def test_alignment_interpolates_at_the_run_edges(tmp_path: Path) -> None:
+    log = load_rail_log(
+        write_log(
+            tmp_path / "r.csv",
+            "epoch_s,VDD_IN_mW,VDD_SOC_mW",
+            ["100.0,1000,10", "101.0,3000,10", "102.0,3000,10", "103.0,1000,10"],
+        )
+    )
+    # P(100.5) = 2 W, P(102.5) = 2 W: 0.5*(2+3)/2 + 3 + 0.5*(3+2)/2
+    assert log.energy_j(100.5, 102.5) == pytest.approx(5.5)
+    assert log.energy_j(100.0, 103.0) == pytest.approx(2 + 3 + 2)
+    with pytest.raises(ValueError, match="not covered"):
+        log.energy_j(99.0, 101.0)
+    with pytest.raises(KeyError, match="GPU"):
+        log.energy_j(100.0, 101.0, rails=["GPU"])
+
+
+def test_loader_sums_rails_without_an_input_rail_and_drops_a_torn_line(tmp_path: Path) -> None:
+    path = write_log(tmp_path / "agx.csv", "epoch_s,VDD_GPU_SOC_mW,VDD_CPU_CV_mW", ["1.0,2000,1000", "3.0,2000,1000"])
+    with open(path, "a") as handle:
+        handle.write("3.5,20")  # the logger was killed mid-line
+    log = load_rail_log(path)
+    assert log.epoch_s == [1.0, 3.0]
+    assert log.energy_j(1.0, 3.0) == pytest.approx(6.0)
+
+
+def test_loader_rejects_foreign_or_broken_files(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not a rail_logger CSV"):
+        load_rail_log(write_log(tmp_path / "a.csv", "time,power", ["1,2"]))
+    with pytest.raises(ValueError, match="malformed row"):
+        load_rail_log(write_log(tmp_path / "b.csv", "epoch_s,VDD_IN_mW", ["1,2", "x,3", "2,2"]))
+    with pytest.raises(ValueError, match="backwards"):
+        load_rail_log(write_log(tmp_path / "c.csv", "epoch_s,VDD_IN_mW", ["2,2", "1,2"]))

@@ -19,6 +19,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("quickstart", "quickstart", "run the whole pipeline on embedded defaults and write a report"),
     ("train", "train", "train a dense model"),
     ("evaluate", "eval", "evaluate a checkpoint on a dataset"),
+    ("ava", "ava", "DANCE stage 1: fine-tune a dense model to amplify activation variability"),
+    ("aap", "aap", "DANCE stage 2: train the per-clip pruning controller (dynamic model)"),
     ("models", "models", "list the model zoo"),
     ("show_env", "show-env", "versions, devices and which energy meters work"),
     ("profile", "profile", "MACs, bytes, latency and energy per clip"),

@@ -26,6 +26,7 @@ FORMAT_VERSION = 1
 # kind -> "module:function" building the model from a checkpoint dict (imported lazily).
 MODEL_BUILDERS: dict[str, str] = {
     "dense": "dance3d.training.checkpoint:build_dense_model",
+    "dynamic": "dance3d.dynamic.checkpoint:build_dynamic_model",
 }
 
 

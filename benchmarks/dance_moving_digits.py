@@ -1,0 +1,295 @@
+"""DANCE on moving-digits with the ``tiny`` model: dense -> AVA -> AAP, ablations, static baseline.
+
+Writes ``benchmarks/results/dance_moving_digits.json`` and PNG figures next to it. Usage::
+
+    python benchmarks/dance_moving_digits.py [--dense-checkpoint PATH] [--quick]
+
+``--quick`` is a smoke run (few clips, one epoch per stage); its numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+from dance3d.dance.aap import AapSettings, teacher_logits, train_aap
+from dance3d.dance.ava import AvaSettings, measure_variability, train_ava
+from dance3d.dance.data import cached_split
+from dance3d.dance.plots import plot_adaptivity, plot_tradeoff, plot_variability
+from dance3d.dance.static_baseline import (
+    StaticPrunedModel,
+    finetune_static,
+    keep_fraction_for,
+    magnitude_channel_decisions,
+)
+from dance3d.dynamic import DynamicConfig, convert_model
+from dance3d.evaluation import evaluate
+from dance3d.training.checkpoint import load_model
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT_DENSE = Path("/work/artifacts/dense_tiny/model.pt")
+
+
+def settings(quick: bool) -> dict[str, Any]:
+    if quick:
+        return {
+            "num_train_clips": 48,
+            "num_val_clips": 32,
+            "num_test_clips": 64,
+            "ava": AvaSettings(epochs=1, batch_size=16, progress=False),
+            "aap": AapSettings(epochs=1, joint_epochs=1, progress=False),
+            "curve_targets": (0.5,),
+            "static_lr": 5e-4,
+        }
+    return {
+        "num_train_clips": 960,
+        "num_val_clips": 200,
+        "num_test_clips": 800,
+        "ava": AvaSettings(epochs=2, batch_size=16, lr=5e-4, variability_weight=0.5, progress=False),
+        "aap": AapSettings(
+            epochs=2,
+            lr=1e-2,
+            target_mac_fraction=0.3,
+            mac_penalty=4.0,
+            joint_epochs=3,
+            joint_lr=5e-4,
+            progress=False,
+        ),
+        "curve_targets": (0.2, 0.45),
+        "static_lr": 5e-4,
+    }
+
+
+def dense_model(path: Path):
+    if path.is_file():
+        return load_model(path)
+    from dance3d.training.trainer import RunConfig, train
+
+    out = RESULTS / "dance_dense_run"
+    train(RunConfig(), out)
+    return load_model(out / "model.pt")
+
+
+def summarise(result, *, dense_macs: int) -> dict[str, Any]:
+    records = result.records
+    fractions = np.array([r.get("mac_fraction", 1.0) for r in records])
+    redundancy = np.array([r["redundancy"] for r in records])
+    rho = float(spearmanr(redundancy, fractions).statistic) if fractions.std() > 0 else 0.0
+    keys = [k for k in result.clip_stat_summary if "." not in k and k not in ("macs", "mac_fraction")]
+    return {
+        "top1": result.top1,
+        "mean_mac_fraction": float(fractions.mean()),
+        "mac_reduction": float(1 - fractions.mean()),
+        "mac_fraction_p10": float(np.percentile(fractions, 10)),
+        "mac_fraction_p50": float(np.percentile(fractions, 50)),
+        "mac_fraction_p90": float(np.percentile(fractions, 90)),
+        "mac_fraction_p90_minus_p10": float(np.percentile(fractions, 90) - np.percentile(fractions, 10)),
+        "spearman_mac_fraction_vs_redundancy": rho,
+        "mean_macs": float(fractions.mean() * dense_macs),
+        "keep_rates": {k: result.clip_stat_summary[k]["mean"] for k in keys},
+    }
+
+
+def run_aap(backbone, clip_shape, train, aap: AapSettings, test, classes, *, teacher_cache: dict) -> tuple:
+    model = convert_model(copy.deepcopy(backbone), clip_shape=clip_shape, config=DynamicConfig())
+    key = id(backbone)
+    if key not in teacher_cache:
+        teacher_cache[key] = teacher_logits(model, train)
+    started = time.perf_counter()
+    history = train_aap(model, train, aap, teacher=teacher_cache[key], log=print)
+    seconds = time.perf_counter() - started
+    result = evaluate(model, test, classes=classes, progress=False)
+    return model, result, history, seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dense-checkpoint", type=Path, default=DEFAULT_DENSE)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of every stage; outputs get a _seedN suffix if not 0")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    prefix = ("dance_quick_" if args.quick else "dance_") + (f"seed{args.seed}_" if args.seed else "")
+    cfg = settings(args.quick)
+    cfg["ava"] = replace(cfg["ava"], seed=args.seed)
+    cfg["aap"] = replace(cfg["aap"], seed=args.seed)
+    timings: dict[str, float] = {}
+    started_all = time.perf_counter()
+
+    loaded = dense_model(args.dense_checkpoint)
+    data, classes = loaded.data, loaded.classes
+    clip_shape = (data.num_frames, data.height, data.width)
+    t = time.perf_counter()
+    train = cached_split(data, "train", classes=classes, limit=cfg["num_train_clips"])
+    val = cached_split(data, "val", classes=classes, limit=cfg["num_val_clips"])
+    test = cached_split(data, "test", classes=classes, limit=cfg["num_test_clips"])
+    timings["data_s"] = time.perf_counter() - t
+
+    # dense reference
+    dense = loaded.model.eval()
+    reference = convert_model(copy.deepcopy(dense), clip_shape=clip_shape)
+    dense_result = evaluate(dense, test, classes=classes, progress=False)
+    with torch.no_grad():
+        reference(torch.zeros(1, 3, *clip_shape), decisions=reference.full_decisions(1))
+    dense_macs = reference.dense_macs
+    print(f"dense: top-1 {dense_result.top1:.4f}, {dense_macs / 1e9:.3f} GMACs/clip")
+
+    # stage 1: AVA
+    t = time.perf_counter()
+    ava_model = convert_model(copy.deepcopy(dense), clip_shape=clip_shape)
+    cv_before = measure_variability(ava_model, val)
+    ava_history = train_ava(ava_model, train, cfg["ava"], log=print)
+    cv_after = measure_variability(ava_model, val)
+    timings["ava_s"] = time.perf_counter() - t
+    ava_dense = copy.deepcopy(dense)
+    from dance3d.dynamic.checkpoint import dense_state_dict
+
+    ava_dense.load_state_dict(dense_state_dict(ava_model))
+    ava_dense.eval()
+    ava_top1 = evaluate(ava_dense, test, classes=classes, progress=False).top1
+    plot_variability(cv_before, cv_after, RESULTS / f"{prefix}ava_variability.png")
+    print(f"AVA: top-1 {ava_top1:.4f}")
+
+    # stage 2: AAP with and without AVA, and the trade-off curve
+    teachers: dict = {}
+    partial = RESULTS / f"{prefix}moving_digits.partial.json"  # progress of an unfinished run
+    aap = cfg["aap"]
+    runs: dict[str, dict[str, Any]] = {}
+    for label, backbone, target in [
+        ("dance", ava_dense, aap.target_mac_fraction),
+        ("dance_without_ava", dense, aap.target_mac_fraction),
+    ] + [(f"dance_target_{x:g}", ava_dense, x) for x in cfg["curve_targets"]]:
+        run_settings = replace(aap, target_mac_fraction=target)
+        model, result, history, seconds = run_aap(
+            backbone, clip_shape, train, run_settings, test, classes, teacher_cache=teachers
+        )
+        timings[f"{label}_s"] = seconds
+        runs[label] = {"target_mac_fraction": target, **summarise(result, dense_macs=dense_macs), "history": history}
+        partial.write_text(
+            json.dumps({"dense_top1": dense_result.top1, "runs": runs, "timings_s": timings}, default=float)
+        )
+        print(f"{label}: top-1 {result.top1:.4f}, mean MAC fraction {runs[label]['mean_mac_fraction']:.3f}")
+        if label == "dance":
+            main_result = result
+
+    # static baseline at DANCE's mean MACs, fine-tuned for the same number of epochs
+    t = time.perf_counter()
+    static_model = convert_model(copy.deepcopy(dense), clip_shape=clip_shape)
+    keep = keep_fraction_for(static_model, runs["dance"]["mean_mac_fraction"])
+    decisions = magnitude_channel_decisions(static_model, keep)
+    static_history = finetune_static(
+        static_model,
+        decisions,
+        train,
+        seed=args.seed,
+        epochs=aap.epochs + aap.joint_epochs,
+        lr=cfg["static_lr"],
+        batch_size=aap.batch_size,
+        progress=False,
+    )
+    static_result = evaluate(StaticPrunedModel(static_model, decisions), test, classes=classes, progress=False)
+    timings["static_baseline_s"] = time.perf_counter() - t
+    runs["static_magnitude_channels"] = {
+        "channel_keep_fraction": keep,
+        **summarise(static_result, dense_macs=dense_macs),
+        "history": static_history,
+    }
+    static = runs["static_magnitude_channels"]
+    print(f"static: top-1 {static_result.top1:.4f} at MAC fraction {static['mean_mac_fraction']:.3f}")
+
+    # figures
+    fractions = np.array([r["mac_fraction"] for r in main_result.records])
+    redundancy = np.array([r["redundancy"] for r in main_result.records])
+    plot_adaptivity(
+        redundancy,
+        fractions,
+        RESULTS / f"{prefix}adaptivity.png",
+        rho=runs["dance"]["spearman_mac_fraction_vs_redundancy"],
+    )
+    dance_points = [
+        (r["mean_mac_fraction"], r["top1"]) for k, r in runs.items() if k == "dance" or k.startswith("dance_target")
+    ]
+    plot_tradeoff(
+        {
+            "DANCE (AVA + AAP)": dance_points,
+            "AAP without AVA": [(runs["dance_without_ava"]["mean_mac_fraction"], runs["dance_without_ava"]["top1"])],
+            "static magnitude channels": [
+                (runs["static_magnitude_channels"]["mean_mac_fraction"], runs["static_magnitude_channels"]["top1"])
+            ],
+        },
+        RESULTS / f"{prefix}tradeoff.png",
+        dense_top1=dense_result.top1,
+    )
+    timings["total_s"] = time.perf_counter() - started_all
+
+    d = runs["dance"]
+    report = {
+        "benchmark": "dance_moving_digits",
+        "quick": args.quick,
+        "seed": args.seed,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "note": "2 CPU cores shared with other jobs; timings are indicative",
+        },
+        "settings": {
+            "model": loaded.checkpoint["model"],
+            "dense_checkpoint": str(args.dense_checkpoint),
+            "data": asdict(data),
+            "clip_shape": list(clip_shape),
+            "num_train_clips": len(train),
+            "num_val_clips": len(val),
+            "num_test_clips": len(test),
+            "ava": asdict(cfg["ava"]),
+            "aap": asdict(aap),
+            "dynamic": asdict(DynamicConfig()),
+            "curve_targets": list(cfg["curve_targets"]),
+            "static_lr": cfg["static_lr"],
+            "clip_storage": "float16 in memory (all methods see the same clips)",
+        },
+        "dense": {"top1": dense_result.top1, "macs_per_clip": dense_macs},
+        "ava": {
+            "top1_after": ava_top1,
+            "history": ava_history,
+            "cv_mean_before": {k: float(v.mean()) for k, v in cv_before.items()},
+            "cv_mean_after": {k: float(v.mean()) for k, v in cv_after.items()},
+        },
+        "runs": runs,
+        "targets": {
+            "top1_drop_points": 100 * (dense_result.top1 - d["top1"]),
+            "top1_drop_at_most_1_point": 100 * (dense_result.top1 - d["top1"]) <= 1.0,
+            "mac_reduction_at_least_60pct": d["mac_reduction"] >= 0.60,
+            "spread_p90_minus_p10_at_least_15_points": d["mac_fraction_p90_minus_p10"] >= 0.15,
+            "abs_spearman_at_least_0.5": abs(d["spearman_mac_fraction_vs_redundancy"]) >= 0.5,
+            "dance_beats_static_baseline": d["top1"] > runs["static_magnitude_channels"]["top1"],
+            "ava_helps": d["top1"] >= runs["dance_without_ava"]["top1"],
+        },
+        "timings_s": timings,
+        "figures": sorted(p.name for p in RESULTS.glob(f"{prefix}*.png")),
+    }
+    out = RESULTS / f"{prefix}moving_digits.json"
+    out.write_text(json.dumps(report, indent=2, default=float))
+    partial.unlink(missing_ok=True)
+    print(f"wrote {out} in {timings['total_s']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

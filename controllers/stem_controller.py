@@ -1,0 +1,148 @@
+"""The DANCE controller: reads the stem (first conv) output, emits per-gate unit logits.
+
+Statistics of the stem output ``s`` (B, C, T, H, W) it computes (cheap reductions):
+
+- per channel: mean ``|s|``;
+- per frame: mean ``|s|`` and frame-difference energy mean ``|s_t - s_{t-1}|`` (static frames
+  have none), each also relative to the clip's mean;
+- per tile of each gate's tile grid: the same two maps averaged over time.
+
+A small MLP turns the global statistics into a context vector; per gate, frame logits are a
+linear function of the per-frame features (resampled to the gate's temporal length) plus a
+context bias, tile logits likewise from per-tile features, channel logits a linear map of the
+context. Positive logits mean "keep". Biases start at ``init_logit`` so a fresh controller keeps
+almost everything; per-frame (per-tile) weights start at a prior (``prior_weight``) that favours frames
+with more frame-difference energy (tiles with more activity/motion) than the clip's mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+_EPS = 1e-4
+FRAME_FEATURES = 4
+TILE_FEATURES = 4
+POOL = 4
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """What one gated block decides over: its output frames, inner channels and tile grid."""
+
+    num_frames: int
+    num_channels: int
+    tile_grid: tuple[int, int]
+
+    @property
+    def num_tiles(self) -> int:
+        return self.tile_grid[0] * self.tile_grid[1]
+
+
+@dataclass
+class StemControllerOutput:
+    """Unit logits per gate: lists aligned with the controller's gate specs."""
+
+    frame_logits: list[torch.Tensor]  # (B, num_frames)
+    channel_logits: list[torch.Tensor]  # (B, num_channels)
+    tile_logits: list[torch.Tensor]  # (B, num_tiles)
+
+
+def _relative_log(values: torch.Tensor, dims: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    log = torch.log(values + _EPS)
+    return log, log - log.mean(dim=dims, keepdim=True)
+
+
+class StemController(nn.Module):
+    """Lightweight controller; ``gates`` fixes its output sizes, ``stem_channels`` its input."""
+
+    def __init__(
+        self,
+        stem_channels: int,
+        gates: list[GateSpec],
+        *,
+        hidden: int = 64,
+        init_logit: float = 3.0,
+        prior_weight: float = 3.0,
+    ) -> None:
+        super().__init__()
+        self.gates = list(gates)
+        self.stem_channels = stem_channels
+        context_in = stem_channels + 4
+        self.context = nn.Sequential(nn.Linear(context_in, hidden), nn.ReLU(inplace=True))
+        self.frame_weights = nn.ModuleList(nn.Linear(FRAME_FEATURES, 1) for _ in gates)
+        self.tile_weights = nn.ModuleList(nn.Linear(TILE_FEATURES, 1) for _ in gates)
+        self.frame_bias = nn.ModuleList(nn.Linear(hidden, 1) for _ in gates)
+        self.tile_bias = nn.ModuleList(nn.Linear(hidden, 1) for _ in gates)
+        self.channel_heads = nn.ModuleList(nn.Linear(hidden, g.num_channels) for g in gates)
+        for head in [*self.frame_bias, *self.tile_bias, *self.channel_heads]:
+            nn.init.normal_(head.weight, std=0.01)
+            nn.init.constant_(head.bias, init_logit)
+        with torch.no_grad():  # prior: prefer frames/tiles with more motion and activity than the clip's mean
+            for head in self.frame_weights:
+                head.weight.copy_(torch.tensor([[0.0, 0.0, 0.0, prior_weight]]))
+                head.bias.zero_()
+            for head in self.tile_weights:
+                head.weight.copy_(torch.tensor([[0.0, prior_weight / 2, 0.0, prior_weight / 2]]))
+                head.bias.zero_()
+
+    @staticmethod
+    def maps(stem: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Channel means (B, C), magnitude map (B, T, H, W), frame-difference map (B, T, H/4, W/4).
+
+        Frame differences are taken on the stem output average-pooled over ``POOL x POOL`` pixels, so
+        sensor noise (independent per frame) does not drown the motion of small objects.
+        """
+        magnitude = stem.abs()
+        channel = magnitude.mean(dim=(2, 3, 4))
+        level = magnitude.mean(dim=1)
+        pool = POOL if min(stem.shape[3:]) >= 4 * POOL else 1
+        smooth = F.avg_pool3d(stem, (1, pool, pool)) if pool > 1 else stem  # averages pixel noise out
+        if stem.shape[2] > 1:
+            diff = (smooth[:, :, 1:] - smooth[:, :, :-1]).abs().mean(dim=1)
+            diff = torch.cat([diff[:, :1], diff], dim=1)
+        else:
+            diff = torch.zeros_like(smooth[:, 0])
+        return channel, level, diff
+
+    def forward(self, stem: torch.Tensor) -> StemControllerOutput:
+        if stem.shape[1] != self.stem_channels:
+            raise ValueError(f"controller expects {self.stem_channels} stem channels, got {stem.shape[1]}")
+        channel, level, diff = self.maps(stem)
+        frame_level, frame_level_rel = _relative_log(level.mean(dim=(2, 3)), (1,))
+        frame_diff, frame_diff_rel = _relative_log(diff.mean(dim=(2, 3)), (1,))
+        spread = (frame_diff.std(1, unbiased=False), frame_level.std(1, unbiased=False))
+        summary = torch.stack([frame_level.mean(1), frame_diff.mean(1), *spread], dim=1)
+        context = self.context(torch.cat([torch.log(channel + _EPS), summary], dim=1))
+        per_frame = torch.stack([frame_level, frame_level_rel, frame_diff, frame_diff_rel], dim=1)  # (B, F, T)
+        level_map, diff_map = level.mean(dim=1), diff.mean(dim=1)  # (B, H, W)
+        frames, channels, tiles = [], [], []
+        for i, gate in enumerate(self.gates):
+            frame_features = F.adaptive_avg_pool1d(per_frame, gate.num_frames).transpose(1, 2)
+            frames.append(self.frame_weights[i](frame_features).squeeze(2) + self.frame_bias[i](context))
+            tile_level, tile_level_rel = _relative_log(
+                F.adaptive_avg_pool2d(level_map[:, None], gate.tile_grid).flatten(1), (1,)
+            )
+            tile_diff, tile_diff_rel = _relative_log(
+                F.adaptive_avg_pool2d(diff_map[:, None], gate.tile_grid).flatten(1), (1,)
+            )
+            tile_features = torch.stack([tile_level, tile_level_rel, tile_diff, tile_diff_rel], dim=2)
+            tiles.append(self.tile_weights[i](tile_features).squeeze(2) + self.tile_bias[i](context))
+            channels.append(self.channel_heads[i](context))
+        return StemControllerOutput(frames, channels, tiles)
+
+    def macs_per_clip(self, stem_shape: tuple[int, int, int, int]) -> int:
+        """Analytic cost per clip of a stem output of shape (C, T, H, W): reductions + linear layers.
+
+        Each reduction/difference over the stem output is counted as one MAC per element it reads
+        (abs-mean: 1, pooling: 1, frame differences: 1, magnitude map: 1), so the count is an upper bound.
+        """
+        channels, frames, height, width = stem_shape
+        reductions = 4 * channels * frames * height * width
+        linear = sum(m.in_features * m.out_features for m in self.modules() if isinstance(m, nn.Linear))
+        per_frame_gate = sum(g.num_frames * FRAME_FEATURES + g.num_tiles * TILE_FEATURES for g in self.gates)
+        linear += per_frame_gate - sum(FRAME_FEATURES + TILE_FEATURES for _ in self.gates)
+        return reductions + linear

@@ -1,0 +1,41 @@
+"""``dance3d aap``: DANCE stage 2, train the per-clip pruning controller on a (frozen) dense/AVA model."""
+
+from __future__ import annotations
+
+import argparse
+
+from dance3d.cli.common import add_config_args
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("aap", help="DANCE stage 2 (AAP controller)", description=__doc__)
+    parser.add_argument("--checkpoint", required=True, help="dense model.pt (from 'dance3d train' or 'dance3d ava')")
+    parser.add_argument("--out", required=True, help="run directory (model.pt, config.yaml, metrics.jsonl)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--target-mac-fraction", type=float, help="aap.target_mac_fraction")
+    parser.add_argument("--mac-penalty", type=float, help="aap.mac_penalty")
+    add_config_args(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dance3d.config import load_config
+    from dance3d.dance.aap import AapRunConfig, run_aap
+    from dance3d.training.checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    flags = {
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "target_mac_fraction": args.target_mac_fraction,
+        "mac_penalty": args.mac_penalty,
+    }
+    overrides = [f"aap.{k}={v}" for k, v in flags.items() if v is not None] + args.overrides
+    config = load_config(AapRunConfig, path=args.config, overrides=overrides, base={"data": checkpoint["data"]})
+    result = run_aap(config, args.checkpoint, args.out)
+    print(
+        f"saved {result.checkpoint_path} (val top-1 {result.val_top1:.4f}, "
+        f"mean MAC fraction {result.val_mac_fraction:.4f})"
+    )
+    return 0

@@ -1,0 +1,1 @@
+"""DANCE: AVA (activation variability amplification) and AAP (adaptive activation pruning) trainers."""

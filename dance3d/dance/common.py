@@ -1,0 +1,58 @@
+"""Pieces shared by the AVA and AAP trainers: loading the input checkpoint, batching, logging."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dance3d.dance.data import ClipCache
+from dance3d.errors import ConfigError
+from dance3d.training.checkpoint import build_dense_model, load_checkpoint
+
+
+def load_dense_checkpoint(path: str | Path) -> tuple[dict[str, Any], torch.nn.Module]:
+    """A dense checkpoint and its model (eval mode); AVA and AAP both start from one."""
+    checkpoint = load_checkpoint(path)
+    if checkpoint.get("kind", "dense") != "dense":
+        raise ConfigError(f"{path} is a {checkpoint['kind']!r} checkpoint; expected a dense one (train or ava output)")
+    return checkpoint, build_dense_model(checkpoint).eval()
+
+
+def clip_shape(data) -> tuple[int, int, int]:
+    return (data.num_frames, data.height, data.width)
+
+
+def batches(size: int, batch_size: int, *, seed: int, epoch: int, drop_last: bool = True) -> Iterator[torch.Tensor]:
+    """Shuffled index batches, a function of (seed, epoch)."""
+    order = torch.randperm(size, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    stop = size - size % batch_size if drop_last and size >= batch_size else size
+    for start in range(0, stop, batch_size):
+        yield order[start : start + batch_size]
+
+
+def prepare_out_dir(out_dir: str | Path) -> Path:
+    out_dir = Path(out_dir)
+    if (out_dir / "model.pt").exists():
+        raise ConfigError(f"{out_dir / 'model.pt'} exists; choose another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, cache: ClipCache, *, batch_size: int = 64, keep_all: bool = False) -> float:
+    """Top-1 of ``model`` on a cached split (eval mode); ``keep_all``: a dynamic model with every unit kept."""
+    model.eval()
+    hits = 0
+    for start in range(0, len(cache), batch_size):
+        clips, labels = cache.batch(torch.arange(start, min(start + batch_size, len(cache))))
+        kwargs = {"decisions": model.full_decisions(len(clips))} if keep_all else {}
+        hits += int((model(clips, **kwargs).argmax(1) == labels).sum())
+    return hits / len(cache)

@@ -1,0 +1,104 @@
+"""Static baseline: magnitude pruning of inner channels (same for every clip), then fine-tuning.
+
+Each gated block keeps the ``round(keep_fraction x C)`` inner channels whose producing conv filters
+have the largest L1 norm; frames and tiles are all kept. The keep fraction is solved so the
+model's MACs match a given fraction of the dense model's (gated convs scale linearly with it).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from dance3d.dance.common import batches
+from dance3d.dance.data import ClipCache
+from dance3d.dynamic import BlockDecision, DynamicModel
+
+
+def expand(decisions: list[BlockDecision], batch_size: int) -> list[BlockDecision]:
+    """Decisions of one clip repeated for ``batch_size`` clips."""
+    return [
+        BlockDecision(
+            d.frames.expand(batch_size, -1), d.channels.expand(batch_size, -1), d.tiles.expand(batch_size, -1), d.grid
+        )
+        for d in decisions
+    ]
+
+
+def magnitude_channel_decisions(model: DynamicModel, keep_fraction: float) -> list[BlockDecision]:
+    """Per gated block, keep the inner channels with the largest L1 filter norm (batch of one clip)."""
+    decisions = []
+    for full, convs in zip(model.full_decisions(1), model.gated_convs, strict=True):
+        producer = next(c for c in convs if c.side in ("out", "both", "depthwise"))
+        weight = model.backbone.get_submodule(producer.name).weight.detach()
+        norms = weight.abs().flatten(1).sum(1)
+        keep = max(1, round(keep_fraction * len(norms)))
+        channels = torch.zeros(1, len(norms), dtype=torch.bool)
+        channels[0, norms.topk(keep).indices] = True
+        decisions.append(BlockDecision(full.frames, channels, full.tiles, full.grid))
+    return decisions
+
+
+@torch.no_grad()
+def keep_fraction_for(model: DynamicModel, mac_fraction: float) -> float:
+    """The channel keep fraction at which the static model costs ``mac_fraction`` of the dense MACs."""
+    model.eval()
+    model(torch.zeros(1, 3, *model.clip_shape), decisions=model.full_decisions(1))
+    gated = sum(float(m[0]) for m in model.last_block_macs) / model.dense_macs
+    return min(1.0, max(0.0, (mac_fraction - (1.0 - gated)) / gated))
+
+
+def finetune_static(
+    model: DynamicModel,
+    decisions: list[BlockDecision],
+    train: ClipCache,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int = 16,
+    seed: int = 0,
+    progress: bool = True,
+    log=print,
+) -> list[dict[str, Any]]:
+    """Fine-tune the backbone under fixed ``decisions`` (BN statistics frozen); returns epoch rows."""
+    optimizer = torch.optim.AdamW(model.backbone.parameters(), lr=lr, weight_decay=0.0)
+    history = []
+    model.eval()
+    for epoch in range(epochs):
+        started = time.perf_counter()
+        loss_sum = correct = count = 0.0
+        order = list(batches(len(train), batch_size, seed=seed, epoch=epoch))
+        for indices in tqdm(order, desc=f"static {epoch + 1}/{epochs}", unit="batch", disable=not progress):
+            clips, labels = train.batch(indices)
+            logits = model(clips, decisions=expand(decisions, len(clips)))
+            loss = F.cross_entropy(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(labels)
+            correct += float((logits.argmax(1) == labels).sum())
+            count += len(labels)
+        row = {"epoch": epoch + 1, "loss": loss_sum / count, "train_top1": correct / count}
+        row["epoch_s"] = time.perf_counter() - started
+        history.append(row)
+        log("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+    return history
+
+
+class StaticPrunedModel(torch.nn.Module):
+    """A dynamic model run with the same fixed decisions for every clip (``evaluate`` compatible)."""
+
+    def __init__(self, model: DynamicModel, decisions: list[BlockDecision]) -> None:
+        super().__init__()
+        self.model = model
+        self.decisions = decisions
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        return self.model(clips, decisions=expand(self.decisions, len(clips)))
+
+    def clip_stats(self) -> list[dict[str, float]]:
+        return self.model.clip_stats()

@@ -1,0 +1,17 @@
+"""Dynamic (input-adaptive) execution of 3D CNNs: gated residual blocks, decisions, MAC accounting."""
+
+from dance3d.dynamic.config import DynamicConfig
+from dance3d.dynamic.decisions import BlockDecision, GateLevels, TileGrid
+from dance3d.dynamic.model import EXECUTION_MODES, DynamicModel, GatedBlock, convert_model, set_execution_mode
+
+__all__ = [
+    "EXECUTION_MODES",
+    "BlockDecision",
+    "DynamicConfig",
+    "DynamicModel",
+    "GateLevels",
+    "GatedBlock",
+    "TileGrid",
+    "convert_model",
+    "set_execution_mode",
+]

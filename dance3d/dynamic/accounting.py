@@ -1,0 +1,89 @@
+"""Analytic MAC accounting of what executes (DESIGN.md §4 convention).
+
+Dense cost of a conv: ``output elements x in_channels / groups x kernel volume``; of a linear
+layer: ``output elements x in_features``; per clip. A gated block's branch convs scale with the
+kept fraction of output positions (kept frames x kept tile area) and with the kept fraction of
+inner channels on each gated side: once for a conv whose input *or* output is the gated inner
+activation (or a depthwise conv gated on both), squared for a dense conv gated on both sides.
+The halo a compact 3x3x3 executor recomputes around kept positions is not counted (it shows up in
+measured realisation efficiency). Stem, shortcut convs, head and the controller are counted dense.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn as nn
+
+GateSide = Literal["none", "in", "out", "both", "depthwise"]
+COUNTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+def layer_macs_per_clip(module: nn.Module, output: torch.Tensor) -> int:
+    """Dense MACs of one conv/linear call, per clip (batch dimension divided out)."""
+    per_clip = output.numel() // output.shape[0]
+    if isinstance(module, nn.Linear):
+        return per_clip * module.in_features
+    return per_clip * (module.in_channels // module.groups) * math.prod(module.kernel_size)
+
+
+def gate_side(conv: nn.Module, *, gated_in: bool, gated_out: bool) -> GateSide:
+    if gated_in and gated_out:
+        depthwise = isinstance(conv, nn.Conv3d | nn.Conv2d | nn.Conv1d) and conv.groups == conv.in_channels
+        return "depthwise" if depthwise else "both"
+    return "in" if gated_in else "out" if gated_out else "none"
+
+
+def channel_factor(side: GateSide, channel_fraction: torch.Tensor) -> torch.Tensor:
+    if side == "none":
+        return torch.ones_like(channel_fraction)
+    if side == "both":
+        return channel_fraction * channel_fraction
+    return channel_fraction
+
+
+class MacRecorder:
+    """Forward hooks on every conv/linear of a module: dense MACs per clip of the last forward."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.macs: dict[str, int] = {}
+        self._handles = [
+            m.register_forward_hook(self._hook(name)) for name, m in module.named_modules() if isinstance(m, COUNTED)
+        ]
+
+    def _hook(self, name: str):
+        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+            self.macs[name] = layer_macs_per_clip(module, output)
+
+        return hook
+
+    def reset(self) -> None:
+        self.macs = {}
+
+    def total(self) -> int:
+        return sum(self.macs.values())
+
+
+@dataclass(frozen=True)
+class GatedConv:
+    """One conv of a gated residual branch: its name in the backbone and which side is gated."""
+
+    name: str
+    side: GateSide
+
+
+def block_macs(
+    convs: list[GatedConv],
+    dense_macs: dict[str, int],
+    *,
+    position_fraction: torch.Tensor,
+    channel_fraction: torch.Tensor,
+) -> torch.Tensor:
+    """Per-clip MACs (B,) of one gated branch given kept fractions (B,) (differentiable)."""
+    total = torch.zeros_like(position_fraction)
+    for conv in convs:
+        total = total + dense_macs[conv.name] * channel_factor(conv.side, channel_fraction)
+    return total * position_fraction

@@ -1,0 +1,318 @@
+"""Dynamic model: a backbone whose residual blocks are gated per clip by a stem-fed controller.
+
+Execution modes (``set_execution_mode``):
+
+- ``train``: hard decisions in the forward pass, straight-through surrogate gradients
+  (``sigmoid(logit)``) to the controller in the backward pass;
+- ``simulate``: the same hard decisions applied as 0/1 masks on dense tensors (the numerical
+  reference; no gradient to the controller).
+
+Both give identical forward outputs. Real sparse (compact) execution consumes
+``model.last_decisions`` (see :mod:`dance3d.dynamic.decisions`) and is not part of this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch.nn as nn
+
+from controllers import GateSpec, StemController, keep_counts, level_counts, ste_mask, topk_mask
+from dance3d.dynamic.accounting import GatedConv, MacRecorder, block_macs, gate_side
+from dance3d.dynamic.adapters import BlockAdapter, find_residual_blocks, find_stem, replace_module
+from dance3d.dynamic.config import DynamicConfig
+from dance3d.dynamic.decisions import BlockDecision, GateLevels, TileGrid
+from dance3d.errors import ConfigError
+
+ExecutionMode = Literal["train", "simulate"]
+EXECUTION_MODES: tuple[str, ...] = ("train", "simulate")
+
+
+@dataclass
+class _Masks:
+    frames: torch.Tensor  # (B, T) float, STE-carrying in train mode
+    channels: torch.Tensor  # (B, C)
+    tiles: torch.Tensor  # (B, n_tiles)
+
+
+@dataclass
+class _Context:
+    """State shared by the controller hook and the gated blocks during one forward pass."""
+
+    probing: bool = False
+    masks: list[_Masks] = field(default_factory=list)
+    position_fraction: dict[int, torch.Tensor] = field(default_factory=dict)
+    channel_fraction: dict[int, torch.Tensor] = field(default_factory=dict)
+    record_inner: bool = False
+    inner: dict[int, torch.Tensor] = field(default_factory=dict)
+    probe: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+class GatedBlock(nn.Module):
+    """Wraps one residual block; skips frames/tiles of its residual branch and inner channels."""
+
+    def __init__(self, index: int, block: nn.Module, adapter: BlockAdapter, context: _Context) -> None:
+        super().__init__()
+        self.index = index
+        self.block = block
+        self.adapter = adapter
+        self._context = context
+        self.grid: TileGrid | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ctx = self._context
+        if ctx.probing:
+            return self._probe(x)
+        masks = ctx.masks[self.index]
+        channel_mask = masks.channels[:, :, None, None, None]
+
+        def gate(h: torch.Tensor) -> torch.Tensor:
+            if ctx.record_inner and self.index not in ctx.inner:
+                ctx.inner[self.index] = h
+            return h * channel_mask.to(h.dtype)
+
+        residual = self.adapter.residual(self.block, x, gate)
+        if tuple(residual.shape[2:]) != (masks.frames.shape[1], self.grid.height, self.grid.width):
+            raise ConfigError(
+                f"gated block {self.index}: output {tuple(residual.shape[2:])} does not match the clip shape the "
+                f"model was converted for ({masks.frames.shape[1]}, {self.grid.height}, {self.grid.width})"
+            )
+        positions = masks.frames[:, None, :, None, None] * self.grid.expand(masks.tiles)[:, None, None]
+        ctx.position_fraction[self.index] = positions.mean(dim=(1, 2, 3, 4))
+        ctx.channel_fraction[self.index] = masks.channels.mean(dim=1)
+        shortcut = self.adapter.shortcut(self.block, x)
+        return self.adapter.fuse(self.block, shortcut, residual * positions.to(residual.dtype))
+
+    def _probe(self, x: torch.Tensor) -> torch.Tensor:
+        events: list[str] = []
+        record = self._context.probe.setdefault(self.index, {})
+        handles = [
+            m.register_forward_hook(lambda _m, _i, _o, n=name: events.append(n))
+            for name, m in self.block.named_modules()
+            if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d)
+        ]
+
+        def gate(h: torch.Tensor) -> torch.Tensor:
+            events.append("<gate>")
+            record["inner_channels"] = h.shape[1]
+            return h
+
+        try:
+            residual = self.adapter.residual(self.block, x, gate)
+        finally:
+            for handle in handles:
+                handle.remove()
+        record["events"] = events
+        record["output_shape"] = tuple(residual.shape[2:])
+        return self.adapter.fuse(self.block, self.adapter.shortcut(self.block, x), residual)
+
+
+class DynamicModel(nn.Module):
+    """Backbone with gated residual blocks + :class:`controllers.StemController`."""
+
+    def __init__(self, backbone: nn.Module, *, clip_shape: tuple[int, int, int], config: DynamicConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.clip_shape = tuple(clip_shape)
+        self.mode: ExecutionMode = "simulate"
+        self._context = _Context()
+        self.stem_name, stem = find_stem(backbone)
+        blocks = find_residual_blocks(backbone)
+        if not blocks:
+            raise ConfigError(f"no supported residual blocks found in {type(backbone).__name__}")
+        self.block_names = [name for name, _, _ in blocks]
+        self.gated: list[GatedBlock] = []
+        for index, (name, block, adapter) in enumerate(blocks):
+            gated = GatedBlock(index, block, adapter, self._context)
+            replace_module(backbone, name, gated)
+            self.gated.append(gated)
+        self.backbone = backbone
+        self._recorder = MacRecorder(backbone)
+        self.gate_specs, self.levels, self.gated_convs, self.stem_shape = self._probe(stem, config)
+        self.controller = StemController(
+            self.stem_shape[0],
+            self.gate_specs,
+            hidden=config.controller_hidden,
+            init_logit=config.init_logit,
+            prior_weight=config.prior_weight,
+        )
+        self.last_decisions: list[BlockDecision] = []
+        self.last_macs: torch.Tensor | None = None
+        self.last_block_macs: list[torch.Tensor] = []
+        self.dense_macs: int = 0
+        self._pending: list[BlockDecision] | None = None
+        self._controller_macs = 0
+
+    # -- construction -------------------------------------------------------------------------
+    def _probe(self, stem: nn.Module, config: DynamicConfig):
+        """One forward on a zero clip: stem shape, each block's output shape, inner width, conv order."""
+        ctx = self._context
+        ctx.probing, ctx.probe = True, {}
+        stem_shapes: list[tuple[int, ...]] = []
+        handle = stem.register_forward_hook(lambda _m, _i, out: stem_shapes.append(tuple(out.shape[1:])))
+        was_training = self.backbone.training
+        self.backbone.eval()
+        try:
+            with torch.no_grad():
+                self.backbone(torch.zeros(1, 3, *self.clip_shape))
+        finally:
+            ctx.probing = False
+            handle.remove()
+            self.backbone.train(was_training)
+        specs, levels, convs = [], [], []
+        for index, gated in enumerate(self.gated):
+            record = ctx.probe[index]
+            if "inner_channels" not in record:
+                raise ConfigError(f"block {self.block_names[index]}: its adapter never gated an inner activation")
+            frames, height, width = record["output_shape"]
+            gated.grid = TileGrid.for_map(height, width, config.tile_size)
+            spec = GateSpec(frames, record["inner_channels"], (gated.grid.rows, gated.grid.cols))
+            specs.append(spec)
+            levels.append(
+                GateLevels(
+                    frames=level_counts(frames, config.frame_keep_fractions),
+                    channels=level_counts(
+                        spec.num_channels, config.channel_keep_fractions, multiple=config.channel_multiple
+                    ),
+                    tiles=level_counts(spec.num_tiles, config.tile_keep_fractions),
+                )
+            )
+            convs.append(self._classify(index, record["events"]))
+        return specs, levels, convs, stem_shapes[0]
+
+    def _classify(self, index: int, events: list[str]) -> list[GatedConv]:
+        prefix = f"{self.block_names[index]}.block."
+        out = []
+        for i, event in enumerate(events):
+            if event == "<gate>":
+                continue
+            conv = self.gated[index].block.get_submodule(event)
+            gated_in = i > 0 and events[i - 1] == "<gate>"
+            gated_out = i + 1 < len(events) and events[i + 1] == "<gate>"
+            out.append(GatedConv(prefix + event, gate_side(conv, gated_in=gated_in, gated_out=gated_out)))
+        return out
+
+    # -- forward --------------------------------------------------------------------------------
+    def forward(self, clips: torch.Tensor, *, decisions: list[BlockDecision] | None = None) -> torch.Tensor:
+        """Logits; ``decisions`` (e.g. :meth:`full_decisions`) replace the controller's."""
+        if tuple(clips.shape[2:]) != self.clip_shape:
+            raise ConfigError(f"dynamic model was built for clips {self.clip_shape}, got {tuple(clips.shape[2:])}")
+        ctx = self._context
+        ctx.masks, ctx.inner = [], {}
+        ctx.position_fraction, ctx.channel_fraction = {}, {}
+        self._recorder.reset()
+        self._pending = decisions
+        handle = self.backbone.get_submodule(self.stem_name).register_forward_hook(self._decide)
+        try:
+            logits = self.backbone(clips)
+        finally:
+            handle.remove()
+        self._account()
+        return logits
+
+    def _decide(self, module: nn.Module, inputs: tuple, stem: torch.Tensor) -> None:
+        ctx = self._context
+        if self._pending is not None:
+            self.last_decisions = list(self._pending)
+            ctx.masks = [_Masks(d.frames.float(), d.channels.float(), d.tiles.float()) for d in self._pending]
+            self._controller_macs = 0
+            return
+        out = self.controller(stem)
+        decisions, masks = [], []
+        for i, levels in enumerate(self.levels):
+            hard = []
+            soft = []
+            for logits, allowed in (
+                (out.frame_logits[i], levels.frames),
+                (out.channel_logits[i], levels.channels),
+                (out.tile_logits[i], levels.tiles),
+            ):
+                mask = topk_mask(logits.detach(), keep_counts(logits.detach(), allowed))
+                hard.append(mask)
+                soft.append(
+                    ste_mask(mask, logits, temperature=self.config.ste_temperature) if self.mode == "train" else mask
+                )
+            decisions.append(BlockDecision(hard[0].bool(), hard[1].bool(), hard[2].bool(), self.gated[i].grid))
+            masks.append(_Masks(*soft))
+        self.last_decisions = decisions
+        ctx.masks = masks
+        self._controller_macs = self.controller.macs_per_clip(tuple(stem.shape[1:]))
+
+    def _account(self) -> None:
+        ctx = self._context
+        dense = dict(self._recorder.macs)
+        self.dense_macs = sum(dense.values())
+        gated_names = {conv.name for convs in self.gated_convs for conv in convs}
+        fixed = sum(v for k, v in dense.items() if k not in gated_names) + self._controller_macs
+        total = None
+        self.last_block_macs = []
+        for i, convs in enumerate(self.gated_convs):
+            macs = block_macs(
+                [c for c in convs if c.name in dense],
+                dense,
+                position_fraction=ctx.position_fraction[i],
+                channel_fraction=ctx.channel_fraction[i],
+            )
+            self.last_block_macs.append(macs)
+            total = macs if total is None else total + macs
+        self.last_macs = total + fixed
+
+    @property
+    def last_mac_fraction(self) -> torch.Tensor:
+        """Per-clip MAC fraction (B,) of the last forward vs the dense model (differentiable in train mode)."""
+        return self.last_macs / self.dense_macs
+
+    # -- decisions, stats -----------------------------------------------------------------------
+    def full_decisions(self, batch_size: int, device: torch.device | str = "cpu") -> list[BlockDecision]:
+        """Keep everything (reproduces the dense model)."""
+        return [
+            BlockDecision(
+                torch.ones(batch_size, s.num_frames, dtype=torch.bool, device=device),
+                torch.ones(batch_size, s.num_channels, dtype=torch.bool, device=device),
+                torch.ones(batch_size, s.num_tiles, dtype=torch.bool, device=device),
+                g.grid,
+            )
+            for s, g in zip(self.gate_specs, self.gated, strict=True)
+        ]
+
+    def clip_stats(self) -> list[dict[str, float]]:
+        """Per clip of the last forward: ``macs``, ``mac_fraction`` and keep rates (overall and per gate)."""
+        if self.last_macs is None:
+            return []
+        macs = self.last_macs.detach().cpu()
+        rows = []
+        for b in range(len(macs)):
+            row: dict[str, float] = {"macs": float(macs[b]), "mac_fraction": float(macs[b]) / self.dense_macs}
+            keeps: dict[str, list[float]] = {"frame_keep": [], "channel_keep": [], "tile_keep": []}
+            for i, d in enumerate(self.last_decisions):
+                for key, mask in (("frame_keep", d.frames), ("channel_keep", d.channels), ("tile_keep", d.tiles)):
+                    value = float(mask[b].float().mean())
+                    row[f"g{i}.{key}"] = value
+                    keeps[key].append(value)
+                row[f"g{i}.mac_fraction"] = float(self.last_block_macs[i][b].detach()) / self.dense_macs
+            row.update({key: sum(v) / len(v) for key, v in keeps.items()})
+            rows.append(row)
+        return rows
+
+    def inner_activations(self) -> dict[int, torch.Tensor]:
+        """Gated inner activations of the last forward (only with ``record_inner(True)``)."""
+        return dict(self._context.inner)
+
+    def record_inner(self, enabled: bool) -> None:
+        self._context.record_inner = enabled
+
+
+def set_execution_mode(model: DynamicModel, mode: str) -> None:
+    """Switch between ``train`` (STE gradients) and ``simulate`` (hard masks, reference numerics)."""
+    if mode not in EXECUTION_MODES:
+        raise ConfigError(f"execution mode {mode!r} is not one of {', '.join(EXECUTION_MODES)}")
+    model.mode = mode
+
+
+def convert_model(
+    model: nn.Module, *, clip_shape: tuple[int, int, int], config: DynamicConfig | None = None
+) -> DynamicModel:
+    """Wrap ``model`` (modified in place: its residual blocks become :class:`GatedBlock`)."""
+    return DynamicModel(model, clip_shape=clip_shape, config=config or DynamicConfig())

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from dance3d.config import save_config, to_dict
-from dance3d.dance.common import accuracy, batches, clip_shape, load_dense_checkpoint, prepare_out_dir, write_jsonl
+from dance3d.config import to_dict
+from dance3d.dance.common import accuracy, batches, clip_shape, start_stage, write_jsonl
 from dance3d.dance.data import ClipCache, cached_split
 from dance3d.data.registry import DataConfig
 from dance3d.dynamic import DynamicConfig, DynamicModel, convert_model, set_execution_mode
@@ -194,13 +194,9 @@ def mean_mac_fraction(model: DynamicModel, cache: ClipCache, *, batch_size: int 
 def run_aap(config: AapRunConfig, checkpoint_path: str | Path, out_dir: str | Path) -> AapResult:
     """Dense (or AVA) checkpoint -> dynamic model with a trained controller, saved as kind ``dynamic``."""
     settings = config.aap
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    checkpoint, dense = load_dense_checkpoint(checkpoint_path)
-    out_dir = prepare_out_dir(out_dir)
-    save_config(config, out_dir / "config.yaml")
-    classes = tuple(checkpoint["classes"])
-    torch.manual_seed(settings.seed)
+    checkpoint, dense, out_dir, classes = start_stage(
+        config, checkpoint_path, out_dir, threads=settings.threads, seed=settings.seed
+    )
     model = convert_model(dense, clip_shape=clip_shape(config.data), config=config.dynamic)
     train = cached_split(config.data, "train", classes=classes, limit=settings.num_train_clips)
     val = cached_split(config.data, "val", classes=classes, limit=settings.measure_clips)

@@ -19,13 +19,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from dance3d.config import save_config, to_dict
+from dance3d.config import to_dict
 from dance3d.dance.common import (
     accuracy,
     batches,
     clip_shape,
-    load_dense_checkpoint,
-    prepare_out_dir,
+    start_stage,
     write_jsonl,
 )
 from dance3d.dance.data import ClipCache, cached_split
@@ -158,13 +157,9 @@ def train_ava(model: DynamicModel, train: ClipCache, settings: AvaSettings, *, l
 def run_ava(config: AvaRunConfig, checkpoint_path: str | Path, out_dir: str | Path) -> AvaResult:
     """Load a dense checkpoint, measure, fine-tune with AVA, measure again, save a dense checkpoint."""
     settings = config.ava
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    checkpoint, dense = load_dense_checkpoint(checkpoint_path)
-    out_dir = prepare_out_dir(out_dir)
-    save_config(config, out_dir / "config.yaml")
-    classes = tuple(checkpoint["classes"])
-    torch.manual_seed(settings.seed)
+    checkpoint, dense, out_dir, classes = start_stage(
+        config, checkpoint_path, out_dir, threads=settings.threads, seed=settings.seed
+    )
     model = convert_model(dense, clip_shape=clip_shape(config.data), config=DynamicConfig(tile_size=settings.tile_size))
     train = cached_split(config.data, "train", classes=classes, limit=settings.num_train_clips)
     val = cached_split(config.data, "val", classes=classes, limit=settings.measure_clips)

@@ -42,6 +42,21 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
     return out_dir
 
 
+def start_stage(
+    config: Any, checkpoint_path: str | Path, out_dir: str | Path, *, threads: int, seed: int
+) -> tuple[dict[str, Any], torch.nn.Module, Path, tuple[str, ...]]:
+    """Shared start of a DANCE stage: threads, dense checkpoint, output dir with its config, seed."""
+    from dance3d.config import save_config
+
+    if threads:
+        torch.set_num_threads(threads)
+    checkpoint, dense = load_dense_checkpoint(checkpoint_path)
+    out = prepare_out_dir(out_dir)
+    save_config(config, out / "config.yaml")
+    torch.manual_seed(seed)
+    return checkpoint, dense, out, tuple(checkpoint["classes"])
+
+
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 

@@ -2,6 +2,7 @@
 
 from dance3d.dynamic.config import DynamicConfig
 from dance3d.dynamic.decisions import BlockDecision, GateLevels, TileGrid
+from dance3d.dynamic.knobs import Knob, apply_knobs, current_knobs, knob_space
 from dance3d.dynamic.model import EXECUTION_MODES, DynamicModel, GatedBlock, convert_model, set_execution_mode
 
 __all__ = [
@@ -11,7 +12,11 @@ __all__ = [
     "DynamicModel",
     "GateLevels",
     "GatedBlock",
+    "Knob",
     "TileGrid",
+    "apply_knobs",
     "convert_model",
+    "current_knobs",
+    "knob_space",
     "set_execution_mode",
 ]

@@ -138,6 +138,7 @@ class DynamicModel(nn.Module):
             init_logit=config.init_logit,
             prior_weight=config.prior_weight,
         )
+        self.register_buffer("logit_offsets", torch.zeros(len(self.gate_specs), 3), persistent=False)
         self.last_decisions: list[BlockDecision] = []
         self.last_macs: torch.Tensor | None = None
         self.last_block_macs: list[torch.Tensor] = []
@@ -224,10 +225,11 @@ class DynamicModel(nn.Module):
         for i, levels in enumerate(self.levels):
             hard = []
             soft = []
+            offsets = self.logit_offsets[i]  # run-time knobs (dance3d.dynamic.knobs), 0 = as trained
             for logits, allowed in (
-                (out.frame_logits[i], levels.frames),
-                (out.channel_logits[i], levels.channels),
-                (out.tile_logits[i], levels.tiles),
+                (out.frame_logits[i] + offsets[0], levels.frames),
+                (out.channel_logits[i] + offsets[1], levels.channels),
+                (out.tile_logits[i] + offsets[2], levels.tiles),
             ):
                 mask = topk_mask(logits.detach(), keep_counts(logits.detach(), allowed))
                 hard.append(mask)

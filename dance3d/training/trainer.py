@@ -65,6 +65,16 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+@dataclass(frozen=True)
+class StartModel:
+    """Train this module instead of building ``config.train.model`` (e.g. a pruned model); its checkpoint
+    records ``kind`` and ``spec`` (what ``MODEL_BUILDERS[kind]`` rebuilds it from)."""
+
+    module: nn.Module
+    kind: str
+    spec: dict[str, Any]
+
+
 @dataclass
 class TrainResult:
     checkpoint_path: Path
@@ -137,8 +147,10 @@ def _log(ctx: DistContext, message: str) -> None:
         tqdm.write(message)
 
 
-def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False) -> TrainResult:
-    """Train ``config.train.model`` on ``config.data``; writes ``model.pt``, ``metrics.jsonl``."""
+def train(
+    config: RunConfig, out_dir: str | Path, *, resume: bool = False, start: StartModel | None = None
+) -> TrainResult:
+    """Train ``config.train.model`` (or ``start.module``) on ``config.data``; writes ``model.pt``, ``metrics.jsonl``."""
     out_dir = Path(out_dir)
     tc = config.train
     device = resolve_device(tc.device)
@@ -154,8 +166,9 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False) -> Tr
         if not checkpoint_path.is_file():
             raise ConfigError(f"--resume: no checkpoint at {checkpoint_path}")
         state = load_checkpoint(checkpoint_path)
-        if state.get("kind") != "dense" or "optimizer" not in state:
-            raise ConfigError(f"--resume: {checkpoint_path} is not a resumable dense training checkpoint")
+        kind = start.kind if start else "dense"
+        if state.get("kind") != kind or "optimizer" not in state:
+            raise ConfigError(f"--resume: {checkpoint_path} is not a resumable {kind} training checkpoint")
     elif checkpoint_path.exists():
         raise ConfigError(f"{checkpoint_path} exists; pass --resume to continue it or choose another --out")
 
@@ -163,7 +176,10 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False) -> Tr
     classes = dataset_classes(train_set)
     val_set = _optional_split(config.data, "val", classes)
     torch.manual_seed(tc.seed)
-    model = create_model(tc.model, num_classes=len(classes), pretrained=tc.pretrained).to(device)
+    if start is not None:
+        model = start.module.to(device)
+    else:
+        model = create_model(tc.model, num_classes=len(classes), pretrained=tc.pretrained).to(device)
     optimizer = build_optimizer(model, tc)
     sampler = EpochSampler(len(train_set), seed=tc.seed, ctx=ctx, batch_size=tc.batch_size)
     steps_per_epoch = sampler.steps_per_epoch()
@@ -195,8 +211,8 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False) -> Tr
         if ctx.is_main:
             save_checkpoint(
                 {
-                    "kind": "dense",
-                    "model": {"name": tc.model, "num_classes": len(classes), "options": {}},
+                    "kind": start.kind if start else "dense",
+                    "model": start.spec if start else {"name": tc.model, "num_classes": len(classes), "options": {}},
                     "state_dict": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),

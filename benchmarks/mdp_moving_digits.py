@@ -1,0 +1,276 @@
+"""MDP on moving-digits, single-thread CPU: MDP vs uniform width scaling vs magnitude pruning at equal measured latency.
+
+    python benchmarks/mdp_moving_digits.py [--checkpoint runs/dense/model.pt] [--out runs/bench-mdp] [--quick]
+
+1. A dense ``tiny`` checkpoint (trained here on 16x64x64 clips unless ``--checkpoint`` is given; 64x64
+   because at 32x32 the last stage's layers run on 8x4x4 volumes in well under a millisecond, too
+   little to time reliably next to Python overhead).
+2. The latency table of that model with ``torch.set_num_threads(1)`` semantics (runtime threads=1),
+   calibrated on a few pruned models and validated on others (predicted vs measured).
+3. For each target (fraction of dense latency): MDP solves, materialises and measures; then (a)
+   uniform width scaling (every group the same fraction, Taylor-chosen channels) and (b) magnitude
+   pruning (inner channels by filter L1 norm, residual stream dense, as the static DANCE baseline)
+   are each shrunk until their *measured* latency is at most MDP's measured latency (2% timing
+   tolerance). All three are fine-tuned with the same trainer settings and evaluated on test.
+4. The MILP solve time on r2plus1d_18 (untrained; synthetic MAC-proportional latency table).
+
+Writes ``benchmarks/results/mdp_moving_digits.json`` (``_quick`` with --quick).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dance3d.config import to_dict
+from dance3d.data.registry import DataConfig, build_dataset
+from dance3d.evaluation import evaluate
+from dance3d.mdp.calibration import calibrate_table, summarize_validation, validate_table
+from dance3d.mdp.checkpoint import KIND, pruned_spec
+from dance3d.mdp.graph import Structure, extract_structure
+from dance3d.mdp.importance import Importance, magnitude_importance, taylor_importance
+from dance3d.mdp.lut import LatencyRuntime, LatencyTable, LayerTable
+from dance3d.mdp.lut_measure import TableGrid, build_table, measure_model_ms
+from dance3d.mdp.materialize import materialize
+from dance3d.mdp.plan import PrunePlan, width_grid
+from dance3d.mdp.problem import build_problem
+from dance3d.mdp.solver import SolverConfig, solve
+from dance3d.models import create_model
+from dance3d.training.checkpoint import build_dense_model, load_checkpoint
+from dance3d.training.trainer import RunConfig, StartModel, TrainConfig, train
+from profiling import collect_env
+
+RESULTS = Path(__file__).parent / "results"
+TOLERANCE = 1.02  # baselines may be this much slower than MDP, measured (timing noise)
+
+
+def settings(quick: bool) -> dict[str, Any]:
+    if quick:
+        return {
+            "data": DataConfig(num_frames=8, height=32, width=32, num_train=96, num_val=32, num_test=48),
+            "dense_train": TrainConfig(model="tiny", epochs=1, num_workers=0, progress=False),
+            "finetune": TrainConfig(model="tiny", epochs=1, lr=1e-3, warmup_steps=5, num_workers=0, progress=False),
+            "targets": (0.6,),
+            "repeats": 5,
+            "calibrate": 2,
+            "validate": 2,
+            "importance_batches": 2,
+            "r2plus1d_clip": (3, 4, 32, 32),
+        }
+    return {
+        "data": DataConfig(num_frames=16, height=64, width=64),
+        "dense_train": TrainConfig(model="tiny", epochs=6, num_workers=1),
+        "finetune": TrainConfig(model="tiny", epochs=2, lr=1e-3, warmup_steps=10, num_workers=1),
+        "targets": (0.75, 0.5, 0.35),
+        "repeats": 30,
+        "calibrate": 6,
+        "validate": 8,
+        "importance_batches": 8,
+        "r2plus1d_clip": (3, 16, 112, 112),
+    }
+
+
+def dense_checkpoint(args: argparse.Namespace, cfg: dict[str, Any], out: Path) -> Path:
+    if args.checkpoint:
+        return Path(args.checkpoint)
+    path = out / "dense" / "model.pt"
+    if path.is_file() and load_checkpoint(path).get("epochs_done", 0) >= cfg["dense_train"].epochs:
+        return path
+    shutil.rmtree(out / "dense", ignore_errors=True)
+    return train(RunConfig(data=cfg["data"], train=cfg["dense_train"]), out / "dense").checkpoint_path
+
+
+def snap(grid: tuple[int, ...], width: float) -> int:
+    return min(grid, key=lambda w: abs(w - width))
+
+
+def uniform_plan(structure: Structure, table: LatencyTable, fraction: float) -> PrunePlan:
+    return PrunePlan({g: snap(table.group_grids[g], fraction * info.width) for g, info in structure.groups.items()})
+
+
+def magnitude_plan(structure: Structure, table: LatencyTable, fraction: float) -> PrunePlan:
+    """Inner (in-block) groups at ``fraction``; the residual stream and other groups stay dense."""
+    return PrunePlan(
+        {
+            g: snap(table.group_grids[g], fraction * info.width) if info.block else info.width
+            for g, info in structure.groups.items()
+        }
+    )
+
+
+def match_latency(structure, table, make_plan, importance: Importance, limit_ms: float) -> tuple[PrunePlan, float]:
+    """The widest plan of the family whose measured latency is within ``TOLERANCE`` of ``limit_ms``."""
+    fractions = [f for f in np.arange(1.0, 0.04, -0.05)]
+    plans = [make_plan(structure, table, float(f)) for f in fractions]
+    start = next((i for i, p in enumerate(plans) if table.predict_ms(p) <= limit_ms), len(plans) - 1)
+    measured = float("inf")
+    for plan in plans[start:]:
+        model = materialize(structure, plan, keep=importance.keep_indices(plan.widths))
+        measured = measure_model_ms(model, table.clip_shape, table.runtime)
+        if measured <= limit_ms * TOLERANCE:
+            return plan, measured
+    return plan, measured
+
+
+def finetune_and_test(structure, plan, importance, spec, cfg, out: Path, classes) -> dict[str, float]:
+    model = materialize(structure, plan, keep=importance.keep_indices(plan.widths))
+    test_set = build_dataset(cfg["data"], "test", classes=classes)
+    before = evaluate(model.eval(), test_set, classes=classes, batch_size=32, progress=False).top1
+    shutil.rmtree(out, ignore_errors=True)
+    start = StartModel(model, KIND, pruned_spec(spec, structure.clip_shape, plan))
+    started = time.perf_counter()
+    train(RunConfig(data=cfg["data"], train=cfg["finetune"]), out, start=start)
+    after = evaluate(model.eval(), test_set, classes=classes, batch_size=32, progress=False).top1
+    return {"top1_before_finetune": before, "top1": after, "finetune_s": time.perf_counter() - started}
+
+
+def synthetic_r2plus1d_solve(clip_shape: tuple[int, int, int, int]) -> dict[str, Any]:
+    """Solve time of the MILP on r2plus1d_18 with MAC-proportional layer latencies and random importance."""
+    structure = extract_structure(create_model("r2plus1d_18", num_classes=400), clip_shape)
+    grids = {g: width_grid(info.width, step=16, max_points=16) for g, info in structure.groups.items()}
+    layers = {}
+    for name, layer in structure.layers.items():
+        module = structure.graph_module.get_submodule(name)
+        per_channel = float(np.prod(getattr(module, "kernel_size", (1,)))) * float(np.prod(layer.input_shape[2:]))
+        per_channel /= float(np.prod(getattr(module, "stride", (1,))))
+        axes_widths = [np.asarray(grids[a], dtype=float) for a in layer.axes]
+        mesh = np.meshgrid(*axes_widths, indexing="ij") if axes_widths else []
+        cin = mesh[layer.axes.index(layer.in_group)] if layer.in_group else layer.in_channels
+        cout = mesh[layer.axes.index(layer.out_group)] if layer.out_group else layer.out_channels
+        macs = cout * (1 if layer.depthwise else cin) * per_channel
+        layers[name] = LayerTable(layer.axes, tuple(grids[a] for a in layer.axes), np.asarray(macs) * 1e-9, layer.block)
+    table = LatencyTable({"name": "r2plus1d_18", "num_classes": 400}, clip_shape, LatencyRuntime(), layers, 0.0, grids)
+    table.dense_latency_ms = table.dense_entries_ms
+    generator = torch.Generator().manual_seed(0)
+    importance = Importance(
+        {g: torch.rand(info.width, generator=generator) for g, info in structure.groups.items()},
+        {b: float(torch.rand(1, generator=generator)) * 5 for b in structure.blocks},
+    )
+    rows = []
+    for fraction in (0.7, 0.5, 0.3):
+        problem = build_problem(structure, table, importance, budget_ms=fraction * table.dense_latency_ms)
+        solution = solve(problem, SolverConfig(time_limit_s=120.0))
+        rows.append({"target": fraction, **{k: v for k, v in solution.to_dict().items() if k != "widths"}})
+    return {"clip_shape": list(clip_shape), "groups": len(structure.groups), "blocks": len(structure.blocks),
+            "grid_points_per_group": {g: len(w) for g, w in grids.items()}, "solves": rows}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", help="dense tiny checkpoint to start from (default: train one)")
+    parser.add_argument("--out", default="runs/bench-mdp")
+    parser.add_argument("--quick", action="store_true", help="smoke run: small clips and splits, 1 target, 1 epoch")
+    args = parser.parse_args()
+    cfg = settings(args.quick)
+    out = Path(args.out)
+    started = time.perf_counter()
+    checkpoint_path = dense_checkpoint(args, cfg, out)
+    checkpoint = load_checkpoint(checkpoint_path)
+    cfg["data"] = DataConfig(**checkpoint["data"])
+    spec, classes = checkpoint["model"], tuple(checkpoint["classes"])
+    dense = build_dense_model(checkpoint).eval()
+    clip_shape = (3, cfg["data"].num_frames, cfg["data"].height, cfg["data"].width)
+    runtime = LatencyRuntime(device="cpu", threads=1, precision="fp32", warmup=5, repeats=cfg["repeats"])
+
+    table = build_table(dense, spec, clip_shape, runtime=runtime, grid=TableGrid(step=8, max_points=8))
+    table = calibrate_table(dense, table, samples=cfg["calibrate"], seed=0)
+    table.validation = validate_table(dense, table, samples=cfg["validate"], seed=1)
+    table.env = collect_env()
+    table.save(out / "lut.json")
+    structure = extract_structure(dense, clip_shape)
+    train_set = build_dataset(cfg["data"], "train", classes=classes)
+    loader = torch.utils.data.DataLoader(train_set, batch_size=16, shuffle=True,
+                                         generator=torch.Generator().manual_seed(0))  # fmt: skip
+    batches = [(b["clip"], b["label"]) for _, b in zip(range(cfg["importance_batches"]), loader, strict=False)]
+    taylor = taylor_importance(structure, batches, progress=False)
+    magnitude = magnitude_importance(structure)
+    dense_test = evaluate(dense, build_dataset(cfg["data"], "test", classes=classes), classes=classes,
+                          batch_size=32, progress=False).top1  # fmt: skip
+
+    rows = []
+    for target in cfg["targets"]:
+        problem = build_problem(structure, table, taylor, budget_ms=target * table.dense_latency_ms)
+        solution = solve(problem)
+        plan = solution.plan
+        mdp_ms = measure_model_ms(materialize(structure, plan, keep=taylor.keep_indices(plan.widths)), clip_shape,
+                                  runtime)  # fmt: skip
+        candidates = {
+            "mdp": (plan, mdp_ms, taylor, {"solve_s": solution.solve_s, "mip_gap": solution.mip_gap}),
+            "uniform": (*match_latency(structure, table, uniform_plan, taylor, mdp_ms), taylor, {}),
+            "magnitude": (*match_latency(structure, table, magnitude_plan, magnitude, mdp_ms), magnitude, {}),
+        }
+        for method, (method_plan, measured, importance, extra) in candidates.items():
+            scores = finetune_and_test(structure, method_plan, importance, spec, cfg,
+                                       out / "finetune" / f"{target}-{method}", classes)  # fmt: skip
+            predicted = table.predict_ms(method_plan)
+            rows.append({
+                "target": target, "method": method, "budget_ms": target * table.dense_latency_ms,
+                "predicted_ms": predicted, "measured_ms": measured,
+                "prediction_error_pct": 100.0 * (predicted - measured) / measured,
+                "removed_blocks": list(method_plan.removed_blocks), "widths": method_plan.widths, **extra, **scores,
+            })  # fmt: skip
+
+    r2plus1d = synthetic_r2plus1d_solve(cfg["r2plus1d_clip"])
+    validation = summarize_validation(table.validation)
+    floors = {
+        "mdp_prediction_within_10pct": all(abs(r["prediction_error_pct"]) <= 10 for r in rows if r["method"] == "mdp"),
+        "mdp_at_least_as_accurate": all(
+            next(r["top1"] for r in rows if r["target"] == t and r["method"] == "mdp")
+            >= max(r["top1"] for r in rows if r["target"] == t and r["method"] != "mdp")
+            for t in cfg["targets"]
+        ),
+        "r2plus1d_solve_under_10s": all(s["solve_s"] < 10 for s in r2plus1d["solves"]),
+    }
+    payload = {
+        "benchmark": "mdp_moving_digits",
+        "quick": args.quick,
+        "checkpoint": str(checkpoint_path),
+        "dense_test_top1": dense_test,
+        "dense_latency_ms": table.dense_latency_ms,
+        "latency_model": {
+            "scale": table.scale,
+            "overhead_ms": table.offset_ms,
+            "validation": table.validation,
+            "validation_summary": validation,
+        },  # fmt: skip
+        "rows": rows,
+        "r2plus1d_18_solve": r2plus1d,
+        "floors": floors,
+        "settings": {k: to_dict(v) if hasattr(v, "__dataclass_fields__") else v for k, v in cfg.items()},
+        "runtime": to_dict(runtime),
+        "wall_s": time.perf_counter() - started,
+        "machine": collect_env(),
+    }
+    print_report(payload)
+    RESULTS.mkdir(exist_ok=True)
+    name = "mdp_moving_digits_quick.json" if args.quick else "mdp_moving_digits.json"
+    (RESULTS / name).write_text(json.dumps(payload, indent=2, default=float))
+
+
+def print_report(payload: dict[str, Any]) -> None:
+    import pandas as pd
+
+    print(f"dense: {payload['dense_latency_ms']:.2f} ms, test top-1 {payload['dense_test_top1']:.4f}")
+    print("latency model validation (held-out pruned models):")
+    print(pd.DataFrame(payload["latency_model"]["validation"]).drop(columns=["plan"]).to_string(
+        index=False, float_format=lambda v: f"{v:.2f}"))  # fmt: skip
+    table = pd.DataFrame(payload["rows"])
+    table["removed"] = table["removed_blocks"].map(len)
+    columns = ["target", "method", "budget_ms", "predicted_ms", "measured_ms", "prediction_error_pct", "removed",
+               "top1_before_finetune", "top1"]  # fmt: skip
+    print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    solves = pd.DataFrame(payload["r2plus1d_18_solve"]["solves"])
+    print("r2plus1d_18 MILP:")
+    print(solves[["target", "solve_s", "mip_gap", "status", "num_variables"]].to_string(index=False))
+    print("floors:", payload["floors"], f"(wall {payload['wall_s'] / 60:.1f} min)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""``dance3d latency-table``: time every prunable layer over a width grid on this device (the MDP latency model)."""
+
+from __future__ import annotations
+
+import argparse
+
+from dance3d.cli.common import print_table
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("latency-table", help="per-layer latency table for MDP", description=__doc__)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="zoo model name, with --clip-shape and --num-classes")
+    source.add_argument("--checkpoint", help="dense model.pt: its model, head size and clip shape")
+    parser.add_argument("--clip-shape", help="CxTxHxW for --model (default: the model's own clip)")
+    parser.add_argument("--num-classes", type=int, default=400, help="head size for --model")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (the deployment device)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
+    parser.add_argument("--step", type=int, help="width grid step (default: 16 on CPU, 8 on GPU)")
+    parser.add_argument("--max-points", type=int, default=8, help="most grid widths per group")
+    parser.add_argument("--repeats", type=int, default=20, help="timed repeats per entry (median kept)")
+    parser.add_argument("--calibrate", type=int, default=4, help="pruned models measured to fit scale + overhead")
+    parser.add_argument("--validate", type=int, default=4, help="other pruned models measured to check predictions")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from dance3d.cli.profiling_inputs import parse_clip_shape
+    from dance3d.mdp.calibration import calibrate_table, summarize_validation, validate_table
+    from dance3d.mdp.lut import LatencyRuntime
+    from dance3d.mdp.lut_measure import TableGrid, build_table
+    from dance3d.models import create_model, model_info
+    from profiling import collect_env
+
+    if args.checkpoint:
+        from dance3d.training.checkpoint import build_dense_model, load_checkpoint
+
+        checkpoint = load_checkpoint(args.checkpoint)
+        spec, data = checkpoint["model"], checkpoint["data"]
+        model = build_dense_model(checkpoint)
+        clip_shape = (3, data["num_frames"], data["height"], data["width"])
+    else:
+        frames, height, width = model_info(args.model).default_clip
+        clip_shape = parse_clip_shape(args.clip_shape) if args.clip_shape else (3, frames, height, width)
+        spec = {"name": args.model, "num_classes": args.num_classes, "options": {}}
+        model = create_model(args.model, num_classes=args.num_classes)
+    model.eval()
+    torch.manual_seed(args.seed)
+    runtime = LatencyRuntime(device=args.device, threads=args.threads, precision=args.precision, repeats=args.repeats)
+    step = args.step or (16 if torch.device(args.device).type == "cpu" else 8)
+    grid = TableGrid(step=step, max_points=args.max_points)
+    table = build_table(model, spec, clip_shape, runtime=runtime, grid=grid)
+    table = calibrate_table(model, table, samples=args.calibrate, seed=args.seed)
+    if args.validate:
+        table.validation = validate_table(model, table, samples=args.validate, seed=args.seed + 1)
+    table.env = collect_env()
+    table.save(args.out)
+    rows = [("model", spec["name"]), ("clip", "x".join(map(str, clip_shape))), ("runtime", runtime),
+            ("layers", len(table.layers)), ("groups", len(table.group_grids)),
+            ("dense latency ms", table.dense_latency_ms), ("dense entries ms", table.dense_entries_ms),
+            ("scale", table.scale), ("overhead ms", table.offset_ms)]  # fmt: skip
+    print_table(rows)
+    if table.validation:
+        print(_validation_text(table.validation))
+        print_table(list(summarize_validation(table.validation).items()))
+    print(f"saved {args.out}")
+    return 0
+
+
+def _validation_text(rows: list[dict]) -> str:
+    import pandas as pd
+
+    columns = ["plan", "removed_blocks", "mean_width_fraction", "measured_ms", "entries_ms", "entries_error_pct",
+               "additive_ms", "additive_error_pct", "calibrated_ms", "calibrated_error_pct"]  # fmt: skip
+    return pd.DataFrame(rows)[columns].to_string(index=False, float_format=lambda v: f"{v:.2f}")

@@ -1,0 +1,201 @@
+"""The latency lookup table: per-layer latency over a grid of widths, interpolation, JSON I/O, prediction.
+
+A layer's latency depends on the widths of the (at most two) prunable groups it reads and writes;
+``axes`` names them and ``latency_ms`` holds one value per grid point. Widths between grid points
+are interpolated (linear in one axis, bilinear in two); a width of 0 (a removed block) costs 0; a
+width outside ``[smallest, largest]`` grid point is an error, never an extrapolation.
+
+End to end, ``predicted = scale x (sum of the layer entries) + overhead_ms``. Without calibration
+``scale = 1`` and ``overhead_ms`` is the measured dense latency minus the sum of its entries (the
+adds, pooling, head and framework overhead); ``calibration.calibrate_table`` fits both on measured
+pruned models instead, which also absorbs layers running slower inside the model than alone
+(cold caches).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from dance3d.errors import ConfigError
+from dance3d.mdp.graph import Structure
+from dance3d.mdp.plan import PrunePlan
+
+FORMAT = "dance3d-latency-table"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LatencyRuntime:
+    """Where and how layers are timed: the deployment device, threads and precision."""
+
+    device: str = "cpu"
+    threads: int = 0  # 0: torch's default
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    warmup: int = 5
+    repeats: int = 20
+
+
+@dataclass
+class LayerTable:
+    """Latency of one layer (and the BN/activation right after it) over its width grid."""
+
+    axes: tuple[str, ...]
+    widths: tuple[tuple[int, ...], ...]  # one ascending grid per axis
+    latency_ms: np.ndarray  # shape: one dimension per axis (a scalar for no axes)
+    block: str | None = None
+
+    def lookup(self, widths: dict[str, int]) -> float:
+        """Latency at ``widths`` (a value per axis group); multilinear between grid points."""
+        point = [widths[a] for a in self.axes]
+        if any(w == 0 for w in point):
+            return 0.0
+        weights: list[list[tuple[int, float]]] = []
+        for axis, grid, w in zip(self.axes, self.widths, point, strict=True):
+            if not grid[0] <= w <= grid[-1]:
+                raise ConfigError(
+                    f"width {w} of group {axis} is outside the latency table's grid {grid[0]}..{grid[-1]}; "
+                    "rebuild the table with a finer --step or choose widths inside it"
+                )
+            hi = min(int(np.searchsorted(grid, w, side="left")), len(grid) - 1)
+            if grid[hi] == w:
+                weights.append([(hi, 1.0)])
+                continue
+            lo = hi - 1
+            t = (w - grid[lo]) / (grid[hi] - grid[lo])
+            weights.append([(lo, 1.0 - t), (hi, t)])
+        total = 0.0
+        for corner in itertools.product(*weights):
+            index = tuple(i for i, _ in corner)
+            total += float(np.prod([t for _, t in corner])) * float(self.latency_ms[index])
+        return total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "axes": list(self.axes),
+            "widths": [list(w) for w in self.widths],
+            "latency_ms": np.asarray(self.latency_ms).tolist(),
+            "block": self.block,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LayerTable:
+        return cls(
+            tuple(data["axes"]),
+            tuple(tuple(int(v) for v in w) for w in data["widths"]),
+            np.asarray(data["latency_ms"], dtype=float),
+            data.get("block"),
+        )
+
+
+@dataclass
+class LatencyTable:
+    """Per-layer tables of one model at one clip shape, on one device/runtime."""
+
+    model: dict[str, Any]  # zoo spec: name, num_classes, options
+    clip_shape: tuple[int, int, int, int]
+    runtime: LatencyRuntime
+    layers: dict[str, LayerTable]
+    dense_latency_ms: float
+    group_grids: dict[str, tuple[int, ...]]
+    scale: float = 1.0
+    overhead_ms: float | None = None  # None: the dense model's additive overhead
+    calibration: list[dict[str, Any]] = field(default_factory=list)
+    env: dict[str, Any] = field(default_factory=dict)
+    validation: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def dense_entries_ms(self) -> float:
+        """Sum of the layer entries with every group at full width."""
+        full = {g: grid[-1] for g, grid in self.group_grids.items()}
+        return sum(t.lookup(full) for t in self.layers.values())
+
+    @property
+    def additive_overhead_ms(self) -> float:
+        """What the layer entries miss on the dense model (measured end to end minus their sum)."""
+        return self.dense_latency_ms - self.dense_entries_ms
+
+    @property
+    def offset_ms(self) -> float:
+        """The additive term of the prediction."""
+        return self.additive_overhead_ms if self.overhead_ms is None else self.overhead_ms
+
+    def entries_ms(self, plan: PrunePlan) -> float:
+        """Sum of the layer entries of the model pruned by ``plan`` (removed branches cost 0)."""
+        removed = set(plan.removed_blocks)
+        return sum(t.lookup(plan.widths) for t in self.layers.values() if t.block not in removed)
+
+    def predict_ms(self, plan: PrunePlan) -> float:
+        """Predicted end-to-end latency of the model pruned by ``plan``."""
+        return self.scale * self.entries_ms(plan) + self.offset_ms
+
+    def check_matches(self, structure: Structure, model_spec: dict[str, Any]) -> None:
+        """Clear error when this table was built for another model, head or clip shape."""
+        for key in ("name", "num_classes"):
+            if self.model.get(key) != model_spec.get(key):
+                raise ConfigError(
+                    f"latency table was built for {key}={self.model.get(key)!r} but the model has "
+                    f"{model_spec.get(key)!r}; rebuild it with 'dance3d latency-table --checkpoint ...'"
+                )
+        if tuple(self.clip_shape) != tuple(structure.clip_shape):
+            raise ConfigError(
+                f"latency table clip shape {self.clip_shape} differs from the model's {structure.clip_shape}"
+            )
+        if set(self.layers) != set(structure.layers) or set(self.group_grids) != set(structure.groups):
+            raise ConfigError("latency table layers/groups do not match the model's structure; rebuild the table")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "model": self.model,
+            "clip_shape": list(self.clip_shape),
+            "runtime": asdict(self.runtime),
+            "dense_latency_ms": self.dense_latency_ms,
+            "dense_entries_ms": self.dense_entries_ms,
+            "scale": self.scale,
+            "overhead_ms": self.overhead_ms,
+            "calibration": self.calibration,
+            "group_grids": {g: list(w) for g, w in self.group_grids.items()},
+            "layers": {name: t.to_dict() for name, t in self.layers.items()},
+            "validation": self.validation,
+            "env": self.env,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=1, default=float))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> LatencyTable:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"latency table not found: {path}")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path} is not JSON: {exc}") from exc
+        if data.get("format") != FORMAT:
+            raise ConfigError(f"{path} is not a dance3d latency table (write one with 'dance3d latency-table')")
+        if data.get("format_version", 0) > FORMAT_VERSION:
+            raise ConfigError(f"{path} was written by a newer dance3d")
+        return cls(
+            model=data["model"],
+            clip_shape=tuple(data["clip_shape"]),
+            runtime=LatencyRuntime(**data["runtime"]),
+            layers={name: LayerTable.from_dict(t) for name, t in data["layers"].items()},
+            dense_latency_ms=float(data["dense_latency_ms"]),
+            group_grids={g: tuple(w) for g, w in data["group_grids"].items()},
+            scale=float(data.get("scale", 1.0)),
+            overhead_ms=data.get("overhead_ms"),
+            calibration=data.get("calibration", []),
+            env=data.get("env", {}),
+            validation=data.get("validation", []),
+        )

@@ -1,0 +1,157 @@
+"""Measuring the latency table on this machine: each prunable layer over its width grid, and the dense model.
+
+A layer is timed with the BN and activation that follow it (see ``PrunableLayer.followers``), at
+batch 1 on the dense input's full 3D shape with its own kernel, stride, padding and groups, in
+the runtime's device, thread count and precision. Identical layer configurations (common in
+ResNets) are timed once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from dance3d.errors import ConfigError
+from dance3d.mdp.graph import PrunableLayer, Structure, extract_structure
+from dance3d.mdp.lut import LatencyRuntime, LatencyTable, LayerTable
+from dance3d.mdp.plan import width_grid
+from dance3d.progress import progress_bar
+
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_CONVS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+
+
+@dataclass(frozen=True)
+class TableGrid:
+    """Width grid of every group: multiples of ``step`` (at most ``max_points`` of them) and the full width."""
+
+    step: int = 16
+    max_points: int = 8
+
+
+def runtime_dtype(runtime: LatencyRuntime) -> torch.dtype:
+    device = torch.device(runtime.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("the latency runtime asks for CUDA but no CUDA GPU is available")
+    if runtime.precision == "fp16" and device.type == "cpu":
+        raise ConfigError("fp16 is not a CPU deployment precision; use fp32 or bf16")
+    return _DTYPES[runtime.precision]
+
+
+@contextlib.contextmanager
+def runtime_threads(runtime: LatencyRuntime) -> Iterator[None]:
+    """Run with the runtime's CPU thread count, restoring the previous one afterwards."""
+    previous = torch.get_num_threads()
+    if runtime.threads:
+        torch.set_num_threads(runtime.threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def measure_model_ms(model: nn.Module, clip_shape: tuple[int, ...], runtime: LatencyRuntime) -> float:
+    """Median batch-1 latency of ``model`` (a copy is moved to the runtime's device and precision)."""
+    from profiling import measure_latency
+
+    dtype = runtime_dtype(runtime)
+    model = copy.deepcopy(model).eval().to(device=runtime.device, dtype=dtype)
+    clip = torch.randn(1, *clip_shape, device=runtime.device, dtype=dtype)
+    with runtime_threads(runtime):
+        return measure_latency(model, clip, warmup=runtime.warmup, repeats=runtime.repeats).median_ms
+
+
+def layer_unit(gm: nn.Module, layer: PrunableLayer, cin: int, cout: int) -> tuple[nn.Module, tuple[int, ...]]:
+    """The layer at widths (cin, cout) with its followers, and its input shape (batch 1)."""
+    module = gm.get_submodule(layer.name)
+    if layer.op == "conv":
+        conv = _CONVS[len(module.kernel_size)](
+            cin, cout, module.kernel_size, stride=module.stride, padding=module.padding, dilation=module.dilation,
+            groups=cin if layer.depthwise else 1, bias=module.bias is not None, padding_mode=module.padding_mode,
+        )  # fmt: skip
+        parts: list[nn.Module] = [conv]
+        shape = (layer.input_shape[0], cin, *layer.input_shape[2:])
+    else:
+        parts = [nn.Linear(cin, cout, bias=module.bias is not None)]
+        shape = (*layer.input_shape[:-1], cin)
+    for name in layer.followers:
+        if name == "relu":
+            parts.append(nn.ReLU())
+            continue
+        follower = gm.get_submodule(name)
+        if isinstance(follower, _BatchNorm):
+            parts.append(
+                type(follower)(cout) if type(follower).__module__.startswith("torch.") else nn.BatchNorm3d(cout)
+            )
+        else:
+            parts.append(copy.deepcopy(follower))
+    return nn.Sequential(*parts).eval(), shape
+
+
+def _unit_key(gm: nn.Module, layer: PrunableLayer, cin: int, cout: int) -> tuple[Any, ...]:
+    module = gm.get_submodule(layer.name)
+    conv_args = tuple(str(getattr(module, k, None)) for k in ("kernel_size", "stride", "padding", "dilation"))
+    followers = tuple(f if f == "relu" else type(gm.get_submodule(f)).__name__ for f in layer.followers)
+    return (layer.op, layer.input_shape[2:], layer.input_shape[:1], cin, cout, layer.depthwise, conv_args, followers,
+            module.bias is not None)  # fmt: skip
+
+
+def _layer_points(structure: Structure, layer: PrunableLayer, grids: dict[str, tuple[int, ...]]):
+    """(index into the table, cin, cout) for every grid point of the layer."""
+    axes = layer.axes
+    for index in itertools.product(*(range(len(grids[a])) for a in axes)):
+        widths = {a: grids[a][i] for a, i in zip(axes, index, strict=True)}
+        cin = widths.get(layer.in_group, layer.in_channels) if layer.in_group else layer.in_channels
+        cout = widths.get(layer.out_group, layer.out_channels) if layer.out_group else layer.out_channels
+        yield index, cin, cout
+
+
+def build_table(
+    model: nn.Module,
+    model_spec: dict[str, Any],
+    clip_shape: tuple[int, int, int, int],
+    *,
+    runtime: LatencyRuntime,
+    grid: TableGrid,
+    progress: bool = True,
+) -> LatencyTable:
+    """Time every prunable layer over its grid and the dense model end to end; ``env`` is left to the caller."""
+    from profiling import measure_latency
+
+    dtype = runtime_dtype(runtime)
+    structure = extract_structure(model, clip_shape)
+    grids = {
+        g: width_grid(info.width, step=grid.step, max_points=grid.max_points) for g, info in structure.groups.items()
+    }
+    gm = structure.graph_module
+    jobs = [(layer, list(_layer_points(structure, layer, grids))) for layer in structure.layers.values()]
+    total = sum(len(points) for _, points in jobs)
+    cache: dict[tuple[Any, ...], float] = {}
+    layers: dict[str, LayerTable] = {}
+    with (
+        runtime_threads(runtime),
+        progress_bar(total=total, desc="latency table", unit="point", disable=not progress) as bar,
+    ):
+        for layer, points in jobs:
+            values = np.zeros(tuple(len(grids[a]) for a in layer.axes))
+            for index, cin, cout in points:
+                key = _unit_key(gm, layer, cin, cout)
+                if key not in cache:
+                    unit, shape = layer_unit(gm, layer, cin, cout)
+                    unit = unit.to(device=runtime.device, dtype=dtype)
+                    x = torch.randn(*shape, device=runtime.device, dtype=dtype)
+                    cache[key] = measure_latency(unit, x, warmup=runtime.warmup, repeats=runtime.repeats).median_ms
+                values[index] = cache[key]
+                bar.update(1)
+            layers[layer.name] = LayerTable(layer.axes, tuple(grids[a] for a in layer.axes), values, layer.block)
+    dense_ms = measure_model_ms(model, clip_shape, runtime)
+    return LatencyTable(model_spec, clip_shape, runtime, layers, dense_ms, grids)

@@ -1,0 +1,140 @@
+"""``dance3d mdp`` end to end: dense checkpoint + latency table -> importance -> MILP -> smaller model -> fine-tune.
+
+Writes into the output directory: ``solution.json`` (widths, removed blocks, predicted and measured
+latency, solve time and gap), ``mdp.yaml`` (the resolved config), and the trainer's ``model.pt``
+(kind ``pruned``), ``config.yaml`` and ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from dance3d.config import save_config, to_dict
+from dance3d.data.registry import DataConfig, build_dataset, dataset_classes
+from dance3d.errors import ConfigError
+from dance3d.mdp.checkpoint import KIND, pruned_spec
+from dance3d.mdp.graph import extract_structure
+from dance3d.mdp.importance import taylor_importance
+from dance3d.mdp.lut import LatencyTable
+from dance3d.mdp.lut_measure import measure_model_ms
+from dance3d.mdp.materialize import materialize
+from dance3d.mdp.problem import build_problem
+from dance3d.mdp.solver import Solution, SolverConfig, solve
+from dance3d.mdp.targets import budget_ms
+from dance3d.training.checkpoint import build_dense_model, load_checkpoint, save_checkpoint
+from dance3d.training.trainer import RunConfig, StartModel, TrainConfig, train
+
+
+@dataclass(frozen=True)
+class MdpSettings:
+    target_latency: str = "0.5"  # fraction of the table's dense latency, or "<value>ms"
+    width_step: int = 0  # 0: the latency table's grid; else multiples of it inside the grid's range
+    remove_blocks: bool = True
+    importance_batches: int = 8
+    importance_batch_size: int = 16
+    time_limit_s: float = 60.0
+    mip_rel_gap: float = 1e-4
+    finetune: bool = True
+    measure: bool = True  # time the pruned model here when this machine has the table's device
+    seed: int = 0
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class MdpRunConfig:
+    mdp: MdpSettings = field(default_factory=MdpSettings)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)  # the fine-tune
+
+
+@dataclass
+class MdpResult:
+    checkpoint_path: Path
+    solution: Solution
+    measured_ms: float | None
+    history: list[dict[str, Any]]
+
+
+def config_base(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """Defaults of a run from a dense checkpoint: its data; a short, gentle fine-tune at its batch size."""
+    trained = checkpoint.get("config", {}).get("train", {})
+    finetune = {"model": checkpoint["model"]["name"], "epochs": 2, "lr": 1e-3, "warmup_steps": 10, "num_workers": 0}
+    finetune["batch_size"] = trained.get("batch_size", 16)
+    return {"data": checkpoint["data"], "train": finetune}
+
+
+def _importance_batches(config: MdpRunConfig) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    dataset = build_dataset(config.data, "train")
+    loader = DataLoader(
+        dataset,
+        batch_size=config.mdp.importance_batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(config.mdp.seed),
+    )
+    for i, batch in enumerate(loader):
+        if i >= config.mdp.importance_batches:
+            return
+        yield batch["clip"], batch["label"]
+
+
+def _measure_here(model: torch.nn.Module, table: LatencyTable) -> float | None:
+    if torch.device(table.runtime.device).type == "cuda" and not torch.cuda.is_available():
+        return None
+    return measure_model_ms(model, table.clip_shape, table.runtime)
+
+
+def run_mdp(
+    config: MdpRunConfig, checkpoint_path: str | Path, table_path: str | Path, out_dir: str | Path
+) -> MdpResult:
+    """Solve, materialise, fine-tune and save a ``pruned`` checkpoint in ``out_dir``."""
+    out = Path(out_dir)
+    if (out / "model.pt").exists():
+        raise ConfigError(f"{out / 'model.pt'} exists; choose another --out")
+    checkpoint = load_checkpoint(checkpoint_path)
+    if checkpoint.get("kind", "dense") != "dense":
+        raise ConfigError(f"{checkpoint_path} is a {checkpoint['kind']!r} checkpoint; MDP starts from a dense one")
+    table = LatencyTable.load(table_path)
+    budget = budget_ms(config.mdp.target_latency, table.dense_latency_ms)
+    dense = build_dense_model(checkpoint).eval()
+    data = config.data
+    structure = extract_structure(dense, (3, data.num_frames, data.height, data.width))
+    table.check_matches(structure, checkpoint["model"])
+    torch.manual_seed(config.mdp.seed)
+    importance = taylor_importance(structure, _importance_batches(config), progress=config.mdp.progress)
+    problem = build_problem(
+        structure, table, importance, budget_ms=budget, width_step=config.mdp.width_step,
+        remove_blocks=config.mdp.remove_blocks,
+    )  # fmt: skip
+    solution = solve(problem, SolverConfig(config.mdp.time_limit_s, config.mdp.mip_rel_gap, config.mdp.remove_blocks))
+    pruned = materialize(structure, solution.plan, keep=importance.keep_indices(solution.plan.widths))
+    measured = _measure_here(pruned, table) if config.mdp.measure else None
+    spec = pruned_spec(checkpoint["model"], structure.clip_shape, solution.plan)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / "mdp.yaml")
+    report = {
+        **solution.to_dict(),
+        "target_latency": config.mdp.target_latency,
+        "dense_latency_ms": table.dense_latency_ms,
+        "measured_ms": measured,
+        "latency_table": str(table_path),
+        "runtime": to_dict(table.runtime),
+        "block_importance": importance.blocks,
+    }
+    (out / "solution.json").write_text(json.dumps(report, indent=2))
+    if config.mdp.finetune:
+        result = train(RunConfig(data=data, train=config.train), out, start=StartModel(pruned, KIND, spec))
+        return MdpResult(result.checkpoint_path, solution, measured, result.history)
+    classes = dataset_classes(build_dataset(data, "train"))
+    path = save_checkpoint(
+        {"kind": KIND, "model": spec, "state_dict": pruned.state_dict(), "history": [], "epochs_done": 0,
+         "config": to_dict(config), "data": to_dict(data), "classes": list(classes)},
+        out / "model.pt",
+    )  # fmt: skip
+    return MdpResult(path, solution, measured, [])

@@ -1,0 +1,101 @@
+"""CLI smoke: latency-table + mdp on tiny-test (1 fine-tune epoch), then eval and profile of the result."""
+
+import json
+import re
+
+import pytest
+
+from dance3d.cli.main import main
+from dance3d.training.checkpoint import load_checkpoint
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def lut(tmp_path_factory, trained_tiny):
+    path = tmp_path_factory.mktemp("lut") / "lut.json"
+    code = main(["latency-table", "--checkpoint", trained_tiny, "--threads", "1", "--step", "8", "--repeats", "3",
+                 "--calibrate", "2", "--validate", "1", "--out", str(path)])  # fmt: skip
+    assert code == 0
+    return path
+
+
+def test_latency_table_json(lut):
+    table = json.loads(lut.read_text())
+    assert table["runtime"]["threads"] == 1 and table["model"]["name"] == "tiny-test"
+    assert table["group_grids"]["blocks.2.conv_a"] == [8, 16]
+    assert table["env"]["torch"] and len(table["validation"]) == 1 and len(table["calibration"]) == 3
+    assert all(v > 0 for row in table["layers"]["blocks.2.conv_b"]["latency_ms"] for v in row)
+
+
+def test_mdp_then_eval_and_profile(capsys, tmp_path, trained_tiny, lut):
+    out = tmp_path / "mdp"
+    code, stdout, err = run_cli(capsys, "mdp", "--checkpoint", trained_tiny, "--latency-table", str(lut),
+                                "--target-latency", "0.7", "--out", str(out), "--epochs", "1",
+                                "--set", "mdp.importance_batches=2", "--set", "mdp.progress=false",
+                                "--set", "train.progress=false")  # fmt: skip
+    assert code == 0, err
+    assert "MILP: optimal" in stdout
+    solution = json.loads((out / "solution.json").read_text())
+    assert solution["predicted_ms"] <= solution["budget_ms"] + 1e-6
+    assert solution["budget_ms"] == pytest.approx(0.7 * solution["dense_latency_ms"])
+    checkpoint = load_checkpoint(out / "model.pt")
+    assert checkpoint["kind"] == "pruned" and checkpoint["epochs_done"] == 1
+    assert checkpoint["model"]["widths"] == solution["widths"]
+
+    code, stdout, err = run_cli(capsys, "eval", "--checkpoint", str(out / "model.pt"), "--format", "json")
+    assert code == 0, err
+    assert json.loads(stdout)["num_clips"] == 24
+    code, pruned, err = run_cli(capsys, "profile", "--checkpoint", str(out / "model.pt"), "--no-energy",
+                                "--repeats", "2", "--format", "json")  # fmt: skip
+    assert code == 0, err
+    code, dense, _ = run_cli(capsys, "profile", "--checkpoint", trained_tiny, "--no-energy", "--repeats", "2",
+                             "--format", "json")  # fmt: skip
+    assert json.loads(pruned)["macs"] < json.loads(dense)["macs"]
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [("0", r"in \(0, 1\]"), ("1.2", r"in \(0, 1\]"), ("-1ms", "> 0 ms"), ("0.00001ms", "unreachable")],
+)
+def test_bad_targets(capsys, tmp_path, trained_tiny, lut, target, message):
+    code, _, err = run_cli(capsys, "mdp", "--checkpoint", trained_tiny, "--latency-table", str(lut),
+                           f"--target-latency={target}", "--out", str(tmp_path / "x"), "--no-finetune",
+                           "--set", "mdp.importance_batches=1", "--set", "mdp.progress=false")  # fmt: skip
+    assert code == 2
+    assert "error:" in err and re.search(message, err), err
+
+
+def test_table_for_another_model_is_rejected(capsys, tmp_path, trained_tiny):
+    path = tmp_path / "other.json"
+    assert (
+        main(
+            [
+                "latency-table",
+                "--model",
+                "tiny-test",
+                "--num-classes",
+                "5",
+                "--clip-shape",
+                "3x8x32x32",
+                "--threads",
+                "1",
+                "--repeats",
+                "1",
+                "--calibrate",
+                "0",
+                "--validate",
+                "0",
+                "--out",
+                str(path),
+            ]
+        )
+        == 0
+    )
+    code, _, err = run_cli(capsys, "mdp", "--checkpoint", trained_tiny, "--latency-table", str(path),
+                           "--target-latency", "0.5", "--out", str(tmp_path / "x"), "--no-finetune")  # fmt: skip
+    assert code == 2 and "num_classes=5" in err

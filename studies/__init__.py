@@ -1,0 +1,39 @@
+"""studies: Optuna searches over a dynamic model's run-time pruning knobs, Pareto analysis and plots.
+
+from studies import StudyConfig, run_study, study_figures
+run = run_study(StudyConfig(objectives=("accuracy", "mac_fraction"), trials=20),
+                checkpoint="runs/aap/model.pt", storage="sqlite:///study.db", limit=200)
+paths = study_figures("sqlite:///study.db", run.study_name, "figures/")
+"""
+
+from studies.config import DEFAULT_STUDY_NAME, StudyConfig
+from studies.objectives import METRICS, Constraint, parse_constraint, parse_constraints, parse_objectives
+from studies.pareto import hypervolume, hypervolume_series, keep_rate_matrix, pareto_mask
+from studies.plots import study_figures
+from studies.runner import StudyRun, run_study
+from studies.status import format_status, study_status
+from studies.storage import load_study, open_storage
+from studies.table import export_trials, trials_frame
+
+__all__ = [
+    "DEFAULT_STUDY_NAME",
+    "METRICS",
+    "Constraint",
+    "StudyConfig",
+    "StudyRun",
+    "export_trials",
+    "format_status",
+    "hypervolume",
+    "hypervolume_series",
+    "keep_rate_matrix",
+    "load_study",
+    "open_storage",
+    "pareto_mask",
+    "parse_constraint",
+    "parse_constraints",
+    "parse_objectives",
+    "run_study",
+    "study_figures",
+    "study_status",
+    "trials_frame",
+]

@@ -1,0 +1,241 @@
+"""``run_study``: create or resume a study of a dynamic checkpoint's knobs and run it to its budget."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from torch.utils.data import Dataset
+
+from dance3d.data.registry import DataConfig, build_dataset
+from dance3d.dynamic import DynamicModel
+from dance3d.errors import ConfigError
+from dance3d.training.checkpoint import LoadedModel, load_model
+from profiling.env import device_name
+from studies.config import DEFAULT_STUDY_NAME, StudyConfig
+from studies.measure import EnergySetup, EvalSet, Measurer, load_eval_set, setup_energy
+from studies.objectives import directions, needs_energy, parse_constraints, parse_objectives
+from studies.samplers import make_sampler
+from studies.search import MeasurePoint, make_objective, optimize_to_budget
+from studies.space import Point, SearchSpace, build_space, configure, dense_forward
+from studies.storage import open_storage, quiet_optuna
+from studies.table import BASELINES_ATTR, STUDY_ATTR
+
+
+@dataclass
+class StudyRun:
+    """What ``run_study`` did: the study, where it lives, how many complete trials it holds."""
+
+    study_name: str
+    storage: str
+    complete_trials: int
+    study: optuna.Study
+
+
+def load_dynamic(checkpoint: str | Path) -> LoadedModel:
+    """A checkpoint that must hold a dynamic (DANCE) model."""
+    loaded = load_model(checkpoint)
+    if not isinstance(loaded.model, DynamicModel):
+        raise ConfigError(
+            f"{checkpoint} is a {loaded.kind!r} checkpoint; a study needs a dynamic model (dance3d aap output)"
+        )
+    return loaded
+
+
+def worker_attrs(device: torch.device, energy: EnergySetup) -> dict[str, Any]:
+    """Who measured a trial, on what: stored with every trial."""
+    return {
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "device": str(device),
+        "device_name": device_name(device),
+        "energy_label": energy.label,
+        "env": {
+            "host": socket.gethostname(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "optuna": optuna.__version__,
+            "torch_threads": torch.get_num_threads(),
+        },
+    }
+
+
+def _study_spec(
+    config: StudyConfig, space: SearchSpace, objectives, constraints, *, checkpoint: str | Path, eval_set: EvalSet
+) -> dict[str, Any]:
+    """What the study was made with: compared on resume (objectives, constraints, space) or kept for reports."""
+    return {
+        "objectives": list(objectives),
+        "directions": directions(objectives),
+        "constraints": [str(c) for c in constraints],
+        "space": space.describe(),
+        "checkpoint": str(checkpoint),
+        "num_clips": len(eval_set),
+        "config": asdict(config),
+    }
+
+
+def open_or_create(
+    storage, *, study_name: str, spec: dict[str, Any], sampler: optuna.samplers.BaseSampler
+) -> tuple[optuna.Study, bool]:
+    """Create the study, or load it and check it was made with the same objectives, constraints and space."""
+    try:
+        with quiet_optuna():
+            study = optuna.create_study(
+                storage=storage, study_name=study_name, directions=spec["directions"], sampler=sampler
+            )
+            study.set_metric_names(spec["objectives"])
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
+        _check_resumable(study, spec)
+        return study, False
+    study.set_user_attr(STUDY_ATTR, spec)
+    return study, True
+
+
+def _check_resumable(study: optuna.Study, spec: dict[str, Any], *, wait_s: float = 10.0) -> None:
+    """Refuse a study made with other settings (waits briefly for a worker that is creating it)."""
+    deadline = time.monotonic() + wait_s
+    while (stored := study.user_attrs.get(STUDY_ATTR)) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if stored is None:
+        raise ConfigError(f"study {study.study_name!r} exists but was not made by dance3d; use another --study-name")
+    for key in ("objectives", "constraints", "space"):
+        if stored.get(key) != spec[key]:
+            raise ConfigError(
+                f"study {study.study_name!r} was created with other {key} ({stored.get(key)}); "
+                f"this run asks for {spec[key]}: use another --study-name"
+            )
+
+
+def point_measurer(model: DynamicModel, measurer: Measurer) -> MeasurePoint:
+    """Measure ``model`` at a point of its search space."""
+
+    def measure_point(point: Point) -> dict[str, Any]:
+        return measurer.measure(
+            configure(model, point),
+            module=model,
+            batch_size=point.batch_size,
+            clip_stats=model.clip_stats,
+            dense_macs=float(model.dense_macs),
+        )
+
+    return measure_point
+
+
+def measure_baselines(
+    loaded: LoadedModel,
+    measurer: Measurer,
+    point: Point,
+    baseline_checkpoints: Mapping[str, str | Path],
+) -> dict[str, dict[str, Any]]:
+    """The dense model (everything kept) and any static checkpoints, measured like the trials."""
+    model = loaded.model
+    out = {
+        "dense": measurer.measure(
+            dense_forward(model, point.execution_mode),
+            module=model,
+            batch_size=point.batch_size,
+            clip_stats=model.clip_stats,
+            dense_macs=float(model.dense_macs),
+        )
+    }
+    dense_macs = out["dense"]["macs"]
+    for name, path in baseline_checkpoints.items():
+        other = load_model(path).model.to(measurer.device).eval()
+        stats = other.clip_stats if isinstance(other, DynamicModel) else None
+        out[name] = measurer.measure(
+            other, module=other, batch_size=point.batch_size, clip_stats=stats, dense_macs=dense_macs
+        )
+        out[name]["checkpoint"] = str(path)
+    for values in out.values():
+        values["execution_mode"] = point.execution_mode
+    return out
+
+
+def run_study(
+    config: StudyConfig,
+    *,
+    checkpoint: str | Path,
+    storage: str = "sqlite:///study.db",
+    study_name: str = DEFAULT_STUDY_NAME,
+    data: DataConfig | None = None,
+    split: str = "val",
+    limit: int | None = None,
+    dataset: Dataset | None = None,
+    baseline_checkpoints: Mapping[str, str | Path] | None = None,
+    progress: bool = True,
+) -> StudyRun:
+    """Create or resume ``study_name`` in ``storage`` and run it until it holds ``config.trials`` complete trials.
+
+    Clips: ``dataset`` if given, else ``split`` of ``data`` (default: the checkpoint's data settings),
+    limited to the first ``limit`` clips. Baselines are measured once per study (by the worker that
+    creates it) and stored as the study user attribute ``baselines``.
+    """
+    objectives = parse_objectives(config.objectives)
+    constraints = parse_constraints(config.constraints)
+    energy_needed = needs_energy(objectives, constraints)
+    if config.energy is False and energy_needed:
+        raise ConfigError("energy is an objective or constraint, but energy measurement is switched off")
+    loaded = load_dynamic(checkpoint)
+    space = build_space(loaded.model, config)
+    device = torch.device(config.device)
+    eval_set = _eval_set(loaded, data=data, split=split, limit=limit, dataset=dataset)
+    if max(config.batch_sizes) > len(eval_set):
+        raise ConfigError(f"batch size {max(config.batch_sizes)} is larger than the {len(eval_set)} validation clips")
+    energy = setup_energy(
+        wanted=bool(config.energy), required=energy_needed, device=config.device, estimate=config.energy_estimate
+    )
+    try:
+        rdb = open_storage(
+            storage,
+            heartbeat_interval_s=config.heartbeat_interval_s,
+            grace_period_s=config.grace_period_s,
+            max_retry=config.max_retry,
+        )
+        spec = _study_spec(config, space, objectives, constraints, checkpoint=checkpoint, eval_set=eval_set)
+        study, created = open_or_create(rdb, study_name=study_name, spec=spec, sampler=make_sampler(config))
+        model = loaded.model.to(device).eval()
+        measurer = Measurer(
+            eval_set=EvalSet(eval_set.clips.to(device), eval_set.labels.to(device)),
+            device=device,
+            eval_batch_size=config.eval_batch_size,
+            latency_warmup=config.latency_warmup,
+            latency_repeats=config.latency_repeats,
+            energy=energy,
+        )
+        if created or BASELINES_ATTR not in study.user_attrs:
+            first = Point({}, config.execution_modes[0], config.batch_sizes[0])
+            baselines = measure_baselines(loaded, measurer, first, baseline_checkpoints or {})
+            study.set_user_attr(BASELINES_ATTR, baselines)
+        objective = make_objective(
+            space,
+            point_measurer(model, measurer),
+            objectives=objectives,
+            constraints=constraints,
+            worker_attrs=worker_attrs(device, energy),
+        )
+        done = optimize_to_budget(study, objective, target=config.trials, progress=progress)
+    finally:
+        energy.close()
+    return StudyRun(study_name=study_name, storage=storage, complete_trials=done, study=study)
+
+
+def _eval_set(
+    loaded: LoadedModel, *, data: DataConfig | None, split: str, limit: int | None, dataset: Dataset | None
+) -> EvalSet:
+    if dataset is None:
+        data = data or loaded.data
+        clip_shape = tuple(loaded.model.clip_shape)
+        if (data.num_frames, data.height, data.width) != clip_shape:
+            data = replace(data, num_frames=clip_shape[0], height=clip_shape[1], width=clip_shape[2])
+        dataset = build_dataset(data, split, classes=loaded.classes)
+    return load_eval_set(dataset, limit=limit)

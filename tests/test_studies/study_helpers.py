@@ -1,0 +1,54 @@
+"""Helpers: tiny dynamic/dense checkpoints (``tiny-test`` on 8x32x32 moving-digits) and fast study settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from dance3d.config import to_dict
+from dance3d.data.moving_digits import MOTION_CLASSES
+from dance3d.data.registry import DataConfig
+from dance3d.dynamic import DynamicConfig, convert_model
+from dance3d.dynamic.checkpoint import KIND, dynamic_spec
+from dance3d.models import create_model
+from dance3d.training.checkpoint import save_checkpoint
+from studies import StudyConfig
+
+CLIP = (8, 32, 32)
+DATA = DataConfig(num_frames=8, height=32, width=32, num_train=16, num_val=16, num_test=16)
+SPEC = {"name": "tiny-test", "num_classes": 8, "options": {}}
+FAST = dict(latency_warmup=0, latency_repeats=1, eval_batch_size=16, heartbeat_interval_s=1, grace_period_s=2)
+
+
+def fast_config(**overrides) -> StudyConfig:
+    """A study config that measures quickly (one latency repeat, no warm-up)."""
+    return StudyConfig(**{**FAST, **overrides})
+
+
+def dense_model(seed: int = 0) -> torch.nn.Module:
+    """Random ``tiny-test`` with spread-out BN statistics, so that pruning changes its predictions."""
+    torch.manual_seed(seed)
+    model = create_model("tiny-test", num_classes=8).eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm3d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 1.5)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    return model
+
+
+def dynamic_model(seed: int = 0):
+    return convert_model(dense_model(seed), clip_shape=CLIP, config=DynamicConfig(channel_multiple=4)).eval()
+
+
+def save_dynamic(path: Path, seed: int = 0) -> Path:
+    model = dynamic_model(seed)
+    payload = {"kind": KIND, "model": dynamic_spec(model, SPEC), "state_dict": model.state_dict()}
+    return save_checkpoint({**payload, "data": to_dict(DATA), "classes": list(MOTION_CLASSES)}, path)
+
+
+def save_dense(path: Path, seed: int = 0) -> Path:
+    payload = {"kind": "dense", "model": SPEC, "state_dict": dense_model(seed).state_dict()}
+    return save_checkpoint({**payload, "data": to_dict(DATA), "classes": list(MOTION_CLASSES)}, path)

@@ -59,13 +59,13 @@ def settings(quick: bool) -> dict[str, Any]:
         "aap": AapSettings(
             epochs=2,
             lr=1e-2,
-            target_mac_fraction=0.3,
+            target_mac_fraction=0.35,
             mac_penalty=4.0,
             joint_epochs=3,
             joint_lr=5e-4,
             progress=False,
         ),
-        "curve_targets": (0.2, 0.45),
+        "curve_targets": (0.25, 0.5),
         "static_lr": 5e-4,
     }
 

@@ -3,16 +3,20 @@
 Statistics of the stem output ``s`` (B, C, T, H, W) it computes (cheap reductions):
 
 - per channel: mean ``|s|``;
-- per frame: mean ``|s|`` and frame-difference energy mean ``|s_t - s_{t-1}|`` (static frames
-  have none), each also relative to the clip's mean;
-- per tile of each gate's tile grid: the same two maps averaged over time.
+- per frame: mean ``|s|`` (also relative to the clip's mean) and **motion**, the largest local
+  frame difference ``max_xy |pool(s_t) - pool(s_{t-1})|`` on the stem pooled over ``POOL x POOL``
+  pixels, also relative to the clip's upper quartile of motion (a frame inside a pause scores far
+  below the clip's moving frames, whatever the clip's speed or noise level);
+- per tile of each gate's tile grid: mean ``|s|`` and mean frame difference over time, each also
+  relative to the clip's mean.
 
 A small MLP turns the global statistics into a context vector; per gate, frame logits are a
 linear function of the per-frame features (resampled to the gate's temporal length) plus a
 context bias, tile logits likewise from per-tile features, channel logits a linear map of the
-context. Positive logits mean "keep". Biases start at ``init_logit`` so a fresh controller keeps
-almost everything; per-frame (per-tile) weights start at a prior (``prior_weight``) that favours frames
-with more frame-difference energy (tiles with more activity/motion) than the clip's mean.
+context. Positive logits mean "keep". Biases start at ``init_logit``; per-frame (per-tile) weights
+start at a prior (``prior_weight``) that keeps frames moving about as much as the clip's moving
+frames and drops frames well below them (tiles: prefers tiles with more activity and motion than
+the clip's mean), so an untrained controller already skips the frames of a pause.
 """
 
 from __future__ import annotations
@@ -57,7 +61,11 @@ def _relative_log(values: torch.Tensor, dims: tuple[int, ...]) -> tuple[torch.Te
 
 
 class StemController(nn.Module):
-    """Lightweight controller; ``gates`` fixes its output sizes, ``stem_channels`` its input."""
+    """Lightweight controller; ``gates`` fixes its output sizes, ``stem_channels`` its input.
+
+    ``temporal_edge``: frames at each end of the stem output distorted by temporal zero padding
+    (see :meth:`maps`).
+    """
 
     def __init__(
         self,
@@ -67,8 +75,10 @@ class StemController(nn.Module):
         hidden: int = 64,
         init_logit: float = 3.0,
         prior_weight: float = 3.0,
+        temporal_edge: int = 0,
     ) -> None:
         super().__init__()
+        self.temporal_edge = temporal_edge
         self.gates = list(gates)
         self.stem_channels = stem_channels
         context_in = stem_channels + 4
@@ -90,11 +100,14 @@ class StemController(nn.Module):
                 head.bias.zero_()
 
     @staticmethod
-    def maps(stem: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def maps(stem: torch.Tensor, *, edge: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Channel means (B, C), magnitude map (B, T, H, W), frame-difference map (B, T, H/4, W/4).
 
         Frame differences are taken on the stem output average-pooled over ``POOL x POOL`` pixels, so
-        sensor noise (independent per frame) does not drown the motion of small objects.
+        sensor noise (independent per frame) does not drown the motion of small objects. Frame 0
+        repeats frame 1's difference. The first and last ``edge`` stem frames saw the temporal zero
+        padding of the stem's convolutions, so differences involving them measure the padding, not
+        motion: they repeat the nearest difference between two interior frames.
         """
         magnitude = stem.abs()
         channel = magnitude.mean(dim=(2, 3, 4))
@@ -104,6 +117,18 @@ class StemController(nn.Module):
         if stem.shape[2] > 1:
             diff = (smooth[:, :, 1:] - smooth[:, :, :-1]).abs().mean(dim=1)
             diff = torch.cat([diff[:, :1], diff], dim=1)
+            frames = stem.shape[2]
+            edge = min(edge, (frames - 2) // 2)
+            if edge > 0:  # interior differences: t in [edge + 1, frames - edge - 1]
+                first, last = edge + 1, frames - edge - 1
+                diff = torch.cat(
+                    [
+                        diff[:, first : first + 1].expand(-1, first, -1, -1),
+                        diff[:, first : last + 1],
+                        diff[:, last : last + 1].expand(-1, frames - 1 - last, -1, -1),
+                    ],
+                    dim=1,
+                )
         else:
             diff = torch.zeros_like(smooth[:, 0])
         return channel, level, diff
@@ -111,13 +136,14 @@ class StemController(nn.Module):
     def forward(self, stem: torch.Tensor) -> StemControllerOutput:
         if stem.shape[1] != self.stem_channels:
             raise ValueError(f"controller expects {self.stem_channels} stem channels, got {stem.shape[1]}")
-        channel, level, diff = self.maps(stem)
+        channel, level, diff = self.maps(stem, edge=self.temporal_edge)
         frame_level, frame_level_rel = _relative_log(level.mean(dim=(2, 3)), (1,))
-        frame_diff, frame_diff_rel = _relative_log(diff.mean(dim=(2, 3)), (1,))
-        spread = (frame_diff.std(1, unbiased=False), frame_level.std(1, unbiased=False))
-        summary = torch.stack([frame_level.mean(1), frame_diff.mean(1), *spread], dim=1)
+        motion = torch.log(diff.amax(dim=(2, 3)) + _EPS)
+        motion_rel = motion - torch.quantile(motion, 0.75, dim=1, keepdim=True)
+        spread = (motion.std(1, unbiased=False), frame_level.std(1, unbiased=False))
+        summary = torch.stack([frame_level.mean(1), motion.mean(1), *spread], dim=1)
         context = self.context(torch.cat([torch.log(channel + _EPS), summary], dim=1))
-        per_frame = torch.stack([frame_level, frame_level_rel, frame_diff, frame_diff_rel], dim=1)  # (B, F, T)
+        per_frame = torch.stack([frame_level, frame_level_rel, motion, motion_rel], dim=1)  # (B, F, T)
         level_map, diff_map = level.mean(dim=1), diff.mean(dim=1)  # (B, H, W)
         frames, channels, tiles = [], [], []
         for i, gate in enumerate(self.gates):

@@ -1,7 +1,10 @@
 """The quickstart pipeline: embedded defaults, end to end on a CPU in minutes, a report with figures.
 
-Stages so far: data (redundancy distribution) → dense training → test evaluation → report.
-A killed quickstart resumes: finished stages are reused, training continues from its checkpoint.
+Stages: data (redundancy distribution) → dense training → test evaluation → DANCE stage 1 (AVA)
+→ stage 2 (AAP) → dynamic evaluation (MAC fraction per clip, adaptivity, per-block MACs) →
+profile (latency of dense vs dynamic execution) → Optuna study of the run-time knobs (Pareto
+front) → report. A killed quickstart resumes: finished stages are reused (each leaves a
+``model.pt``, a JSON or a study database), training continues from its checkpoint.
 """
 
 from __future__ import annotations
@@ -11,23 +14,52 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
+from scipy.stats import spearmanr
 
 from dance3d.config import save_config
+from dance3d.dance.aap import AapRunConfig, AapSettings, run_aap
+from dance3d.dance.ava import AvaRunConfig, AvaSettings, run_ava
+from dance3d.dance.plots import plot_adaptivity
 from dance3d.data.registry import DataConfig, build_dataset
-from dance3d.evaluation import evaluate
-from dance3d.reporting import Report, plot_per_class, plot_redundancy, plot_training_curve, redundancy_table
+from dance3d.evaluation import EvalResult, evaluate
+from dance3d.reporting import (
+    Report,
+    plot_block_macs,
+    plot_per_class,
+    plot_redundancy,
+    plot_training_curve,
+    redundancy_table,
+)
 from dance3d.training.checkpoint import load_checkpoint, load_model
 from dance3d.training.trainer import RunConfig, TrainConfig, train
+from studies import StudyConfig, run_study, study_figures, study_status
 
 QUICK_DATA = DataConfig(num_frames=16, height=32, width=32, num_train=1200, num_val=200, num_test=400)
 QUICK_TRAIN = TrainConfig(model="tiny", epochs=5, batch_size=16, lr=3e-3, num_workers=0)
+QUICK_AVA = AvaSettings(epochs=1, measure_clips=128)
+QUICK_AAP = AapSettings(epochs=2, joint_epochs=2, joint_lr=5e-4, target_mac_fraction=0.4, measure_clips=128)
+QUICK_STUDY = StudyConfig(
+    objectives=("accuracy", "mac_fraction", "latency_ms"),
+    trials=16,
+    startup_trials=6,
+    latency_warmup=1,
+    latency_repeats=5,
+)
 
 
 @dataclass(frozen=True)
 class QuickstartConfig:
+    """Every stage's settings; override any with ``--set run.train.epochs=2``, ``aap.target_mac_fraction=0.5``..."""
+
     run: RunConfig = field(default_factory=lambda: RunConfig(data=QUICK_DATA, train=QUICK_TRAIN))
+    ava: AvaSettings = QUICK_AVA
+    aap: AapSettings = QUICK_AAP
+    study: StudyConfig = QUICK_STUDY
+    study_clips: int = 200  # validation clips each trial evaluates
 
 
 def _train_dense(config: RunConfig, out_dir: Path) -> Path:
@@ -40,13 +72,57 @@ def _train_dense(config: RunConfig, out_dir: Path) -> Path:
     return train(config, out_dir).checkpoint_path
 
 
+def _evaluated(checkpoint: Path, dataset, out: Path) -> dict[str, Any]:
+    """Test-split evaluation of ``checkpoint``, cached in ``out`` (JSON)."""
+    if out.is_file():
+        return json.loads(out.read_text())
+    loaded = load_model(checkpoint)
+    result: EvalResult = evaluate(loaded.model, dataset, classes=loaded.classes, progress=True)
+    out.write_text(json.dumps(result.to_dict(), indent=2))
+    return result.to_dict()
+
+
+def _block_macs(checkpoint: Path, dataset, *, clips: int = 64) -> tuple[list[float], list[float]]:
+    """Per gated block: MAC fraction of the dense model and mean of the dynamic model over ``clips``."""
+    model = load_model(checkpoint).model.eval()
+    batch = torch.stack([dataset[i]["clip"] for i in range(min(clips, len(dataset)))])
+    with torch.no_grad():
+        model(batch, decisions=model.full_decisions(len(batch)))
+        dense = [float(m[0]) / model.dense_macs for m in model.last_block_macs]
+        model(batch)
+        dynamic = [float(m.mean()) / model.dense_macs for m in model.last_block_macs]
+    return dense, dynamic
+
+
+def _profile_latency(dense_checkpoint: Path, dynamic_checkpoint: Path, clip: torch.Tensor) -> list[dict[str, Any]]:
+    """Batch-1 latency (median of repeats) of the dense model and each execution mode of the dynamic one."""
+    from dance3d.dynamic import EXECUTION_MODES, set_execution_mode
+    from profiling import measure_latency
+
+    rows = []
+    dense = load_model(dense_checkpoint).model.eval()
+    with torch.no_grad():
+        timing = measure_latency(dense, clip[None], warmup=3, repeats=20)
+    rows.append({"model": "dense", "execution": "dense", "latency_ms": timing.median_ms, "mac_fraction": 1.0})
+    dynamic = load_model(dynamic_checkpoint).model.eval()
+    for mode in (m for m in EXECUTION_MODES if m != "train"):
+        set_execution_mode(dynamic, mode)
+        with torch.no_grad():
+            timing = measure_latency(dynamic, clip[None], warmup=3, repeats=20)
+        fraction = float(dynamic.last_mac_fraction[0])
+        rows.append({"model": "dance", "execution": mode, "latency_ms": timing.median_ms, "mac_fraction": fraction})
+    return rows
+
+
 def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
     """Run every stage into ``out_dir``; returns the path of ``report.md``."""
+    import pandas as pd
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, out_dir / "config.yaml")
     started = time.perf_counter()
-    report = Report("dance3d quickstart")
+    report = Report("dance3d quickstart", root=out_dir)
     data = config.run.data
 
     test_set = build_dataset(data, "test")
@@ -60,26 +136,83 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
         figures=[plot_redundancy(metas, out_dir / "redundancy.png")],
     )
 
-    checkpoint = _train_dense(config.run, out_dir / "dense")
-    history = load_checkpoint(checkpoint)["history"]
+    dense_ckpt = _train_dense(config.run, out_dir / "dense")
+    history = load_checkpoint(dense_ckpt)["history"]
     report.add(
         f"Dense training ({config.run.train.model})",
         f"{len(history)} epochs, {sum(r['epoch_s'] for r in history):.0f} s of training.",
         figures=[plot_training_curve(history, out_dir / "training_curve.png")],
     )
-
-    loaded = load_model(checkpoint)
-    result = evaluate(loaded.model, test_set, classes=loaded.classes, progress=True)
-    (out_dir / "dense_eval.json").write_text(json.dumps(result.to_dict(), indent=2))
+    dense = _evaluated(dense_ckpt, test_set, out_dir / "dense_eval.json")
     report.add(
         "Dense evaluation (test split)",
-        f"top-1 **{result.top1:.4f}**, top-5 {result.top5:.4f} on {result.num_clips} clips.",
-        figures=[plot_per_class(result.per_class_accuracy, out_dir / "per_class.png")],
+        f"top-1 **{dense['top1']:.4f}**, top-5 {dense['top5']:.4f} on {dense['num_clips']} clips.",
+        figures=[plot_per_class(dense["per_class_accuracy"], out_dir / "per_class.png")],
+    )
+
+    ava_ckpt = out_dir / "ava" / "model.pt"
+    if not ava_ckpt.is_file():
+        run_ava(AvaRunConfig(data=data, ava=config.ava), dense_ckpt, ava_ckpt.parent)
+    ava = load_checkpoint(ava_ckpt)["ava"]
+    cv = pd.DataFrame({"before": ava["cv_mean_before"], "after": ava["cv_mean_after"]})
+    report.add(
+        "DANCE stage 1: AVA",
+        f"{config.ava.epochs} epoch(s) of activation-variability amplification. Val top-1 "
+        f"{ava['top1_before']:.4f} → {ava['top1_after']:.4f}. Mean coefficient of variation of the per-unit "
+        "statistics the decisions use:",
+        table=cv,
+        figures=[ava_ckpt.parent / "ava_variability.png"],
+    )
+
+    aap_ckpt = out_dir / "aap" / "model.pt"
+    if not aap_ckpt.is_file():
+        run_aap(AapRunConfig(data=data, aap=config.aap), ava_ckpt, aap_ckpt.parent)
+    dynamic = _evaluated(aap_ckpt, test_set, out_dir / "dance_eval.json")
+    fractions = np.array([r["mac_fraction"] for r in dynamic["records"]])
+    redundancy = np.array([r["redundancy"] for r in dynamic["records"]])
+    rho = float(spearmanr(redundancy, fractions).statistic) if fractions.std() > 0 else 0.0
+    p10, p50, p90 = np.percentile(fractions, [10, 50, 90])
+    dense_blocks, dynamic_blocks = _block_macs(aap_ckpt, test_set)
+    report.add(
+        "DANCE stage 2: AAP (dynamic model, test split)",
+        f"top-1 **{dynamic['top1']:.4f}** (dense {dense['top1']:.4f}) at a mean MAC fraction of "
+        f"**{fractions.mean():.3f}** ({1 - fractions.mean():.0%} fewer MACs, controller included); per clip "
+        f"p10/p50/p90 {p10:.3f}/{p50:.3f}/{p90:.3f}. Spearman correlation of the per-clip MAC fraction with "
+        f"the clip's redundancy: {rho:+.2f} (more redundant clips get fewer MACs when negative).",
+        figures=[
+            plot_adaptivity(redundancy, fractions, out_dir / "adaptivity.png", rho=rho),
+            plot_block_macs(dense_blocks, dynamic_blocks, out_dir / "block_macs.png"),
+        ],
+    )
+
+    latency = pd.DataFrame(_profile_latency(dense_ckpt, aap_ckpt, test_set[0]["clip"]))
+    latency.to_csv(out_dir / "latency.csv", index=False)
+    report.add(
+        "Profile (batch 1, this CPU)",
+        "Median latency of one test clip. `simulate` applies the decisions as masks on dense tensors "
+        "(the numerical reference: no faster than dense); real savings need compact execution.",
+        table=latency.set_index(["model", "execution"]),
+    )
+
+    storage = f"sqlite:///{(out_dir / 'study.db').resolve()}"
+    study_run = run_study(
+        config.study, checkpoint=aap_ckpt, storage=storage, split="val", limit=config.study_clips, progress=True
+    )
+    status = study_status(study_run.study)
+    figures = [p for p in study_figures(storage, study_run.study_name, out_dir / "study") if p.suffix == ".png"]
+    report.add(
+        "Study: run-time knobs (Optuna)",
+        f"{study_run.complete_trials} complete trials over the controller's per-stage logit offsets; "
+        f"objectives {', '.join(config.study.objectives)} on {config.study_clips} validation clips. "
+        f"Storage `{storage}` (re-run `dance3d study plot --storage {storage} --out DIR` to redraw).",
+        table=status.pareto.dropna(axis=1, how="all").set_index("number"),
+        figures=figures,
     )
 
     report.add(
         "Run",
-        f"{time.perf_counter() - started:.0f} s in total on {platform.machine()} "
+        f"{time.perf_counter() - started:.0f} s for this invocation (stages finished earlier are reused) on "
+        f"{platform.machine()} "
         f"({platform.processor() or 'cpu'}), {torch.get_num_threads()} torch threads, torch {torch.__version__}.",
     )
     return report.write(out_dir / "report.md")

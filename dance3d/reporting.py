@@ -73,18 +73,40 @@ def plot_per_class(per_class: dict[str, float], path: Path) -> Path:
     return path
 
 
+def plot_block_macs(dense: list[float], dynamic: list[float], path: Path) -> Path:
+    """Per gated block: its share of the dense model's MACs, dense vs mean of the dynamic model."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(dense) + 2), 3))
+    index = range(len(dense))
+    ax.bar([i - 0.2 for i in index], dense, width=0.4, label="dense", color="#8c8c8c")
+    ax.bar([i + 0.2 for i in index], dynamic, width=0.4, label="dynamic (mean per clip)", color="#4c72b0")
+    ax.set(xlabel="gated block", ylabel="share of dense-model MACs", title="MACs per gated block")
+    ax.set_xticks(list(index))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 @dataclass
 class Report:
-    """A Markdown report assembled section by section; figures are paths relative to it."""
+    """A Markdown report assembled section by section; figures are linked relative to ``root``."""
 
     title: str
+    root: Path | None = None  # the report's folder; figures under it are linked by relative path
     sections: list[str] = field(default_factory=list)
+
+    def _link(self, figure: Path) -> str:
+        if self.root is not None and Path(figure).resolve().is_relative_to(Path(self.root).resolve()):
+            return Path(figure).resolve().relative_to(Path(self.root).resolve()).as_posix()
+        return Path(figure).name
 
     def add(self, heading: str, body: str = "", *, figures: list[Path] = (), table: pd.DataFrame | None = None):
         parts = [f"## {heading}", body.strip()]
         if table is not None:
             parts.append(table.to_markdown(floatfmt=".3f"))
-        parts += [f"![{figure.stem}]({figure.name})" for figure in figures]
+        parts += [f"![{Path(figure).stem}]({self._link(figure)})" for figure in figures]
         self.sections.append("\n\n".join(p for p in parts if p))
 
     def write(self, path: Path) -> Path:

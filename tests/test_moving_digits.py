@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from dance3d.data.moving_digits import MOTION_CLASSES, MovingDigits, MovingDigitsConfig, _sprite_indices
+from dance3d.data.moving_digits import (
+    MOTION_CLASSES,
+    MovingDigits,
+    MovingDigitsConfig,
+    _motion_schedule,
+    _sprite_indices,
+)
 from dance3d.errors import ConfigError
 
 SMALL = MovingDigitsConfig(num_frames=8, height=32, width=32, num_train=64, num_val=16, num_test=200)
@@ -81,3 +87,13 @@ def test_bad_split_and_config():
         MovingDigitsConfig(num_frames=2)
     with pytest.raises(IndexError):
         MovingDigits("val", SMALL)[16]
+
+
+@pytest.mark.parametrize("num_static", [0, 1, 5, 11])
+def test_pause_is_one_contiguous_run_of_repeated_frames(num_static):
+    for seed in range(20):
+        steps = _motion_schedule(np.random.default_rng(seed), 16, num_static)
+        paused = np.flatnonzero(np.diff(steps) == 0) + 1
+        assert len(paused) == num_static
+        if num_static:
+            assert np.array_equal(paused, np.arange(paused[0], paused[0] + num_static))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dance3d.cli.common import add_data_args, add_format_arg, data_for_checkpoint, print_json, print_table
+from dance3d.cli.profiling_inputs import add_execution_args, apply_execution
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,6 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--records", action="store_true", help="with --format json: include per-clip records")
+    add_execution_args(parser)
     add_format_arg(parser)
     parser.set_defaults(func=run)
 
@@ -28,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from dance3d.training.trainer import resolve_device
 
     loaded = load_model(args.checkpoint)
+    apply_execution(loaded.model, args)
     data = data_for_checkpoint(loaded.data, args)
     dataset = build_dataset(data, args.split, classes=loaded.classes)
     result = evaluate(
@@ -42,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     )
     report = result.to_dict(with_records=args.records or args.format == "json")
     report.update({"checkpoint": str(args.checkpoint), "data": data.source, "split": args.split})
+    if loaded.kind == "dynamic":
+        report["execution"] = loaded.model.mode
     if getattr(dataset, "skipped", None):
         report["skipped"] = dataset.summary()
     if args.format == "json":

@@ -21,10 +21,13 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("evaluate", "eval", "evaluate a checkpoint on a dataset"),
     ("ava", "ava", "DANCE stage 1: fine-tune a dense model to amplify activation variability"),
     ("aap", "aap", "DANCE stage 2: train the per-clip pruning controller (dynamic model)"),
+    ("latency_table", "latency-table", "MDP: per-layer latency table over widths on this device"),
+    ("mdp", "mdp", "MDP: latency-constrained channel + block pruning (MILP), then fine-tune"),
     ("models", "models", "list the model zoo"),
     ("show_env", "show-env", "versions, devices and which energy meters work"),
     ("profile", "profile", "MACs, bytes, latency and energy per clip"),
     ("sweep", "sweep", "energy/latency sweep to a CSV/Parquet table"),
+    ("study", "study", "Optuna search of pruning knobs: accuracy vs energy/latency/MACs, Pareto plots"),
 )
 
 

@@ -28,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
     report = profile(model, clips[:1], device=args.device, repeats=args.repeats, meter=meter)
     result = report.to_dict(tables=args.layers)
     result["model"] = name
+    if hasattr(model, "mode"):  # dynamic: the execution mode measured
+        result["execution"] = model.mode
     if len(clips) > 1:  # dynamic models cost differently per clip
         macs = np.array(per_clip_macs(model, clips), dtype=float)
         result["per_clip_macs"] = {

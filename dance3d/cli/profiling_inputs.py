@@ -22,6 +22,35 @@ def parse_clip_shape(text: str) -> tuple[int, int, int, int]:
     return shape  # type: ignore[return-value]
 
 
+def add_execution_args(parser: argparse.ArgumentParser) -> None:
+    """``--execution`` / ``--calibration``: how a dynamic checkpoint runs."""
+    parser.add_argument(
+        "--execution",
+        choices=("simulate", "compact"),
+        help="dynamic checkpoints: 'simulate' (masks on dense tensors, default) or 'compact' (real sparse execution)",
+    )
+    parser.add_argument("--calibration", metavar="JSON", help="with --execution compact: a saved compact calibration")
+
+
+def apply_execution(model: nn.Module, args: argparse.Namespace) -> None:
+    """Set the execution mode asked for; ``--execution`` on a dense model is a user error."""
+    from dance3d.dynamic import DynamicModel, set_execution_mode
+
+    execution = getattr(args, "execution", None)
+    calibration = getattr(args, "calibration", None)
+    if not isinstance(model, DynamicModel):
+        if execution or calibration:
+            raise ConfigError("--execution/--calibration apply to dynamic checkpoints (written by aap) only")
+        return
+    if calibration and execution != "compact":
+        raise ConfigError("--calibration needs --execution compact")
+    set_execution_mode(model, execution or "simulate")
+    if calibration:
+        from dance3d.dynamic.compact_calibration import CompactCalibration
+
+        model.compact_calibration = CompactCalibration.load(calibration)
+
+
 def add_model_source_args(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="zoo model name (random weights), with --clip-shape")
@@ -32,6 +61,7 @@ def add_model_source_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--limit", type=int, default=16, help="clips to count per-clip MACs on")
     parser.add_argument("--device", default="cpu")
+    add_execution_args(parser)
 
 
 def load_model_and_clips(args: argparse.Namespace) -> tuple[str, nn.Module, torch.Tensor]:
@@ -42,11 +72,13 @@ def load_model_and_clips(args: argparse.Namespace) -> tuple[str, nn.Module, torc
         frames, height, width = model_info(args.model).default_clip
         shape = parse_clip_shape(args.clip_shape) if args.clip_shape else (3, frames, height, width)
         model = create_model(args.model, num_classes=args.num_classes).eval()
+        apply_execution(model, args)
         return args.model, model, torch.randn(1, *shape)
     from dance3d.data.registry import build_dataset
     from dance3d.training.checkpoint import load_model
 
     loaded = load_model(args.checkpoint)
+    apply_execution(loaded.model, args)
     dataset = build_dataset(data_for_checkpoint(loaded.data, args), args.split, classes=loaded.classes)
     count = min(args.limit, len(dataset))
     if count < 1:

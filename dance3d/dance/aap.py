@@ -37,7 +37,7 @@ class AapSettings:
     epochs: int = 3
     batch_size: int = 16
     lr: float = 1e-2
-    target_mac_fraction: float | None = 0.3
+    target_mac_fraction: float | None = 0.35
     mac_penalty: float = 4.0
     distill_weight: float = 1.0
     distill_temperature: float = 2.0

@@ -4,7 +4,8 @@ The label is the **direction of motion** of one digit (8 compass directions), so
 decides it: temporal information is required. Each clip varies in how much of it is redundant,
 and records that in its metadata:
 
-- ``static_frame_fraction``: share of frames that repeat the previous one (the digit pauses);
+- ``static_frame_fraction``: share of frames that repeat the previous one (the digit pauses once,
+  for a contiguous run of frames);
 - ``background_fraction``: share of pixel positions that are empty in every frame;
 - ``num_distractors``: static digits that do not move (clutter, not signal);
 - ``noise_std``: standard deviation of the additive Gaussian noise;
@@ -119,11 +120,16 @@ def _paste(frame: np.ndarray, sprite: np.ndarray, top: int, left: int) -> None:
 
 
 def _motion_schedule(rng: np.random.Generator, num_frames: int, num_static: int) -> np.ndarray:
-    """Cumulative step count per frame: frames marked static repeat the previous position."""
+    """Cumulative step count per frame: the digit pauses once, for ``num_static`` consecutive frames.
+
+    A pause is a contiguous run of repeated frames (as when a real object stops), so a temporal
+    receptive field inside it sees no motion at all.
+    """
     moving = np.ones(num_frames, dtype=np.int64)
     moving[0] = 0
-    static_frames = rng.choice(np.arange(1, num_frames), size=num_static, replace=False)
-    moving[static_frames] = 0
+    if num_static:
+        start = int(rng.integers(1, num_frames - num_static + 1))
+        moving[start : start + num_static] = 0
     return np.cumsum(moving)
 
 

@@ -1,5 +1,7 @@
-"""Dynamic (input-adaptive) execution of 3D CNNs: gated residual blocks, decisions, MAC accounting."""
+"""Dynamic (input-adaptive) 3D CNNs: gated residual blocks, decisions, MAC accounting, compact execution."""
 
+from dance3d.dynamic.compact_calibration import CompactCalibration
+from dance3d.dynamic.compact_plan import PlanSettings
 from dance3d.dynamic.config import DynamicConfig
 from dance3d.dynamic.decisions import BlockDecision, GateLevels, TileGrid
 from dance3d.dynamic.knobs import Knob, apply_knobs, current_knobs, knob_space
@@ -8,11 +10,13 @@ from dance3d.dynamic.model import EXECUTION_MODES, DynamicModel, GatedBlock, con
 __all__ = [
     "EXECUTION_MODES",
     "BlockDecision",
+    "CompactCalibration",
     "DynamicConfig",
     "DynamicModel",
     "GateLevels",
     "GatedBlock",
     "Knob",
+    "PlanSettings",
     "TileGrid",
     "apply_knobs",
     "convert_model",

@@ -132,6 +132,20 @@ def find_stem(model: nn.Module) -> tuple[str, nn.Module]:
     raise ValueError(f"cannot find the stem of {type(model).__name__} (expected .stem or .blocks[0])")
 
 
+def stem_temporal_padding(stem: nn.Module) -> int:
+    """Frames at each end of the stem output that saw temporal zero padding (summed over its 3D convs)."""
+    total = 0
+    for conv in stem.modules():
+        if isinstance(conv, nn.Conv3d):
+            pad = conv.padding
+            total += (
+                (conv.kernel_size[0] // 2)
+                if isinstance(pad, str) and pad == "same"
+                else (0 if isinstance(pad, str) else pad[0])
+            )
+    return total
+
+
 def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model

@@ -5,10 +5,12 @@ Execution modes (``set_execution_mode``):
 - ``train``: hard decisions in the forward pass, straight-through surrogate gradients
   (``sigmoid(logit)``) to the controller in the backward pass;
 - ``simulate``: the same hard decisions applied as 0/1 masks on dense tensors (the numerical
-  reference; no gradient to the controller).
+  reference; no gradient to the controller);
+- ``compact``: real sparse execution (eval mode only): skipped frames, channels and tiles are not
+  computed (:mod:`dance3d.dynamic.compact`); convs run through oneDNN on CPU
+  (:mod:`dance3d.dynamic.compact_backend`).
 
-Both give identical forward outputs. Real sparse (compact) execution consumes
-``model.last_decisions`` (see :mod:`dance3d.dynamic.decisions`) and is not part of this module.
+All three give the same forward outputs (compact to float tolerance).
 """
 
 from __future__ import annotations
@@ -21,13 +23,23 @@ import torch.nn as nn
 
 from controllers import GateSpec, StemController, keep_counts, level_counts, ste_mask, topk_mask
 from dance3d.dynamic.accounting import GatedConv, MacRecorder, block_macs, gate_side
-from dance3d.dynamic.adapters import BlockAdapter, find_residual_blocks, find_stem, replace_module
+from dance3d.dynamic.adapters import (
+    BlockAdapter,
+    find_residual_blocks,
+    find_stem,
+    replace_module,
+    stem_temporal_padding,
+)
+from dance3d.dynamic.compact import BlockRuntime, CompactRun, compact_block, host_decisions
+from dance3d.dynamic.compact_backend import fast_conv_backend
+from dance3d.dynamic.compact_calibration import CompactCalibration
+from dance3d.dynamic.compact_plan import PlanSettings
 from dance3d.dynamic.config import DynamicConfig
 from dance3d.dynamic.decisions import BlockDecision, GateLevels, TileGrid
 from dance3d.errors import ConfigError
 
-ExecutionMode = Literal["train", "simulate"]
-EXECUTION_MODES: tuple[str, ...] = ("train", "simulate")
+ExecutionMode = Literal["train", "simulate", "compact"]
+EXECUTION_MODES: tuple[str, ...] = ("train", "simulate", "compact")
 
 
 @dataclass
@@ -48,6 +60,7 @@ class _Context:
     record_inner: bool = False
     inner: dict[int, torch.Tensor] = field(default_factory=dict)
     probe: dict[int, dict[str, Any]] = field(default_factory=dict)
+    compact: CompactRun | None = None
 
 
 class GatedBlock(nn.Module):
@@ -60,12 +73,20 @@ class GatedBlock(nn.Module):
         self.adapter = adapter
         self._context = context
         self.grid: TileGrid | None = None
+        self.compact_runtime = BlockRuntime()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ctx = self._context
         if ctx.probing:
             return self._probe(x)
         masks = ctx.masks[self.index]
+        if ctx.compact is not None:
+            out = compact_block(self, x, ctx.compact)
+            if out is not None:
+                host = ctx.compact.host[self.index]  # kept fractions for the MAC accounting
+                ctx.position_fraction[self.index] = host.position_fraction(self.grid).to(x.device)
+                ctx.channel_fraction[self.index] = host.channel_fraction().to(x.device)
+                return out
         channel_mask = masks.channels[:, :, None, None, None]
 
         def gate(h: torch.Tensor) -> torch.Tensor:
@@ -137,6 +158,7 @@ class DynamicModel(nn.Module):
             hidden=config.controller_hidden,
             init_logit=config.init_logit,
             prior_weight=config.prior_weight,
+            temporal_edge=stem_temporal_padding(stem),
         )
         self.register_buffer("logit_offsets", torch.zeros(len(self.gate_specs), 3), persistent=False)
         self.last_decisions: list[BlockDecision] = []
@@ -145,6 +167,9 @@ class DynamicModel(nn.Module):
         self.dense_macs: int = 0
         self._pending: list[BlockDecision] | None = None
         self._controller_macs = 0
+        self._dense_layer_macs = dict(self._recorder.macs)  # per clip, recorded by the probe forward
+        self.compact_settings = PlanSettings()
+        self.compact_calibration: CompactCalibration | None = None
 
     # -- construction -------------------------------------------------------------------------
     def _probe(self, stem: nn.Module, config: DynamicConfig):
@@ -200,16 +225,20 @@ class DynamicModel(nn.Module):
         """Logits; ``decisions`` (e.g. :meth:`full_decisions`) replace the controller's."""
         if tuple(clips.shape[2:]) != self.clip_shape:
             raise ConfigError(f"dynamic model was built for clips {self.clip_shape}, got {tuple(clips.shape[2:])}")
+        if self.mode == "compact" and self.training:
+            raise ConfigError("compact execution needs eval mode (BatchNorm running statistics): call model.eval()")
         ctx = self._context
-        ctx.masks, ctx.inner = [], {}
+        ctx.masks, ctx.inner, ctx.compact = [], {}, None
         ctx.position_fraction, ctx.channel_fraction = {}, {}
         self._recorder.reset()
         self._pending = decisions
         handle = self.backbone.get_submodule(self.stem_name).register_forward_hook(self._decide)
         try:
-            logits = self.backbone(clips)
+            with fast_conv_backend(self.mode == "compact"):
+                logits = self.backbone(clips)
         finally:
             handle.remove()
+            ctx.compact = None
         self._account()
         return logits
 
@@ -219,6 +248,7 @@ class DynamicModel(nn.Module):
             self.last_decisions = list(self._pending)
             ctx.masks = [_Masks(d.frames.float(), d.channels.float(), d.tiles.float()) for d in self._pending]
             self._controller_macs = 0
+            self._start_compact()
             return
         out = self.controller(stem)
         decisions, masks = [], []
@@ -241,10 +271,17 @@ class DynamicModel(nn.Module):
         self.last_decisions = decisions
         ctx.masks = masks
         self._controller_macs = self.controller.macs_per_clip(tuple(stem.shape[1:]))
+        self._start_compact()
+
+    def _start_compact(self) -> None:
+        if self.mode == "compact":
+            self._context.compact = CompactRun(
+                host_decisions(self.last_decisions), self.compact_settings, self.compact_calibration
+            )
 
     def _account(self) -> None:
         ctx = self._context
-        dense = dict(self._recorder.macs)
+        dense = {**self._dense_layer_macs, **self._recorder.macs}  # compact mode skips the branch conv modules
         self.dense_macs = sum(dense.values())
         gated_names = {conv.name for convs in self.gated_convs for conv in convs}
         fixed = sum(v for k, v in dense.items() if k not in gated_names) + self._controller_macs
@@ -307,7 +344,8 @@ class DynamicModel(nn.Module):
 
 
 def set_execution_mode(model: DynamicModel, mode: str) -> None:
-    """Switch between ``train`` (STE gradients) and ``simulate`` (hard masks, reference numerics)."""
+    """Switch between ``train`` (STE gradients), ``simulate`` (hard masks, reference numerics) and
+    ``compact`` (real sparse execution, eval mode)."""
     if mode not in EXECUTION_MODES:
         raise ConfigError(f"execution mode {mode!r} is not one of {', '.join(EXECUTION_MODES)}")
     model.mode = mode

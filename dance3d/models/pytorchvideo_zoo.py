@@ -50,9 +50,7 @@ for _name, (_length, _crop, _) in _X3D.items():
     )(lambda num_classes, _n=_name, **kw: _x3d(_n, num_classes, **kw))
 
 
-@register_model(
-    "slow_r50", family="pytorchvideo", default_clip=(8, 224, 224), description="Slow-only ResNet-50"
-)
+@register_model("slow_r50", family="pytorchvideo", default_clip=(8, 224, 224), description="Slow-only ResNet-50")
 def slow_r50(num_classes: int) -> nn.Module:
     from pytorchvideo.models.resnet import create_resnet
 
@@ -66,9 +64,7 @@ def slow_r50(num_classes: int) -> nn.Module:
     return _adaptive_head(model)
 
 
-@register_model(
-    "r2plus1d_r50", family="pytorchvideo", default_clip=(16, 224, 224), description="R(2+1)D-50"
-)
+@register_model("r2plus1d_r50", family="pytorchvideo", default_clip=(16, 224, 224), description="R(2+1)D-50")
 def r2plus1d_r50(num_classes: int) -> nn.Module:
     from pytorchvideo.models.r2plus1d import create_r2plus1d
 

@@ -57,9 +57,7 @@ def model_info(name: str) -> ModelInfo:
     return _REGISTRY[name]
 
 
-def create_model(
-    name: str, *, num_classes: int, pretrained: str | None = None, **kwargs: object
-) -> nn.Module:
+def create_model(name: str, *, num_classes: int, pretrained: str | None = None, **kwargs: object) -> nn.Module:
     """Build a zoo model that returns logits; ``pretrained`` is a local weights file."""
     if num_classes < 1:
         raise ConfigError(f"num_classes must be >= 1, got {num_classes}")

@@ -111,7 +111,7 @@ def test_tiles_are_at_least_tile_size_and_wrong_clip_shape_is_rejected():
     with pytest.raises(ConfigError):
         model(torch.rand(1, 3, *CLIP))
     with pytest.raises(ConfigError):
-        set_execution_mode(model, "compact")
+        set_execution_mode(model, "sparse")
 
 
 def test_converter_handles_pytorchvideo_x3d_bottlenecks():

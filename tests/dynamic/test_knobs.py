@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from dynamic_helpers import CLIP, dynamic_tiny_test
 
 from dance3d.dynamic import apply_knobs, current_knobs, knob_space
 from dance3d.errors import ConfigError
-from tests.dynamic.dynamic_helpers import CLIP, dynamic_tiny_test
 
 
 def _mac_fraction(model, clips) -> float:

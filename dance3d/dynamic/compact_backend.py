@@ -1,0 +1,80 @@
+"""One fast convolution path for dense and compact execution (DESIGN.md §3, "PyTorch CPU trap").
+
+For small batch-1 ``conv3d`` calls eager PyTorch picks its native ``slow_conv3d`` kernel instead
+of oneDNN (2.5-10x slower); pruned (narrower) layers fall into that path more often. On CPU
+float32 tensors :func:`conv3d` therefore calls oneDNN (``aten.mkldnn_convolution``) directly, and
+:func:`fast_conv_backend` routes every ``F.conv3d`` of a model (stem, shortcuts, dense blocks)
+there too, so dense baselines and compact execution are compared through the same backend.
+Other devices and dtypes use ``F.conv3d`` unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+Triple = Sequence[int]
+
+
+def _use_onednn(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.is_available()
+
+
+def _triple(value: int | Sequence[int]) -> list[int]:
+    return [int(v) for v in value] if isinstance(value, (tuple, list)) else [int(value)] * 3
+
+
+def conv3d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    *,
+    stride: int | Triple = 1,
+    padding: int | Triple = 0,
+    dilation: int | Triple = 1,
+    groups: int = 1,
+) -> torch.Tensor:
+    """``F.conv3d`` through oneDNN on CPU float32 (any batch size), ``F.conv3d`` elsewhere."""
+    if _use_onednn(x) and not isinstance(padding, str):
+        return torch.ops.aten.mkldnn_convolution(
+            x.contiguous(), weight, bias, _triple(padding), _triple(stride), _triple(dilation), groups
+        )
+    return F.conv3d(x, weight, bias, stride, padding, dilation, groups)
+
+
+_CONV3D_ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+
+
+class _FastConvMode(TorchFunctionMode):
+    """Redirects ``F.conv3d`` / ``torch.conv3d`` calls to :func:`conv3d`."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.conv3d or func is torch.conv3d:
+            bound = dict(zip(_CONV3D_ARGS, args, strict=False), **kwargs)
+            x, weight = bound["input"], bound["weight"]
+            if _use_onednn(x) and not isinstance(bound.get("padding", 0), str):
+                return conv3d(
+                    x,
+                    weight,
+                    bound.get("bias"),
+                    stride=bound.get("stride", 1),
+                    padding=bound.get("padding", 0),
+                    dilation=bound.get("dilation", 1),
+                    groups=bound.get("groups", 1),
+                )
+        return func(*args, **kwargs)
+
+
+@contextmanager
+def fast_conv_backend(enabled: bool = True) -> Iterator[None]:
+    """Inside: every ``F.conv3d`` on CPU float32 runs through oneDNN (no-op when ``enabled`` is False)."""
+    if not enabled:
+        yield
+        return
+    with _FastConvMode():
+        yield

@@ -73,9 +73,8 @@ def read_table(out: Path) -> pd.DataFrame:
     return pd.read_parquet(out) if out.suffix == ".parquet" else pd.read_csv(out)
 
 
-def _write_table(out: Path, rows: list[dict[str, Any]]) -> None:
-    """Replace ``out`` atomically (write a temp file beside it, then rename)."""
-    table = pd.DataFrame.from_records(rows)
+def write_table(table: pd.DataFrame, out: Path) -> None:
+    """Replace ``out`` (``.parquet``, else CSV) atomically: write a temp file beside it, then rename."""
     tmp = out.with_name(f".{out.name}.tmp")
     if out.suffix == ".parquet":
         table.to_parquet(tmp, index=False)
@@ -325,7 +324,7 @@ def _run_points(
                     )
                     _append_journal(journal_path(out), row)
                     rows.append(row)
-                    _write_table(out, rows)
+                    write_table(pd.DataFrame.from_records(rows), out)
                     bar.update(1)
             del model, runners
             gc.collect()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import optuna
 import pandas as pd
 
 from dance3d.errors import ConfigError
+from profiling.sweep import write_table
 from studies.objectives import parse_constraints
 
 STUDY_ATTR, BASELINES_ATTR = "dance3d", "baselines"
@@ -88,11 +88,5 @@ def export_trials(study: optuna.Study, out: str | Path) -> Path:
     if out.suffix not in (".parquet", ".csv"):
         raise ConfigError(f"export path must end in .parquet or .csv, got {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    frame = trials_frame(study)
-    tmp = out.with_name(f".{out.name}.tmp")
-    if out.suffix == ".parquet":
-        frame.to_parquet(tmp, index=False)
-    else:
-        frame.to_csv(tmp, index=False)
-    os.replace(tmp, out)
+    write_table(trials_frame(study), out)
     return out

@@ -6,7 +6,8 @@
    because at 32x32 the last stage's layers run on 8x4x4 volumes in well under a millisecond, too
    little to time reliably next to Python overhead).
 2. The latency table of that model with ``torch.set_num_threads(1)`` semantics (runtime threads=1),
-   calibrated on a few pruned models and validated on others (predicted vs measured).
+   calibrated on a few pruned models (the latency model with the smallest leave-one-out error is
+   kept) and validated on others (predicted vs measured).
 3. For each target (fraction of dense latency): MDP solves, materialises and measures; then (a)
    uniform width scaling (every group the same fraction, Taylor-chosen channels) and (b) magnitude
    pruning (inner channels by filter L1 norm, residual stream dense, as the static DANCE baseline)
@@ -235,7 +236,9 @@ def main() -> None:
         "dense_test_top1": dense_test,
         "dense_latency_ms": table.dense_latency_ms,
         "latency_model": {
-            "scale": table.scale,
+            "selected": table.selected.to_dict(),  # what predicted_ms and the solver's budget use
+            "candidates": [c.to_dict() for c in table.predictor_candidates],  # leave-one-out errors
+            "scale": table.scale,  # the calibrated fit
             "overhead_ms": table.offset_ms,
             "validation": table.validation,
             "validation_summary": validation,
@@ -258,6 +261,10 @@ def print_report(payload: dict[str, Any]) -> None:
     import pandas as pd
 
     print(f"dense: {payload['dense_latency_ms']:.2f} ms, test top-1 {payload['dense_test_top1']:.4f}")
+    selected = payload["latency_model"]["selected"]
+    error = selected["cv_mean_abs_error_pct"]
+    held_out = "" if error is None else f" (leave-one-out mean |error| {error:.2f}%)"
+    print(f"latency model: {selected['name']}{held_out}")
     print("latency model validation (held-out pruned models):")
     print(pd.DataFrame(payload["latency_model"]["validation"]).drop(columns=["plan"]).to_string(
         index=False, float_format=lambda v: f"{v:.2f}"))  # fmt: skip

@@ -1,4 +1,4 @@
-"""``dance3d aap``: DANCE stage 2, train the per-clip pruning controller on a (frozen) dense/AVA model."""
+"""``dance3d aap``: DANCE stage 2, train the per-clip pruning controller on a frozen dense/AVA/MDP-pruned model."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from dance3d.cli.common import add_config_args
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("aap", help="DANCE stage 2 (AAP controller)", description=__doc__)
-    parser.add_argument("--checkpoint", required=True, help="dense model.pt (from 'dance3d train' or 'dance3d ava')")
+    parser.add_argument(
+        "--checkpoint", required=True, help="dense or pruned model.pt (from 'dance3d train', 'ava' or 'mdp')"
+    )
     parser.add_argument("--out", required=True, help="run directory (model.pt, config.yaml, metrics.jsonl)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--lr", type=float)

@@ -1,4 +1,4 @@
-"""``dance3d ava``: DANCE stage 1, fine-tune a dense checkpoint to amplify activation variability."""
+"""``dance3d ava``: DANCE stage 1, fine-tune a dense or MDP-pruned checkpoint to amplify activation variability."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from dance3d.cli.common import add_config_args
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("ava", help="DANCE stage 1 (AVA fine-tune)", description=__doc__)
-    parser.add_argument("--checkpoint", required=True, help="dense model.pt (from 'dance3d train')")
+    parser.add_argument(
+        "--checkpoint", required=True, help="dense or pruned model.pt (from 'dance3d train' or 'dance3d mdp')"
+    )
     parser.add_argument("--out", required=True, help="run directory (model.pt, config.yaml, metrics.jsonl, PNG)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--lr", type=float)

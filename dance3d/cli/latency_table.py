@@ -38,10 +38,14 @@ def run(args: argparse.Namespace) -> int:
     from profiling import collect_env
 
     if args.checkpoint:
+        from dance3d.errors import ConfigError
+        from dance3d.mdp.checkpoint import is_pruned_spec
         from dance3d.training.checkpoint import build_dense_model, load_checkpoint
 
         checkpoint = load_checkpoint(args.checkpoint)
         spec, data = checkpoint["model"], checkpoint["data"]
+        if checkpoint.get("kind", "dense") != "dense" or is_pruned_spec(spec):
+            raise ConfigError(f"{args.checkpoint} is not a dense checkpoint; the latency table is of a dense model")
         model = build_dense_model(checkpoint)
         clip_shape = (3, data["num_frames"], data["height"], data["width"])
     else:
@@ -62,19 +66,45 @@ def run(args: argparse.Namespace) -> int:
     table.save(args.out)
     rows = [("model", spec["name"]), ("clip", "x".join(map(str, clip_shape))), ("runtime", runtime),
             ("layers", len(table.layers)), ("groups", len(table.group_grids)),
-            ("dense latency ms", table.dense_latency_ms), ("dense entries ms", table.dense_entries_ms),
-            ("scale", table.scale), ("overhead ms", table.offset_ms)]  # fmt: skip
-    print_table(rows)
+            ("dense latency ms", table.dense_latency_ms), ("dense entries ms", table.dense_entries_ms)]  # fmt: skip
+    print_table(rows + _model_rows(table))
+    if table.predictor_candidates:
+        print("latency models, leave-one-out over the calibration's pruned models (the smallest mean error is used):")
+        print(_candidates_text(table))
     if table.validation:
+        print("held-out validation (other pruned models):")
         print(_validation_text(table.validation))
         print_table(list(summarize_validation(table.validation).items()))
     print(f"saved {args.out}")
     return 0
 
 
+def _model_rows(table) -> list[tuple[str, object]]:
+    """The selected latency model: name, coefficients and (when cross-validated) its held-out error."""
+    model = table.selected
+    rows = [("latency model", model.name), ("scale", model.scale), ("offset ms", model.offset_ms)]
+    if model.cv_mean_abs_error_pct is not None:
+        rows += [
+            ("cv mean abs error %", model.cv_mean_abs_error_pct),
+            ("cv max abs error %", model.cv_max_abs_error_pct),
+        ]
+    return rows
+
+
+def _candidates_text(table) -> str:
+    import pandas as pd
+
+    rows = [
+        {**c.to_dict(), "selected": "*" if c.name == table.selected.name else ""} for c in table.predictor_candidates
+    ]
+    return pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}")
+
+
 def _validation_text(rows: list[dict]) -> str:
     import pandas as pd
 
-    columns = ["plan", "removed_blocks", "mean_width_fraction", "measured_ms", "entries_ms", "entries_error_pct",
-               "additive_ms", "additive_error_pct", "calibrated_ms", "calibrated_error_pct"]  # fmt: skip
+    from dance3d.mdp.calibration import prediction_names
+
+    columns = ["plan", "removed_blocks", "mean_width_fraction", "measured_ms"]
+    columns += [f"{name}_{what}" for name in prediction_names(rows) for what in ("ms", "error_pct")]
     return pd.DataFrame(rows)[columns].to_string(index=False, float_format=lambda v: f"{v:.2f}")

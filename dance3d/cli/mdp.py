@@ -31,21 +31,31 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from dance3d.config import load_config
-    from dance3d.mdp.pipeline import MdpRunConfig, config_base, run_mdp
+    from dance3d.mdp.pipeline import MdpRunConfig, config_base, require_dense, run_mdp
     from dance3d.training.checkpoint import load_checkpoint
 
     overrides = [f"mdp.target_latency={json.dumps(args.target_latency)}"]
     flags = {"train.epochs": args.epochs, "train.lr": args.lr, "mdp.width_step": args.width_step}
     overrides += [f"{k}={v}" for k, v in flags.items() if v is not None]
     overrides += ["mdp.finetune=false"] * args.no_finetune + ["mdp.remove_blocks=false"] * args.no_block_removal
-    base = config_base(load_checkpoint(args.checkpoint))
+    checkpoint = load_checkpoint(args.checkpoint)
+    require_dense(checkpoint, args.checkpoint)
+    base = config_base(checkpoint)
     config = load_config(MdpRunConfig, path=args.config, overrides=overrides + args.overrides, base=base)
     result = run_mdp(config, args.checkpoint, args.latency_table, args.out)
     s = result.solution
     measured = "n/a (not this device)" if result.measured_ms is None else f"{result.measured_ms:.3f} ms"
     print(f"budget {s.budget_ms:.3f} ms, predicted {s.predicted_ms:.3f} ms, measured {measured}")
+    print(f"latency model: {_model_text(result.latency_model)}")
     print(f"removed blocks: {', '.join(s.plan.removed_blocks) or 'none'}; kept importance {s.objective:.4f}")
     print(f"MILP: {s.status}, {s.solve_s:.2f} s, gap {s.mip_gap:.2e}, {s.num_variables} variables")
     last = result.history[-1] if result.history else {}
     print(f"saved {result.checkpoint_path} (val top-1 {last.get('val_top1', float('nan')):.4f})")
     return 0
+
+
+def _model_text(model) -> str:
+    text = f"{model.name} ({model.scale:.4g} x entries + {model.offset_ms:.4g} ms"
+    if model.cv_mean_abs_error_pct is None:
+        return text + ")"
+    return text + f"; held-out error mean {model.cv_mean_abs_error_pct:.1f}%, max {model.cv_max_abs_error_pct:.1f}%)"

@@ -13,12 +13,22 @@ from dance3d.dance.data import ClipCache
 from dance3d.errors import ConfigError
 from dance3d.training.checkpoint import build_dense_model, load_checkpoint
 
+STAGE_INPUT_KINDS = ("dense", "pruned")
 
-def load_dense_checkpoint(path: str | Path) -> tuple[dict[str, Any], torch.nn.Module]:
-    """A dense checkpoint and its model (eval mode); AVA and AAP both start from one."""
+
+def load_backbone_checkpoint(path: str | Path) -> tuple[dict[str, Any], torch.nn.Module]:
+    """A dense or MDP-``pruned`` checkpoint and its model (eval mode); AVA and AAP both start from one.
+
+    A pruned model is rebuilt as the dense model's module tree with the narrower layers and the
+    removed blocks (``dance3d.mdp.checkpoint.build_pruned_backbone``), so ``convert_model`` finds its
+    residual blocks; its spec travels into the stage's output checkpoint, which rebuilds it too.
+    """
     checkpoint = load_checkpoint(path)
-    if checkpoint.get("kind", "dense") != "dense":
-        raise ConfigError(f"{path} is a {checkpoint['kind']!r} checkpoint; expected a dense one (train or ava output)")
+    kind = checkpoint.get("kind", "dense")
+    if kind not in STAGE_INPUT_KINDS:
+        raise ConfigError(
+            f"{path} is a {kind!r} checkpoint; expected a dense one (train or ava output) or a pruned one (mdp output)"
+        )
     return checkpoint, build_dense_model(checkpoint).eval()
 
 
@@ -45,12 +55,12 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
 def start_stage(
     config: Any, checkpoint_path: str | Path, out_dir: str | Path, *, threads: int, seed: int
 ) -> tuple[dict[str, Any], torch.nn.Module, Path, tuple[str, ...]]:
-    """Shared start of a DANCE stage: threads, dense checkpoint, output dir with its config, seed."""
+    """Shared start of a DANCE stage: threads, dense or pruned checkpoint, output dir with its config, seed."""
     from dance3d.config import save_config
 
     if threads:
         torch.set_num_threads(threads)
-    checkpoint, dense = load_dense_checkpoint(checkpoint_path)
+    checkpoint, dense = load_backbone_checkpoint(checkpoint_path)
     out = prepare_out_dir(out_dir)
     save_config(config, out / "config.yaml")
     torch.manual_seed(seed)

@@ -12,7 +12,7 @@ KIND = "dynamic"
 
 
 def dynamic_spec(model: DynamicModel, backbone_spec: dict[str, Any]) -> dict[str, Any]:
-    """What rebuilds ``model``: the zoo spec of its backbone, the clip shape, the dynamic config."""
+    """What rebuilds ``model``: the spec of its backbone (zoo or MDP-pruned), the clip shape, the dynamic config."""
     return {
         "backbone": dict(backbone_spec),
         "clip_shape": list(model.clip_shape),
@@ -22,11 +22,10 @@ def dynamic_spec(model: DynamicModel, backbone_spec: dict[str, Any]) -> dict[str
 
 def build_dynamic_model(checkpoint: dict[str, Any]) -> DynamicModel:
     """``MODEL_BUILDERS['dynamic']``: rebuild in ``simulate`` mode."""
-    from dance3d.models import create_model
+    from dance3d.training.checkpoint import build_backbone
 
     spec = checkpoint["model"]
-    backbone = spec["backbone"]
-    dense = create_model(backbone["name"], num_classes=backbone["num_classes"], **backbone.get("options", {}))
+    dense = build_backbone(spec["backbone"])  # a zoo spec, or an MDP-pruned one
     model = convert_model(dense, clip_shape=tuple(spec["clip_shape"]), config=from_dict(DynamicConfig, spec["dynamic"]))
     model.load_state_dict(checkpoint["state_dict"])
     return model

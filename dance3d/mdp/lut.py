@@ -5,11 +5,20 @@ A layer's latency depends on the widths of the (at most two) prunable groups it 
 are interpolated (linear in one axis, bilinear in two); a width of 0 (a removed block) costs 0; a
 width outside ``[smallest, largest]`` grid point is an error, never an extrapolation.
 
-End to end, ``predicted = scale x (sum of the layer entries) + overhead_ms``. Without calibration
-``scale = 1`` and ``overhead_ms`` is the measured dense latency minus the sum of its entries (the
-adds, pooling, head and framework overhead); ``calibration.calibrate_table`` fits both on measured
-pruned models instead, which also absorbs layers running slower inside the model than alone
-(cold caches).
+End to end, every latency model is linear in the sum of the layer entries:
+``predicted_ms = a x entries_ms + b_ms`` (a :class:`LatencyPredictor`). The candidates are
+
+* ``entries``: ``a = 1, b = 0``, the layer entries alone;
+* ``additive``: ``a = 1``, ``b`` = the measured dense latency minus the sum of its entries (the
+  adds, pooling, head and framework overhead);
+* ``overhead``: ``a = 1``, ``b`` fitted (least squares, ``b >= 0``) on measured pruned models;
+* ``calibrated``: ``a`` and ``b`` fitted (non-negative least squares) on measured pruned models,
+  which can also absorb layers running slower inside the model than alone (cold caches).
+
+``calibration.calibrate_table`` measures pruned models, scores each candidate by its held-out
+(leave-one-out) error and stores the best one as ``predictor``; :meth:`LatencyTable.predict_ms`
+and the MILP's budget constraint use it. Tables without a ``predictor`` (no calibration, or JSON
+written before the selection existed) predict with ``scale`` and ``overhead_ms`` as before.
 """
 
 from __future__ import annotations
@@ -27,7 +36,8 @@ from dance3d.mdp.graph import Structure
 from dance3d.mdp.plan import PrunePlan
 
 FORMAT = "dance3d-latency-table"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: "predictor" and "predictor_candidates" (version 1 files still load)
+PREDICTORS = ("entries", "additive", "overhead", "calibrated")  # simplest first: ties go to the earlier one
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,32 @@ class LayerTable:
         )
 
 
+@dataclass(frozen=True)
+class LatencyPredictor:
+    """One end-to-end latency model, ``predicted_ms = scale x entries_ms + offset_ms``, and its held-out error.
+
+    The errors are in percent of the measured latency, ``100 x (predicted - measured) / measured``,
+    over ``cv_points`` held-out pruned models (``None`` when it was not cross-validated).
+    """
+
+    name: str  # one of PREDICTORS
+    scale: float = 1.0
+    offset_ms: float = 0.0
+    cv_mean_abs_error_pct: float | None = None
+    cv_max_abs_error_pct: float | None = None
+    cv_points: int = 0
+
+    def predict_ms(self, entries_ms: float) -> float:
+        return self.scale * entries_ms + self.offset_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LatencyPredictor:
+        return cls(**data)
+
+
 @dataclass
 class LatencyTable:
     """Per-layer tables of one model at one clip shape, on one device/runtime."""
@@ -103,9 +139,11 @@ class LatencyTable:
     layers: dict[str, LayerTable]
     dense_latency_ms: float
     group_grids: dict[str, tuple[int, ...]]
-    scale: float = 1.0
-    overhead_ms: float | None = None  # None: the dense model's additive overhead
+    scale: float = 1.0  # the "calibrated" fit (1.0 without calibration)
+    overhead_ms: float | None = None  # its offset; None: the dense model's additive overhead
     calibration: list[dict[str, Any]] = field(default_factory=list)
+    predictor: LatencyPredictor | None = None  # the model chosen by held-out error; None: scale/overhead_ms
+    predictor_candidates: list[LatencyPredictor] = field(default_factory=list)  # all scored candidates
     env: dict[str, Any] = field(default_factory=dict)
     validation: list[dict[str, Any]] = field(default_factory=list)
 
@@ -122,8 +160,16 @@ class LatencyTable:
 
     @property
     def offset_ms(self) -> float:
-        """The additive term of the prediction."""
+        """The additive term of the ``scale``/``overhead_ms`` model (the calibrated fit, or the additive one)."""
         return self.additive_overhead_ms if self.overhead_ms is None else self.overhead_ms
+
+    @property
+    def selected(self) -> LatencyPredictor:
+        """The model :meth:`predict_ms` and the solver use: ``predictor``, else ``scale``/``offset_ms``."""
+        if self.predictor is not None:
+            return self.predictor
+        name = "additive" if self.scale == 1.0 and self.overhead_ms is None else "calibrated"
+        return LatencyPredictor(name, self.scale, self.offset_ms)
 
     def entries_ms(self, plan: PrunePlan) -> float:
         """Sum of the layer entries of the model pruned by ``plan`` (removed branches cost 0)."""
@@ -131,8 +177,8 @@ class LatencyTable:
         return sum(t.lookup(plan.widths) for t in self.layers.values() if t.block not in removed)
 
     def predict_ms(self, plan: PrunePlan) -> float:
-        """Predicted end-to-end latency of the model pruned by ``plan``."""
-        return self.scale * self.entries_ms(plan) + self.offset_ms
+        """Predicted end-to-end latency of the model pruned by ``plan`` (with the :attr:`selected` model)."""
+        return self.selected.predict_ms(self.entries_ms(plan))
 
     def check_matches(self, structure: Structure, model_spec: dict[str, Any]) -> None:
         """Clear error when this table was built for another model, head or clip shape."""
@@ -161,6 +207,8 @@ class LatencyTable:
             "scale": self.scale,
             "overhead_ms": self.overhead_ms,
             "calibration": self.calibration,
+            "predictor": None if self.predictor is None else self.predictor.to_dict(),
+            "predictor_candidates": [p.to_dict() for p in self.predictor_candidates],
             "group_grids": {g: list(w) for g, w in self.group_grids.items()},
             "layers": {name: t.to_dict() for name, t in self.layers.items()},
             "validation": self.validation,
@@ -196,6 +244,8 @@ class LatencyTable:
             scale=float(data.get("scale", 1.0)),
             overhead_ms=data.get("overhead_ms"),
             calibration=data.get("calibration", []),
+            predictor=None if data.get("predictor") is None else LatencyPredictor.from_dict(data["predictor"]),
+            predictor_candidates=[LatencyPredictor.from_dict(p) for p in data.get("predictor_candidates", [])],
             env=data.get("env", {}),
             validation=data.get("validation", []),
         )

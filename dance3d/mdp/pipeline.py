@@ -19,10 +19,10 @@ from torch.utils.data import DataLoader
 from dance3d.config import save_config, to_dict
 from dance3d.data.registry import DataConfig, build_dataset, dataset_classes
 from dance3d.errors import ConfigError
-from dance3d.mdp.checkpoint import KIND, pruned_spec
+from dance3d.mdp.checkpoint import KIND, is_pruned_spec, pruned_spec
 from dance3d.mdp.graph import extract_structure
 from dance3d.mdp.importance import taylor_importance
-from dance3d.mdp.lut import LatencyTable
+from dance3d.mdp.lut import LatencyPredictor, LatencyTable
 from dance3d.mdp.lut_measure import measure_model_ms
 from dance3d.mdp.materialize import materialize
 from dance3d.mdp.problem import build_problem
@@ -60,6 +60,15 @@ class MdpResult:
     solution: Solution
     measured_ms: float | None
     history: list[dict[str, Any]]
+    latency_model: LatencyPredictor  # the table's selected model (predicted_ms and the budget use it)
+
+
+def require_dense(checkpoint: dict[str, Any], path: str | Path) -> None:
+    """Clear error unless ``checkpoint`` holds an unpruned zoo model (MDP starts from one)."""
+    if checkpoint.get("kind", "dense") != "dense":
+        raise ConfigError(f"{path} is a {checkpoint['kind']!r} checkpoint; MDP starts from a dense one")
+    if is_pruned_spec(checkpoint["model"]):  # e.g. 'dance3d ava' output of a pruned model
+        raise ConfigError(f"{path} holds an MDP-pruned model; MDP starts from a dense one")
 
 
 def config_base(checkpoint: dict[str, Any]) -> dict[str, Any]:
@@ -98,8 +107,7 @@ def run_mdp(
     if (out / "model.pt").exists():
         raise ConfigError(f"{out / 'model.pt'} exists; choose another --out")
     checkpoint = load_checkpoint(checkpoint_path)
-    if checkpoint.get("kind", "dense") != "dense":
-        raise ConfigError(f"{checkpoint_path} is a {checkpoint['kind']!r} checkpoint; MDP starts from a dense one")
+    require_dense(checkpoint, checkpoint_path)
     table = LatencyTable.load(table_path)
     budget = budget_ms(config.mdp.target_latency, table.dense_latency_ms)
     dense = build_dense_model(checkpoint).eval()
@@ -124,17 +132,18 @@ def run_mdp(
         "dense_latency_ms": table.dense_latency_ms,
         "measured_ms": measured,
         "latency_table": str(table_path),
+        "latency_model": table.selected.to_dict(),  # what predicted_ms and the budget constraint used
         "runtime": to_dict(table.runtime),
         "block_importance": importance.blocks,
     }
     (out / "solution.json").write_text(json.dumps(report, indent=2))
     if config.mdp.finetune:
         result = train(RunConfig(data=data, train=config.train), out, start=StartModel(pruned, KIND, spec))
-        return MdpResult(result.checkpoint_path, solution, measured, result.history)
+        return MdpResult(result.checkpoint_path, solution, measured, result.history, table.selected)
     classes = dataset_classes(build_dataset(data, "train"))
     path = save_checkpoint(
         {"kind": KIND, "model": spec, "state_dict": pruned.state_dict(), "history": [], "epochs_done": 0,
          "config": to_dict(config), "data": to_dict(data), "classes": list(classes)},
         out / "model.pt",
     )  # fmt: skip
-    return MdpResult(path, solution, measured, [])
+    return MdpResult(path, solution, measured, [], table.selected)

@@ -9,7 +9,8 @@ A mixed-integer linear program solved exactly by HiGHS (``scipy.optimize.milp``)
   ``sum_j z[p,i,j] = x[a,i]`` and ``sum_i z[p,i,j] = x[c,j]``; with one-hot ``x`` this forces
   ``z[p,i,j] = x[a,i] x[c,j]``, which makes a layer's table latency linear in the variables.
 * objective: ``max sum x[g,k] value[g,k] + sum r[b] value[b]`` (importance kept, normalised to 1).
-* constraint: ``scale x (sum of layer latencies) + overhead_ms <= budget_ms``.
+* constraint: ``scale x (sum of layer latencies) + offset_ms <= budget_ms`` with the table's
+  selected latency model (:attr:`LatencyTable.selected`, any of which is linear in the entries).
 """
 
 from __future__ import annotations
@@ -181,7 +182,8 @@ def solve(problem: MdpProblem, config: SolverConfig = SolverConfig()) -> Solutio
     table = problem.table
     program = _program(problem)
     b = program.builder
-    limit = (problem.budget_ms - table.offset_ms) / table.scale - program.constant_ms
+    model = table.selected  # the same a x entries + b that table.predict_ms uses
+    limit = (problem.budget_ms - model.offset_ms) / model.scale - program.constant_ms
     b.row(program.latency_cols, program.latency_coefs, -np.inf, limit)
     objective = np.zeros(len(b.names))
     for g, xs in program.x.items():

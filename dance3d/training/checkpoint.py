@@ -76,11 +76,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
-def build_dense_model(checkpoint: dict[str, Any]) -> nn.Module:
+def build_backbone(spec: dict[str, Any]) -> nn.Module:
+    """The network of a model spec, as a module tree with fresh weights: a zoo spec, or an MDP-pruned one."""
+    from dance3d.mdp.checkpoint import build_pruned_backbone, is_pruned_spec
     from dance3d.models import create_model
 
-    spec = checkpoint["model"]
-    model = create_model(spec["name"], num_classes=spec["num_classes"], **spec.get("options", {}))
+    if is_pruned_spec(spec):  # e.g. 'dance3d ava' run on a 'dance3d mdp' checkpoint
+        return build_pruned_backbone(spec)
+    return create_model(spec["name"], num_classes=spec["num_classes"], **spec.get("options", {}))
+
+
+def build_dense_model(checkpoint: dict[str, Any]) -> nn.Module:
+    """``MODEL_BUILDERS['dense']`` (also the module-tree form of a ``pruned`` checkpoint's model)."""
+    model = build_backbone(checkpoint["model"])
     model.load_state_dict(checkpoint["state_dict"])
     return model
 

@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "notes": [
             "speedup = dense / compact median wall-clock; dense = faster of eager and oneDNN-forced dense",
-            "mac_fraction = analytic model.last_macs / dense MACs (halo not counted)",
+            "mac_fraction = analytic model.last_macs / dense MACs (spatial halo not counted)",
             "realisation_efficiency = speedup / mac_reduction_ratio = speedup * mac_fraction",
             "breakdown comes from a separate instrumented pass (timers add overhead); shares are of its total",
             "break-even sweep: one axis at a kept fraction in every gate, others kept; dense = oneDNN path only",

@@ -60,6 +60,19 @@ def _relative_log(values: torch.Tensor, dims: tuple[int, ...]) -> tuple[torch.Te
     return log, log - log.mean(dim=dims, keepdim=True)
 
 
+def _upper_quartile(values: torch.Tensor) -> torch.Tensor:
+    """Per row of ``values`` (B, n): the upper quartile, nearest rank (B, 1)."""
+    rank = round(0.75 * (values.shape[1] - 1)) + 1
+    return values.kthvalue(rank, dim=1, keepdim=True).values
+
+
+def _tile_features(level_map: torch.Tensor, diff_map: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Per tile (B, n_tiles, 4): log activity and log motion, each also relative to the clip's mean."""
+    level, level_rel = _relative_log(F.adaptive_avg_pool2d(level_map[:, None], grid).flatten(1), (1,))
+    diff, diff_rel = _relative_log(F.adaptive_avg_pool2d(diff_map[:, None], grid).flatten(1), (1,))
+    return torch.stack([level, level_rel, diff, diff_rel], dim=2)
+
+
 class StemController(nn.Module):
     """Lightweight controller; ``gates`` fixes its output sizes, ``stem_channels`` its input.
 
@@ -139,24 +152,24 @@ class StemController(nn.Module):
         channel, level, diff = self.maps(stem, edge=self.temporal_edge)
         frame_level, frame_level_rel = _relative_log(level.mean(dim=(2, 3)), (1,))
         motion = torch.log(diff.amax(dim=(2, 3)) + _EPS)
-        motion_rel = motion - torch.quantile(motion, 0.75, dim=1, keepdim=True)
+        motion_rel = motion - _upper_quartile(motion)
         spread = (motion.std(1, unbiased=False), frame_level.std(1, unbiased=False))
         summary = torch.stack([frame_level.mean(1), motion.mean(1), *spread], dim=1)
         context = self.context(torch.cat([torch.log(channel + _EPS), summary], dim=1))
         per_frame = torch.stack([frame_level, frame_level_rel, motion, motion_rel], dim=1)  # (B, F, T)
         level_map, diff_map = level.mean(dim=1), diff.mean(dim=1)  # (B, H, W)
+        frame_features: dict[int, torch.Tensor] = {}  # gates of one stage share their geometry
+        tile_features: dict[tuple[int, int], torch.Tensor] = {}
         frames, channels, tiles = [], [], []
         for i, gate in enumerate(self.gates):
-            frame_features = F.adaptive_avg_pool1d(per_frame, gate.num_frames).transpose(1, 2)
-            frames.append(self.frame_weights[i](frame_features).squeeze(2) + self.frame_bias[i](context))
-            tile_level, tile_level_rel = _relative_log(
-                F.adaptive_avg_pool2d(level_map[:, None], gate.tile_grid).flatten(1), (1,)
+            if gate.num_frames not in frame_features:
+                frame_features[gate.num_frames] = F.adaptive_avg_pool1d(per_frame, gate.num_frames).transpose(1, 2)
+            if gate.tile_grid not in tile_features:
+                tile_features[gate.tile_grid] = _tile_features(level_map, diff_map, gate.tile_grid)
+            frames.append(
+                self.frame_weights[i](frame_features[gate.num_frames]).squeeze(2) + self.frame_bias[i](context)
             )
-            tile_diff, tile_diff_rel = _relative_log(
-                F.adaptive_avg_pool2d(diff_map[:, None], gate.tile_grid).flatten(1), (1,)
-            )
-            tile_features = torch.stack([tile_level, tile_level_rel, tile_diff, tile_diff_rel], dim=2)
-            tiles.append(self.tile_weights[i](tile_features).squeeze(2) + self.tile_bias[i](context))
+            tiles.append(self.tile_weights[i](tile_features[gate.tile_grid]).squeeze(2) + self.tile_bias[i](context))
             channels.append(self.channel_heads[i](context))
         return StemControllerOutput(frames, channels, tiles)
 

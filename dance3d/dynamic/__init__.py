@@ -1,7 +1,6 @@
 """Dynamic (input-adaptive) 3D CNNs: gated residual blocks, decisions, MAC accounting, compact execution."""
 
 from dance3d.dynamic.compact_calibration import CompactCalibration
-from dance3d.dynamic.compact_plan import PlanSettings
 from dance3d.dynamic.config import DynamicConfig
 from dance3d.dynamic.decisions import BlockDecision, GateLevels, TileGrid
 from dance3d.dynamic.knobs import Knob, apply_knobs, current_knobs, knob_space
@@ -16,7 +15,6 @@ __all__ = [
     "GateLevels",
     "GatedBlock",
     "Knob",
-    "PlanSettings",
     "TileGrid",
     "apply_knobs",
     "convert_model",

@@ -46,25 +46,31 @@ def channel_factor(side: GateSide, channel_fraction: torch.Tensor) -> torch.Tens
 
 
 class MacRecorder:
-    """Forward hooks on every conv/linear of a module: dense MACs per clip of the last forward."""
+    """Forward hooks on every conv/linear of a module while entered: dense MACs per clip, by module name."""
 
     def __init__(self, module: nn.Module) -> None:
         self.macs: dict[str, int] = {}
+        self._module = module
+        self._handles: list = []
+
+    def __enter__(self) -> MacRecorder:
         self._handles = [
-            m.register_forward_hook(self._hook(name)) for name, m in module.named_modules() if isinstance(m, COUNTED)
+            m.register_forward_hook(self._hook(name))
+            for name, m in self._module.named_modules()
+            if isinstance(m, COUNTED)
         ]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
     def _hook(self, name: str):
         def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
             self.macs[name] = layer_macs_per_clip(module, output)
 
         return hook
-
-    def reset(self) -> None:
-        self.macs = {}
-
-    def total(self) -> int:
-        return sum(self.macs.values())
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,11 @@
 Decisions are fetched to the host once per forward (:func:`host_decisions`). Each block groups
 the clips of a batch into buckets by their ``(kept frames, kept channels, kept tiles)`` level and
 runs every bucket as one smaller dense problem: weights sliced per clip (clips stacked along the
-channel dimension of a grouped conv), kept frames and tile regions gathered with their halo
-(:mod:`dance3d.dynamic.compact_plan`), the residual added to the dense shortcut at the kept
-positions only. A bucket whose compact plan would not be faster (calibration, or the analytic
-default) computes all positions with sliced channels and masks the skipped ones; blocks whose
+channel dimension of a grouped conv), the input frames under the kept output frames gathered into
+a shorter clip (compressed-clip semantics, no temporal halo) and kept tile regions cut with their
+spatial halo (:mod:`dance3d.dynamic.compact_plan`), the residual added to the dense shortcut at the
+kept positions only. A bucket whose tiled plan would not be faster (calibration, or the analytic
+default) computes all spatial positions of its kept frames and masks the skipped tiles; blocks whose
 branch is not a plain conv chain (:mod:`dance3d.dynamic.compact_branch`) run the simulate path.
 Both fallbacks are exact.
 """
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from dance3d.dynamic.compact_backend import conv3d, fast_conv_backend
 from dance3d.dynamic.compact_branch import Stage, branch_stages, output_activation, shortcut_stages
 from dance3d.dynamic.compact_calibration import CompactCalibration
-from dance3d.dynamic.compact_plan import BucketPlan, Gather, PlanSettings, build_plan
+from dance3d.dynamic.compact_plan import BucketPlan, Gather, build_plan
 from dance3d.dynamic.decisions import BlockDecision, TileGrid
 
 CACHE_SIZE = 256
@@ -86,7 +87,6 @@ class CompactRun:
     """What the gated blocks need during one compact forward."""
 
     host: list[HostDecision]
-    settings: PlanSettings
     calibration: CompactCalibration | None
 
 
@@ -153,25 +153,14 @@ def _bucket_weights(stages: list[Stage], channels: np.ndarray, kept_count: int, 
 
 
 def _gather(act: torch.Tensor, g: Gather) -> torch.Tensor:
-    """Build a stage input (S', R', n, C, k', h', w') from the previous activation (S, R, n, C, D, h, w)."""
-    if g.zero_frame:
-        if g.slots is None:
-            act = F.pad(act, (0, 0, 0, 0, 0, 1))
-        else:
-            act = torch.cat([act, act.new_zeros(1, *act.shape[1:])])
+    """Cut tile regions (S, R', n, C, D, rh, rw) out of a whole-map activation (S, 1, n, C, D, h, w)."""
     n, channels = act.shape[2], act.shape[3]
     dev = act.device
     b = torch.arange(n, device=dev).view(1, 1, n, 1, 1)
     c = torch.arange(channels, device=dev).view(1, 1, 1, channels, 1)
-    s = g.slots if g.slots is not None else 0
-    if g.region is None:
-        r = torch.arange(act.shape[1], device=dev).view(1, -1, 1, 1, 1)
-        return act[s, r, b, c, g.frames]
-    if g.pad_hw is not None:
-        act = F.pad(act, g.pad_hw)
     rh, rw, sh, sw = g.region
-    act = act.unfold(5, rh, sh).unfold(6, rw, sw)  # (S, 1, n, C, D, rows, cols, rh, rw)
-    return act[s, 0, b, c, g.frames, g.rows, g.cols]
+    act = F.pad(act, g.pad_hw).unfold(5, rh, sh).unfold(6, rw, sw)  # (S, 1, n, C, D, rows, cols, rh, rw)
+    return act[0, 0, b, c, g.frames, g.rows, g.cols]
 
 
 def _run_branch(stages: list[Stage], plan: BucketPlan, x: torch.Tensor, weights: Weights) -> torch.Tensor:
@@ -182,14 +171,12 @@ def _run_branch(stages: list[Stage], plan: BucketPlan, x: torch.Tensor, weights:
         if sp.gather is not None:
             act = _gather(act, sp.gather)
         s_, r_, _, channels, depth, h, w = act.shape
-        temporal = (stage.stride[0], stage.padding[0]) if sp.full_frames else (1, 0)
-        spatial_pad = (0, 0) if sp.tiled else stage.padding[1:]
         out = conv3d(
             act.reshape(s_ * r_, n * channels, depth, h, w),
             weight,
             bias,
-            stride=(temporal[0], *stage.stride[1:]),
-            padding=(temporal[1], *spatial_pad),
+            stride=stage.stride,
+            padding=(stage.padding[0], *((0, 0) if sp.tiled else stage.padding[1:])),
             groups=groups,
         )
         if stage.act is not None:
@@ -200,12 +187,33 @@ def _run_branch(stages: list[Stage], plan: BucketPlan, x: torch.Tensor, weights:
     return act
 
 
+def _frame_rows(frames: torch.Tensor, rows: torch.Tensor | None, channels: int, length: int) -> torch.Tensor:
+    """Rows of a ``(B * C * T, H * W)`` view holding frames ``frames`` (n, k) of the clips ``rows`` (None: 0..n-1)."""
+    clips = torch.arange(frames.shape[0], device=frames.device) if rows is None else rows
+    base = (clips[:, None] * channels + torch.arange(channels, device=frames.device)[None, :]) * length
+    return (base[:, :, None] + frames[:, None, :]).flatten()
+
+
+def _bucket_input(x: torch.Tensor, plan: BucketPlan, rows: torch.Tensor | None) -> torch.Tensor:
+    """The bucket's clips of ``x``, compressed to the input frames of their kept frames: (n, C, D, H, W)."""
+    if plan.input_frames is None:
+        return (x if rows is None else x.index_select(0, rows)).contiguous()
+    batch, channels, length, height, width = x.shape
+    index = _frame_rows(plan.input_frames, rows, channels, length)
+    flat = x.reshape(batch * channels * length, height * width).index_select(0, index)
+    return flat.view(plan.input_frames.shape[0], channels, -1, height, width)
+
+
 def _add_residual(out: torch.Tensor, plan: BucketPlan, residual: torch.Tensor, rows: torch.Tensor | None) -> None:
     """``out[rows] += residual`` at the bucket's kept positions (``rows``: the bucket's clips, None = all)."""
     if plan.residual_mask is not None:
         residual.mul_(plan.residual_mask)
-    batch, channels = out.shape[:2]
+    batch, channels, length = out.shape[:3]
     n = residual.shape[2]
+    if plan.output_frames is not None:  # whole-map residual of the kept frames
+        index = _frame_rows(plan.output_frames, rows, channels, length)
+        out.view(batch * channels * length, -1).index_add_(0, index, residual.reshape(index.shape[0], -1))
+        return
     if plan.scatter is None:  # residual covers every position
         residual = residual.reshape(n, *out.shape[1:])
         if rows is None:
@@ -223,30 +231,30 @@ def _add_residual(out: torch.Tensor, plan: BucketPlan, residual: torch.Tensor, r
 
 
 def _bucket_plan(
-    runtime: BlockRuntime,
-    grid: TileGrid,
+    gated: nn.Module,
     frames: np.ndarray,
     tiles: np.ndarray,
     level: tuple[int, int, int],
-    x: torch.Tensor,
-    settings: PlanSettings,
+    shape: tuple[int, ...],
+    device: torch.device,
     *,
     dense: bool,
 ) -> BucketPlan:
-    """The (cached) plan of one bucket; ``dense``: all positions, sliced channels."""
-    key = (dense, frames.tobytes(), tiles.tobytes(), level, tuple(x.shape))
+    """The (cached) plan of one bucket of inputs ``shape``; ``dense``: all spatial positions of the kept frames."""
+    runtime: BlockRuntime = gated.compact_runtime
+    key = (dense, frames.tobytes(), tiles.tobytes(), level, shape)
     return _cached(
         runtime.plans,
         key,
         lambda: build_plan(
             runtime.stages,
-            in_size=tuple(x.shape[2:]),
-            grid=grid,
+            in_size=tuple(shape[2:]),
+            grid=gated.grid,
             frames=[np.nonzero(f)[0] for f in frames],
+            frame_stride=gated.frame_stride,
             tiles=[np.nonzero(t)[0] for t in tiles],
             inner_kept=level[1],
-            settings=settings,
-            device=x.device,
+            device=device,
             dense_positions=dense,
         ),
     )
@@ -260,8 +268,8 @@ def _positions_dense(level_choice: str | None, plan: BucketPlan) -> bool:
 
 
 DEFAULT_COMPACT_RATIO = 0.8
-"""Untuned default: run a bucket compactly when its planned MACs (halo included) are at most 80% of
-its all-positions MACs; gathers and scatters cost the rest."""
+"""Untuned default: run a bucket on tiles when its planned MACs (spatial halo included) are at most
+80% of its all-positions MACs; gathers and scatters cost the rest."""
 
 
 def _shortcut(gated: nn.Module, stages: list[Stage] | None, x: torch.Tensor) -> torch.Tensor:
@@ -286,7 +294,6 @@ def compact_block(gated: nn.Module, x: torch.Tensor, run: CompactRun) -> torch.T
 def _compact_block(gated: nn.Module, runtime: BlockRuntime, x: torch.Tensor, run: CompactRun) -> torch.Tensor:
     stages = runtime.stages
     host = run.host[gated.index]
-    grid = gated.grid
     shortcut = _shortcut(gated, runtime.shortcut, x)
     if shortcut is x or not shortcut.is_contiguous():  # identity shortcut: never write into the block input
         shortcut = shortcut.clone(memory_format=torch.contiguous_format)
@@ -294,7 +301,7 @@ def _compact_block(gated: nn.Module, runtime: BlockRuntime, x: torch.Tensor, run
     buckets = host.buckets()
     for level, clips in buckets.items():
         rows = None if len(buckets) == 1 else torch.as_tensor(clips, device=x.device)
-        xb = x if rows is None else x.index_select(0, rows)
+        shape = (len(clips), *x.shape[1:])
         frames, tiles, channels = host.frames[clips], host.tiles[clips], host.channels[clips]
         weights = _cached(
             runtime.weights,
@@ -304,10 +311,10 @@ def _compact_block(gated: nn.Module, runtime: BlockRuntime, x: torch.Tensor, run
         choice = run.calibration.choice(gated.index, level) if run.calibration is not None else None
         plan = None
         if choice != "dense":
-            plan = _bucket_plan(runtime, grid, frames, tiles, level, xb, run.settings, dense=False)
+            plan = _bucket_plan(gated, frames, tiles, level, shape, x.device, dense=False)
         if plan is None or _positions_dense(choice, plan):
-            plan = _bucket_plan(runtime, grid, frames, tiles, level, xb, run.settings, dense=True)
-        _add_residual(out, plan, _run_branch(stages, plan, xb.contiguous(), weights), rows)
+            plan = _bucket_plan(gated, frames, tiles, level, shape, x.device, dense=True)
+        _add_residual(out, plan, _run_branch(stages, plan, _bucket_input(x, plan, rows), weights), rows)
     return output_activation(gated.adapter.name, gated.block)(out)
 
 

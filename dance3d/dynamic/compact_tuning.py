@@ -1,8 +1,8 @@
 """Measure a :class:`~dance3d.dynamic.compact_calibration.CompactCalibration` for a dynamic model.
 
 Every gated block is timed alone on its real input (captured from one forward of ``clip``), at
-each of its bucket levels, compactly and with all positions computed, interleaved, on the device
-the model is on. The result says, per block and level, which path to run.
+each of its bucket levels that skip tiles, on tile regions and with all spatial positions computed,
+interleaved, on the device the model is on. The result says, per block and level, which path to run.
 """
 
 from __future__ import annotations
@@ -72,14 +72,13 @@ def calibrate(
             handle.remove()
     calibration = CompactCalibration(device=device_key(device))
     generator = torch.Generator().manual_seed(seed)
-    settings = model.compact_settings
     for index, (gated, levels, spec) in enumerate(zip(model.gated, model.levels, model.gate_specs, strict=True)):
         combos = list(itertools.product(levels.frames, levels.channels, levels.tiles))
         if max_levels is not None:
             combos = combos[-max_levels:]
         for level in combos:
-            if level == (spec.num_frames, spec.num_channels, spec.num_tiles):
-                continue  # everything kept: both paths are the dense block
+            if level[2] == spec.num_tiles:
+                continue  # all tiles kept: both paths run the same plan
             decision = BlockDecision(
                 _random_mask(spec.num_frames, level[0], generator).to(device),
                 _random_mask(spec.num_channels, level[1], generator).to(device),
@@ -89,7 +88,7 @@ def calibrate(
             host = [None] * len(model.gated)
             host[index] = host_decisions([decision])[0]
             calls = {
-                c: functools.partial(compact_block, gated, inputs[index], CompactRun(host, settings, _Forced(c)))
+                c: functools.partial(compact_block, gated, inputs[index], CompactRun(host, _Forced(c)))
                 for c in ("compact", "dense")
             }
             times = _interleaved(calls, device=device, warmup=warmup, repeats=repeats)

@@ -19,7 +19,7 @@ class DynamicConfig:
     channel_keep_fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
     tile_keep_fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
     channel_multiple: int = 16
-    tile_size: int = 8
+    tile_size: int = 16
     controller_hidden: int = 64
     init_logit: float = 3.0
     prior_weight: float = 3.0

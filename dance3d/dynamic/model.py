@@ -1,5 +1,12 @@
 """Dynamic model: a backbone whose residual blocks are gated per clip by a stem-fed controller.
 
+Frame semantics ("compressed clip", DESIGN §3): a block's residual branch runs on the clip made of
+the input frames under its kept output frames only, as if they were contiguous, and its output
+lands at the kept frames; skipped frames get the shortcut alone. Removing a pause from a clip
+thus changes nothing for the frames around it, and compact execution computes exactly the kept
+frames, with no temporal halo. Channels gate the branch's inner activations; tiles mask the
+branch output (computed with its spatial halo).
+
 Execution modes (``set_execution_mode``):
 
 - ``train``: hard decisions in the forward pass, straight-through surrogate gradients
@@ -33,7 +40,6 @@ from dance3d.dynamic.adapters import (
 from dance3d.dynamic.compact import BlockRuntime, CompactRun, compact_block, host_decisions
 from dance3d.dynamic.compact_backend import fast_conv_backend
 from dance3d.dynamic.compact_calibration import CompactCalibration
-from dance3d.dynamic.compact_plan import PlanSettings
 from dance3d.dynamic.config import DynamicConfig
 from dance3d.dynamic.decisions import BlockDecision, GateLevels, TileGrid
 from dance3d.errors import ConfigError
@@ -54,6 +60,7 @@ class _Context:
     """State shared by the controller hook and the gated blocks during one forward pass."""
 
     probing: bool = False
+    counterfactual: bool = False  # train mode: skipped frames carry the dense residual for the STE gradient
     masks: list[_Masks] = field(default_factory=list)
     position_fraction: dict[int, torch.Tensor] = field(default_factory=dict)
     channel_fraction: dict[int, torch.Tensor] = field(default_factory=dict)
@@ -73,6 +80,7 @@ class GatedBlock(nn.Module):
         self.adapter = adapter
         self._context = context
         self.grid: TileGrid | None = None
+        self.frame_stride: int | None = None  # input frames per output frame; None: frames are not gated
         self.compact_runtime = BlockRuntime()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,20 +89,14 @@ class GatedBlock(nn.Module):
             return self._probe(x)
         masks = ctx.masks[self.index]
         if ctx.compact is not None:
-            out = compact_block(self, x, ctx.compact)
-            if out is not None:
-                host = ctx.compact.host[self.index]  # kept fractions for the MAC accounting
-                ctx.position_fraction[self.index] = host.position_fraction(self.grid).to(x.device)
-                ctx.channel_fraction[self.index] = host.channel_fraction().to(x.device)
-                return out
-        channel_mask = masks.channels[:, :, None, None, None]
-
-        def gate(h: torch.Tensor) -> torch.Tensor:
-            if ctx.record_inner and self.index not in ctx.inner:
-                ctx.inner[self.index] = h
-            return h * channel_mask.to(h.dtype)
-
-        residual = self.adapter.residual(self.block, x, gate)
+            with torch._C.DisableTorchFunction():  # no per-op Python dispatch of fast_conv_backend in here
+                out = compact_block(self, x, ctx.compact)
+                if out is not None:
+                    host = ctx.compact.host[self.index]  # kept fractions for the MAC accounting
+                    ctx.position_fraction[self.index] = host.position_fraction(self.grid).to(x.device)
+                    ctx.channel_fraction[self.index] = host.channel_fraction().to(x.device)
+                    return out
+        residual = self._residual(x, masks)
         if tuple(residual.shape[2:]) != (masks.frames.shape[1], self.grid.height, self.grid.width):
             raise ConfigError(
                 f"gated block {self.index}: output {tuple(residual.shape[2:])} does not match the clip shape the "
@@ -105,6 +107,44 @@ class GatedBlock(nn.Module):
         ctx.channel_fraction[self.index] = masks.channels.mean(dim=1)
         shortcut = self.adapter.shortcut(self.block, x)
         return self.adapter.fuse(self.block, shortcut, residual * positions.to(residual.dtype))
+
+    def _branch(self, x: torch.Tensor, channel_mask: torch.Tensor, *, record: bool) -> torch.Tensor:
+        ctx = self._context
+
+        def gate(h: torch.Tensor) -> torch.Tensor:
+            if record and ctx.record_inner and self.index not in ctx.inner:
+                ctx.inner[self.index] = h
+            return h * channel_mask.to(h.dtype)
+
+        return self.adapter.residual(self.block, x, gate)
+
+    def _residual(self, x: torch.Tensor, masks: _Masks) -> torch.Tensor:
+        """The residual branch with compressed-clip frame semantics; zero at skipped frames."""
+        channel_mask = masks.channels[:, :, None, None, None]
+        kept = masks.frames.detach() > 0.5
+        if bool(kept.all()):
+            return self._branch(x, channel_mask, record=True)
+        counts = kept.sum(dim=1)
+        residual = None
+        for count in counts.unique().tolist():
+            clips = (counts == count).nonzero().squeeze(1)
+            out_frames = kept[clips].nonzero()[:, 1].view(len(clips), count)
+            in_frames = out_frames[:, :, None] * self.frame_stride + torch.arange(self.frame_stride, device=x.device)
+            compressed = x[clips[:, None], :, in_frames.flatten(1)].transpose(1, 2)  # (n, C, stride * count, H, W)
+            part = self._branch(compressed, channel_mask[clips], record=False)
+            if part.shape[2] != count:
+                raise ConfigError(
+                    f"gated block {self.index}: its branch maps {compressed.shape[2]} frames to {part.shape[2]}, "
+                    f"not {count}; frame gating needs a temporal output length of input length / {self.frame_stride}"
+                )
+            if residual is None:
+                residual = part.new_zeros(len(x), part.shape[1], kept.shape[1], *part.shape[3:])
+            residual[clips[:, None], :, out_frames] = part.transpose(1, 2)
+        if self._context.counterfactual:  # what keeping a skipped frame would add: its STE gradient
+            with torch.no_grad():
+                dense = self._branch(x, channel_mask, record=False)
+            residual = residual + dense * (~kept)[:, None, :, None, None].to(dense.dtype)
+        return residual
 
     def _probe(self, x: torch.Tensor) -> torch.Tensor:
         events: list[str] = []
@@ -126,6 +166,7 @@ class GatedBlock(nn.Module):
             for handle in handles:
                 handle.remove()
         record["events"] = events
+        record["input_frames"] = x.shape[2]
         record["output_shape"] = tuple(residual.shape[2:])
         return self.adapter.fuse(self.block, self.adapter.shortcut(self.block, x), residual)
 
@@ -150,8 +191,9 @@ class DynamicModel(nn.Module):
             replace_module(backbone, name, gated)
             self.gated.append(gated)
         self.backbone = backbone
-        self._recorder = MacRecorder(backbone)
-        self.gate_specs, self.levels, self.gated_convs, self.stem_shape = self._probe(stem, config)
+        with MacRecorder(backbone) as recorder:
+            self.gate_specs, self.levels, self.gated_convs, self.stem_shape = self._probe(stem, config)
+        self._dense_layer_macs = recorder.macs  # per clip, of the probe forward: the clip shape is fixed
         self.controller = StemController(
             self.stem_shape[0],
             self.gate_specs,
@@ -167,8 +209,6 @@ class DynamicModel(nn.Module):
         self.dense_macs: int = 0
         self._pending: list[BlockDecision] | None = None
         self._controller_macs = 0
-        self._dense_layer_macs = dict(self._recorder.macs)  # per clip, recorded by the probe forward
-        self.compact_settings = PlanSettings()
         self.compact_calibration: CompactCalibration | None = None
 
     # -- construction -------------------------------------------------------------------------
@@ -194,11 +234,13 @@ class DynamicModel(nn.Module):
                 raise ConfigError(f"block {self.block_names[index]}: its adapter never gated an inner activation")
             frames, height, width = record["output_shape"]
             gated.grid = TileGrid.for_map(height, width, config.tile_size)
+            stride = record["input_frames"] // frames
+            gated.frame_stride = stride if stride * frames == record["input_frames"] else None
             spec = GateSpec(frames, record["inner_channels"], (gated.grid.rows, gated.grid.cols))
             specs.append(spec)
             levels.append(
                 GateLevels(
-                    frames=level_counts(frames, config.frame_keep_fractions),
+                    frames=level_counts(frames, config.frame_keep_fractions if gated.frame_stride else (1.0,)),
                     channels=level_counts(
                         spec.num_channels, config.channel_keep_fractions, multiple=config.channel_multiple
                     ),
@@ -229,8 +271,8 @@ class DynamicModel(nn.Module):
             raise ConfigError("compact execution needs eval mode (BatchNorm running statistics): call model.eval()")
         ctx = self._context
         ctx.masks, ctx.inner, ctx.compact = [], {}, None
+        ctx.counterfactual = self.mode == "train" and torch.is_grad_enabled()
         ctx.position_fraction, ctx.channel_fraction = {}, {}
-        self._recorder.reset()
         self._pending = decisions
         handle = self.backbone.get_submodule(self.stem_name).register_forward_hook(self._decide)
         try:
@@ -243,6 +285,10 @@ class DynamicModel(nn.Module):
         return logits
 
     def _decide(self, module: nn.Module, inputs: tuple, stem: torch.Tensor) -> None:
+        with torch._C.DisableTorchFunction():  # the controller has no conv3d for fast_conv_backend
+            self._decide_now(stem)
+
+    def _decide_now(self, stem: torch.Tensor) -> None:
         ctx = self._context
         if self._pending is not None:
             self.last_decisions = list(self._pending)
@@ -275,13 +321,11 @@ class DynamicModel(nn.Module):
 
     def _start_compact(self) -> None:
         if self.mode == "compact":
-            self._context.compact = CompactRun(
-                host_decisions(self.last_decisions), self.compact_settings, self.compact_calibration
-            )
+            self._context.compact = CompactRun(host_decisions(self.last_decisions), self.compact_calibration)
 
     def _account(self) -> None:
         ctx = self._context
-        dense = {**self._dense_layer_macs, **self._recorder.macs}  # compact mode skips the branch conv modules
+        dense = self._dense_layer_macs
         self.dense_macs = sum(dense.values())
         gated_names = {conv.name for convs in self.gated_convs for conv in convs}
         fixed = sum(v for k, v in dense.items() if k not in gated_names) + self._controller_macs

@@ -27,10 +27,11 @@ def flop_counter_macs(module: nn.Module, x: torch.Tensor) -> int:
 )
 def test_recorder_matches_flop_counter_on_single_layers(layer, shape):
     x = torch.rand(*shape)
-    recorder = MacRecorder(nn.Sequential(layer))
-    with torch.no_grad():
-        nn.Sequential(layer)(x)
-    assert recorder.total() * shape[0] == flop_counter_macs(layer, x)
+    net = nn.Sequential(layer)
+    with torch.no_grad(), MacRecorder(net) as recorder:
+        net(x)
+    assert sum(recorder.macs.values()) * shape[0] == flop_counter_macs(layer, x)
+    assert not net[0]._forward_hooks  # hooks are removed on exit
 
 
 def test_dense_accounting_matches_flop_counter_on_the_dense_model():
@@ -47,7 +48,7 @@ def test_dense_accounting_matches_flop_counter_on_the_dense_model():
 def test_single_block_macs_match_hand_computation():
     torch.manual_seed(0)
     net = TinyVideoResNet(4, stem_channels=8, stage_channels=(8,), blocks_per_stage=(1,), stage_strides=((1, 1, 1),))
-    model = convert_model(net.eval(), clip_shape=CLIP, config=DynamicConfig(channel_multiple=4))
+    model = convert_model(net.eval(), clip_shape=CLIP, config=DynamicConfig(channel_multiple=4, tile_size=8))
     assert model.levels[0].channels == (4, 8) and model.gated[0].grid.rows == 2
     frames = torch.tensor([[1, 0, 1, 0, 1, 0, 1, 0]], dtype=torch.bool)  # 4 of 8 output frames
     channels = torch.tensor([[1, 1, 0, 0, 1, 1, 0, 0]], dtype=torch.bool)  # 4 of 8 inner channels

@@ -8,7 +8,6 @@ from dynamic_helpers import make_dense
 from dance3d.dynamic import BlockDecision, DynamicConfig, convert_model, set_execution_mode
 from dance3d.dynamic.compact_backend import conv3d, fast_conv_backend
 from dance3d.dynamic.compact_calibration import CompactCalibration
-from dance3d.dynamic.compact_plan import PlanSettings
 from dance3d.errors import ConfigError
 from profiling import count_macs
 
@@ -88,14 +87,14 @@ def test_compact_matches_simulate(name, clip, tile_size, choice):
 
 
 def test_compact_plans_skip_frames_and_tiles_and_reuse_the_cache():
-    model = convert_model(make_dense("tiny-test"), clip_shape=(8, 64, 64), config=DynamicConfig(channel_multiple=4))
+    config = DynamicConfig(channel_multiple=4, tile_size=8)
+    model = convert_model(make_dense("tiny-test"), clip_shape=(8, 64, 64), config=config)
     model.eval().compact_calibration = Always("compact")
-    model.compact_settings = PlanSettings(full_frame_fraction=1.0)
     decisions = partial_decisions(model, 1, 3)
     run_both(model, torch.rand(1, 3, 8, 64, 64), decisions)
     plans = [p for g in model.gated for p in g.compact_runtime.plans.values()]
     assert any(sp.tiled for p in plans for sp in p.stages)
-    assert any(not sp.full_frames for p in plans for sp in p.stages)
+    assert any(p.input_frames is not None and p.input_frames.shape[1] < 8 for p in plans)
     sizes = [len(g.compact_runtime.plans) for g in model.gated]
     with torch.no_grad():
         model(torch.rand(1, 3, 8, 64, 64), decisions=decisions)
@@ -103,47 +102,43 @@ def test_compact_plans_skip_frames_and_tiles_and_reuse_the_cache():
 
 
 def test_dispatch_macs_of_compact_execution_vs_analytic_accounting():
-    """Channels only: executed == analytic exactly. Positions skipped too: analytic <= executed (the halo)
-    and executed < the dense model's MACs."""
-    model = convert_model(make_dense("tiny-test"), clip_shape=(8, 64, 64), config=DynamicConfig(channel_multiple=4))
+    """Channels and frames: executed == analytic exactly (a compressed clip has no temporal halo). Tiles
+    skipped too: analytic <= executed (the spatial halo) and executed < the dense model's MACs."""
+    model = convert_model(
+        make_dense("tiny-test"), clip_shape=(8, 64, 64), config=DynamicConfig(channel_multiple=4, tile_size=8)
+    )
     model.eval().compact_calibration = Always("compact")
     set_execution_mode(model, "compact")
     clip = torch.rand(1, 3, 8, 64, 64)
     dense = count_macs(lambda x: model(x, decisions=model.full_decisions(1)), clip, module=model).macs
     partial = partial_decisions(model, 1, 4)
-    channels_only = [
-        BlockDecision(torch.ones_like(d.frames), d.channels, torch.ones_like(d.tiles), d.grid) for d in partial
-    ]
-    executed = count_macs(lambda x: model(x, decisions=channels_only), clip, module=model).macs
-    assert executed == pytest.approx(float(model.last_macs[0]), rel=1e-6)
+    for frames in (False, True):
+        no_tiles = [
+            BlockDecision(
+                d.frames if frames else torch.ones_like(d.frames), d.channels, torch.ones_like(d.tiles), d.grid
+            )
+            for d in partial
+        ]
+        executed = count_macs(lambda x, no_tiles=no_tiles: model(x, decisions=no_tiles), clip, module=model).macs
+        assert executed == pytest.approx(float(model.last_macs[0]), rel=1e-6)
+        assert executed < dense
     executed = count_macs(lambda x: model(x, decisions=partial), clip, module=model).macs
     analytic = float(model.last_macs[0])
     assert analytic <= executed < dense
     assert dense == model.dense_macs
 
 
-@pytest.mark.parametrize("settings", [PlanSettings(static_shapes=True), PlanSettings(full_frame_fraction=0.0)])
-def test_plan_settings_keep_compact_exact(settings):
-    """Static (padded) frame slots per bucket, and all-frames stages everywhere, give the same outputs."""
-    model = convert_model(
-        make_dense("tiny-test-deep"), clip_shape=(8, 48, 40), config=DynamicConfig(channel_multiple=4)
-    )
-    model.eval().compact_calibration = Always("compact")
-    model.compact_settings = settings
-    clips = torch.rand(3, 3, 8, 48, 40)
-    expected, got, _ = run_both(model, clips, partial_decisions(model, 3, 6))
-    assert torch.allclose(got, expected, rtol=0, atol=1e-5 * expected.abs().max())
-
-
 def test_dense_fallback_is_exact_and_uses_sliced_channels_only():
-    model = convert_model(make_dense("tiny-test"), clip_shape=(8, 64, 64), config=DynamicConfig(channel_multiple=4))
+    model = convert_model(
+        make_dense("tiny-test"), clip_shape=(8, 64, 64), config=DynamicConfig(channel_multiple=4, tile_size=8)
+    )
     model.eval().compact_calibration = Always("dense")
     clips = torch.rand(2, 3, 8, 64, 64)
     decisions = partial_decisions(model, 2, 5)
     expected, got, _ = run_both(model, clips, decisions)
     assert torch.allclose(got, expected, rtol=0, atol=1e-5 * expected.abs().max())
     plans = [p for g in model.gated for p in g.compact_runtime.plans.values()]
-    assert plans and all(sp.full_frames and not sp.tiled for p in plans for sp in p.stages)
+    assert plans and all(not sp.tiled for p in plans for sp in p.stages)
 
 
 def test_compact_needs_eval_mode():
@@ -175,7 +170,9 @@ def test_calibrate_measures_the_partial_levels():
     model = convert_model(make_dense("tiny-test"), clip_shape=(8, 32, 32), config=config)
     set_execution_mode(model.eval(), "compact")
     calibration = calibrate(model, torch.rand(3, 8, 32, 32), warmup=1, repeats=1, max_levels=3)
-    assert len(calibration.choices) == 2 * len(model.gated)  # the 3 largest levels, less "keep everything"
+    tiled = [s for s in model.gate_specs if s.num_tiles > 1]
+    assert tiled  # the 3 largest levels, less "all tiles kept" (the same plan both ways)
+    assert len(calibration.choices) == 2 * len(tiled)
     assert set(calibration.choices.values()) <= {"compact", "dense"}
     assert all(v > 0 for v in calibration.compact_ms.values())
 

@@ -126,3 +126,65 @@ def test_converter_handles_pytorchvideo_x3d_bottlenecks():
     sides = {c.name.rsplit(".", 1)[-1]: c.side for c in model.gated_convs[0]}
     assert sides["conv_a"] == "out" and sides["conv_c"] == "in"
     assert torch.allclose(out, expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["tiny-test", "r2plus1d_18"])
+def test_skipped_frames_compress_the_clip_each_block_sees(name):
+    """A block that skips frames runs its branch on the input frames under the kept frames only, as one
+    shorter clip; skipped frames get the shortcut alone. Checked on every block, strided ones included."""
+    clip = (8, 32, 32) if name == "tiny-test" else (4, 32, 32)
+    model = convert_model(make_dense(name), clip_shape=clip, config=DynamicConfig(channel_multiple=4)).eval()
+    clips = torch.rand(2, 3, *clip, generator=torch.Generator().manual_seed(0))
+    seen: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    handles = [
+        g.register_forward_hook(lambda m, a, o, i=i: seen.__setitem__(i, (a[0], o))) for i, g in enumerate(model.gated)
+    ]
+    decisions = model.full_decisions(2)
+    for d, levels in zip(decisions, model.levels, strict=True):
+        if len(levels.frames) > 1:
+            d.frames[0, 1::2] = False  # clip 0: every other frame
+            d.frames[1, : levels.frames[0]] = False  # clip 1: a leading run
+            d.frames[1, -1] = True
+    with torch.no_grad():
+        model(clips, decisions=decisions)
+    for handle in handles:
+        handle.remove()
+    strided = 0
+    for i, (gated, d) in enumerate(zip(model.gated, decisions, strict=True)):
+        x, y = seen[i]
+        strided += gated.frame_stride == 2
+        for b in range(2):
+            kept = d.frames[b].nonzero().squeeze(1)
+            skipped = (~d.frames[b]).nonzero().squeeze(1)
+            inputs = (kept[:, None] * gated.frame_stride + torch.arange(gated.frame_stride)).flatten()
+            with torch.no_grad():
+                shortcut = gated.adapter.shortcut(gated.block, x[b : b + 1])
+                residual = gated.adapter.residual(gated.block, x[b : b + 1, :, inputs], lambda h: h)
+                expected_kept = gated.adapter.fuse(gated.block, shortcut[:, :, kept], residual)
+                expected_skipped = gated.adapter.fuse(
+                    gated.block, shortcut[:, :, skipped], torch.zeros_like(shortcut[:, :, skipped])
+                )
+            assert torch.allclose(y[b : b + 1, :, kept], expected_kept, atol=1e-5)
+            assert torch.allclose(y[b : b + 1, :, skipped], expected_skipped, atol=1e-6)
+    assert strided > 0
+
+
+def test_train_mode_gives_skipped_frames_a_gradient():
+    """The STE gradient of a skipped frame's logit is what keeping it would change (its dense residual)."""
+    model = frame_sensitive(dynamic_tiny_test())
+    clips = torch.stack([partly_static_clip(4, 3), partly_static_clip(5, 6)])
+    set_execution_mode(model, "train")
+    grads: dict[int, torch.Tensor] = {}
+    controller_forward = model.controller.forward
+
+    def recording_forward(stem):
+        out = controller_forward(stem)
+        for i, logits in enumerate(out.frame_logits):
+            logits.register_hook(lambda g, i=i: grads.__setitem__(i, g))
+        return out
+
+    model.controller.forward = recording_forward
+    model(clips).logsumexp(1).sum().backward()
+    skipped = [~d.frames for d in model.last_decisions]
+    assert any(s.any() for s in skipped)
+    assert sum(int((grads[i][s] != 0).sum()) for i, s in enumerate(skipped)) > 0

@@ -137,7 +137,8 @@ def instrumented(model, dense_blocks: list[torch.nn.Module] | None = None):
     wrap(model_module, "host_decisions", "index: host decisions")
     wrap(compact_module, "build_plan", "index: plan building")
     wrap(compact_module, "_bucket_weights", "index: weight slicing")
-    wrap(compact_module, "_gather", "gather")
+    wrap(compact_module, "_bucket_input", "gather")  # the compressed clip's frames
+    wrap(compact_module, "_gather", "gather")  # tile regions
     wrap(compact_module, "_add_residual", "scatter")
     wrap(compact_module, "conv3d", "convolutions")
     handles = []

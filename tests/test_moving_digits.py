@@ -97,3 +97,21 @@ def test_pause_is_one_contiguous_run_of_repeated_frames(num_static):
         assert len(paused) == num_static
         if num_static:
             assert np.array_equal(paused, np.arange(paused[0], paused[0] + num_static))
+
+
+def test_digit_direction_task_labels_digit_and_motion_of_the_same_clips():
+    from dance3d.data.moving_digits import MOTION_CLASSES, task_classes
+
+    small = {"num_frames": 8, "height": 32, "width": 32, "num_test": 40}
+    plain = MovingDigits("test", MovingDigitsConfig(**small))
+    harder = MovingDigits("test", MovingDigitsConfig(**small, task="digit-direction"))
+    assert len(harder.classes) == 80 and harder.classes == task_classes("digit-direction")
+    digits = set()
+    for i in range(40):
+        a, b = plain[i], harder[i]
+        assert torch.equal(a["clip"], b["clip"])  # same clips; only the label space differs
+        assert b["label"] % len(MOTION_CLASSES) == a["label"]
+        digits.add(b["label"] // len(MOTION_CLASSES))
+    assert len(digits) > 3
+    with pytest.raises(ConfigError, match="unknown moving-digits task"):
+        MovingDigitsConfig(task="colour")

@@ -47,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
     measured = "n/a (not this device)" if result.measured_ms is None else f"{result.measured_ms:.3f} ms"
     print(f"budget {s.budget_ms:.3f} ms, predicted {s.predicted_ms:.3f} ms, measured {measured}")
     print(f"latency model: {_model_text(result.latency_model)}")
+    for r in result.refinement_rounds:
+        print(f"  round {r['round']}: budget {r['effective_budget_ms']:.3f} ms, predicted {r['predicted_ms']:.3f} ms, "
+              f"measured {r['measured_ms']:.3f} ms ({r['prediction_error_pct']:+.1f}%)")  # fmt: skip
     print(f"removed blocks: {', '.join(s.plan.removed_blocks) or 'none'}; kept importance {s.objective:.4f}")
     print(f"MILP: {s.status}, {s.solve_s:.2f} s, gap {s.mip_gap:.2e}, {s.num_variables} variables")
     last = result.history[-1] if result.history else {}

@@ -44,7 +44,7 @@ class AvaSettings:
     weight_decay: float = 0.0
     variability_weight: float = 0.5
     cv_cap: float = 2.0
-    tile_size: int = 8
+    tile_size: int = DynamicConfig.tile_size  # the tiles AAP gates by default
     num_train_clips: int | None = None  # None: the whole train split
     measure_clips: int = 256  # val clips used for before/after statistics and accuracy
     seed: int = 0

@@ -1,7 +1,9 @@
 """``moving-digits``: action recognition on clips of scikit-learn's real handwritten digits.
 
 The label is the **direction of motion** of one digit (8 compass directions), so no single frame
-decides it: temporal information is required. Each clip varies in how much of it is redundant,
+decides it: temporal information is required. The harder ``digit-direction`` task labels the
+digit's identity too (80 classes: ``"3-up-left"``), so a model also needs the capacity to read
+handwriting. Each clip varies in how much of it is redundant,
 and records that in its metadata:
 
 - ``static_frame_fraction``: share of frames that repeat the previous one (the digit pauses once,
@@ -50,6 +52,16 @@ _DIRECTIONS = {
     "down-left": (1.0, -1.0),
 }
 SPLITS = ("train", "val", "test")
+TASKS = ("direction", "digit-direction")
+
+
+def task_classes(task: str) -> tuple[str, ...]:
+    """Class names of a moving-digits task (label order)."""
+    if task == "direction":
+        return MOTION_CLASSES
+    if task == "digit-direction":
+        return tuple(f"{digit}-{motion}" for digit in range(10) for motion in MOTION_CLASSES)
+    raise ConfigError(f"unknown moving-digits task {task!r}; choose from {', '.join(TASKS)}")
 
 
 @dataclass(frozen=True)
@@ -68,8 +80,10 @@ class MovingDigitsConfig:
     max_noise_std: float = 0.12
     min_digit_scale: float = 0.22  # sprite side as a fraction of the frame's shorter side
     max_digit_scale: float = 0.45
+    task: str = "direction"
 
     def __post_init__(self) -> None:
+        task_classes(self.task)  # raises for an unknown task
         if self.num_frames < 4:
             raise ValueError("num_frames must be at least 4 (motion needs frames)")
         if min(self.height, self.width) < 16:
@@ -86,11 +100,16 @@ class MovingDigitsConfig:
 
 
 @lru_cache(maxsize=1)
-def _digit_images() -> np.ndarray:
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's handwritten digits: images (1797, 8, 8) in [0, 1] and their digit labels."""
     from sklearn.datasets import load_digits
 
-    images = load_digits().images.astype(np.float32) / 16.0  # (1797, 8, 8) in [0, 1]
-    return images
+    digits = load_digits()
+    return digits.images.astype(np.float32) / 16.0, digits.target.astype(np.int64)
+
+
+def _digit_images() -> np.ndarray:
+    return _digits()[0]
 
 
 def _sprite_indices(split: str) -> np.ndarray:
@@ -162,7 +181,10 @@ def generate_clip(config: MovingDigitsConfig, split: str, index: int) -> tuple[n
     start_x = rng.uniform(0, room_x - span_x) + (span_x if dx < 0 else 0.0)
 
     color = rng.uniform(0.5, 1.0, size=3).astype(np.float32)
-    actor = _render_sprite(images[rng.choice(pool)], side, color)
+    sprite_index = rng.choice(pool)
+    actor = _render_sprite(images[sprite_index], side, color)
+    if config.task == "digit-direction":
+        label = int(_digits()[1][sprite_index]) * len(MOTION_CLASSES) + label
     num_distractors = int(rng.integers(0, config.max_distractors + 1))
     background = np.zeros((3, H, W), dtype=np.float32)
     for _ in range(num_distractors):
@@ -198,13 +220,12 @@ def generate_clip(config: MovingDigitsConfig, split: str, index: int) -> tuple[n
 class MovingDigits(Dataset):
     """Map-style dataset of ``{"clip": (3,T,H,W) float tensor, "label": int, "meta": dict}``."""
 
-    classes = MOTION_CLASSES
-
     def __init__(self, split: str = "train", config: MovingDigitsConfig | None = None) -> None:
         if split not in SPLITS:
             raise ConfigError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
         self.split = split
         self.config = config or MovingDigitsConfig()
+        self.classes = task_classes(self.config.task)
 
     def __len__(self) -> int:
         return self.config.split_size(self.split)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from dance3d.data.moving_digits import MOTION_CLASSES, MovingDigits, MovingDigitsConfig
+from dance3d.data.moving_digits import MovingDigits, MovingDigitsConfig, task_classes
 from dance3d.errors import DataError
 
 MOVING_DIGITS = "moving-digits"
@@ -29,6 +29,7 @@ class DataConfig:
     num_val: int = 400
     num_test: int = 800
     skip_bad: bool = False
+    task: str = "direction"  # moving-digits only: "direction" (8 classes) or "digit-direction" (80)
 
     @property
     def is_synthetic(self) -> bool:
@@ -43,6 +44,7 @@ class DataConfig:
             num_train=self.num_train,
             num_val=self.num_val,
             num_test=self.num_test,
+            task=self.task,
         )
 
 
@@ -57,8 +59,11 @@ def _split_root(root: Path, split: str) -> Path:
 def build_dataset(config: DataConfig, split: str, *, classes: tuple[str, ...] | None = None) -> Dataset:
     """The dataset of ``split``; ``classes`` fixes the label order (e.g. a checkpoint's)."""
     if config.is_synthetic:
-        if classes is not None and tuple(classes) != MOTION_CLASSES:
-            raise DataError("this model was not trained on moving-digits classes; pass a video folder")
+        if classes is not None and tuple(classes) != task_classes(config.task):
+            raise DataError(
+                f"this model was not trained on the classes of moving-digits task {config.task!r}; "
+                "pass a video folder or the task it was trained on (data.task)"
+            )
         return MovingDigits(split, config.moving_digits())
     from dance3d.data.video_folder import VideoFolderConfig, VideoFolderDataset
 

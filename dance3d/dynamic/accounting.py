@@ -5,8 +5,9 @@ layer: ``output elements x in_features``; per clip. A gated block's branch convs
 kept fraction of output positions (kept frames x kept tile area) and with the kept fraction of
 inner channels on each gated side: once for a conv whose input *or* output is the gated inner
 activation (or a depthwise conv gated on both), squared for a dense conv gated on both sides.
-The halo a compact 3x3x3 executor recomputes around kept positions is not counted (it shows up in
-measured realisation efficiency). Stem, shortcut convs, head and the controller are counted dense.
+Kept frames cost exactly their share (compressed clip, no temporal halo); the spatial halo a
+compact executor recomputes around kept tiles is not counted (it shows up in measured realisation
+efficiency). Stem, shortcut convs, head and the controller are counted dense.
 """
 
 from __future__ import annotations

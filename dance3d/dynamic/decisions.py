@@ -4,9 +4,9 @@ For a batch of ``B`` clips and one gated block, a :class:`BlockDecision` holds 0
 the block's output frames, its inner channels and its spatial tiles. Kept counts are always one
 of the block's discrete levels, so a compact executor can bucket clips by
 ``(kept_frames, kept_channels, kept_tiles)``, gather ``W_a[kept_channels]`` /
-``W_b[:, kept_channels]``, run the residual branch on the kept frames x kept tiles (with a one-
-position halo for 3x3x3 kernels) and add it to the dense shortcut there; skipped positions get the
-shortcut alone (then the block's output activation).
+``W_b[:, kept_channels]``, run the residual branch on the kept frames as one shorter clip (the
+compressed clip) and on the kept tiles with their spatial halo, and add it to the dense shortcut
+there; skipped positions get the shortcut alone (then the block's output activation).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from dance3d.mdp.lut import LatencyPredictor, LatencyTable
 from dance3d.mdp.lut_measure import measure_model_ms
 from dance3d.mdp.materialize import materialize
 from dance3d.mdp.problem import build_problem
+from dance3d.mdp.refine import solve_measured
 from dance3d.mdp.solver import Solution, SolverConfig, solve
 from dance3d.mdp.targets import budget_ms
 from dance3d.training.checkpoint import build_dense_model, load_checkpoint, save_checkpoint
@@ -43,8 +44,14 @@ class MdpSettings:
     mip_rel_gap: float = 1e-4
     finetune: bool = True
     measure: bool = True  # time the pruned model here when this machine has the table's device
+    refine_rounds: int = 3  # with measuring: re-solve under a tighter budget while the solution measures over it
+    refine_tolerance_pct: float = 2.0  # measured latency may exceed the budget by this much (timing noise)
     seed: int = 0
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.refine_rounds < 0 or not self.refine_tolerance_pct > 0:
+            raise ValueError("mdp.refine_rounds must be >= 0 and mdp.refine_tolerance_pct > 0")
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,7 @@ class MdpResult:
     measured_ms: float | None
     history: list[dict[str, Any]]
     latency_model: LatencyPredictor  # the table's selected model (predicted_ms and the budget use it)
+    refinement_rounds: list[dict[str, Any]] = field(default_factory=list)  # empty: not measured here
 
 
 def require_dense(checkpoint: dict[str, Any], path: str | Path) -> None:
@@ -93,10 +101,8 @@ def _importance_batches(config: MdpRunConfig) -> Iterator[tuple[torch.Tensor, to
         yield batch["clip"], batch["label"]
 
 
-def _measure_here(model: torch.nn.Module, table: LatencyTable) -> float | None:
-    if torch.device(table.runtime.device).type == "cuda" and not torch.cuda.is_available():
-        return None
-    return measure_model_ms(model, table.clip_shape, table.runtime)
+def _has_table_device(table: LatencyTable) -> bool:
+    return torch.device(table.runtime.device).type != "cuda" or torch.cuda.is_available()
 
 
 def run_mdp(
@@ -116,21 +122,36 @@ def run_mdp(
     table.check_matches(structure, checkpoint["model"])
     torch.manual_seed(config.mdp.seed)
     importance = taylor_importance(structure, _importance_batches(config), progress=config.mdp.progress)
-    problem = build_problem(
-        structure, table, importance, budget_ms=budget, width_step=config.mdp.width_step,
-        remove_blocks=config.mdp.remove_blocks,
-    )  # fmt: skip
-    solution = solve(problem, SolverConfig(config.mdp.time_limit_s, config.mdp.mip_rel_gap, config.mdp.remove_blocks))
-    pruned = materialize(structure, solution.plan, keep=importance.keep_indices(solution.plan.widths))
-    measured = _measure_here(pruned, table) if config.mdp.measure else None
+    settings = config.mdp
+    solver = SolverConfig(settings.time_limit_s, settings.mip_rel_gap, settings.remove_blocks)
+    options = {"budget_ms": budget, "width_step": settings.width_step, "remove_blocks": settings.remove_blocks}
+
+    def prune(plan) -> torch.nn.Module:
+        return materialize(structure, plan, keep=importance.keep_indices(plan.widths))
+
+    rounds: list[dict[str, Any]] = []
+    if settings.measure and _has_table_device(table):
+        refined = solve_measured(
+            structure, table, importance,
+            measure=lambda plan: measure_model_ms(prune(plan), table.clip_shape, table.runtime),
+            max_rounds=max(1, settings.refine_rounds), tolerance_pct=settings.refine_tolerance_pct, solver=solver,
+            **options,
+        )  # fmt: skip
+        solution, measured, rounds = refined.solution, refined.measured_ms, refined.rounds
+    else:
+        solution = solve(build_problem(structure, table, importance, **options), solver)
+        measured = None
+    pruned = prune(solution.plan)
     spec = pruned_spec(checkpoint["model"], structure.clip_shape, solution.plan)
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "mdp.yaml")
     report = {
         **solution.to_dict(),
         "target_latency": config.mdp.target_latency,
+        "requested_budget_ms": budget,  # budget_ms above: the last round's (tightened) budget
         "dense_latency_ms": table.dense_latency_ms,
         "measured_ms": measured,
+        "refinement_rounds": rounds,  # solve -> measure -> tighten the budget, see dance3d.mdp.refine
         "latency_table": str(table_path),
         "latency_model": table.selected.to_dict(),  # what predicted_ms and the budget constraint used
         "runtime": to_dict(table.runtime),
@@ -139,11 +160,11 @@ def run_mdp(
     (out / "solution.json").write_text(json.dumps(report, indent=2))
     if config.mdp.finetune:
         result = train(RunConfig(data=data, train=config.train), out, start=StartModel(pruned, KIND, spec))
-        return MdpResult(result.checkpoint_path, solution, measured, result.history, table.selected)
+        return MdpResult(result.checkpoint_path, solution, measured, result.history, table.selected, rounds)
     classes = dataset_classes(build_dataset(data, "train"))
     path = save_checkpoint(
         {"kind": KIND, "model": spec, "state_dict": pruned.state_dict(), "history": [], "epochs_done": 0,
          "config": to_dict(config), "data": to_dict(data), "classes": list(classes)},
         out / "model.pt",
     )  # fmt: skip
-    return MdpResult(path, solution, measured, [], table.selected)
+    return MdpResult(path, solution, measured, [], table.selected, rounds)

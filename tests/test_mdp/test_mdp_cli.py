@@ -43,7 +43,12 @@ def test_mdp_then_eval_and_profile(capsys, tmp_path, trained_tiny, lut):
     assert "MILP: optimal" in stdout
     solution = json.loads((out / "solution.json").read_text())
     assert solution["predicted_ms"] <= solution["budget_ms"] + 1e-6
-    assert solution["budget_ms"] == pytest.approx(0.9 * solution["dense_latency_ms"])
+    assert solution["requested_budget_ms"] == pytest.approx(0.9 * solution["dense_latency_ms"])
+    rounds = solution["refinement_rounds"]  # this machine has the table's device: solutions are measured
+    assert 1 <= len(rounds) <= 3 and "round 1: budget" in stdout
+    assert rounds[0]["effective_budget_ms"] == pytest.approx(solution["requested_budget_ms"])
+    assert rounds[-1]["measured_ms"] == solution["measured_ms"] > 0
+    assert all(b["effective_budget_ms"] < a["effective_budget_ms"] for a, b in zip(rounds, rounds[1:], strict=False))
     checkpoint = load_checkpoint(out / "model.pt")
     assert checkpoint["kind"] == "pruned" and checkpoint["epochs_done"] == 1
     assert checkpoint["model"]["widths"] == solution["widths"]

@@ -187,11 +187,12 @@ def _run_branch(stages: list[Stage], plan: BucketPlan, x: torch.Tensor, weights:
     return act
 
 
-def _frame_rows(frames: torch.Tensor, rows: torch.Tensor | None, channels: int, length: int) -> torch.Tensor:
-    """Rows of a ``(B * C * T, H * W)`` view holding frames ``frames`` (n, k) of the clips ``rows`` (None: 0..n-1)."""
-    clips = torch.arange(frames.shape[0], device=frames.device) if rows is None else rows
-    base = (clips[:, None] * channels + torch.arange(channels, device=frames.device)[None, :]) * length
-    return (base[:, :, None] + frames[:, None, :]).flatten()
+def _flat_index(positions: torch.Tensor, rows: torch.Tensor | None, channels: int, length: int) -> torch.Tensor:
+    """Indices into a ``(B, C, length)`` tensor flattened over its first two dimensions (or all three):
+    ``positions`` (n, P) along ``length`` in every channel of the clips ``rows`` (None: 0..n-1)."""
+    clips = torch.arange(positions.shape[0], device=positions.device) if rows is None else rows
+    base = (clips[:, None] * channels + torch.arange(channels, device=positions.device)[None, :]) * length
+    return (base[:, :, None] + positions[:, None, :]).flatten()
 
 
 def _bucket_input(x: torch.Tensor, plan: BucketPlan, rows: torch.Tensor | None) -> torch.Tensor:
@@ -199,7 +200,7 @@ def _bucket_input(x: torch.Tensor, plan: BucketPlan, rows: torch.Tensor | None) 
     if plan.input_frames is None:
         return (x if rows is None else x.index_select(0, rows)).contiguous()
     batch, channels, length, height, width = x.shape
-    index = _frame_rows(plan.input_frames, rows, channels, length)
+    index = _flat_index(plan.input_frames, rows, channels, length)  # rows of a (B * C * T, H * W) view
     flat = x.reshape(batch * channels * length, height * width).index_select(0, index)
     return flat.view(plan.input_frames.shape[0], channels, -1, height, width)
 
@@ -211,7 +212,7 @@ def _add_residual(out: torch.Tensor, plan: BucketPlan, residual: torch.Tensor, r
     batch, channels, length = out.shape[:3]
     n = residual.shape[2]
     if plan.output_frames is not None:  # whole-map residual of the kept frames
-        index = _frame_rows(plan.output_frames, rows, channels, length)
+        index = _flat_index(plan.output_frames, rows, channels, length)
         out.view(batch * channels * length, -1).index_add_(0, index, residual.reshape(index.shape[0], -1))
         return
     if plan.scatter is None:  # residual covers every position
@@ -225,9 +226,8 @@ def _add_residual(out: torch.Tensor, plan: BucketPlan, residual: torch.Tensor, r
     if rows is None:
         out.view(batch, channels, -1).scatter_add_(2, plan.scatter.expand(n, channels, flat.shape[2]), flat)
         return
-    volume = out[0, 0].numel()
-    base = (rows[:, None] * channels + torch.arange(channels, device=out.device)[None, :]) * volume
-    out.view(-1).index_add_(0, (base[:, :, None] + plan.scatter).flatten(), flat.flatten())
+    index = _flat_index(plan.scatter[:, 0], rows, channels, out[0, 0].numel())
+    out.view(-1).index_add_(0, index, flat.flatten())
 
 
 def _bucket_plan(

@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import torch
+from model_helpers import make_dense
 
 from dance3d.dynamic import DynamicConfig, DynamicModel, convert_model
-from dance3d.models import create_model
 
 CLIP = (8, 32, 32)
-
-
-def make_dense(name: str = "tiny-test", seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    model = create_model(name, num_classes=8).eval()
-    # non-trivial BN statistics so masked and unmasked outputs differ clearly
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm3d):
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.5, 1.5)
-            module.weight.data.uniform_(0.5, 1.5)
-            module.bias.data.uniform_(-0.2, 0.2)
-    return model
 
 
 def frame_sensitive(model: DynamicModel) -> DynamicModel:

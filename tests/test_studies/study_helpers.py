@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
+from model_helpers import make_dense
 
 from dance3d.config import to_dict
 from dance3d.data.moving_digits import MOTION_CLASSES
 from dance3d.data.registry import DataConfig
 from dance3d.dynamic import DynamicConfig, convert_model
 from dance3d.dynamic.checkpoint import KIND, dynamic_spec
-from dance3d.models import create_model
 from dance3d.training.checkpoint import save_checkpoint
 from studies import StudyConfig
 
@@ -26,21 +25,8 @@ def fast_config(**overrides) -> StudyConfig:
     return StudyConfig(**{**FAST, **overrides})
 
 
-def dense_model(seed: int = 0) -> torch.nn.Module:
-    """Random ``tiny-test`` with spread-out BN statistics, so that pruning changes its predictions."""
-    torch.manual_seed(seed)
-    model = create_model("tiny-test", num_classes=8).eval()
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm3d):
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.5, 1.5)
-            module.weight.data.uniform_(0.5, 1.5)
-            module.bias.data.uniform_(-0.2, 0.2)
-    return model
-
-
 def dynamic_model(seed: int = 0):
-    return convert_model(dense_model(seed), clip_shape=CLIP, config=DynamicConfig(channel_multiple=4)).eval()
+    return convert_model(make_dense(seed=seed), clip_shape=CLIP, config=DynamicConfig(channel_multiple=4)).eval()
 
 
 def save_dynamic(path: Path, seed: int = 0) -> Path:
@@ -50,5 +36,5 @@ def save_dynamic(path: Path, seed: int = 0) -> Path:
 
 
 def save_dense(path: Path, seed: int = 0) -> Path:
-    payload = {"kind": "dense", "model": SPEC, "state_dict": dense_model(seed).state_dict()}
+    payload = {"kind": "dense", "model": SPEC, "state_dict": make_dense(seed=seed).state_dict()}
     return save_checkpoint({**payload, "data": to_dict(DATA), "classes": list(MOTION_CLASSES)}, path)

@@ -3,7 +3,8 @@
 Writes ``benchmarks/results/dance_moving_digits.json`` and PNG figures next to it (a checkpoint
 trained on another moving-digits task, e.g. ``digit-direction``: ``dance_<task>_*``). Usage::
 
-    python benchmarks/dance_moving_digits.py [--dense-checkpoint PATH] [--quick]
+    python benchmarks/dance_moving_digits.py [--dense-checkpoint PATH] [--quick] [--train-clips N]
+        [--set aap.mac_penalty=8 ...]
 
 Without a dense checkpoint at ``PATH`` (default ``runs/dense/model.pt``) it trains one first.
 
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from scipy.stats import spearmanr
 
 from dance3d.dance.aap import AapSettings, teacher_logits, train_aap
@@ -73,6 +75,15 @@ def settings(quick: bool) -> dict[str, Any]:
         "static_targets": ("dance", "dance_target_0.2"),
         "static_lr": 5e-4,
     }
+
+
+def with_override(cfg: dict[str, Any], override: str) -> dict[str, Any]:
+    """``cfg`` with ``ava.X`` or ``aap.X`` set from ``"stage.field=value"`` (the value parsed as YAML)."""
+    key, sep, value = override.partition("=")
+    stage, _, name = key.partition(".")
+    if not sep or stage not in ("ava", "aap") or name not in cfg[stage].__dataclass_fields__:
+        raise SystemExit(f"--set {override!r}: expected ava.FIELD=VALUE or aap.FIELD=VALUE with a known field")
+    return {**cfg, stage: replace(cfg[stage], **{name: yaml.safe_load(value)})}
 
 
 def dense_model(path: Path):
@@ -144,12 +155,20 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0, help="seed of every stage; outputs get a _seedN suffix if not 0")
+    parser.add_argument("--train-clips", type=int, default=0, help="clips for AVA, AAP and the static fine-tune")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="STAGE.FIELD=VALUE", help="e.g. aap.mac_penalty=8, ava.epochs=1"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     RESULTS.mkdir(parents=True, exist_ok=True)
     cfg = settings(args.quick)
+    if args.train_clips:
+        cfg["num_train_clips"] = args.train_clips
+    for override in args.set:
+        cfg = with_override(cfg, override)
     cfg["ava"] = replace(cfg["ava"], seed=args.seed)
     cfg["aap"] = replace(cfg["aap"], seed=args.seed)
     timings: dict[str, float] = {}

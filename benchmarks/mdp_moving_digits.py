@@ -11,10 +11,15 @@
 3. For each target (fraction of dense latency): MDP solves, materialises and measures, tightening
    its budget while the solution measures over the target (``dance3d.mdp.refine``); then (a)
    uniform width scaling (every group the same fraction, Taylor-chosen channels) and (b) magnitude
-   pruning (inner channels by filter L1 norm, residual stream dense, as the static DANCE baseline)
-   are each shrunk until their *measured* latency is at most MDP's measured latency (2% timing
-   tolerance). All three are fine-tuned with the same trainer settings and evaluated on test.
+   pruning (inner channels by filter L1 norm, residual stream dense, as the static DANCE baseline;
+   below its narrowest inner widths the stream shrinks too) are each shrunk until their *measured*
+   latency is at most MDP's measured latency (2% timing tolerance). All three are fine-tuned with
+   the same trainer settings and evaluated on test.
 4. The MILP solve time on r2plus1d_18 (untrained; synthetic MAC-proportional latency table).
+
+Every measured latency is timed round-robin beside the dense model and reported in the table's
+time base (its ratio to the dense model times the table's dense latency), so a shared machine
+running slower or faster than when the table was built does not count as prediction error.
 
 Writes ``benchmarks/results/mdp_moving_digits.json`` (``_quick`` with --quick).
 """
@@ -39,7 +44,7 @@ from dance3d.mdp.checkpoint import KIND, pruned_spec
 from dance3d.mdp.graph import Structure, extract_structure
 from dance3d.mdp.importance import Importance, magnitude_importance, taylor_importance
 from dance3d.mdp.lut import LatencyRuntime, LatencyTable, LayerTable
-from dance3d.mdp.lut_measure import TableGrid, build_table, measure_model_ms
+from dance3d.mdp.lut_measure import TableGrid, build_table, measure_in_table_time_ms
 from dance3d.mdp.materialize import materialize
 from dance3d.mdp.plan import PrunePlan, width_grid
 from dance3d.mdp.problem import build_problem
@@ -61,7 +66,8 @@ def settings(quick: bool) -> dict[str, Any]:
             "dense_train": TrainConfig(model="tiny", epochs=1, num_workers=0, progress=False),
             "finetune": TrainConfig(model="tiny", epochs=1, lr=1e-3, warmup_steps=5, num_workers=0, progress=False),
             "targets": (0.6,),
-            "repeats": 5,
+            "repeats": 3,
+            "rounds": 2,
             "calibrate": 2,
             "validate": 2,
             "importance_batches": 2,
@@ -72,7 +78,8 @@ def settings(quick: bool) -> dict[str, Any]:
         "dense_train": TrainConfig(model="tiny", epochs=6, num_workers=1),
         "finetune": TrainConfig(model="tiny", epochs=2, lr=1e-3, warmup_steps=10, num_workers=1),
         "targets": (0.75, 0.5, 0.35),
-        "repeats": 30,
+        "repeats": 10,
+        "rounds": 3,
         "calibrate": 6,
         "validate": 8,
         "importance_batches": 8,
@@ -94,29 +101,40 @@ def snap(grid: tuple[int, ...], width: float) -> int:
     return min(grid, key=lambda w: abs(w - width))
 
 
-def uniform_plan(structure: Structure, table: LatencyTable, fraction: float) -> PrunePlan:
-    return PrunePlan({g: snap(table.group_grids[g], fraction * info.width) for g, info in structure.groups.items()})
+FRACTIONS = [float(f) for f in np.arange(1.0, 0.04, -0.05)]
 
 
-def magnitude_plan(structure: Structure, table: LatencyTable, fraction: float) -> PrunePlan:
-    """Inner (in-block) groups at ``fraction``; the residual stream and other groups stay dense."""
-    return PrunePlan(
-        {
-            g: snap(table.group_grids[g], fraction * info.width) if info.block else info.width
+def uniform_plans(structure: Structure, table: LatencyTable) -> list[PrunePlan]:
+    """Every group at the same fraction of its width, widest first."""
+    return [
+        PrunePlan({g: snap(table.group_grids[g], f * info.width) for g, info in structure.groups.items()})
+        for f in FRACTIONS
+    ]
+
+
+def magnitude_plans(structure: Structure, table: LatencyTable) -> list[PrunePlan]:
+    """Inner (in-block) groups shrink first, the rest dense; then, inner groups at their narrowest, the rest shrink.
+
+    The second half lets the baseline reach budgets that inner channels alone cannot.
+    """
+
+    def plan(inner: float, other: float) -> PrunePlan:
+        return PrunePlan({
+            g: snap(table.group_grids[g], (inner if info.block else other) * info.width)
             for g, info in structure.groups.items()
-        }
-    )
+        })  # fmt: skip
+
+    return [plan(f, 1.0) for f in FRACTIONS] + [plan(FRACTIONS[-1], f) for f in FRACTIONS[1:]]
 
 
-def match_latency(structure, table, make_plan, importance: Importance, limit_ms: float) -> tuple[PrunePlan, float]:
-    """The widest plan of the family whose measured latency is within ``TOLERANCE`` of ``limit_ms``."""
-    fractions = [f for f in np.arange(1.0, 0.04, -0.05)]
-    plans = [make_plan(structure, table, float(f)) for f in fractions]
+def match_latency(structure, table, dense, plans: list[PrunePlan], importance: Importance,
+                  limit_ms: float) -> tuple[PrunePlan, float]:  # fmt: skip
+    """The first (widest) of ``plans`` whose measured latency is within ``TOLERANCE`` of ``limit_ms``."""
     start = next((i for i, p in enumerate(plans) if table.predict_ms(p) <= limit_ms), len(plans) - 1)
     measured = float("inf")
     for plan in plans[start:]:
         model = materialize(structure, plan, keep=importance.keep_indices(plan.widths))
-        measured = measure_model_ms(model, table.clip_shape, table.runtime)
+        measured = measure_in_table_time_ms(model, dense, table)
         if measured <= limit_ms * TOLERANCE:
             return plan, measured
     return plan, measured
@@ -180,7 +198,8 @@ def main() -> None:
     spec, classes = checkpoint["model"], tuple(checkpoint["classes"])
     dense = build_dense_model(checkpoint).eval()
     clip_shape = (3, cfg["data"].num_frames, cfg["data"].height, cfg["data"].width)
-    runtime = LatencyRuntime(device="cpu", threads=1, precision="fp32", warmup=5, repeats=cfg["repeats"])
+    runtime = LatencyRuntime(device="cpu", threads=1, precision="fp32", warmup=5, repeats=cfg["repeats"],
+                             rounds=cfg["rounds"])  # fmt: skip
 
     table = build_table(dense, spec, clip_shape, runtime=runtime, grid=TableGrid(step=8, max_points=8))
     table = calibrate_table(dense, table, samples=cfg["calibrate"], seed=0)
@@ -201,8 +220,8 @@ def main() -> None:
     for target in cfg["targets"]:
         measured_solution = solve_measured(
             structure, table, taylor, budget_ms=target * table.dense_latency_ms,
-            measure=lambda plan: measure_model_ms(
-                materialize(structure, plan, keep=taylor.keep_indices(plan.widths)), clip_shape, runtime
+            measure=lambda plan: measure_in_table_time_ms(
+                materialize(structure, plan, keep=taylor.keep_indices(plan.widths)), dense, table
             ),
         )  # fmt: skip
         solution = measured_solution.solution
@@ -210,9 +229,11 @@ def main() -> None:
         extra = {"solve_s": solution.solve_s, "mip_gap": solution.mip_gap, "rounds": measured_solution.rounds}
         candidates = {
             "mdp": (plan, mdp_ms, taylor, extra),
-            "uniform": (*match_latency(structure, table, uniform_plan, taylor, mdp_ms), taylor, {}),
-            "magnitude": (*match_latency(structure, table, magnitude_plan, magnitude, mdp_ms), magnitude, {}),
-        }
+            "uniform": (*match_latency(structure, table, dense, uniform_plans(structure, table), taylor, mdp_ms),
+                        taylor, {}),
+            "magnitude": (*match_latency(structure, table, dense, magnitude_plans(structure, table), magnitude,
+                                         mdp_ms), magnitude, {}),
+        }  # fmt: skip
         for method, (method_plan, measured, importance, extra) in candidates.items():
             scores = finetune_and_test(structure, method_plan, importance, spec, cfg,
                                        out / "finetune" / f"{target}-{method}", classes)  # fmt: skip

@@ -2,8 +2,9 @@
 
 Stages: data (redundancy distribution) → dense training → test evaluation → DANCE stage 1 (AVA)
 → stage 2 (AAP) → dynamic evaluation (MAC fraction per clip, adaptivity, per-block MACs) →
-profile (latency of dense vs dynamic execution) → Optuna study of the run-time knobs (Pareto
-front) → report. A killed quickstart resumes: finished stages are reused (each leaves a
+profile (latency of dense vs dynamic execution) → MDP (latency table of this CPU, MILP at a
+latency target, the smaller model fine-tuned and evaluated) → Optuna study of the run-time knobs
+(Pareto front) → report. A killed quickstart resumes: finished stages are reused (each leaves a
 ``model.pt``, a JSON or a study database), training continues from its checkpoint.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -27,9 +29,12 @@ from dance3d.dance.ava import AvaRunConfig, AvaSettings, run_ava
 from dance3d.dance.plots import plot_adaptivity
 from dance3d.data.registry import DataConfig, build_dataset
 from dance3d.evaluation import EvalResult, evaluate
+from dance3d.mdp.lut import LatencyRuntime, LatencyTable
+from dance3d.mdp.pipeline import MdpSettings
 from dance3d.reporting import (
     Report,
     plot_block_macs,
+    plot_group_widths,
     plot_per_class,
     plot_redundancy,
     plot_training_curve,
@@ -43,6 +48,9 @@ QUICK_DATA = DataConfig(num_frames=16, height=32, width=32, num_train=1200, num_
 QUICK_TRAIN = TrainConfig(model="tiny", epochs=5, batch_size=16, lr=3e-3, num_workers=0)
 QUICK_AVA = AvaSettings(epochs=1, measure_clips=128)
 QUICK_AAP = AapSettings(epochs=2, joint_epochs=2, joint_lr=5e-4, target_mac_fraction=0.4, measure_clips=128)
+QUICK_LATENCY = LatencyRuntime(threads=1, warmup=2, repeats=5, rounds=2)  # 1 thread: steady on a busy machine
+QUICK_MDP = MdpSettings(target_latency="0.6", importance_batches=4, refine_rounds=2, progress=False)
+QUICK_MDP_FINETUNE = TrainConfig(model="tiny", epochs=1, batch_size=16, lr=1e-3, warmup_steps=10, num_workers=0)
 QUICK_STUDY = StudyConfig(
     objectives=("accuracy", "mac_fraction", "latency_ms"),
     trials=16,
@@ -59,6 +67,9 @@ class QuickstartConfig:
     run: RunConfig = field(default_factory=lambda: RunConfig(data=QUICK_DATA, train=QUICK_TRAIN))
     ava: AvaSettings = QUICK_AVA
     aap: AapSettings = QUICK_AAP
+    latency: LatencyRuntime = QUICK_LATENCY  # how the MDP latency table and models are timed
+    mdp: MdpSettings = QUICK_MDP
+    mdp_finetune: TrainConfig = QUICK_MDP_FINETUNE
     study: StudyConfig = QUICK_STUDY
     study_clips: int = 200  # validation clips each trial evaluates
 
@@ -116,6 +127,48 @@ def _profile_latency(dense_checkpoint: Path, dynamic_checkpoint: Path, clip: tor
         fraction = float(dynamic.last_mac_fraction[0])
         rows.append({"model": "dance", "execution": mode, "latency_ms": timing.median_ms, "mac_fraction": fraction})
     return rows
+
+
+def _mdp(config: QuickstartConfig, dense_ckpt: Path, out_dir: Path) -> tuple[Path, Path]:
+    """The latency table of this CPU (``lut.json``) and the MDP run at the configured target (``mdp/``)."""
+    from dance3d.mdp.calibration import calibrate_table
+    from dance3d.mdp.lut_measure import TableGrid, build_table
+    from dance3d.mdp.pipeline import MdpRunConfig, run_mdp
+    from dance3d.training.checkpoint import build_dense_model
+    from profiling import collect_env
+
+    table_path, mdp_dir = out_dir / "lut.json", out_dir / "mdp"
+    data = config.run.data
+    if not table_path.is_file():
+        checkpoint = load_checkpoint(dense_ckpt)
+        dense = build_dense_model(checkpoint).eval()
+        clip_shape = (3, data.num_frames, data.height, data.width)
+        grid = TableGrid(step=16, max_points=4)
+        table = build_table(dense, checkpoint["model"], clip_shape, runtime=config.latency, grid=grid)
+        table = calibrate_table(dense, table, samples=2)
+        table.env = collect_env()
+        table.save(table_path)
+    finished = (mdp_dir / "model.pt").is_file() and (
+        load_checkpoint(mdp_dir / "model.pt").get("epochs_done", 0) >= config.mdp_finetune.epochs
+    )
+    if not finished:
+        shutil.rmtree(mdp_dir, ignore_errors=True)  # a killed MDP stage starts over (it takes seconds)
+        run_mdp(MdpRunConfig(mdp=config.mdp, data=data, train=config.mdp_finetune), dense_ckpt, table_path, mdp_dir)
+    return table_path, mdp_dir / "model.pt"
+
+
+def _mdp_rows(dense_ckpt: Path, pruned_ckpt: Path, runtime: LatencyRuntime, clip: torch.Tensor) -> list[dict]:
+    """MACs and latency of the dense and the MDP model, timed in the same interleaved rounds."""
+    from dance3d.mdp.lut_measure import measure_models_ms
+    from profiling import count_macs
+
+    models = [load_model(dense_ckpt).model.eval(), load_model(pruned_ckpt).model.eval()]
+    latency = measure_models_ms(models, tuple(clip.shape), runtime)
+    macs = [count_macs(m, clip[None]).macs for m in models]
+    return [
+        {"model": name, "gmacs": m / 1e9, "mac_fraction": m / macs[0], "latency_ms": ms}
+        for name, m, ms in zip(("dense", "mdp"), macs, latency, strict=True)
+    ]
 
 
 def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
@@ -198,6 +251,35 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
         "runs its convolutions through oneDNN, so compare it with dense through oneDNN (eager PyTorch picks a "
         "slower kernel for small batch-1 conv3d calls).",
         table=latency.set_index(["model", "execution"]),
+    )
+
+    table_path, mdp_ckpt = _mdp(config, dense_ckpt, out_dir)
+    solution = json.loads((mdp_ckpt.parent / "solution.json").read_text())
+    mdp_eval = _evaluated(mdp_ckpt, test_set, out_dir / "mdp_eval.json")
+    mdp_rows = pd.DataFrame(_mdp_rows(dense_ckpt, mdp_ckpt, config.latency, test_set[0]["clip"]))
+    mdp_rows["top1"] = [dense["top1"], mdp_eval["top1"]]
+    mdp_rows.to_csv(out_dir / "mdp.csv", index=False)
+    removed = ", ".join(solution["removed_blocks"]) or "none"
+    measured = solution["measured_ms"]
+    report.add(
+        "MDP: latency-constrained static pruning",
+        f"Latency table of this CPU (`{table_path.name}`; {config.latency.threads or 'default'} thread(s); every "
+        f"layer over its width grid, {config.latency.rounds} rounds of {config.latency.repeats} repeats). Target "
+        f"{config.mdp.target_latency} of the dense latency ({solution['requested_budget_ms']:.2f} ms): the MILP "
+        f"chose the widths below and removed blocks: {removed}; solved in {solution['solve_s']:.2f} s (gap "
+        f"{solution['mip_gap']:.1e}). Predicted {solution['predicted_ms']:.2f} ms, measured "
+        + (f"{measured:.2f} ms" if measured is not None else "not measured")
+        + f" after {len(solution['refinement_rounds'])} round(s); fine-tuned {config.mdp_finetune.epochs} "
+        f"epoch(s). Dense and MDP models timed again side by side, with test top-1:",
+        table=mdp_rows.set_index("model"),
+        figures=[
+            plot_group_widths(
+                {g: grid[-1] for g, grid in LatencyTable.load(table_path).group_grids.items()},
+                solution["widths"],
+                out_dir / "mdp_widths.png",
+                title=f"MDP widths at {config.mdp.target_latency} of dense latency",
+            )
+        ],
     )
 
     storage = f"sqlite:///{(out_dir / 'study.db').resolve()}"

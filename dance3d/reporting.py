@@ -89,6 +89,23 @@ def plot_block_macs(dense: list[float], dynamic: list[float], path: Path) -> Pat
     return path
 
 
+def plot_group_widths(dense: dict[str, int], kept: dict[str, int], path: Path, *, title: str) -> Path:
+    """Per channel group: its dense width and the width a static pruning plan keeps (0: removed)."""
+    plt = _pyplot()
+    names = list(dense)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(names) + 2), 3.4))
+    index = range(len(names))
+    ax.bar(index, [dense[n] for n in names], width=0.7, label="dense", color="#d0d0d0")
+    ax.bar(index, [kept.get(n, 0) for n in names], width=0.45, label="kept", color="#dd8452")
+    ax.set(ylabel="channels", title=title)
+    ax.set_xticks(list(index), names, rotation=60, ha="right", fontsize=7)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 @dataclass
 class Report:
     """A Markdown report assembled section by section; figures are linked relative to ``root``."""

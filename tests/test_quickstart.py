@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pandas as pd
+
 from dance3d.dance.aap import AapSettings
 from dance3d.dance.ava import AvaSettings
+from dance3d.mdp import lut_measure
+from dance3d.mdp.lut import LatencyRuntime
+from dance3d.mdp.pipeline import MdpSettings
 from dance3d.quickstart import QuickstartConfig, run_quickstart
+from profiling import count_macs
 from studies import StudyConfig
 
-SECTIONS = ("Data", "Dense training", "Dense evaluation", "AVA", "AAP", "Profile", "Study", "Run")
+SECTIONS = ("Data", "Dense training", "Dense evaluation", "AVA", "AAP", "Profile", "MDP", "Study", "Run")
 
 
 def tiny_quickstart(run) -> QuickstartConfig:
@@ -17,12 +23,21 @@ def tiny_quickstart(run) -> QuickstartConfig:
         run=replace(run, train=replace(run.train, epochs=1)),
         ava=AvaSettings(epochs=1, batch_size=8, measure_clips=16, progress=False),
         aap=AapSettings(epochs=1, batch_size=8, target_mac_fraction=0.5, measure_clips=16, progress=False),
+        latency=LatencyRuntime(warmup=1, repeats=2, rounds=1),
+        mdp=MdpSettings(target_latency="0.6", importance_batches=1, refine_rounds=1, progress=False),
+        mdp_finetune=replace(run.train, epochs=1),
         study=StudyConfig(objectives=("accuracy", "mac_fraction"), trials=3, startup_trials=2, latency_repeats=1),
         study_clips=8,
     )
 
 
-def test_quickstart_writes_every_section_with_figures_and_resumes(tmp_path, tiny_run_config):
+def _mac_proportional_ms(fn, x, runtime) -> float:
+    """A deterministic timer for the MDP stage: 1 ms per million MACs (real timings of tiny-test are noise)."""
+    return 1e-6 * count_macs(fn, x).macs
+
+
+def test_quickstart_writes_every_section_with_figures_and_resumes(tmp_path, tiny_run_config, monkeypatch):
+    monkeypatch.setattr(lut_measure, "_round_median_ms", _mac_proportional_ms)
     out = tmp_path / "quick"
     report = run_quickstart(tiny_quickstart(tiny_run_config), out)
     text = report.read_text()
@@ -30,11 +45,15 @@ def test_quickstart_writes_every_section_with_figures_and_resumes(tmp_path, tiny
     for section in SECTIONS:
         assert any(section in h for h in headings), f"no {section} section in {headings}"
     figures = [line[line.index("(") + 1 : -1] for line in text.splitlines() if line.startswith("![")]
-    assert len(figures) >= 9
+    assert len(figures) >= 10
     for figure in figures:
         assert (out / figure).stat().st_size > 5_000, figure  # a real plot, not an empty canvas
     assert "mean MAC fraction" in text and "complete trials" in text
+    mdp = pd.read_csv(out / "mdp.csv").set_index("model")
+    assert mdp.loc["mdp", "gmacs"] < mdp.loc["dense", "gmacs"] and mdp.loc["mdp", "latency_ms"] > 0
+    assert 0.0 <= mdp.loc["mdp", "top1"] <= 1.0 and (out / "mdp" / "model.pt").is_file()
 
-    mtime = (out / "aap" / "model.pt").stat().st_mtime_ns
+    stages = [out / "aap" / "model.pt", out / "lut.json", out / "mdp" / "model.pt"]
+    mtimes = [p.stat().st_mtime_ns for p in stages]
     run_quickstart(tiny_quickstart(tiny_run_config), out)  # resumes: finished stages reused, study topped up
-    assert (out / "aap" / "model.pt").stat().st_mtime_ns == mtime
+    assert [p.stat().st_mtime_ns for p in stages] == mtimes

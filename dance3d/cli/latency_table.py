@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
     parser.add_argument("--step", type=int, help="width grid step (default: 16 on CPU, 8 on GPU)")
     parser.add_argument("--max-points", type=int, default=8, help="most grid widths per group")
-    parser.add_argument("--repeats", type=int, default=20, help="timed repeats per entry (median kept)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed repeats per entry and round (their median)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over the whole grid; the lowest median is kept")
     parser.add_argument("--calibrate", type=int, default=4, help="pruned models measured to fit scale + overhead")
     parser.add_argument("--validate", type=int, default=4, help="other pruned models measured to check predictions")
     parser.add_argument("--seed", type=int, default=0)
@@ -55,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
         model = create_model(args.model, num_classes=args.num_classes)
     model.eval()
     torch.manual_seed(args.seed)
-    runtime = LatencyRuntime(device=args.device, threads=args.threads, precision=args.precision, repeats=args.repeats)
+    runtime = LatencyRuntime(
+        device=args.device, threads=args.threads, precision=args.precision, repeats=args.repeats, rounds=args.rounds
+    )
     step = args.step or (16 if torch.device(args.device).type == "cpu" else 8)
     grid = TableGrid(step=step, max_points=args.max_points)
     table = build_table(model, spec, clip_shape, runtime=runtime, grid=grid)

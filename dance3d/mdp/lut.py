@@ -10,8 +10,8 @@ End to end, every latency model is linear in the sum of the layer entries:
 
 * ``entries``: ``a = 1, b = 0``, the layer entries alone;
 * ``additive``: ``a = 1``, ``b`` = the measured dense latency minus the sum of its entries (the
-  adds, pooling, head and framework overhead);
-* ``overhead``: ``a = 1``, ``b`` fitted (least squares, ``b >= 0``) on measured pruned models;
+  adds, pooling, head and framework overhead), at least 0;
+* ``overhead``: ``a = 1``, ``b >= 0`` the median gap (measured minus entries) of the measured models;
 * ``calibrated``: ``a`` and ``b`` fitted (non-negative least squares) on measured pruned models,
   which can also absorb layers running slower inside the model than alone (cold caches).
 
@@ -42,13 +42,23 @@ PREDICTORS = ("entries", "additive", "overhead", "calibrated")  # simplest first
 
 @dataclass(frozen=True)
 class LatencyRuntime:
-    """Where and how layers are timed: the deployment device, threads and precision."""
+    """Where and how layers are timed: the deployment device, threads and precision.
+
+    Every latency (a table entry, a whole model) is timed in ``rounds`` rounds spread over the
+    measurement, each a median of ``repeats`` calls after ``warmup``; the lowest round median is
+    kept, since noise from other work on a shared machine only ever adds time.
+    """
 
     device: str = "cpu"
     threads: int = 0  # 0: torch's default
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
     warmup: int = 5
-    repeats: int = 20
+    repeats: int = 20  # per round
+    rounds: int = 3
+
+    def __post_init__(self) -> None:
+        if self.repeats < 1 or self.rounds < 1 or self.warmup < 0:
+            raise ConfigError(f"need repeats >= 1, rounds >= 1 and warmup >= 0, got {self}")
 
 
 @dataclass
@@ -155,8 +165,13 @@ class LatencyTable:
 
     @property
     def additive_overhead_ms(self) -> float:
-        """What the layer entries miss on the dense model (measured end to end minus their sum)."""
-        return self.dense_latency_ms - self.dense_entries_ms
+        """What the layer entries miss on the dense model (measured end to end minus their sum), at least 0.
+
+        Entries that sum to more than the whole model (big layers run faster inside it, or a busy
+        machine while the table was timed) would give a negative offset that makes narrow models,
+        and any tiny budget, look cheaper than they are; the offset stops at 0 (the raw sum).
+        """
+        return max(0.0, self.dense_latency_ms - self.dense_entries_ms)
 
     @property
     def offset_ms(self) -> float:
@@ -237,7 +252,7 @@ class LatencyTable:
         return cls(
             model=data["model"],
             clip_shape=tuple(data["clip_shape"]),
-            runtime=LatencyRuntime(**data["runtime"]),
+            runtime=LatencyRuntime(**{"rounds": 1, **data["runtime"]}),  # tables before rounds: one
             layers={name: LayerTable.from_dict(t) for name, t in data["layers"].items()},
             dense_latency_ms=float(data["dense_latency_ms"]),
             group_grids={g: tuple(w) for g, w in data["group_grids"].items()},

@@ -3,7 +3,8 @@
 A layer is timed with the BN and activation that follow it (see ``PrunableLayer.followers``), at
 batch 1 on the dense input's full 3D shape with its own kernel, stride, padding and groups, in
 the runtime's device, thread count and precision. Identical layer configurations (common in
-ResNets) are timed once.
+ResNets) are timed once per round. Every latency is the lowest of ``runtime.rounds`` round
+medians (see :class:`~dance3d.mdp.lut.LatencyRuntime`).
 """
 
 from __future__ import annotations
@@ -59,15 +60,55 @@ def runtime_threads(runtime: LatencyRuntime) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def measure_model_ms(model: nn.Module, clip_shape: tuple[int, ...], runtime: LatencyRuntime) -> float:
-    """Median batch-1 latency of ``model`` (a copy is moved to the runtime's device and precision)."""
+def _round_median_ms(fn: nn.Module, x: torch.Tensor, runtime: LatencyRuntime) -> float:
     from profiling import measure_latency
 
+    return measure_latency(fn, x, warmup=runtime.warmup, repeats=runtime.repeats).median_ms
+
+
+def measure_models_ms(
+    models: list[nn.Module], clip_shape: tuple[int, ...], runtime: LatencyRuntime, *, progress: bool = False,
+    desc: str = "measure",
+) -> list[float]:  # fmt: skip
+    """Batch-1 latency of each model: rounds interleaved across the models, the lowest round median kept.
+
+    Copies are moved to the runtime's device and precision. Interleaving spreads a slow spell of
+    the machine over all models instead of one.
+    """
     dtype = runtime_dtype(runtime)
-    model = copy.deepcopy(model).eval().to(device=runtime.device, dtype=dtype)
+    copies = [copy.deepcopy(m).eval().to(device=runtime.device, dtype=dtype) for m in models]
     clip = torch.randn(1, *clip_shape, device=runtime.device, dtype=dtype)
-    with runtime_threads(runtime):
-        return measure_latency(model, clip, warmup=runtime.warmup, repeats=runtime.repeats).median_ms
+    best = [float("inf")] * len(copies)
+    with (
+        runtime_threads(runtime),
+        progress_bar(total=runtime.rounds * len(copies), desc=desc, unit="model", disable=not progress) as bar,
+    ):
+        for _ in range(runtime.rounds):
+            for i, model in enumerate(copies):
+                best[i] = min(best[i], _round_median_ms(model, clip, runtime))
+                bar.update(1)
+    return best
+
+
+def measure_model_ms(model: nn.Module, clip_shape: tuple[int, ...], runtime: LatencyRuntime) -> float:
+    """Batch-1 latency of ``model``: the lowest of ``runtime.rounds`` round medians."""
+    return measure_models_ms([model], clip_shape, runtime)[0]
+
+
+def in_table_time_ms(measured_ms: list[float], dense_now_ms: float, table: LatencyTable) -> list[float]:
+    """Latencies timed now, rescaled to the machine speed of the table's build.
+
+    Each is multiplied by the table's dense latency over the dense model's latency timed in the
+    same rounds: a shared machine that has become slower (or faster) since the table was measured
+    shifts both alike, so the ratio to the dense model is what a prediction can be checked against.
+    """
+    return [ms * table.dense_latency_ms / dense_now_ms for ms in measured_ms]
+
+
+def measure_in_table_time_ms(model: nn.Module, dense: nn.Module, table: LatencyTable) -> float:
+    """``model``'s latency timed beside the dense model, in the table's time base (:func:`in_table_time_ms`)."""
+    model_ms, dense_ms = measure_models_ms([model, dense], table.clip_shape, table.runtime)
+    return in_table_time_ms([model_ms], dense_ms, table)[0]
 
 
 def layer_unit(gm: nn.Module, layer: PrunableLayer, cin: int, cout: int) -> tuple[nn.Module, tuple[int, ...]]:
@@ -124,9 +165,12 @@ def build_table(
     grid: TableGrid,
     progress: bool = True,
 ) -> LatencyTable:
-    """Time every prunable layer over its grid and the dense model end to end; ``env`` is left to the caller."""
-    from profiling import measure_latency
+    """Time every prunable layer over its grid and the dense model end to end; ``env`` is left to the caller.
 
+    The whole grid is timed ``runtime.rounds`` times over (units rebuilt each round, so memory
+    stays that of one unit), the dense model once at the end of each round; each entry and the
+    dense latency keep their lowest round median, so both come from the same stretch of time.
+    """
     dtype = runtime_dtype(runtime)
     structure = extract_structure(model, clip_shape)
     grids = {
@@ -134,24 +178,29 @@ def build_table(
     }
     gm = structure.graph_module
     jobs = [(layer, list(_layer_points(structure, layer, grids))) for layer in structure.layers.values()]
-    total = sum(len(points) for _, points in jobs)
-    cache: dict[tuple[Any, ...], float] = {}
-    layers: dict[str, LayerTable] = {}
+    units = {_unit_key(gm, layer, cin, cout): (layer, cin, cout) for layer, points in jobs for _, cin, cout in points}
+    best = dict.fromkeys(units, float("inf"))
+    dense = copy.deepcopy(model).eval().to(device=runtime.device, dtype=dtype)
+    clip = torch.randn(1, *clip_shape, device=runtime.device, dtype=dtype)
+    dense_ms = float("inf")
+    total = runtime.rounds * (len(units) + 1)
     with (
         runtime_threads(runtime),
-        progress_bar(total=total, desc="latency table", unit="point", disable=not progress) as bar,
+        progress_bar(total=total, desc="latency table", unit="unit", disable=not progress) as bar,
     ):
-        for layer, points in jobs:
-            values = np.zeros(tuple(len(grids[a]) for a in layer.axes))
-            for index, cin, cout in points:
-                key = _unit_key(gm, layer, cin, cout)
-                if key not in cache:
-                    unit, shape = layer_unit(gm, layer, cin, cout)
-                    unit = unit.to(device=runtime.device, dtype=dtype)
-                    x = torch.randn(*shape, device=runtime.device, dtype=dtype)
-                    cache[key] = measure_latency(unit, x, warmup=runtime.warmup, repeats=runtime.repeats).median_ms
-                values[index] = cache[key]
+        for _ in range(runtime.rounds):
+            for key, (layer, cin, cout) in units.items():
+                unit, shape = layer_unit(gm, layer, cin, cout)
+                unit = unit.to(device=runtime.device, dtype=dtype)
+                x = torch.randn(*shape, device=runtime.device, dtype=dtype)
+                best[key] = min(best[key], _round_median_ms(unit, x, runtime))
                 bar.update(1)
-            layers[layer.name] = LayerTable(layer.axes, tuple(grids[a] for a in layer.axes), values, layer.block)
-    dense_ms = measure_model_ms(model, clip_shape, runtime)
+            dense_ms = min(dense_ms, _round_median_ms(dense, clip, runtime))
+            bar.update(1)
+    layers: dict[str, LayerTable] = {}
+    for layer, points in jobs:
+        values = np.zeros(tuple(len(grids[a]) for a in layer.axes))
+        for index, cin, cout in points:
+            values[index] = best[_unit_key(gm, layer, cin, cout)]
+        layers[layer.name] = LayerTable(layer.axes, tuple(grids[a] for a in layer.axes), values, layer.block)
     return LatencyTable(model_spec, clip_shape, runtime, layers, dense_ms, grids)

@@ -18,7 +18,7 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def lut(tmp_path_factory, trained_tiny):
     path = tmp_path_factory.mktemp("lut") / "lut.json"
-    code = main(["latency-table", "--checkpoint", trained_tiny, "--threads", "1", "--step", "8", "--repeats", "3",
+    code = main(["latency-table", "--checkpoint", trained_tiny, "--threads", "1", "--step", "8", "--repeats", "1",
                  "--calibrate", "2", "--validate", "1", "--out", str(path)])  # fmt: skip
     assert code == 0
     return path
@@ -26,7 +26,8 @@ def lut(tmp_path_factory, trained_tiny):
 
 def test_latency_table_json(lut):
     table = json.loads(lut.read_text())
-    assert table["runtime"]["threads"] == 1 and table["model"]["name"] == "tiny-test"
+    assert table["runtime"]["threads"] == 1 and table["runtime"]["rounds"] == 3
+    assert table["model"]["name"] == "tiny-test"
     assert table["group_grids"]["blocks.2.conv_a"] == [8, 16]
     assert table["env"]["torch"] and len(table["validation"]) == 1 and len(table["calibration"]) == 3
     assert all(v > 0 for row in table["layers"]["blocks.2.conv_b"]["latency_ms"] for v in row)
@@ -91,6 +92,8 @@ def test_table_for_another_model_is_rejected(capsys, tmp_path, trained_tiny):
                 "--threads",
                 "1",
                 "--repeats",
+                "1",
+                "--rounds",
                 "1",
                 "--calibrate",
                 "0",

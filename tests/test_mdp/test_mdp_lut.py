@@ -1,10 +1,14 @@
 """Latency table: interpolation (exact at grid points, linear/bilinear between, errors outside), JSON, prediction."""
 
+import time
+
 import numpy as np
 import pytest
+import torch
 
 from dance3d.errors import ConfigError
 from dance3d.mdp.lut import LatencyRuntime, LatencyTable, LayerTable
+from dance3d.mdp.lut_measure import in_table_time_ms, measure_in_table_time_ms, measure_models_ms
 from dance3d.mdp.plan import PrunePlan, width_grid
 
 
@@ -77,3 +81,46 @@ def test_load_rejects_other_files(tmp_path):
         LatencyTable.load(tmp_path / "x.json")
     with pytest.raises(ConfigError, match="not found"):
         LatencyTable.load(tmp_path / "missing.json")
+
+
+class _Scripted(torch.nn.Module):
+    """Sleeps ``delays_s[r]`` per call in round ``r`` (``calls_per_round`` calls each); logs its name."""
+
+    log: list[str] = []  # a class attribute: shared by the copies the measurement makes
+
+    def __init__(self, name: str, delays_s: list[float], calls_per_round: int) -> None:
+        super().__init__()
+        self.name, self.delays_s, self.calls_per_round, self.calls = name, delays_s, calls_per_round, 0
+
+    def forward(self, x):
+        time.sleep(self.delays_s[self.calls // self.calls_per_round])
+        self.calls += 1
+        _Scripted.log.append(self.name)
+        return x
+
+
+def test_model_latency_is_the_lowest_round_median_with_rounds_interleaved():
+    runtime = LatencyRuntime(threads=1, warmup=1, repeats=3, rounds=3)
+    calls = runtime.warmup + runtime.repeats
+    _Scripted.log.clear()
+    slow_spell = _Scripted("a", [0.030, 0.004, 0.012], calls)  # a slow spell in round 1, then quiet
+    steady = _Scripted("b", [0.008, 0.008, 0.008], calls)
+    a_ms, b_ms = measure_models_ms([slow_spell, steady], (3, 1, 2, 2), runtime)
+    assert 4.0 <= a_ms < 8.0 and 8.0 <= b_ms < 12.0
+    assert _Scripted.log == (["a"] * calls + ["b"] * calls) * 3  # round by round, not model by model
+
+
+def test_runtime_rejects_bad_counts():
+    for bad in ({"repeats": 0}, {"rounds": 0}, {"warmup": -1}):
+        with pytest.raises(ConfigError, match="rounds >= 1"):
+            LatencyRuntime(**bad)
+
+
+def test_a_machine_slower_than_at_the_table_build_is_rescaled_to_the_table_time_base():
+    runtime = LatencyRuntime(threads=1, warmup=0, repeats=3, rounds=1)
+    table = LatencyTable({"name": "m", "num_classes": 3}, (3, 1, 2, 2), runtime, {}, 10.0, {})
+    # the dense model took 10 ms at the build and takes 20 ms now: the pruned model's 8 ms now is 4 ms then
+    dense, pruned = _Scripted("dense", [0.020], 3), _Scripted("pruned", [0.008], 3)
+    ms = measure_in_table_time_ms(pruned, dense, table)
+    assert 3.5 <= ms < 5.5
+    assert in_table_time_ms([8.0, 30.0], 20.0, table) == pytest.approx([4.0, 15.0])

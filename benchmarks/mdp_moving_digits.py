@@ -17,10 +17,6 @@
    the same trainer settings and evaluated on test.
 4. The MILP solve time on r2plus1d_18 (untrained; synthetic MAC-proportional latency table).
 
-Every measured latency is timed round-robin beside the dense model and reported in the table's
-time base (its ratio to the dense model times the table's dense latency), so a shared machine
-running slower or faster than when the table was built does not count as prediction error.
-
 Writes ``benchmarks/results/mdp_moving_digits.json`` (``_quick`` with --quick).
 """
 
@@ -44,7 +40,7 @@ from dance3d.mdp.checkpoint import KIND, pruned_spec
 from dance3d.mdp.graph import Structure, extract_structure
 from dance3d.mdp.importance import Importance, magnitude_importance, taylor_importance
 from dance3d.mdp.lut import LatencyRuntime, LatencyTable, LayerTable
-from dance3d.mdp.lut_measure import TableGrid, build_table, measure_in_table_time_ms
+from dance3d.mdp.lut_measure import TableGrid, build_table, measure_model_ms
 from dance3d.mdp.materialize import materialize
 from dance3d.mdp.plan import PrunePlan, width_grid
 from dance3d.mdp.problem import build_problem
@@ -127,14 +123,14 @@ def magnitude_plans(structure: Structure, table: LatencyTable) -> list[PrunePlan
     return [plan(f, 1.0) for f in FRACTIONS] + [plan(FRACTIONS[-1], f) for f in FRACTIONS[1:]]
 
 
-def match_latency(structure, table, dense, plans: list[PrunePlan], importance: Importance,
+def match_latency(structure, table, plans: list[PrunePlan], importance: Importance,
                   limit_ms: float) -> tuple[PrunePlan, float]:  # fmt: skip
     """The first (widest) of ``plans`` whose measured latency is within ``TOLERANCE`` of ``limit_ms``."""
     start = next((i for i, p in enumerate(plans) if table.predict_ms(p) <= limit_ms), len(plans) - 1)
     measured = float("inf")
     for plan in plans[start:]:
         model = materialize(structure, plan, keep=importance.keep_indices(plan.widths))
-        measured = measure_in_table_time_ms(model, dense, table)
+        measured = measure_model_ms(model, table.clip_shape, table.runtime)
         if measured <= limit_ms * TOLERANCE:
             return plan, measured
     return plan, measured
@@ -220,8 +216,8 @@ def main() -> None:
     for target in cfg["targets"]:
         measured_solution = solve_measured(
             structure, table, taylor, budget_ms=target * table.dense_latency_ms,
-            measure=lambda plan: measure_in_table_time_ms(
-                materialize(structure, plan, keep=taylor.keep_indices(plan.widths)), dense, table
+            measure=lambda plan: measure_model_ms(
+                materialize(structure, plan, keep=taylor.keep_indices(plan.widths)), clip_shape, runtime
             ),
         )  # fmt: skip
         solution = measured_solution.solution
@@ -229,9 +225,9 @@ def main() -> None:
         extra = {"solve_s": solution.solve_s, "mip_gap": solution.mip_gap, "rounds": measured_solution.rounds}
         candidates = {
             "mdp": (plan, mdp_ms, taylor, extra),
-            "uniform": (*match_latency(structure, table, dense, uniform_plans(structure, table), taylor, mdp_ms),
+            "uniform": (*match_latency(structure, table, uniform_plans(structure, table), taylor, mdp_ms),
                         taylor, {}),
-            "magnitude": (*match_latency(structure, table, dense, magnitude_plans(structure, table), magnitude,
+            "magnitude": (*match_latency(structure, table, magnitude_plans(structure, table), magnitude,
                                          mdp_ms), magnitude, {}),
         }  # fmt: skip
         for method, (method_plan, measured, importance, extra) in candidates.items():

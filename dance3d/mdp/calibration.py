@@ -7,10 +7,8 @@ error (``select_predictor``: leave-one-out cross-validation over the pruned cali
 ``validate_table`` measures *other* random pruned models and reports every candidate's prediction
 and the selected one's side by side; ``summarize_validation`` gives their mean and max errors.
 
-Pruned models are timed round-robin with the dense model and their ``measured_ms`` is in the
-table's time base (``lut_measure.in_table_time_ms``: the ratio to the dense model timed in the same
-rounds, times the table's dense latency), so the machine's drift since the table was built does
-not count as prediction error; ``measured_now_ms`` keeps the raw timing.
+The models of a calibration or validation set are timed round-robin, so a slow spell of the
+machine is spread over all of them.
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ from scipy.optimize import nnls
 
 from dance3d.mdp.graph import Structure, extract_structure
 from dance3d.mdp.lut import PREDICTORS, LatencyPredictor, LatencyTable
-from dance3d.mdp.lut_measure import in_table_time_ms, measure_models_ms
+from dance3d.mdp.lut_measure import measure_models_ms
 from dance3d.mdp.materialize import materialize
 from dance3d.mdp.plan import PrunePlan, full_plan
 
@@ -47,11 +45,10 @@ def random_plans(structure: Structure, table: LatencyTable, count: int, *, seed:
 
 
 def _measure(structure: Structure, table: LatencyTable, plans: list[PrunePlan], desc: str,
-             progress: bool) -> tuple[list[float], list[float]]:  # fmt: skip
-    """``plans`` timed round-robin with the dense model: (in the table's time base, as timed now)."""
-    models = [materialize(structure, p) for p in [full_plan(structure), *plans]]
-    raw = measure_models_ms(models, table.clip_shape, table.runtime, progress=progress, desc=desc)
-    return in_table_time_ms(raw[1:], raw[0], table), raw[1:]
+             progress: bool) -> list[float]:  # fmt: skip
+    """``plans`` materialised and timed round-robin (see ``measure_models_ms``)."""
+    models = [materialize(structure, p) for p in plans]
+    return measure_models_ms(models, table.clip_shape, table.runtime, progress=progress, desc=desc)
 
 
 def _fit(
@@ -125,14 +122,13 @@ def calibrate_table(
     if samples < 1:
         return table
     structure = extract_structure(model, table.clip_shape)
-    plans = random_plans(structure, table, samples, seed=seed)
-    measured, raw = _measure(structure, table, plans, "calibrate", progress)
-    plans, measured, raw = [full_plan(structure), *plans], [table.dense_latency_ms, *measured], [None, *raw]
+    plans = [full_plan(structure), *random_plans(structure, table, samples, seed=seed)]
+    measured = _measure(structure, table, plans, "calibrate", progress)
     entries = [table.entries_ms(p) for p in plans]
     names = ["dense", *(f"random-{i + 1}" for i in range(samples))]
     points = [
-        {"plan": n, "dense": n == "dense", "entries_ms": e, "measured_ms": m, "measured_now_ms": r}
-        for n, e, m, r in zip(names, entries, measured, raw, strict=True)
+        {"plan": n, "dense": n == "dense", "entries_ms": e, "measured_ms": m}
+        for n, e, m in zip(names, entries, measured, strict=True)
     ]
     predictor, candidates = select_predictor(points, additive_overhead_ms=table.additive_overhead_ms)
     out = replace(table, calibration=points, predictor=predictor, predictor_candidates=candidates)
@@ -153,7 +149,7 @@ def validate_table(
     """
     structure = extract_structure(model, table.clip_shape)
     plans = random_plans(structure, table, samples, seed=seed)
-    measured, raw = _measure(structure, table, plans, "validate", progress)
+    measured = _measure(structure, table, plans, "validate", progress)
     if table.predictor_candidates:
         models = {c.name: c for c in table.predictor_candidates}
     else:  # no candidates scored: the three fixed models (as before the selection existed)
@@ -164,14 +160,13 @@ def validate_table(
         }
     models["selected"] = table.selected
     rows = []
-    for i, (plan, ms, now_ms) in enumerate(zip(plans, measured, raw, strict=True)):
+    for i, (plan, ms) in enumerate(zip(plans, measured, strict=True)):
         entries = table.entries_ms(plan)
         row: dict[str, Any] = {
             "plan": f"random-{i + 1}",
             "removed_blocks": len(plan.removed_blocks),
             "mean_width_fraction": float(np.mean([plan.widths[g] / table.group_grids[g][-1] for g in plan.widths])),
             "measured_ms": ms,
-            "measured_now_ms": now_ms,
             "selected_model": table.selected.name,
         }
         for name, predictor in models.items():

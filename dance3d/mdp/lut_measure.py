@@ -95,22 +95,6 @@ def measure_model_ms(model: nn.Module, clip_shape: tuple[int, ...], runtime: Lat
     return measure_models_ms([model], clip_shape, runtime)[0]
 
 
-def in_table_time_ms(measured_ms: list[float], dense_now_ms: float, table: LatencyTable) -> list[float]:
-    """Latencies timed now, rescaled to the machine speed of the table's build.
-
-    Each is multiplied by the table's dense latency over the dense model's latency timed in the
-    same rounds: a shared machine that has become slower (or faster) since the table was measured
-    shifts both alike, so the ratio to the dense model is what a prediction can be checked against.
-    """
-    return [ms * table.dense_latency_ms / dense_now_ms for ms in measured_ms]
-
-
-def measure_in_table_time_ms(model: nn.Module, dense: nn.Module, table: LatencyTable) -> float:
-    """``model``'s latency timed beside the dense model, in the table's time base (:func:`in_table_time_ms`)."""
-    model_ms, dense_ms = measure_models_ms([model, dense], table.clip_shape, table.runtime)
-    return in_table_time_ms([model_ms], dense_ms, table)[0]
-
-
 def layer_unit(gm: nn.Module, layer: PrunableLayer, cin: int, cout: int) -> tuple[nn.Module, tuple[int, ...]]:
     """The layer at widths (cin, cout) with its followers, and its input shape (batch 1)."""
     module = gm.get_submodule(layer.name)

@@ -23,7 +23,7 @@ from dance3d.mdp.checkpoint import KIND, is_pruned_spec, pruned_spec
 from dance3d.mdp.graph import extract_structure
 from dance3d.mdp.importance import taylor_importance
 from dance3d.mdp.lut import LatencyPredictor, LatencyTable
-from dance3d.mdp.lut_measure import measure_in_table_time_ms
+from dance3d.mdp.lut_measure import measure_model_ms
 from dance3d.mdp.materialize import materialize
 from dance3d.mdp.problem import build_problem
 from dance3d.mdp.refine import solve_measured
@@ -133,7 +133,7 @@ def run_mdp(
     if settings.measure and _has_table_device(table):
         refined = solve_measured(
             structure, table, importance,
-            measure=lambda plan: measure_in_table_time_ms(prune(plan), dense, table),
+            measure=lambda plan: measure_model_ms(prune(plan), table.clip_shape, table.runtime),
             max_rounds=max(1, settings.refine_rounds), tolerance_pct=settings.refine_tolerance_pct, solver=solver,
             **options,
         )  # fmt: skip
@@ -150,7 +150,7 @@ def run_mdp(
         "target_latency": config.mdp.target_latency,
         "requested_budget_ms": budget,  # budget_ms above: the last round's (tightened) budget
         "dense_latency_ms": table.dense_latency_ms,
-        "measured_ms": measured,  # timed beside the dense model, in the table's time base (lut_measure)
+        "measured_ms": measured,
         "refinement_rounds": rounds,  # solve -> measure -> tighten the budget, see dance3d.mdp.refine
         "latency_table": str(table_path),
         "latency_model": table.selected.to_dict(),  # what predicted_ms and the budget constraint used

@@ -8,7 +8,7 @@ import torch
 
 from dance3d.errors import ConfigError
 from dance3d.mdp.lut import LatencyRuntime, LatencyTable, LayerTable
-from dance3d.mdp.lut_measure import in_table_time_ms, measure_in_table_time_ms, measure_models_ms
+from dance3d.mdp.lut_measure import measure_models_ms
 from dance3d.mdp.plan import PrunePlan, width_grid
 
 
@@ -115,12 +115,3 @@ def test_runtime_rejects_bad_counts():
         with pytest.raises(ConfigError, match="rounds >= 1"):
             LatencyRuntime(**bad)
 
-
-def test_a_machine_slower_than_at_the_table_build_is_rescaled_to_the_table_time_base():
-    runtime = LatencyRuntime(threads=1, warmup=0, repeats=3, rounds=1)
-    table = LatencyTable({"name": "m", "num_classes": 3}, (3, 1, 2, 2), runtime, {}, 10.0, {})
-    # the dense model took 10 ms at the build and takes 20 ms now: the pruned model's 8 ms now is 4 ms then
-    dense, pruned = _Scripted("dense", [0.020], 3), _Scripted("pruned", [0.008], 3)
-    ms = measure_in_table_time_ms(pruned, dense, table)
-    assert 3.5 <= ms < 5.5
-    assert in_table_time_ms([8.0, 30.0], 20.0, table) == pytest.approx([4.0, 15.0])

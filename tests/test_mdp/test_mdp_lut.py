@@ -114,4 +114,3 @@ def test_runtime_rejects_bad_counts():
     for bad in ({"repeats": 0}, {"rounds": 0}, {"warmup": -1}):
         with pytest.raises(ConfigError, match="rounds >= 1"):
             LatencyRuntime(**bad)
-

@@ -35,12 +35,12 @@ import torch
 from dance3d.config import to_dict
 from dance3d.data.registry import DataConfig, build_dataset
 from dance3d.evaluation import evaluate
-from dance3d.mdp.calibration import calibrate_table, summarize_validation, validate_table
+from dance3d.mdp.calibration import measure_table, summarize_validation
 from dance3d.mdp.checkpoint import KIND, pruned_spec
 from dance3d.mdp.graph import Structure, extract_structure
 from dance3d.mdp.importance import Importance, magnitude_importance, taylor_importance
-from dance3d.mdp.lut import LatencyRuntime, LatencyTable, LayerTable
-from dance3d.mdp.lut_measure import TableGrid, build_table, measure_model_ms
+from dance3d.mdp.lut import LatencyRuntime, LatencyTable, LayerTable, error_pct
+from dance3d.mdp.lut_measure import TableGrid, measure_model_ms
 from dance3d.mdp.materialize import materialize
 from dance3d.mdp.plan import PrunePlan, width_grid
 from dance3d.mdp.problem import build_problem
@@ -100,12 +100,17 @@ def snap(grid: tuple[int, ...], width: float) -> int:
 FRACTIONS = [float(f) for f in np.arange(1.0, 0.04, -0.05)]
 
 
+def scaled_plan(structure: Structure, table: LatencyTable, inner: float, other: float) -> PrunePlan:
+    """In-block groups at ``inner`` of their width, the others at ``other``, snapped to the table's grid."""
+    return PrunePlan({
+        g: snap(table.group_grids[g], (inner if info.block else other) * info.width)
+        for g, info in structure.groups.items()
+    })  # fmt: skip
+
+
 def uniform_plans(structure: Structure, table: LatencyTable) -> list[PrunePlan]:
     """Every group at the same fraction of its width, widest first."""
-    return [
-        PrunePlan({g: snap(table.group_grids[g], f * info.width) for g, info in structure.groups.items()})
-        for f in FRACTIONS
-    ]
+    return [scaled_plan(structure, table, f, f) for f in FRACTIONS]
 
 
 def magnitude_plans(structure: Structure, table: LatencyTable) -> list[PrunePlan]:
@@ -113,14 +118,8 @@ def magnitude_plans(structure: Structure, table: LatencyTable) -> list[PrunePlan
 
     The second half lets the baseline reach budgets that inner channels alone cannot.
     """
-
-    def plan(inner: float, other: float) -> PrunePlan:
-        return PrunePlan({
-            g: snap(table.group_grids[g], (inner if info.block else other) * info.width)
-            for g, info in structure.groups.items()
-        })  # fmt: skip
-
-    return [plan(f, 1.0) for f in FRACTIONS] + [plan(FRACTIONS[-1], f) for f in FRACTIONS[1:]]
+    first = [scaled_plan(structure, table, f, 1.0) for f in FRACTIONS]
+    return first + [scaled_plan(structure, table, FRACTIONS[-1], f) for f in FRACTIONS[1:]]
 
 
 def match_latency(structure, table, plans: list[PrunePlan], importance: Importance,
@@ -197,10 +196,8 @@ def main() -> None:
     runtime = LatencyRuntime(device="cpu", threads=1, precision="fp32", warmup=5, repeats=cfg["repeats"],
                              rounds=cfg["rounds"])  # fmt: skip
 
-    table = build_table(dense, spec, clip_shape, runtime=runtime, grid=TableGrid(step=8, max_points=8))
-    table = calibrate_table(dense, table, samples=cfg["calibrate"], seed=0)
-    table.validation = validate_table(dense, table, samples=cfg["validate"], seed=1)
-    table.env = collect_env()
+    table = measure_table(dense, spec, clip_shape, runtime=runtime, grid=TableGrid(step=8, max_points=8),
+                          calibrate=cfg["calibrate"], validate=cfg["validate"], seed=0)  # fmt: skip
     table.save(out / "lut.json")
     structure = extract_structure(dense, clip_shape)
     train_set = build_dataset(cfg["data"], "train", classes=classes)
@@ -237,7 +234,7 @@ def main() -> None:
             rows.append({
                 "target": target, "method": method, "budget_ms": target * table.dense_latency_ms,
                 "predicted_ms": predicted, "measured_ms": measured,
-                "prediction_error_pct": 100.0 * (predicted - measured) / measured,
+                "prediction_error_pct": error_pct(predicted, measured),
                 "removed_blocks": list(method_plan.removed_blocks), "widths": method_plan.widths, **extra, **scores,
             })  # fmt: skip
 

@@ -129,24 +129,25 @@ def _profile_latency(dense_checkpoint: Path, dynamic_checkpoint: Path, clip: tor
     return rows
 
 
-def _mdp(config: QuickstartConfig, dense_ckpt: Path, out_dir: Path) -> tuple[Path, Path]:
+def _mdp(config: QuickstartConfig, dense_ckpt: Path, out_dir: Path) -> tuple[Path, LatencyTable, Path]:
     """The latency table of this CPU (``lut.json``) and the MDP run at the configured target (``mdp/``)."""
-    from dance3d.mdp.calibration import calibrate_table
-    from dance3d.mdp.lut_measure import TableGrid, build_table
+    from dance3d.mdp.calibration import measure_table
+    from dance3d.mdp.lut_measure import TableGrid
     from dance3d.mdp.pipeline import MdpRunConfig, run_mdp
     from dance3d.training.checkpoint import build_dense_model
-    from profiling import collect_env
 
     table_path, mdp_dir = out_dir / "lut.json", out_dir / "mdp"
     data = config.run.data
-    if not table_path.is_file():
+    if table_path.is_file():
+        table = LatencyTable.load(table_path)
+    else:
         checkpoint = load_checkpoint(dense_ckpt)
         dense = build_dense_model(checkpoint).eval()
         clip_shape = (3, data.num_frames, data.height, data.width)
         grid = TableGrid(step=16, max_points=4)
-        table = build_table(dense, checkpoint["model"], clip_shape, runtime=config.latency, grid=grid)
-        table = calibrate_table(dense, table, samples=2)
-        table.env = collect_env()
+        table = measure_table(
+            dense, checkpoint["model"], clip_shape, runtime=config.latency, grid=grid, calibrate=2, validate=0
+        )
         table.save(table_path)
     finished = (mdp_dir / "model.pt").is_file() and (
         load_checkpoint(mdp_dir / "model.pt").get("epochs_done", 0) >= config.mdp_finetune.epochs
@@ -154,7 +155,7 @@ def _mdp(config: QuickstartConfig, dense_ckpt: Path, out_dir: Path) -> tuple[Pat
     if not finished:
         shutil.rmtree(mdp_dir, ignore_errors=True)  # a killed MDP stage starts over (it takes seconds)
         run_mdp(MdpRunConfig(mdp=config.mdp, data=data, train=config.mdp_finetune), dense_ckpt, table_path, mdp_dir)
-    return table_path, mdp_dir / "model.pt"
+    return table_path, table, mdp_dir / "model.pt"
 
 
 def _mdp_rows(dense_ckpt: Path, pruned_ckpt: Path, runtime: LatencyRuntime, clip: torch.Tensor) -> list[dict]:
@@ -253,7 +254,7 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
         table=latency.set_index(["model", "execution"]),
     )
 
-    table_path, mdp_ckpt = _mdp(config, dense_ckpt, out_dir)
+    table_path, table, mdp_ckpt = _mdp(config, dense_ckpt, out_dir)
     solution = json.loads((mdp_ckpt.parent / "solution.json").read_text())
     mdp_eval = _evaluated(mdp_ckpt, test_set, out_dir / "mdp_eval.json")
     mdp_rows = pd.DataFrame(_mdp_rows(dense_ckpt, mdp_ckpt, config.latency, test_set[0]["clip"]))
@@ -274,7 +275,7 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
         table=mdp_rows.set_index("model"),
         figures=[
             plot_group_widths(
-                {g: grid[-1] for g, grid in LatencyTable.load(table_path).group_grids.items()},
+                {g: grid[-1] for g, grid in table.group_grids.items()},
                 solution["widths"],
                 out_dir / "mdp_widths.png",
                 title=f"MDP widths at {config.mdp.target_latency} of dense latency",

@@ -32,11 +32,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from dance3d.cli.profiling_inputs import parse_clip_shape
-    from dance3d.mdp.calibration import calibrate_table, summarize_validation, validate_table
+    from dance3d.mdp.calibration import measure_table, summarize_validation
     from dance3d.mdp.lut import LatencyRuntime
-    from dance3d.mdp.lut_measure import TableGrid, build_table
+    from dance3d.mdp.lut_measure import TableGrid
     from dance3d.models import create_model, model_info
-    from profiling import collect_env
 
     if args.checkpoint:
         from dance3d.errors import ConfigError
@@ -61,11 +60,10 @@ def run(args: argparse.Namespace) -> int:
     )
     step = args.step or (16 if torch.device(args.device).type == "cpu" else 8)
     grid = TableGrid(step=step, max_points=args.max_points)
-    table = build_table(model, spec, clip_shape, runtime=runtime, grid=grid)
-    table = calibrate_table(model, table, samples=args.calibrate, seed=args.seed)
-    if args.validate:
-        table.validation = validate_table(model, table, samples=args.validate, seed=args.seed + 1)
-    table.env = collect_env()
+    table = measure_table(
+        model, spec, clip_shape, runtime=runtime, grid=grid, calibrate=args.calibrate, validate=args.validate,
+        seed=args.seed,
+    )  # fmt: skip
     table.save(args.out)
     rows = [("model", spec["name"]), ("clip", "x".join(map(str, clip_shape))), ("runtime", runtime),
             ("layers", len(table.layers)), ("groups", len(table.group_grids)),

@@ -22,10 +22,11 @@ import torch.nn as nn
 from scipy.optimize import nnls
 
 from dance3d.mdp.graph import Structure, extract_structure
-from dance3d.mdp.lut import PREDICTORS, LatencyPredictor, LatencyTable
-from dance3d.mdp.lut_measure import measure_models_ms
+from dance3d.mdp.lut import PREDICTORS, LatencyPredictor, LatencyRuntime, LatencyTable
+from dance3d.mdp.lut_measure import TableGrid, build_table, measure_models_ms
 from dance3d.mdp.materialize import materialize
 from dance3d.mdp.plan import PrunePlan, full_plan
+from profiling import collect_env
 
 
 def random_plans(structure: Structure, table: LatencyTable, count: int, *, seed: int = 0) -> list[PrunePlan]:
@@ -193,3 +194,25 @@ def summarize_validation(rows: list[dict[str, Any]]) -> dict[str, float | str]:
         out[f"{name}_mean_abs_error_pct"] = float(np.mean(errors))
         out[f"{name}_max_abs_error_pct"] = float(np.max(errors))
     return out
+
+
+def measure_table(
+    model: nn.Module,
+    model_spec: dict[str, Any],
+    clip_shape: tuple[int, int, int, int],
+    *,
+    runtime: LatencyRuntime,
+    grid: TableGrid,
+    calibrate: int,
+    validate: int,
+    seed: int = 0,
+    progress: bool = True,
+) -> LatencyTable:
+    """The whole latency table of this device: entries, the latency model chosen on ``calibrate`` pruned
+    models (seed ``seed``), ``validate`` other ones (seed ``seed + 1``) and the environment."""
+    table = build_table(model, model_spec, clip_shape, runtime=runtime, grid=grid, progress=progress)
+    table = calibrate_table(model, table, samples=calibrate, seed=seed, progress=progress)
+    if validate:
+        table.validation = validate_table(model, table, samples=validate, seed=seed + 1, progress=progress)
+    table.env = collect_env()
+    return table

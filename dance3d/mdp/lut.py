@@ -40,6 +40,11 @@ FORMAT_VERSION = 2  # 2: "predictor" and "predictor_candidates" (version 1 files
 PREDICTORS = ("entries", "additive", "overhead", "calibrated")  # simplest first: ties go to the earlier one
 
 
+def error_pct(predicted_ms: float, measured_ms: float) -> float:
+    """Prediction error in % of the measured latency (negative: the model runs slower than predicted)."""
+    return 100.0 * (predicted_ms - measured_ms) / measured_ms
+
+
 @dataclass(frozen=True)
 class LatencyRuntime:
     """Where and how layers are timed: the deployment device, threads and precision.

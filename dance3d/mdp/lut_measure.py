@@ -161,8 +161,12 @@ def build_table(
         g: width_grid(info.width, step=grid.step, max_points=grid.max_points) for g, info in structure.groups.items()
     }
     gm = structure.graph_module
-    jobs = [(layer, list(_layer_points(structure, layer, grids))) for layer in structure.layers.values()]
-    units = {_unit_key(gm, layer, cin, cout): (layer, cin, cout) for layer, points in jobs for _, cin, cout in points}
+    jobs = [
+        (layer, [(index, _unit_key(gm, layer, cin, cout), cin, cout) for index, cin, cout in
+                 _layer_points(structure, layer, grids)])
+        for layer in structure.layers.values()
+    ]  # fmt: skip
+    units = {key: (layer, cin, cout) for layer, points in jobs for _, key, cin, cout in points}
     best = dict.fromkeys(units, float("inf"))
     dense = copy.deepcopy(model).eval().to(device=runtime.device, dtype=dtype)
     clip = torch.randn(1, *clip_shape, device=runtime.device, dtype=dtype)
@@ -184,7 +188,7 @@ def build_table(
     layers: dict[str, LayerTable] = {}
     for layer, points in jobs:
         values = np.zeros(tuple(len(grids[a]) for a in layer.axes))
-        for index, cin, cout in points:
-            values[index] = best[_unit_key(gm, layer, cin, cout)]
+        for index, key, _, _ in points:
+            values[index] = best[key]
         layers[layer.name] = LayerTable(layer.axes, tuple(grids[a] for a in layer.axes), values, layer.block)
     return LatencyTable(model_spec, clip_shape, runtime, layers, dense_ms, grids)

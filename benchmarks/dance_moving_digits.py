@@ -56,6 +56,7 @@ def settings(quick: bool) -> dict[str, Any]:
             "curve_targets": (0.5,),
             "static_targets": ("dance",),
             "static_lr": 5e-4,
+            "dynamic": DynamicConfig(),
         }
     return {
         "num_train_clips": 960,
@@ -74,16 +75,23 @@ def settings(quick: bool) -> dict[str, Any]:
         "curve_targets": (0.2, 0.45),
         "static_targets": ("dance", "dance_target_0.2"),
         "static_lr": 5e-4,
+        "dynamic": DynamicConfig(),
     }
 
 
 def with_override(cfg: dict[str, Any], override: str) -> dict[str, Any]:
-    """``cfg`` with ``ava.X`` or ``aap.X`` set from ``"stage.field=value"`` (the value parsed as YAML)."""
+    """``cfg`` with ``ava.X``, ``aap.X`` or ``dynamic.X`` set from ``"section.field=value"`` (value parsed as YAML)."""
     key, sep, value = override.partition("=")
-    stage, _, name = key.partition(".")
-    if not sep or stage not in ("ava", "aap") or name not in cfg[stage].__dataclass_fields__:
-        raise SystemExit(f"--set {override!r}: expected ava.FIELD=VALUE or aap.FIELD=VALUE with a known field")
-    return {**cfg, stage: replace(cfg[stage], **{name: yaml.safe_load(value)})}
+    section, _, name = key.partition(".")
+    if not sep or section not in ("ava", "aap", "dynamic") or name not in cfg[section].__dataclass_fields__:
+        raise SystemExit(f"--set {override!r}: expected ava.FIELD=VALUE, aap.FIELD=VALUE or dynamic.FIELD=VALUE "
+                         "with a known field")  # fmt: skip
+    parsed = yaml.safe_load(value)
+    parsed = tuple(parsed) if isinstance(parsed, list) else parsed
+    try:
+        return {**cfg, section: replace(cfg[section], **{name: parsed})}
+    except (TypeError, ValueError) as error:
+        raise SystemExit(f"--set {override!r}: {error}") from error
 
 
 def dense_model(path: Path):
@@ -115,8 +123,10 @@ def summarise(result, *, dense_macs: int) -> dict[str, Any]:
     }
 
 
-def run_aap(backbone, clip_shape, train, aap: AapSettings, test, classes, *, teacher_cache: dict) -> tuple:
-    model = convert_model(copy.deepcopy(backbone), clip_shape=clip_shape, config=DynamicConfig())
+def run_aap(
+    backbone, clip_shape, train, aap: AapSettings, test, classes, *, dynamic: DynamicConfig, teacher_cache: dict
+) -> tuple:
+    model = convert_model(copy.deepcopy(backbone), clip_shape=clip_shape, config=dynamic)
     key = id(backbone)
     if key not in teacher_cache:
         teacher_cache[key] = teacher_logits(model, train)
@@ -157,7 +167,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of every stage; outputs get a _seedN suffix if not 0")
     parser.add_argument("--train-clips", type=int, default=0, help="clips for AVA, AAP and the static fine-tune")
     parser.add_argument(
-        "--set", action="append", default=[], metavar="STAGE.FIELD=VALUE", help="e.g. aap.mac_penalty=8, ava.epochs=1"
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="e.g. aap.mac_penalty=8, ava.epochs=1, dynamic.channel_multiple=8",
     )
     args = parser.parse_args()
     if args.threads:
@@ -221,7 +235,7 @@ def main() -> int:
     ] + [(f"dance_target_{x:g}", ava_dense, x) for x in cfg["curve_targets"]]:
         run_settings = replace(aap, target_mac_fraction=target)
         model, result, history, seconds = run_aap(
-            backbone, clip_shape, train, run_settings, test, classes, teacher_cache=teachers
+            backbone, clip_shape, train, run_settings, test, classes, dynamic=cfg["dynamic"], teacher_cache=teachers
         )
         timings[f"{label}_s"] = seconds
         runs[label] = {"target_mac_fraction": target, **summarise(result, dense_macs=dense_macs), "history": history}
@@ -299,7 +313,7 @@ def main() -> int:
             "num_test_clips": len(test),
             "ava": asdict(cfg["ava"]),
             "aap": asdict(aap),
-            "dynamic": asdict(DynamicConfig()),
+            "dynamic": asdict(cfg["dynamic"]),
             "curve_targets": list(cfg["curve_targets"]),
             "static_targets": list(cfg["static_targets"]),
             "static_lr": cfg["static_lr"],

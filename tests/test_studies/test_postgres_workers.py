@@ -60,16 +60,30 @@ def _running_trial_of(url: str, pid: int, *, timeout_s: float = 120.0) -> int:
     raise AssertionError(f"worker {pid} never ran a trial")
 
 
+def _kill_mid_trial(proc: subprocess.Popen, url: str) -> int:
+    """SIGKILL worker ``proc`` while it measures a trial; that trial's number.
+
+    The worker is stopped (SIGSTOP) before its trial's state is checked, so the trial cannot finish
+    between the check and the kill; if it finished before the stop, the worker goes on to its next one.
+    """
+    while True:
+        number = _running_trial_of(url, proc.pid)
+        proc.send_signal(signal.SIGSTOP)
+        if load_study(open_storage(url), "shared").trials[number].state == TrialState.RUNNING:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            return number
+        proc.send_signal(signal.SIGCONT)
+
+
 def test_killed_worker_trial_is_failed_retried_and_study_resumes(dynamic_checkpoint, tmp_path):
     with postgres_server(BIN) as url:
         a = _worker(dynamic_checkpoint, url, 6, 1, tmp_path / "a.log")
         b = _worker(dynamic_checkpoint, url, 6, 2, tmp_path / "b.log")
         try:
-            killed = _running_trial_of(url, a.pid)
-            a.send_signal(signal.SIGKILL)
-            a.wait(timeout=30)
+            killed = _kill_mid_trial(a, url)
             study = load_study(open_storage(url), "shared")
-            assert study.trials[killed].state == TrialState.RUNNING  # killed mid-trial
+            assert study.trials[killed].state == TrialState.RUNNING  # killed mid-trial, left as it was
             assert b.wait(timeout=240) == 0, (tmp_path / "b.log").read_text()
         finally:
             for proc in (a, b):

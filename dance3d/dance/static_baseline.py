@@ -1,8 +1,11 @@
-"""Static baseline: magnitude pruning of inner channels (same for every clip), then fine-tuning.
+"""Static baselines: magnitude pruning of inner channels (same for every clip), then fine-tuning.
 
 Each gated block keeps the ``round(keep_fraction x C)`` inner channels whose producing conv filters
-have the largest L1 norm; frames and tiles are all kept. The keep fraction is solved so the
-model's MACs match a given fraction of the dense model's (gated convs scale linearly with it).
+have the largest L1 norm; tiles are all kept. Frames are all kept too, or, with
+``frame_keep_fraction < 1``, the same evenly spaced frames of every clip in every block that can
+skip frames (a fixed lower frame rate of the residual branches, in the dynamic model's
+compressed-clip semantics). The channel keep fraction is solved so the model's MACs match a given
+fraction of the dense model's (gated convs scale linearly with it).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from tqdm.auto import tqdm
 from dance3d.dance.common import batches
 from dance3d.dance.data import ClipCache
 from dance3d.dynamic import BlockDecision, DynamicModel
+from dance3d.errors import ConfigError
 
 
 def expand(decisions: list[BlockDecision], batch_size: int) -> list[BlockDecision]:
@@ -29,27 +33,44 @@ def expand(decisions: list[BlockDecision], batch_size: int) -> list[BlockDecisio
     ]
 
 
-def magnitude_channel_decisions(model: DynamicModel, keep_fraction: float) -> list[BlockDecision]:
-    """Per gated block, keep the inner channels with the largest L1 filter norm (batch of one clip)."""
+def even_frames(count: int, kept: int) -> torch.Tensor:
+    """(1, count) bool mask of ``kept`` evenly spaced frames, the first one included."""
+    mask = torch.zeros(1, count, dtype=torch.bool)
+    mask[0, (torch.arange(kept) * count) // kept] = True
+    return mask
+
+
+def magnitude_decisions(
+    model: DynamicModel, keep_fraction: float, *, frame_keep_fraction: float = 1.0
+) -> list[BlockDecision]:
+    """Per gated block, the inner channels with the largest L1 filter norm and evenly spaced frames (one clip)."""
+    if not 0.0 < frame_keep_fraction <= 1.0:
+        raise ConfigError(f"frame_keep_fraction must be in (0, 1], got {frame_keep_fraction}")
     decisions = []
-    for full, convs in zip(model.full_decisions(1), model.gated_convs, strict=True):
+    for full, convs, gated in zip(model.full_decisions(1), model.gated_convs, model.gated, strict=True):
         producer = next(c for c in convs if c.side in ("out", "both", "depthwise"))
         weight = model.backbone.get_submodule(producer.name).weight.detach()
         norms = weight.abs().flatten(1).sum(1)
         keep = max(1, round(keep_fraction * len(norms)))
         channels = torch.zeros(1, len(norms), dtype=torch.bool)
         channels[0, norms.topk(keep).indices] = True
-        decisions.append(BlockDecision(full.frames, channels, full.tiles, full.grid))
+        frames = full.frames
+        if gated.frame_stride is not None and frame_keep_fraction < 1.0:
+            count = frames.shape[1]
+            frames = even_frames(count, max(1, round(frame_keep_fraction * count)))
+        decisions.append(BlockDecision(frames, channels, full.tiles, full.grid))
     return decisions
 
 
 @torch.no_grad()
-def keep_fraction_for(model: DynamicModel, mac_fraction: float) -> float:
+def keep_fraction_for(model: DynamicModel, mac_fraction: float, *, frame_keep_fraction: float = 1.0) -> float:
     """The channel keep fraction at which the static model costs ``mac_fraction`` of the dense MACs."""
     model.eval()
-    model(torch.zeros(1, 3, *model.clip_shape), decisions=model.full_decisions(1))
+    all_channels = magnitude_decisions(model, 1.0, frame_keep_fraction=frame_keep_fraction)
+    model(torch.zeros(1, 3, *model.clip_shape), decisions=all_channels)
     gated = sum(float(m[0]) for m in model.last_block_macs) / model.dense_macs
-    return min(1.0, max(0.0, (mac_fraction - (1.0 - gated)) / gated))
+    fixed = float(model.last_mac_fraction[0]) - gated
+    return min(1.0, max(0.0, (mac_fraction - fixed) / gated))
 
 
 def finetune_static(

@@ -1,0 +1,46 @@
+import pytest
+import torch
+from dynamic_helpers import CLIP, dynamic_tiny_test
+
+from dance3d.dance.static_baseline import even_frames, expand, keep_fraction_for, magnitude_decisions
+from dance3d.errors import ConfigError
+
+
+def test_even_frames_spreads_the_kept_frames_from_the_first():
+    assert even_frames(16, 8).nonzero()[:, 1].tolist() == list(range(0, 16, 2))
+    assert even_frames(8, 3).nonzero()[:, 1].tolist() == [0, 2, 5]
+    assert even_frames(4, 4).all()
+
+
+def test_magnitude_decisions_keep_the_largest_filters_and_half_the_frames():
+    model = dynamic_tiny_test()
+    decisions = magnitude_decisions(model, 0.5, frame_keep_fraction=0.5)
+    for decision, convs, gated in zip(decisions, model.gated_convs, model.gated, strict=True):
+        producer = next(c for c in convs if c.side in ("out", "both", "depthwise"))
+        norms = model.backbone.get_submodule(producer.name).weight.detach().abs().flatten(1).sum(1)
+        kept = decision.channels[0]
+        assert int(kept.sum()) == round(0.5 * len(norms))
+        assert float(norms[kept].min()) >= float(norms[~kept].max())
+        frames = decision.frames.shape[1]
+        expected = round(0.5 * frames) if gated.frame_stride is not None else frames
+        assert int(decision.frames.sum()) == expected
+        assert decision.tiles.all()
+    assert any(not d.frames.all() for d in decisions)
+
+
+@pytest.mark.parametrize("frame_keep", [1.0, 0.5])
+def test_keep_fraction_for_inverts_the_mac_accounting(frame_keep):
+    model = dynamic_tiny_test()
+    half = magnitude_decisions(model, 0.5, frame_keep_fraction=frame_keep)  # exactly half of every block's channels
+    assert all(2 * int(d.channels.sum()) == d.channels.shape[1] for d in half)
+    with torch.no_grad():
+        model(torch.zeros(1, 3, *CLIP), decisions=expand(half, 1))
+    measured = float(model.last_mac_fraction[0])
+    assert keep_fraction_for(model, measured, frame_keep_fraction=frame_keep) == pytest.approx(0.5)
+    if frame_keep < 1.0:  # fewer frames leave room for more channels at the same MACs
+        assert keep_fraction_for(model, measured, frame_keep_fraction=frame_keep) > keep_fraction_for(model, measured)
+
+
+def test_frame_keep_fraction_out_of_range_is_a_clear_error():
+    with pytest.raises(ConfigError, match="frame_keep_fraction"):
+        magnitude_decisions(dynamic_tiny_test(), 0.5, frame_keep_fraction=0.0)

@@ -22,7 +22,7 @@ import torch.nn as nn
 from scipy.optimize import nnls
 
 from dance3d.mdp.graph import Structure, extract_structure
-from dance3d.mdp.lut import PREDICTORS, LatencyPredictor, LatencyRuntime, LatencyTable
+from dance3d.mdp.lut import PREDICTORS, LatencyPredictor, LatencyRuntime, LatencyTable, error_pct
 from dance3d.mdp.lut_measure import TableGrid, build_table, measure_models_ms
 from dance3d.mdp.materialize import materialize
 from dance3d.mdp.plan import PrunePlan, full_plan
@@ -98,7 +98,7 @@ def select_predictor(
             if coefficients is None:
                 break
             scale, offset = coefficients
-            errors.append(100.0 * (scale * entries[i] + offset - measured[i]) / measured[i])
+            errors.append(error_pct(scale * entries[i] + offset, measured[i]))
         full = _fit(name, entries, measured, additive_overhead_ms)
         if not held_out or len(errors) < len(held_out) or full is None:
             continue
@@ -173,7 +173,7 @@ def validate_table(
         for name, predictor in models.items():
             value = predictor.predict_ms(entries)
             row[f"{name}_ms"] = value
-            row[f"{name}_error_pct"] = 100.0 * (value - ms) / ms
+            row[f"{name}_error_pct"] = error_pct(value, ms)
         rows.append(row)
     return rows
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from dance3d.mdp.graph import Structure
 from dance3d.mdp.importance import Importance
-from dance3d.mdp.lut import LatencyTable
+from dance3d.mdp.lut import LatencyTable, error_pct
 from dance3d.mdp.plan import PrunePlan
 from dance3d.mdp.problem import build_problem
 from dance3d.mdp.solver import Solution, SolverConfig, solve
@@ -31,7 +31,7 @@ class MeasuredSolution:
 
     @property
     def prediction_error_pct(self) -> float:
-        return 100.0 * (self.solution.predicted_ms - self.measured_ms) / self.measured_ms
+        return error_pct(self.solution.predicted_ms, self.measured_ms)
 
 
 def solve_measured(
@@ -60,7 +60,7 @@ def solve_measured(
         measured = measure(solution.plan)
         rounds.append(
             {"round": len(rounds) + 1, "effective_budget_ms": effective_ms, "predicted_ms": solution.predicted_ms,
-             "measured_ms": measured, "prediction_error_pct": 100.0 * (solution.predicted_ms - measured) / measured,
+             "measured_ms": measured, "prediction_error_pct": error_pct(solution.predicted_ms, measured),
              "objective": solution.objective}
         )  # fmt: skip
         if measured <= budget_ms * (1.0 + tolerance_pct / 100.0) or len(rounds) == max_rounds:

@@ -6,11 +6,12 @@ Writes ``benchmarks/results/compact_speed_cpu.json``. Usage::
 
 Operating point: with ``--checkpoint`` (a dynamic checkpoint written by ``dance3d aap``) its own
 controller decides on moving-digits clips; by default a ``tiny`` model (random weights: speed does
-not depend on them) gets decisions drawn at the keep rates recorded by the DANCE benchmark
-(``benchmarks/results/dance_moving_digits.json``, mean MAC fraction ~0.33), the controller's cost
-measured separately and added. Dense and compact run interleaved in one process, warmed up over
-every decision set, median of many repeats; the dense baseline is the faster of eager PyTorch and
-the oneDNN path compact uses (DESIGN.md §3, "PyTorch CPU trap"). Per clip shape and batch size:
+not depend on them) gets decisions drawn at the keep-rate mix recorded by the DANCE benchmark
+(``benchmarks/results/dance_moving_digits.json``), scaled to its recorded mean MAC fraction, the
+cost of the controller and its decisions measured separately and added. Dense and compact run
+interleaved in one process, warmed up over every decision set, median of many repeats; the dense
+baseline is the fastest of eager PyTorch, the oneDNN path compact uses (DESIGN.md §3, "PyTorch CPU
+trap") and that path with BatchNorm folded into the convs. Per clip shape and batch size:
 MAC ratio, wall-clock ratio, realisation efficiency (speedup / MAC-reduction ratio), overhead shares
 and a per-block table (from a separate instrumented pass); plus a break-even sweep per axis.
 ``--quick`` is a smoke run: its numbers mean nothing.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import platform
 import time
@@ -30,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.fx.experimental.optimization import fuse as fuse_conv_bn
 
 import dance3d.dynamic.compact as compact_module
 import dance3d.dynamic.model as model_module
@@ -45,10 +48,10 @@ KEEP_KEYS = {"frames": "frame_keep", "channels": "channel_keep", "tiles": "tile_
 
 
 # -- operating point -------------------------------------------------------------------------------
-def recorded_keep_rates(path: Path) -> dict[str, float]:
-    """Mean keep rate per axis of the DANCE run (averaged over gates, as recorded)."""
-    rates = json.loads(path.read_text())["runs"]["dance"]["keep_rates"]
-    return {axis: float(rates[key]) for axis, key in KEEP_KEYS.items()}
+def recorded_operating_point(path: Path) -> tuple[dict[str, float], float]:
+    """Mean keep rate per axis (averaged over gates, as recorded) and mean MAC fraction of the DANCE run."""
+    run = json.loads(path.read_text())["runs"]["dance"]
+    return {axis: float(run["keep_rates"][key]) for axis, key in KEEP_KEYS.items()}, float(run["mean_mac_fraction"])
 
 
 def per_gate_targets(model, rates: dict[str, float]) -> dict[str, list[float]]:
@@ -83,6 +86,29 @@ def draw_decisions(model, targets: dict[str, list[float]], batch: int, rng: np.r
     return out
 
 
+def matched_targets(model, rates: dict[str, float], mac_fraction: float, *, draws: int = 32) -> tuple[dict, float]:
+    """Per-gate targets at the recorded keep-rate mix, the pruned axes scaled by one factor (bisection) so that
+    drawn decisions reach the recorded mean MAC fraction (keep rates averaged over gates alone miss it)."""
+
+    def drawn_fraction(scale: float) -> float:
+        scaled = {axis: rate * scale if rate < 1.0 else rate for axis, rate in rates.items()}
+        targets = per_gate_targets(model, scaled)
+        rng = np.random.default_rng(1)  # the same draws at every scale
+        with torch.inference_mode():
+            fractions = []
+            for _ in range(draws):
+                model(torch.zeros(1, 3, *model.clip_shape), decisions=draw_decisions(model, targets, 1, rng))
+                fractions.append(float(model.last_mac_fraction.mean()))
+        return float(np.mean(fractions))
+
+    low, high = 0.25, 1.0 / max(rates.values())
+    for _ in range(12):
+        mid = (low + high) / 2
+        low, high = (mid, high) if drawn_fraction(mid) < mac_fraction else (low, mid)
+    scale = (low + high) / 2
+    return per_gate_targets(model, {a: r * scale if r < 1.0 else r for a, r in rates.items()}), scale
+
+
 def axis_decisions(model, axis: str, fraction: float, batch: int, rng: np.random.Generator) -> list[BlockDecision]:
     """Everything kept except ``axis``, kept at the level nearest ``fraction`` in every gate (break-even sweep)."""
     targets = {a: [fraction if a == axis else 1.0] * len(model.levels) for a in AXES}
@@ -108,11 +134,12 @@ def interleaved(fns: dict[str, Any], *, warmup: int, repeats: int) -> dict[str, 
 
 
 def controller_ms(model, clips: torch.Tensor, *, repeats: int) -> float:
-    """Median ms of the controller on the stem output (what a clip's decision costs)."""
+    """Median ms of the controller and its decisions on the stem output, as a compact forward makes them."""
     stem = model.backbone.get_submodule(model.stem_name)
     with torch.inference_mode(), fast_conv_backend():
         stem_out = stem(clips)
-    return interleaved({"c": lambda: model.controller(stem_out)}, warmup=3, repeats=repeats)["c"]["median_ms"]
+    set_execution_mode(model, "compact")
+    return interleaved({"c": lambda: model.decide(stem_out)}, warmup=3, repeats=repeats)["c"]["median_ms"]
 
 
 @contextmanager
@@ -161,6 +188,16 @@ def instrumented(model, dense_blocks: list[torch.nn.Module] | None = None):
             handle.remove()
 
 
+@functools.cache
+def batchnorm_folded(dense: torch.nn.Module) -> torch.nn.Module | None:
+    """The dense model with each BatchNorm folded into its conv (as compact folds them), or None if torch.fx
+    cannot trace it."""
+    try:
+        return fuse_conv_bn(dense)
+    except Exception:  # noqa: BLE001 - tracing failures come in many types; the baseline is then skipped
+        return None
+
+
 # -- one setting ------------------------------------------------------------------------------------
 def measure(
     model,
@@ -187,6 +224,14 @@ def measure(
     fns = {"dense_onednn": run_fast_dense, "compact": run_compact}
     if with_eager:
         fns["dense_eager"] = lambda: dense(clips)
+        folded = batchnorm_folded(dense)
+        if folded is not None:
+
+            def run_folded_dense() -> None:
+                with fast_conv_backend():
+                    folded(clips)
+
+            fns["dense_onednn_bn_folded"] = run_folded_dense
     times = interleaved(fns, warmup=2 * len(pool), repeats=repeats)
     fractions = []
     with torch.inference_mode():
@@ -287,8 +332,12 @@ def run_shape(args, clip_shape: tuple[int, int, int]) -> dict[str, Any]:
     model, dense, source, loaded = build(args, clip_shape)
     clip_shape = tuple(model.clip_shape)
     rng = np.random.default_rng(0)
-    targets = per_gate_targets(model, recorded_keep_rates(DANCE_RESULTS)) if loaded is None else None
     set_execution_mode(model, "compact")
+    targets = None
+    if loaded is None:
+        rates, recorded_fraction = recorded_operating_point(DANCE_RESULTS)
+        targets, scale = matched_targets(model, rates, recorded_fraction, draws=4 if args.quick else 32)
+        source += f" (keep rates x {scale:.3f}: the recorded mean MAC fraction {recorded_fraction:.3f})"
     backbone = loaded.checkpoint["model"]["backbone"]["name"] if loaded is not None else "tiny"
     result: dict[str, Any] = {"model": backbone, "clip_shape": list(clip_shape), "operating_point": source}
     if args.calibrate:
@@ -298,7 +347,7 @@ def run_shape(args, clip_shape: tuple[int, int, int]) -> dict[str, Any]:
         result["calibration"] = str(cal_path.relative_to(RESULTS.parent.parent))
     else:
         result["calibration"] = "analytic default (no measured calibration)"
-    # decisions are replayed in the timed runs; the controller's own measured time is added per clip
+    # decisions are replayed in the timed runs; the controller's measured time (with its decisions) is added per clip
     ctrl_ms = controller_ms(model, torch.rand(1, 3, *clip_shape), repeats=max(10, args.repeats))
     for batch in args.batch_sizes:
         if loaded is None:
@@ -385,7 +434,10 @@ def main(argv: list[str] | None = None) -> int:
             "device": "cpu",
         },
         "notes": [
-            "speedup = dense / compact median wall-clock; dense = faster of eager and oneDNN-forced dense",
+            "speedup = dense / compact median wall-clock; dense = fastest of eager, oneDNN-forced and oneDNN-forced "
+            "with BatchNorm folded into the convs (torch.fx)",
+            "compact time includes the controller and its decisions (timed apart at batch 1, added per "
+            "clip); decisions are replayed, so the replay's own host copy of them is counted twice (conservative)",
             "mac_fraction = analytic model.last_macs / dense MACs (spatial halo not counted)",
             "realisation_efficiency = speedup / mac_reduction_ratio = speedup * mac_fraction",
             "breakdown comes from a separate instrumented pass (timers add overhead); shares are of its total",

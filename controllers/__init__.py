@@ -4,7 +4,7 @@
 - :mod:`controllers.stem_controller`: the DANCE controller that reads the stem output.
 """
 
-from controllers.primitives import keep_counts, level_counts, ste_mask, topk_mask
+from controllers.primitives import keep_counts, keep_mask_host, level_counts, ste_mask, topk_mask
 from controllers.stem_controller import GateSpec, StemController, StemControllerOutput
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "StemController",
     "StemControllerOutput",
     "keep_counts",
+    "keep_mask_host",
     "level_counts",
     "ste_mask",
     "topk_mask",

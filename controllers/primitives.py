@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 
@@ -42,6 +43,22 @@ def topk_mask(logits: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     ranks = torch.empty_like(order)
     ranks.scatter_(1, order, torch.arange(logits.shape[1], device=logits.device).expand_as(order))
     return (ranks < counts[:, None]).to(logits.dtype)
+
+
+def keep_mask_host(logits: np.ndarray, levels: tuple[int, ...]) -> np.ndarray:
+    """NumPy twin of ``topk_mask(logits, keep_counts(logits, levels))`` as a bool array (B, n).
+
+    Inference-time decisions on the host: a few microseconds per call where the tensor version
+    dispatches a dozen small ops.
+    """
+    if len(levels) == 1:  # no choice: the one level is every unit
+        return np.ones(logits.shape, dtype=bool)
+    table = np.asarray(levels)
+    wanted = np.count_nonzero(logits > 0, axis=1)
+    counts = table[np.minimum(np.searchsorted(table, wanted), len(table) - 1)]
+    order = np.argsort(-logits, axis=1, kind="stable")  # descending, ties: lower index first
+    ranks = np.argsort(order, axis=1)  # the inverse permutation: each unit's rank
+    return ranks < counts[:, None]
 
 
 def ste_mask(hard: torch.Tensor, logits: torch.Tensor, *, temperature: float = 1.0) -> torch.Tensor:

@@ -66,11 +66,26 @@ def _upper_quartile(values: torch.Tensor) -> torch.Tensor:
     return values.kthvalue(rank, dim=1, keepdim=True).values
 
 
+def _stacked_linear(layers: list[nn.Linear], x: torch.Tensor) -> torch.Tensor:
+    """The outputs of several linear layers on the same input, concatenated along the last dim, as one matmul."""
+    weight = torch.cat([layer.weight for layer in layers])
+    bias = torch.cat([layer.bias for layer in layers])
+    return F.linear(x, weight, bias)
+
+
 def _tile_features(level_map: torch.Tensor, diff_map: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """Per tile (B, n_tiles, 4): log activity and log motion, each also relative to the clip's mean."""
     level, level_rel = _relative_log(F.adaptive_avg_pool2d(level_map[:, None], grid).flatten(1), (1,))
     diff, diff_rel = _relative_log(F.adaptive_avg_pool2d(diff_map[:, None], grid).flatten(1), (1,))
     return torch.stack([level, level_rel, diff, diff_rel], dim=2)
+
+
+def _groups(keys: list) -> dict:
+    """Indices of equal keys (gates of one stage share their geometry), in first-seen order."""
+    out: dict = {}
+    for i, key in enumerate(keys):
+        out.setdefault(key, []).append(i)
+    return out
 
 
 class StemController(nn.Module):
@@ -158,19 +173,21 @@ class StemController(nn.Module):
         context = self.context(torch.cat([torch.log(channel + _EPS), summary], dim=1))
         per_frame = torch.stack([frame_level, frame_level_rel, motion, motion_rel], dim=1)  # (B, F, T)
         level_map, diff_map = level.mean(dim=1), diff.mean(dim=1)  # (B, H, W)
-        frame_features: dict[int, torch.Tensor] = {}  # gates of one stage share their geometry
-        tile_features: dict[tuple[int, int], torch.Tensor] = {}
-        frames, channels, tiles = [], [], []
-        for i, gate in enumerate(self.gates):
-            if gate.num_frames not in frame_features:
-                frame_features[gate.num_frames] = F.adaptive_avg_pool1d(per_frame, gate.num_frames).transpose(1, 2)
-            if gate.tile_grid not in tile_features:
-                tile_features[gate.tile_grid] = _tile_features(level_map, diff_map, gate.tile_grid)
-            frames.append(
-                self.frame_weights[i](frame_features[gate.num_frames]).squeeze(2) + self.frame_bias[i](context)
-            )
-            tiles.append(self.tile_weights[i](tile_features[gate.tile_grid]).squeeze(2) + self.tile_bias[i](context))
-            channels.append(self.channel_heads[i](context))
+        n = len(self.gates)
+        heads = _stacked_linear([*self.frame_bias, *self.tile_bias, *self.channel_heads], context)
+        frame_bias, tile_bias = heads[:, :n], heads[:, n : 2 * n]
+        channels = list(heads[:, 2 * n :].split([g.num_channels for g in self.gates], dim=1))
+        frames: list[torch.Tensor | None] = [None] * n
+        tiles: list[torch.Tensor | None] = [None] * n
+        for length, members in _groups([g.num_frames for g in self.gates]).items():  # one matmul per geometry
+            features = F.adaptive_avg_pool1d(per_frame, length).transpose(1, 2)  # (B, length, F)
+            out = _stacked_linear([self.frame_weights[i] for i in members], features)
+            for j, i in enumerate(members):
+                frames[i] = out[:, :, j] + frame_bias[:, i : i + 1]
+        for grid, members in _groups([g.tile_grid for g in self.gates]).items():
+            out = _stacked_linear([self.tile_weights[i] for i in members], _tile_features(level_map, diff_map, grid))
+            for j, i in enumerate(members):
+                tiles[i] = out[:, :, j] + tile_bias[:, i : i + 1]
         return StemControllerOutput(frames, channels, tiles)
 
     def macs_per_clip(self, stem_shape: tuple[int, int, int, int]) -> int:

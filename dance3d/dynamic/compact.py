@@ -44,6 +44,17 @@ class HostDecision:
     tiles: np.ndarray  # (B, n_tiles) bool
     levels: list[tuple[int, int, int]]
 
+    @classmethod
+    def of(cls, frames: np.ndarray, channels: np.ndarray, tiles: np.ndarray) -> HostDecision:
+        """From bool masks (B, n) per axis; levels are their kept counts."""
+        sums = np.stack([frames.sum(axis=1), channels.sum(axis=1), tiles.sum(axis=1)], axis=1)
+        return cls(frames, channels, tiles, levels=[tuple(int(v) for v in row) for row in sums])
+
+    def to_decision(self, grid: TileGrid, device: torch.device) -> BlockDecision:
+        """The same masks as a :class:`BlockDecision` of tensors on ``device``."""
+        masks = (torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in (self.frames, self.channels, self.tiles))
+        return BlockDecision(*masks, grid)
+
     def position_fraction(self, grid: TileGrid) -> torch.Tensor:
         """Kept fraction of output positions per clip (B,), as simulate computes it."""
         return torch.from_numpy((self.frames.mean(axis=1) * (self.tiles @ _tile_areas(grid))).astype(np.float32))
@@ -77,8 +88,7 @@ def host_decisions(decisions: list[BlockDecision]) -> list[HostDecision]:
         for t in (d.frames, d.channels, d.tiles):
             arrays.append(flat[:, start : start + t.shape[1]])
             start += t.shape[1]
-        sums = np.stack([a.sum(axis=1) for a in arrays], axis=1)
-        out.append(HostDecision(*arrays, levels=[tuple(int(v) for v in row) for row in sums]))
+        out.append(HostDecision.of(*arrays))
     return out
 
 
@@ -195,12 +205,24 @@ def _flat_index(positions: torch.Tensor, rows: torch.Tensor | None, channels: in
     return (base[:, :, None] + positions[:, None, :]).flatten()
 
 
+def _plan_index(plan: BucketPlan, kind: str, rows: torch.Tensor | None, channels: int, length: int) -> torch.Tensor:
+    """:func:`_flat_index` of the plan's input or output frames; for a bucket of the whole batch (``rows`` None)
+    cached on the plan, whose shapes are fixed."""
+    positions = plan.input_frames if kind == "input" else plan.output_frames
+    if rows is not None:
+        return _flat_index(positions, rows, channels, length)
+    index = plan.flat_indices.get(kind)
+    if index is None:
+        index = plan.flat_indices[kind] = _flat_index(positions, None, channels, length)
+    return index
+
+
 def _bucket_input(x: torch.Tensor, plan: BucketPlan, rows: torch.Tensor | None) -> torch.Tensor:
     """The bucket's clips of ``x``, compressed to the input frames of their kept frames: (n, C, D, H, W)."""
     if plan.input_frames is None:
         return (x if rows is None else x.index_select(0, rows)).contiguous()
     batch, channels, length, height, width = x.shape
-    index = _flat_index(plan.input_frames, rows, channels, length)  # rows of a (B * C * T, H * W) view
+    index = _plan_index(plan, "input", rows, channels, length)  # rows of a (B * C * T, H * W) view
     flat = x.reshape(batch * channels * length, height * width).index_select(0, index)
     return flat.view(plan.input_frames.shape[0], channels, -1, height, width)
 
@@ -212,7 +234,7 @@ def _add_residual(out: torch.Tensor, plan: BucketPlan, residual: torch.Tensor, r
     batch, channels, length = out.shape[:3]
     n = residual.shape[2]
     if plan.output_frames is not None:  # whole-map residual of the kept frames
-        index = _flat_index(plan.output_frames, rows, channels, length)
+        index = _plan_index(plan, "output", rows, channels, length)
         out.view(batch * channels * length, -1).index_add_(0, index, residual.reshape(index.shape[0], -1))
         return
     if plan.scatter is None:  # residual covers every position

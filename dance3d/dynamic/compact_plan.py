@@ -14,7 +14,7 @@ the host, done once per distinct decision and cached.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -50,6 +50,7 @@ class BucketPlan:
     residual_mask: torch.Tensor | None  # multiplies the residual before scatter / add
     compact_macs: int
     dense_macs: int  # all spatial positions of the same (compressed) clip
+    flat_indices: dict = field(default_factory=dict)  # gather / scatter indices, built on first use
 
 
 def stage_sizes(stages: list[Stage], size: tuple[int, int, int]) -> list[tuple[int, int, int]]:

@@ -28,7 +28,16 @@ from typing import Any, Literal
 import torch
 import torch.nn as nn
 
-from controllers import GateSpec, StemController, keep_counts, level_counts, ste_mask, topk_mask
+from controllers import (
+    GateSpec,
+    StemController,
+    StemControllerOutput,
+    keep_counts,
+    keep_mask_host,
+    level_counts,
+    ste_mask,
+    topk_mask,
+)
 from dance3d.dynamic.accounting import GatedConv, MacRecorder, block_macs, gate_side
 from dance3d.dynamic.adapters import (
     BlockAdapter,
@@ -37,7 +46,7 @@ from dance3d.dynamic.adapters import (
     replace_module,
     stem_temporal_padding,
 )
-from dance3d.dynamic.compact import BlockRuntime, CompactRun, compact_block, host_decisions
+from dance3d.dynamic.compact import BlockRuntime, CompactRun, HostDecision, compact_block, host_decisions
 from dance3d.dynamic.compact_backend import fast_conv_backend
 from dance3d.dynamic.compact_calibration import CompactCalibration
 from dance3d.dynamic.config import DynamicConfig
@@ -54,6 +63,10 @@ class _Masks:
     channels: torch.Tensor  # (B, C)
     tiles: torch.Tensor  # (B, n_tiles)
 
+    @classmethod
+    def of(cls, decision: BlockDecision) -> _Masks:
+        return cls(decision.frames.float(), decision.channels.float(), decision.tiles.float())
+
 
 @dataclass
 class _Context:
@@ -61,7 +74,8 @@ class _Context:
 
     probing: bool = False
     counterfactual: bool = False  # train mode: skipped frames carry the dense residual for the STE gradient
-    masks: list[_Masks] = field(default_factory=list)
+    masks: list[_Masks] = field(default_factory=list)  # empty in compact mode: made from ``decisions`` if needed
+    decisions: list[BlockDecision] = field(default_factory=list)
     position_fraction: dict[int, torch.Tensor] = field(default_factory=dict)
     channel_fraction: dict[int, torch.Tensor] = field(default_factory=dict)
     record_inner: bool = False
@@ -87,7 +101,6 @@ class GatedBlock(nn.Module):
         ctx = self._context
         if ctx.probing:
             return self._probe(x)
-        masks = ctx.masks[self.index]
         if ctx.compact is not None:
             with torch._C.DisableTorchFunction():  # no per-op Python dispatch of fast_conv_backend in here
                 out = compact_block(self, x, ctx.compact)
@@ -96,6 +109,7 @@ class GatedBlock(nn.Module):
                     ctx.position_fraction[self.index] = host.position_fraction(self.grid).to(x.device)
                     ctx.channel_fraction[self.index] = host.channel_fraction().to(x.device)
                     return out
+        masks = ctx.masks[self.index] if ctx.masks else _Masks.of(ctx.decisions[self.index])
         residual = self._residual(x, masks)
         if tuple(residual.shape[2:]) != (masks.frames.shape[1], self.grid.height, self.grid.width):
             raise ConfigError(
@@ -202,6 +216,7 @@ class DynamicModel(nn.Module):
             prior_weight=config.prior_weight,
             temporal_edge=stem_temporal_padding(stem),
         )
+        self.controller_macs_per_clip = self.controller.macs_per_clip(self.stem_shape)  # the clip shape is fixed
         self.register_buffer("logit_offsets", torch.zeros(len(self.gate_specs), 3), persistent=False)
         self.last_decisions: list[BlockDecision] = []
         self.last_macs: torch.Tensor | None = None
@@ -270,7 +285,7 @@ class DynamicModel(nn.Module):
         if self.mode == "compact" and self.training:
             raise ConfigError("compact execution needs eval mode (BatchNorm running statistics): call model.eval()")
         ctx = self._context
-        ctx.masks, ctx.inner, ctx.compact = [], {}, None
+        ctx.masks, ctx.decisions, ctx.inner, ctx.compact = [], [], {}, None
         ctx.counterfactual = self.mode == "train" and torch.is_grad_enabled()
         ctx.position_fraction, ctx.channel_fraction = {}, {}
         self._pending = decisions
@@ -284,6 +299,14 @@ class DynamicModel(nn.Module):
         self._account()
         return logits
 
+    def decide(self, stem: torch.Tensor) -> list[BlockDecision]:
+        """The controller's decisions on a stem output, made the way the current mode makes them in a forward."""
+        self._pending = None
+        with torch._C.DisableTorchFunction():
+            self._decide_now(stem)
+        self._context.compact = None
+        return self.last_decisions
+
     def _decide(self, module: nn.Module, inputs: tuple, stem: torch.Tensor) -> None:
         with torch._C.DisableTorchFunction():  # the controller has no conv3d for fast_conv_backend
             self._decide_now(stem)
@@ -291,10 +314,20 @@ class DynamicModel(nn.Module):
     def _decide_now(self, stem: torch.Tensor) -> None:
         ctx = self._context
         if self._pending is not None:
-            self.last_decisions = list(self._pending)
-            ctx.masks = [_Masks(d.frames.float(), d.channels.float(), d.tiles.float()) for d in self._pending]
+            self.last_decisions = ctx.decisions = list(self._pending)
             self._controller_macs = 0
-            self._start_compact()
+            if self.mode == "compact":
+                ctx.compact = CompactRun(host_decisions(self.last_decisions), self.compact_calibration)
+            else:
+                ctx.masks = [_Masks.of(d) for d in self._pending]
+            return
+        self._controller_macs = self.controller_macs_per_clip
+        if self.mode == "compact":
+            host = self._decide_on_host(self.controller(stem))
+            self.last_decisions = ctx.decisions = [
+                h.to_decision(g.grid, stem.device) for h, g in zip(host, self.gated, strict=True)
+            ]
+            ctx.compact = CompactRun(host, self.compact_calibration)
             return
         out = self.controller(stem)
         decisions, masks = [], []
@@ -314,14 +347,25 @@ class DynamicModel(nn.Module):
                 )
             decisions.append(BlockDecision(hard[0].bool(), hard[1].bool(), hard[2].bool(), self.gated[i].grid))
             masks.append(_Masks(*soft))
-        self.last_decisions = decisions
+        self.last_decisions = ctx.decisions = decisions
         ctx.masks = masks
-        self._controller_macs = self.controller.macs_per_clip(tuple(stem.shape[1:]))
-        self._start_compact()
 
-    def _start_compact(self) -> None:
-        if self.mode == "compact":
-            self._context.compact = CompactRun(host_decisions(self.last_decisions), self.compact_calibration)
+    def _decide_on_host(self, out: StemControllerOutput) -> list[HostDecision]:
+        """Compact mode: the controller's logits (and the run-time offsets) in one host copy, decisions in NumPy."""
+        per_gate = list(zip(out.frame_logits, out.channel_logits, out.tile_logits, strict=True))
+        batch = out.frame_logits[0].shape[0]
+        offsets = self.logit_offsets.reshape(1, -1).expand(batch, -1)
+        flat = torch.cat([t for logits in per_gate for t in logits] + [offsets], dim=1).cpu().numpy()
+        offsets = flat[0, -self.logit_offsets.numel() :].reshape(self.logit_offsets.shape)
+        host, start = [], 0
+        for i, (logits, levels) in enumerate(zip(per_gate, self.levels, strict=True)):
+            masks = []
+            for axis, allowed in enumerate((levels.frames, levels.channels, levels.tiles)):
+                width = logits[axis].shape[1]
+                masks.append(keep_mask_host(flat[:, start : start + width] + offsets[i, axis], allowed))
+                start += width
+            host.append(HostDecision.of(*masks))
+        return host
 
     def _account(self) -> None:
         ctx = self._context

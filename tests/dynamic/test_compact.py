@@ -188,3 +188,30 @@ def test_fast_backend_conv_matches_eager_conv():
         with fast_conv_backend():
             fast = dense(clips)
     assert torch.allclose(fast, eager, atol=1e-5)
+
+
+def test_compact_mode_makes_the_controllers_decisions_on_the_host_exactly_as_simulate():
+    from dynamic_helpers import frame_sensitive, partly_static_clip
+
+    from dance3d.dynamic import apply_knobs, knob_space
+
+    model = frame_sensitive(
+        convert_model(make_dense("tiny-test"), clip_shape=(8, 32, 32), config=DynamicConfig(channel_multiple=4)).eval()
+    )
+    with torch.no_grad():
+        for head in model.controller.channel_heads:
+            head.bias.copy_(torch.linspace(-1, 1, head.bias.numel()))
+    apply_knobs(model, {k.name: 0.5 for k in knob_space(model)})  # run-time offsets take part
+    clips = torch.stack([partly_static_clip(s, f) for s, f in ((1, 2), (2, 5), (3, 8))])
+    with torch.no_grad():
+        set_execution_mode(model, "simulate")
+        expected = model(clips)
+        expected_decisions, expected_macs = model.last_decisions, model.last_macs.clone()
+        set_execution_mode(model, "compact")
+        got = model(clips)
+    for want, have in zip(expected_decisions, model.last_decisions, strict=True):
+        for axis in ("frames", "channels", "tiles"):
+            assert torch.equal(getattr(have, axis), getattr(want, axis)), axis
+    assert any(d.kept_frames.unique().numel() > 1 for d in expected_decisions)  # clips differ
+    assert torch.allclose(got, expected, rtol=0, atol=1e-5 * expected.abs().max())
+    assert torch.allclose(model.last_macs, expected_macs)

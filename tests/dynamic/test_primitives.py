@@ -1,7 +1,8 @@
+import numpy as np
 import pytest
 import torch
 
-from controllers import keep_counts, level_counts, ste_mask, topk_mask
+from controllers import keep_counts, keep_mask_host, level_counts, ste_mask, topk_mask
 
 
 def test_level_counts_round_channels_up_to_multiples():
@@ -20,6 +21,17 @@ def test_keep_counts_round_wanted_up_to_a_level():
 def test_topk_mask_keeps_largest_logits():
     logits = torch.tensor([[0.1, 0.9, -0.3, 0.5]])
     assert topk_mask(logits, torch.tensor([2])).tolist() == [[0.0, 1.0, 0.0, 1.0]]
+
+
+def test_host_keep_mask_matches_the_tensor_decision_including_ties():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 12, generator=generator).round(decimals=0)  # many ties, some rows all negative
+    levels = (3, 6, 9, 12)
+    expected = topk_mask(logits, keep_counts(logits, levels)).bool().numpy()
+    got = keep_mask_host(logits.numpy(), levels)
+    assert got.dtype == np.bool_
+    np.testing.assert_array_equal(got, expected)
+    assert set(got.sum(axis=1).tolist()) <= set(levels)
 
 
 def test_ste_mask_is_hard_forward_and_sigmoid_backward():

@@ -133,13 +133,21 @@ def interleaved(fns: dict[str, Any], *, warmup: int, repeats: int) -> dict[str, 
     }
 
 
-def controller_ms(model, clips: torch.Tensor, *, repeats: int) -> float:
-    """Median ms of the controller and its decisions on the stem output, as a compact forward makes them."""
+def controller_ms(model, clips: torch.Tensor, *, repeats: int, compiled: bool) -> dict[str, float]:
+    """Median ms of the controller and its decisions on the stem output, as a compact forward makes them:
+    eager and (``compiled``) through ``torch.compile``."""
     stem = model.backbone.get_submodule(model.stem_name)
     with torch.inference_mode(), fast_conv_backend():
         stem_out = stem(clips)
     set_execution_mode(model, "compact")
-    return interleaved({"c": lambda: model.decide(stem_out)}, warmup=3, repeats=repeats)["c"]["median_ms"]
+    out = {"eager": interleaved({"c": lambda: model.decide(stem_out)}, warmup=3, repeats=repeats)["c"]["median_ms"]}
+    if compiled:
+        model.compile_controller()
+        out["compiled"] = interleaved({"c": lambda: model.decide(stem_out)}, warmup=3, repeats=repeats)["c"][
+            "median_ms"
+        ]
+        model.compile_controller(False)
+    return out
 
 
 @contextmanager
@@ -240,13 +248,13 @@ def measure(
             fractions.append(float(model.last_mac_fraction.mean()))
     mac_fraction = float(np.mean(fractions))  # decisions are passed in: controller MACs not counted (~0.1%)
     dense_ms = min(t["median_ms"] for name, t in times.items() if name.startswith("dense"))
-    compact_ms = times["compact"]["median_ms"] + ctrl_ms * len(clips)
+    compact_ms = times["compact"]["median_ms"] + ctrl_ms
     speedup = dense_ms / compact_ms
     mac_reduction_ratio = 1.0 / mac_fraction
     return {
         "times": times,
         "dense_baseline": min((n for n in times if n.startswith("dense")), key=lambda n: times[n]["median_ms"]),
-        "controller_ms_per_clip": ctrl_ms,
+        "controller_ms_per_batch": ctrl_ms,
         "compact_ms_with_controller": compact_ms,
         "mac_fraction": mac_fraction,
         "mac_reduction_ratio": mac_reduction_ratio,
@@ -267,11 +275,11 @@ def breakdown(model, dense, pool, clips: torch.Tensor, *, ctrl_ms: float) -> dic
             with fast_conv_backend():
                 dense(clips)
         block_macs = [float(m.mean()) for m in model.last_block_macs]
-    total = acc["total.compact"] / passes + ctrl_ms * len(clips)
+    total = acc["total.compact"] / passes + ctrl_ms
     shares = {key: acc[key] / passes / total for key in
               ("index: host decisions", "index: plan building", "index: weight slicing", "gather", "scatter",
                "convolutions")}  # fmt: skip
-    shares["controller"] = ctrl_ms * len(clips) / total
+    shares["controller"] = ctrl_ms / total
     shares["other (stem, head, Python)"] = 1.0 - sum(shares.values())
     layers = []
     for i, name in enumerate(model.block_names):
@@ -347,16 +355,18 @@ def run_shape(args, clip_shape: tuple[int, int, int]) -> dict[str, Any]:
         result["calibration"] = str(cal_path.relative_to(RESULTS.parent.parent))
     else:
         result["calibration"] = "analytic default (no measured calibration)"
-    # decisions are replayed in the timed runs; the controller's measured time (with its decisions) is added per clip
-    ctrl_ms = controller_ms(model, torch.rand(1, 3, *clip_shape), repeats=max(10, args.repeats))
     for batch in args.batch_sizes:
         if loaded is None:
             pool = [draw_decisions(model, targets, batch, rng) for _ in range(args.pool)]
             clips = torch.rand(batch, 3, *clip_shape)
         else:
             pool, clips = controller_pool(model, loaded, batch, args.pool)
+        # decisions are replayed in the timed runs; the controller's time on the batch (with its decisions) is added
+        ctrl = controller_ms(model, clips, repeats=max(10, args.repeats), compiled=args.compile_controller)
+        ctrl_ms = ctrl.get("compiled", ctrl["eager"])
         set_execution_mode(model, "compact")
         entry = measure(model, dense, pool, clips, repeats=args.repeats, ctrl_ms=ctrl_ms)
+        entry["controller_ms_eager_and_compiled"] = ctrl
         entry["breakdown"] = breakdown(model, dense, pool, clips, ctrl_ms=ctrl_ms)
         result[f"batch{batch}"] = entry
         print(f"{clip_shape} batch {batch}: speedup {entry['wall_clock_speedup']:.2f}x, MAC fraction "
@@ -403,6 +413,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool", type=int, default=16, help="decision sets cycled through (varied decisions)")
     parser.add_argument("--no-calibrate", dest="calibrate", action="store_false", help="use the analytic default")
     parser.add_argument("--calibration-repeats", type=int, default=7)
+    parser.add_argument(
+        "--no-compile-controller",
+        dest="compile_controller",
+        action="store_false",
+        help="time the eager controller only (default: torch.compile it, as --compile-controller does in eval)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny repeats, one shape")
     parser.add_argument("--out", help="default: results/compact_speed_cpu.json (--quick: compact_speed_cpu_quick.json)")
     args = parser.parse_args(argv)
@@ -412,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     args.sweep, args.sweep_pool, args.sweep_repeats = (0.25, 0.5, 0.75, 1.0), 4, max(10, args.repeats // 3)
     if args.quick:
         shapes, args.batch_sizes = shapes[:1], [1, 2]
-        args.repeats, args.pool, args.calibrate = 3, 2, False
+        args.repeats, args.pool, args.calibrate, args.compile_controller = 3, 2, False, False
         args.sweep, args.sweep_pool, args.sweep_repeats = (0.5, 1.0), 1, 2
     if args.checkpoint:
         shapes = shapes[:1]
@@ -436,8 +452,9 @@ def main(argv: list[str] | None = None) -> int:
         "notes": [
             "speedup = dense / compact median wall-clock; dense = fastest of eager, oneDNN-forced and oneDNN-forced "
             "with BatchNorm folded into the convs (torch.fx)",
-            "compact time includes the controller and its decisions (timed apart at batch 1, added per "
-            "clip); decisions are replayed, so the replay's own host copy of them is counted twice (conservative)",
+            "compact time includes the controller and its decisions (timed apart on the same batch and added; "
+            "torch.compile'd unless --no-compile-controller); decisions are replayed, so the replay's own host "
+            "copy of them is counted twice (conservative)",
             "mac_fraction = analytic model.last_macs / dense MACs (spatial halo not counted)",
             "realisation_efficiency = speedup / mac_reduction_ratio = speedup * mac_fraction",
             "breakdown comes from a separate instrumented pass (timers add overhead); shares are of its total",

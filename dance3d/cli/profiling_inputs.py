@@ -30,6 +30,11 @@ def add_execution_args(parser: argparse.ArgumentParser) -> None:
         help="dynamic checkpoints: 'simulate' (masks on dense tensors, default) or 'compact' (real sparse execution)",
     )
     parser.add_argument("--calibration", metavar="JSON", help="with --execution compact: a saved compact calibration")
+    parser.add_argument(
+        "--compile-controller",
+        action="store_true",
+        help="with --execution compact: torch.compile the controller (faster decisions; compiles on first use)",
+    )
 
 
 def apply_execution(model: nn.Module, args: argparse.Namespace) -> None:
@@ -38,13 +43,19 @@ def apply_execution(model: nn.Module, args: argparse.Namespace) -> None:
 
     execution = getattr(args, "execution", None)
     calibration = getattr(args, "calibration", None)
+    compile_controller = getattr(args, "compile_controller", False)
     if not isinstance(model, DynamicModel):
-        if execution or calibration:
-            raise ConfigError("--execution/--calibration apply to dynamic checkpoints (written by aap) only")
+        if execution or calibration or compile_controller:
+            raise ConfigError(
+                "--execution/--calibration/--compile-controller apply to dynamic checkpoints (written by aap) only"
+            )
         return
     if calibration and execution != "compact":
         raise ConfigError("--calibration needs --execution compact")
+    if compile_controller and execution != "compact":
+        raise ConfigError("--compile-controller needs --execution compact")
     set_execution_mode(model, execution or "simulate")
+    model.compile_controller(compile_controller)
     if calibration:
         from dance3d.dynamic.compact_calibration import CompactCalibration
 

@@ -22,6 +22,7 @@ All three give the same forward outputs (compact to float tolerance).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -225,6 +226,7 @@ class DynamicModel(nn.Module):
         self._pending: list[BlockDecision] | None = None
         self._controller_macs = 0
         self.compact_calibration: CompactCalibration | None = None
+        self._compiled: dict[str, Callable] = {}  # not a submodule: stays out of state_dict
 
     # -- construction -------------------------------------------------------------------------
     def _probe(self, stem: nn.Module, config: DynamicConfig):
@@ -323,7 +325,7 @@ class DynamicModel(nn.Module):
             return
         self._controller_macs = self.controller_macs_per_clip
         if self.mode == "compact":
-            host = self._decide_on_host(self.controller(stem))
+            host = self._decide_on_host(self._compiled.get("controller", self.controller)(stem))
             self.last_decisions = ctx.decisions = [
                 h.to_decision(g.grid, stem.device) for h, g in zip(host, self.gated, strict=True)
             ]
@@ -429,6 +431,14 @@ class DynamicModel(nn.Module):
 
     def record_inner(self, enabled: bool) -> None:
         self._context.record_inner = enabled
+
+    def compile_controller(self, enabled: bool = True) -> None:
+        """Compact mode: run the controller through ``torch.compile`` (fused reductions, no per-op Python; about
+        half its eager time on CPU). Compiles on the first forward of each batch size; CPU needs a C++ compiler."""
+        if enabled:
+            self._compiled["controller"] = torch.compile(self.controller, dynamic=False, fullgraph=True)
+        else:
+            self._compiled.pop("controller", None)
 
 
 def set_execution_mode(model: DynamicModel, mode: str) -> None:

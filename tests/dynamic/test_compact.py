@@ -215,3 +215,23 @@ def test_compact_mode_makes_the_controllers_decisions_on_the_host_exactly_as_sim
     assert any(d.kept_frames.unique().numel() > 1 for d in expected_decisions)  # clips differ
     assert torch.allclose(got, expected, rtol=0, atol=1e-5 * expected.abs().max())
     assert torch.allclose(model.last_macs, expected_macs)
+
+
+@pytest.mark.slow
+def test_compiled_controller_decides_exactly_as_the_eager_one():
+    from dynamic_helpers import frame_sensitive, partly_static_clip
+
+    config = DynamicConfig(channel_multiple=4)
+    model = frame_sensitive(convert_model(make_dense("tiny-test"), clip_shape=(8, 32, 32), config=config).eval())
+    set_execution_mode(model, "compact")
+    clips = torch.stack([partly_static_clip(s, f) for s, f in ((1, 2), (2, 5), (3, 8))])
+    with torch.no_grad():
+        expected = model(clips)
+        eager = model.last_decisions
+        model.compile_controller()
+        got = model(clips)
+    for want, have in zip(eager, model.last_decisions, strict=True):
+        for axis in ("frames", "channels", "tiles"):
+            assert torch.equal(getattr(have, axis), getattr(want, axis)), axis
+    assert any(d.kept_frames.unique().numel() > 1 for d in eager)
+    assert torch.allclose(got, expected, rtol=0, atol=1e-5 * expected.abs().max())

@@ -61,3 +61,12 @@ def test_profile_compact_counts_the_smaller_convolutions(dynamic_checkpoint, cap
     assert compact["execution"] == "compact" and simulate["execution"] == "simulate"
     assert compact["macs"] < 0.95 * simulate["macs"]
     assert compact["latency_ms"] > 0
+
+
+def test_compile_controller_needs_compact_execution_and_stays_out_of_the_state_dict(dynamic_checkpoint, capsys):
+    assert main(["eval", "--checkpoint", str(dynamic_checkpoint), "--compile-controller"]) == 2
+    assert "--compile-controller needs --execution compact" in capsys.readouterr().err
+    model = convert_model(make_dense(), clip_shape=CLIP, config=DynamicConfig(channel_multiple=4))
+    keys = set(model.state_dict())
+    model.compile_controller()  # lazy: nothing compiles before a forward
+    assert set(model.state_dict()) == keys

@@ -4,7 +4,7 @@ Writes ``benchmarks/results/dance_moving_digits.json`` and PNG figures next to i
 trained on another moving-digits task, e.g. ``digit-direction``: ``dance_<task>_*``). Usage::
 
     python benchmarks/dance_moving_digits.py [--dense-checkpoint PATH] [--quick] [--train-clips N]
-        [--set aap.mac_penalty=8 ...]
+        [--set aap.mac_penalty=8 ...] [--tag NAME]
 
 Without a dense checkpoint at ``PATH`` (default ``runs/dense/model.pt``) it trains one first.
 
@@ -22,6 +22,7 @@ import argparse
 import copy
 import json
 import platform
+import re
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -190,6 +191,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0, help="seed of every stage; outputs get a _seedN suffix if not 0")
+    parser.add_argument("--tag", default="", help="names this setting's outputs: dance_<tag>_moving_digits.json, ...")
     parser.add_argument("--train-clips", type=int, default=0, help="clips for AVA, AAP and the static fine-tune")
     parser.add_argument(
         "--set",
@@ -199,6 +201,8 @@ def main() -> int:
         help="e.g. aap.mac_penalty=8, ava.epochs=1, dynamic.channel_multiple=8",
     )
     args = parser.parse_args()
+    if args.tag and not re.fullmatch(r"[A-Za-z0-9-]+", args.tag):
+        raise SystemExit(f"--tag {args.tag!r}: use letters, digits and '-' only (it becomes part of file names)")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -216,6 +220,7 @@ def main() -> int:
     loaded = dense_model(args.dense_checkpoint)
     data, classes = loaded.data, loaded.classes
     prefix = "dance_" + ("quick_" if args.quick else "") + (f"{data.task}_" if data.task != "direction" else "")
+    prefix += f"{args.tag}_" if args.tag else ""
     prefix += f"seed{args.seed}_" if args.seed else ""
     clip_shape = (data.num_frames, data.height, data.width)
     t = time.perf_counter()
@@ -324,6 +329,7 @@ def main() -> int:
         "benchmark": "dance_moving_digits",
         "quick": args.quick,
         "seed": args.seed,
+        "tag": args.tag,
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor(),

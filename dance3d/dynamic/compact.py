@@ -55,6 +55,10 @@ class HostDecision:
         masks = (torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in (self.frames, self.channels, self.tiles))
         return BlockDecision(*masks, grid)
 
+    def keeps_everything(self) -> bool:
+        """Every clip keeps every frame, channel and tile."""
+        return bool(self.frames.all() and self.channels.all() and self.tiles.all())
+
     def position_fraction(self, grid: TileGrid) -> torch.Tensor:
         """Kept fraction of output positions per clip (B,), as simulate computes it."""
         return torch.from_numpy((self.frames.mean(axis=1) * (self.tiles @ _tile_areas(grid))).astype(np.float32))

@@ -103,10 +103,13 @@ class GatedBlock(nn.Module):
         if ctx.probing:
             return self._probe(x)
         if ctx.compact is not None:
+            host = ctx.compact.host[self.index]
+            if host.keeps_everything():  # the block as it is: nothing to skip, no compact bookkeeping
+                ctx.position_fraction[self.index] = ctx.channel_fraction[self.index] = x.new_ones(len(x))
+                return self.block(x)
             with torch._C.DisableTorchFunction():  # no per-op Python dispatch of fast_conv_backend in here
                 out = compact_block(self, x, ctx.compact)
-                if out is not None:
-                    host = ctx.compact.host[self.index]  # kept fractions for the MAC accounting
+                if out is not None:  # kept fractions for the MAC accounting
                     ctx.position_fraction[self.index] = host.position_fraction(self.grid).to(x.device)
                     ctx.channel_fraction[self.index] = host.channel_fraction().to(x.device)
                     return out

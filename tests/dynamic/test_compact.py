@@ -235,3 +235,23 @@ def test_compiled_controller_decides_exactly_as_the_eager_one():
             assert torch.equal(getattr(have, axis), getattr(want, axis)), axis
     assert any(d.kept_frames.unique().numel() > 1 for d in eager)
     assert torch.allclose(got, expected, rtol=0, atol=1e-5 * expected.abs().max())
+
+
+def test_fully_kept_blocks_run_as_they_are_without_compact_bookkeeping():
+    import copy
+
+    dense = make_dense("tiny-test").eval()
+    model = convert_model(copy.deepcopy(dense), clip_shape=(8, 32, 32), config=DynamicConfig(channel_multiple=4))
+    set_execution_mode(model.eval(), "compact")
+    clips = torch.rand(2, 3, 8, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = dense(clips)
+        got = model(clips, decisions=model.full_decisions(2))
+        assert torch.allclose(got, expected, rtol=0, atol=1e-6)
+        assert torch.equal(model.last_mac_fraction, torch.ones(2))
+        assert all(not g.compact_runtime.plans for g in model.gated)
+        mixed = model.full_decisions(2)
+        mixed[0] = partial_decisions(model, 2, 0)[0]
+        model(clips, decisions=mixed)
+    assert model.gated[0].compact_runtime.plans and not any(g.compact_runtime.plans for g in model.gated[1:])
+    assert float(model.last_mac_fraction.max()) < 1.0

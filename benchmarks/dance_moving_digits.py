@@ -377,7 +377,7 @@ def main() -> int:
             and (d["top1"] > without_ava["top1"] or d["mean_mac_fraction"] < without_ava["mean_mac_fraction"] - 0.01),
         },
         "timings_s": timings,
-        "figures": sorted(p.name for p in RESULTS.glob(f"{prefix}*.png")),
+        "figures": [f"{prefix}{name}.png" for name in ("ava_variability", "adaptivity", "tradeoff")],
     }
     out = RESULTS / f"{prefix}moving_digits.json"
     out.write_text(json.dumps(report, indent=2, default=float))

@@ -11,7 +11,9 @@ not depend on them) gets decisions drawn at the keep-rate mix recorded by the DA
 cost of the controller and its decisions measured separately and added. Dense and compact run
 interleaved in one process, warmed up over every decision set, median of many repeats; the dense
 baseline is the fastest of eager PyTorch, the oneDNN path compact uses (DESIGN.md §3, "PyTorch CPU
-trap") and that path with BatchNorm folded into the convs. Per clip shape and batch size:
+trap") and that path with BatchNorm folded into the convs. Freed host memory is retained (glibc
+``mallopt``; ``--release-freed-memory`` for the default), so neither model page-faults its
+activations in every pass. Per clip shape and batch size:
 MAC ratio, wall-clock ratio, realisation efficiency (speedup / MAC-reduction ratio), overhead shares
 and a per-block table (from a separate instrumented pass); plus a break-even sweep per axis.
 ``--quick`` is a smoke run: its numbers mean nothing.
@@ -40,6 +42,7 @@ from dance3d.dynamic import BlockDecision, DynamicConfig, convert_model, set_exe
 from dance3d.dynamic.compact_backend import fast_conv_backend
 from dance3d.dynamic.compact_tuning import calibrate
 from dance3d.models import create_model
+from profiling import retain_freed_memory
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DANCE_RESULTS = RESULTS / "dance_moving_digits.json"
@@ -420,6 +423,13 @@ def main(argv: list[str] | None = None) -> int:
         help="time the eager controller only (default: also torch.compile'd, as --compile-controller in eval; "
         "the faster one counts)",
     )
+    parser.add_argument(
+        "--release-freed-memory",
+        dest="retain_freed_memory",
+        action="store_false",
+        help="keep glibc's default of returning freed blocks to the OS (default: retain them, both models alike; "
+        "profiling.retain_freed_memory)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny repeats, one shape")
     parser.add_argument("--out", help="default: results/compact_speed_cpu.json (--quick: compact_speed_cpu_quick.json)")
     args = parser.parse_args(argv)
@@ -434,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.checkpoint:
         shapes = shapes[:1]
     torch.set_num_threads(args.threads)
+    retained = retain_freed_memory() if args.retain_freed_memory else False
     started = time.perf_counter()
     results = {}
     for shape in shapes:
@@ -449,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
             "torch": torch.__version__,
             "threads": args.threads,
             "device": "cpu",
+            "freed_memory_retained": retained,
         },
         "notes": [
             "speedup = dense / compact median wall-clock; dense = fastest of eager, oneDNN-forced and oneDNN-forced "

@@ -49,6 +49,8 @@ def test_quickstart_writes_every_section_with_figures_and_resumes(tmp_path, tiny
     for figure in figures:
         assert (out / figure).stat().st_size > 5_000, figure  # a real plot, not an empty canvas
     assert "mean MAC fraction" in text and "complete trials" in text
+    latency = pd.read_csv(out / "latency.csv").set_index("execution")
+    assert latency.loc["compact, compiled controller", "mac_fraction"] == latency.loc["compact", "mac_fraction"]
     mdp = pd.read_csv(out / "mdp.csv").set_index("model")
     assert mdp.loc["mdp", "gmacs"] < mdp.loc["dense", "gmacs"] and mdp.loc["mdp", "latency_ms"] > 0
     assert 0.0 <= mdp.loc["mdp", "top1"] <= 1.0 and (out / "mdp" / "model.pt").is_file()

@@ -25,12 +25,11 @@ CASES = [((16, 64, 64), 1), ((16, 64, 64), 8), ((16, 112, 112), 1), ((16, 112, 1
 
 def measure(retain: bool, threads: int, repeats: int) -> dict[str, float]:
     """In this process: median ms per case and part; ``retain`` first calls retain_freed_memory()."""
-    import numpy as np
     import torch
 
     from dance3d.dynamic.compact_backend import fast_conv_backend
     from dance3d.models import create_model
-    from profiling import retain_freed_memory
+    from profiling import measure_latency, retain_freed_memory
 
     torch.set_num_threads(threads)
     if retain and not retain_freed_memory():
@@ -40,15 +39,10 @@ def measure(retain: bool, threads: int, repeats: int) -> dict[str, float]:
     out = {}
     for clip, batch in CASES:
         x = torch.rand(batch, 3, *clip)
-        for part, fn in (("model", lambda x=x: model(x)), ("stem", lambda x=x: model.stem(x))):
-            samples = []
-            with torch.inference_mode(), fast_conv_backend():
-                for i in range(repeats + 3):
-                    start = time.perf_counter()
-                    fn()
-                    if i >= 3:
-                        samples.append((time.perf_counter() - start) * 1e3)
-            out[f"{'x'.join(map(str, clip))}_b{batch}_{part}"] = float(np.median(samples))
+        for part, module in (("model", model), ("stem", model.stem)):
+            with fast_conv_backend():
+                timing = measure_latency(module, x, warmup=3, repeats=repeats)
+            out[f"{'x'.join(map(str, clip))}_b{batch}_{part}"] = timing.median_ms
     return out
 
 

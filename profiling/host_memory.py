@@ -2,7 +2,7 @@
 
 glibc serves large blocks with ``mmap`` and gives them back on ``free`` (and trims the heap), so
 every forward pass touches its activations' pages afresh (``benchmarks/host_memory.py``: the
-``tiny`` stem 3.1x faster at 16x64x64, batch 8, with freed memory retained). The cost: resident
+``tiny`` stem 3-4x faster at 16x64x64, batch 8, with freed memory retained). The cost: resident
 memory stays at its peak. Dense and compact models benefit alike; time both under the same setting.
 """
 

@@ -93,9 +93,11 @@ def matched_targets(model, rates: dict[str, float], mac_fraction: float, *, draw
     """Per-gate targets at the recorded keep-rate mix, the pruned axes scaled by one factor (bisection) so that
     drawn decisions reach the recorded mean MAC fraction (keep rates averaged over gates alone miss it)."""
 
+    def scaled_targets(scale: float) -> dict[str, list[float]]:
+        return per_gate_targets(model, {axis: rate * scale if rate < 1.0 else rate for axis, rate in rates.items()})
+
     def drawn_fraction(scale: float) -> float:
-        scaled = {axis: rate * scale if rate < 1.0 else rate for axis, rate in rates.items()}
-        targets = per_gate_targets(model, scaled)
+        targets = scaled_targets(scale)
         rng = np.random.default_rng(1)  # the same draws at every scale
         with torch.inference_mode():
             fractions = []
@@ -109,7 +111,7 @@ def matched_targets(model, rates: dict[str, float], mac_fraction: float, *, draw
         mid = (low + high) / 2
         low, high = (mid, high) if drawn_fraction(mid) < mac_fraction else (low, mid)
     scale = (low + high) / 2
-    return per_gate_targets(model, {a: r * scale if r < 1.0 else r for a, r in rates.items()}), scale
+    return scaled_targets(scale), scale
 
 
 def axis_decisions(model, axis: str, fraction: float, batch: int, rng: np.random.Generator) -> list[BlockDecision]:
@@ -143,13 +145,11 @@ def controller_ms(model, clips: torch.Tensor, *, repeats: int, compiled: bool) -
     with torch.inference_mode(), fast_conv_backend():
         stem_out = stem(clips)
     set_execution_mode(model, "compact")
-    out = {"eager": interleaved({"c": lambda: model.decide(stem_out)}, warmup=3, repeats=repeats)["c"]["median_ms"]}
-    if compiled:
-        model.compile_controller()
-        out["compiled"] = interleaved({"c": lambda: model.decide(stem_out)}, warmup=3, repeats=repeats)["c"][
-            "median_ms"
-        ]
-        model.compile_controller(False)
+    out = {}
+    for variant in ("eager", "compiled") if compiled else ("eager",):
+        model.compile_controller(variant == "compiled")
+        out[variant] = interleaved({"c": lambda: model.decide(stem_out)}, warmup=3, repeats=repeats)["c"]["median_ms"]
+    model.compile_controller(False)
     return out
 
 

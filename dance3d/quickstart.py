@@ -121,20 +121,19 @@ def _profile_latency(dense_checkpoint: Path, dynamic_checkpoint: Path, clip: tor
             timing = measure_latency(dense, clip[None], warmup=3, repeats=20)
         rows.append({"model": "dense", "execution": execution, "latency_ms": timing.median_ms, "mac_fraction": 1.0})
     dynamic = load_model(dynamic_checkpoint).model.eval()
-    for mode in (m for m in EXECUTION_MODES if m != "train"):
-        set_execution_mode(dynamic, mode)
+
+    def dynamic_row(execution: str) -> dict[str, Any]:
         with torch.no_grad():
             timing = measure_latency(dynamic, clip[None], warmup=3, repeats=20)
         fraction = float(dynamic.last_mac_fraction[0])
-        rows.append({"model": "dance", "execution": mode, "latency_ms": timing.median_ms, "mac_fraction": fraction})
+        return {"model": "dance", "execution": execution, "latency_ms": timing.median_ms, "mac_fraction": fraction}
+
+    for mode in (m for m in EXECUTION_MODES if m != "train"):
+        set_execution_mode(dynamic, mode)
+        rows.append(dynamic_row(mode))
     dynamic.compile_controller()  # compact mode is still set
     try:
-        with torch.no_grad():
-            timing = measure_latency(dynamic, clip[None], warmup=3, repeats=20)
-        rows.append(
-            {"model": "dance", "execution": "compact, compiled controller", "latency_ms": timing.median_ms,
-             "mac_fraction": float(dynamic.last_mac_fraction[0])}
-        )  # fmt: skip
+        rows.append(dynamic_row("compact, compiled controller"))
     except Exception as error:  # noqa: BLE001 - torch.compile fails in many ways (e.g. no C++ compiler)
         warnings.warn(f"compiled-controller row skipped: torch.compile failed ({error})", stacklevel=2)
     return rows

@@ -359,8 +359,8 @@ class DynamicModel(nn.Module):
         """Compact mode: the controller's logits (and the run-time offsets) in one host copy, decisions in NumPy."""
         per_gate = list(zip(out.frame_logits, out.channel_logits, out.tile_logits, strict=True))
         batch = out.frame_logits[0].shape[0]
-        offsets = self.logit_offsets.reshape(1, -1).expand(batch, -1)
-        flat = torch.cat([t for logits in per_gate for t in logits] + [offsets], dim=1).cpu().numpy()
+        offset_rows = self.logit_offsets.reshape(1, -1).expand(batch, -1)  # copied with the logits: one transfer
+        flat = torch.cat([t for logits in per_gate for t in logits] + [offset_rows], dim=1).cpu().numpy()
         offsets = flat[0, -self.logit_offsets.numel() :].reshape(self.logit_offsets.shape)
         host, start = [], 0
         for i, (logits, levels) in enumerate(zip(per_gate, self.levels, strict=True)):
@@ -436,8 +436,9 @@ class DynamicModel(nn.Module):
         self._context.record_inner = enabled
 
     def compile_controller(self, enabled: bool = True) -> None:
-        """Compact mode: run the controller through ``torch.compile`` (fused reductions, no per-op Python; about
-        half its eager time on CPU). Compiles on the first forward of each batch size; CPU needs a C++ compiler."""
+        """Compact mode: run the controller through ``torch.compile`` (fused reductions, no per-op Python; 35-45%
+        less time with its decisions on the 2-core CPU VM). Compiles on the first forward of each batch size; CPU
+        needs a C++ compiler."""
         if enabled:
             self._compiled["controller"] = torch.compile(self.controller, dynamic=False, fullgraph=True)
         else:

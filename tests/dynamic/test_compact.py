@@ -1,11 +1,13 @@
 """Compact execution agrees with simulate, really skips work, and its fallbacks stay exact."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
-from dynamic_helpers import make_dense
+from dynamic_helpers import frame_sensitive, make_dense, partly_static_clip
 
-from dance3d.dynamic import BlockDecision, DynamicConfig, convert_model, set_execution_mode
+from dance3d.dynamic import BlockDecision, DynamicConfig, apply_knobs, convert_model, knob_space, set_execution_mode
 from dance3d.dynamic.compact_backend import conv3d, fast_conv_backend
 from dance3d.dynamic.compact_calibration import CompactCalibration
 from dance3d.errors import ConfigError
@@ -190,28 +192,34 @@ def test_fast_backend_conv_matches_eager_conv():
     assert torch.allclose(fast, eager, atol=1e-5)
 
 
+def _frame_sensitive_tiny_test():
+    """A ``tiny-test`` whose hand-set controller skips static frames, and three clips that are static from frame
+    2, 5 and 8 on (so the clips get different decisions)."""
+    config = DynamicConfig(channel_multiple=4)
+    model = frame_sensitive(convert_model(make_dense("tiny-test"), clip_shape=(8, 32, 32), config=config).eval())
+    clips = torch.stack([partly_static_clip(s, f) for s, f in ((1, 2), (2, 5), (3, 8))])
+    return model, clips
+
+
+def _assert_same_decisions(got: list[BlockDecision], expected: list[BlockDecision]) -> None:
+    for want, have in zip(expected, got, strict=True):
+        for axis in ("frames", "channels", "tiles"):
+            assert torch.equal(getattr(have, axis), getattr(want, axis)), axis
+
+
 def test_compact_mode_makes_the_controllers_decisions_on_the_host_exactly_as_simulate():
-    from dynamic_helpers import frame_sensitive, partly_static_clip
-
-    from dance3d.dynamic import apply_knobs, knob_space
-
-    model = frame_sensitive(
-        convert_model(make_dense("tiny-test"), clip_shape=(8, 32, 32), config=DynamicConfig(channel_multiple=4)).eval()
-    )
+    model, clips = _frame_sensitive_tiny_test()
     with torch.no_grad():
         for head in model.controller.channel_heads:
             head.bias.copy_(torch.linspace(-1, 1, head.bias.numel()))
     apply_knobs(model, {k.name: 0.5 for k in knob_space(model)})  # run-time offsets take part
-    clips = torch.stack([partly_static_clip(s, f) for s, f in ((1, 2), (2, 5), (3, 8))])
     with torch.no_grad():
         set_execution_mode(model, "simulate")
         expected = model(clips)
         expected_decisions, expected_macs = model.last_decisions, model.last_macs.clone()
         set_execution_mode(model, "compact")
         got = model(clips)
-    for want, have in zip(expected_decisions, model.last_decisions, strict=True):
-        for axis in ("frames", "channels", "tiles"):
-            assert torch.equal(getattr(have, axis), getattr(want, axis)), axis
+    _assert_same_decisions(model.last_decisions, expected_decisions)
     assert any(d.kept_frames.unique().numel() > 1 for d in expected_decisions)  # clips differ
     assert torch.allclose(got, expected, rtol=0, atol=1e-5 * expected.abs().max())
     assert torch.allclose(model.last_macs, expected_macs)
@@ -219,27 +227,19 @@ def test_compact_mode_makes_the_controllers_decisions_on_the_host_exactly_as_sim
 
 @pytest.mark.slow
 def test_compiled_controller_decides_exactly_as_the_eager_one():
-    from dynamic_helpers import frame_sensitive, partly_static_clip
-
-    config = DynamicConfig(channel_multiple=4)
-    model = frame_sensitive(convert_model(make_dense("tiny-test"), clip_shape=(8, 32, 32), config=config).eval())
+    model, clips = _frame_sensitive_tiny_test()
     set_execution_mode(model, "compact")
-    clips = torch.stack([partly_static_clip(s, f) for s, f in ((1, 2), (2, 5), (3, 8))])
     with torch.no_grad():
         expected = model(clips)
         eager = model.last_decisions
         model.compile_controller()
         got = model(clips)
-    for want, have in zip(eager, model.last_decisions, strict=True):
-        for axis in ("frames", "channels", "tiles"):
-            assert torch.equal(getattr(have, axis), getattr(want, axis)), axis
+    _assert_same_decisions(model.last_decisions, eager)
     assert any(d.kept_frames.unique().numel() > 1 for d in eager)
     assert torch.allclose(got, expected, rtol=0, atol=1e-5 * expected.abs().max())
 
 
 def test_fully_kept_blocks_run_as_they_are_without_compact_bookkeeping():
-    import copy
-
     dense = make_dense("tiny-test").eval()
     model = convert_model(copy.deepcopy(dense), clip_shape=(8, 32, 32), config=DynamicConfig(channel_multiple=4))
     set_execution_mode(model.eval(), "compact")

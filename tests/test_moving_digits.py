@@ -115,3 +115,19 @@ def test_digit_direction_task_labels_digit_and_motion_of_the_same_clips():
     assert len(digits) > 3
     with pytest.raises(ConfigError, match="unknown moving-digits task"):
         MovingDigitsConfig(task="colour")
+
+
+def test_noise_range_is_a_data_setting():
+    from dance3d.config import load_config
+    from dance3d.data.registry import DataConfig, build_dataset
+    from dance3d.training.trainer import RunConfig
+
+    small = {"num_frames": 8, "height": 32, "width": 32, "num_train": 40}
+    quiet = build_dataset(DataConfig(**small, max_noise_std=0.0), "train")
+    noisy = build_dataset(DataConfig(**small, max_noise_std=0.5), "train")
+    assert all(quiet[i]["meta"]["noise_std"] == 0.0 for i in range(len(quiet)))
+    noise = [noisy[i]["meta"]["noise_std"] for i in range(len(noisy))]
+    assert max(noise) > 0.3 and all(0.0 <= n <= 0.5 for n in noise)
+    assert load_config(RunConfig, overrides=["data.max_noise_std=0.4"]).data.max_noise_std == 0.4
+    with pytest.raises(ConfigError, match="max_noise_std must be >= 0"):
+        load_config(RunConfig, overrides=["data.max_noise_std=-0.1"])

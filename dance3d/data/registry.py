@@ -8,7 +8,7 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from dance3d.data.moving_digits import MovingDigits, MovingDigitsConfig, task_classes
-from dance3d.errors import DataError
+from dance3d.errors import ConfigError, DataError
 
 MOVING_DIGITS = "moving-digits"
 
@@ -30,6 +30,14 @@ class DataConfig:
     num_test: int = 800
     skip_bad: bool = False
     task: str = "direction"  # moving-digits only: "direction" (8 classes) or "digit-direction" (80)
+    max_noise_std: float = 0.12  # moving-digits only: each clip's noise std is drawn from [0, max_noise_std]
+
+    def __post_init__(self) -> None:
+        if self.is_synthetic:
+            try:
+                self.moving_digits()
+            except ValueError as error:
+                raise ConfigError(f"data: {error}") from error
 
     @property
     def is_synthetic(self) -> bool:
@@ -45,6 +53,7 @@ class DataConfig:
             num_val=self.num_val,
             num_test=self.num_test,
             task=self.task,
+            max_noise_std=self.max_noise_std,
         )
 
 

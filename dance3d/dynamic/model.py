@@ -436,7 +436,7 @@ class DynamicModel(nn.Module):
         self._context.record_inner = enabled
 
     def compile_controller(self, enabled: bool = True) -> None:
-        """Compact mode: run the controller through ``torch.compile`` (fused reductions, no per-op Python; 35-45%
+        """Compact mode: run the controller through ``torch.compile`` (fused reductions, no per-op Python; 40-60%
         less time with its decisions on the 2-core CPU VM). Compiles on the first forward of each batch size; CPU
         needs a C++ compiler."""
         if enabled:

@@ -115,7 +115,7 @@ def summarise(result, *, dense_macs: int) -> dict[str, Any]:
     records = result.records
     fractions = np.array([r.get("mac_fraction", 1.0) for r in records])
     redundancy = np.array([r["redundancy"] for r in records])
-    rho = float(spearmanr(redundancy, fractions).statistic) if fractions.std() > 0 else 0.0
+    rho = float(spearmanr(redundancy, fractions).statistic) if np.ptp(fractions) > 0 else 0.0
     keys = [k for k in result.clip_stat_summary if "." not in k and k not in ("macs", "mac_fraction")]
     return {
         "top1": result.top1,

@@ -238,7 +238,7 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
     dynamic = _evaluated(aap_ckpt, test_set, out_dir / "dance_eval.json")
     fractions = np.array([r["mac_fraction"] for r in dynamic["records"]])
     redundancy = np.array([r["redundancy"] for r in dynamic["records"]])
-    rho = float(spearmanr(redundancy, fractions).statistic) if fractions.std() > 0 else 0.0
+    rho = float(spearmanr(redundancy, fractions).statistic) if np.ptp(fractions) > 0 else 0.0
     p10, p50, p90 = np.percentile(fractions, [10, 50, 90])
     dense_blocks, dynamic_blocks = _block_macs(aap_ckpt, test_set)
     report.add(

@@ -10,8 +10,11 @@ Without a dense checkpoint at ``PATH`` (default ``runs/dense/model.pt``) it trai
 
 Static baselines at the mean MACs of DANCE runs: magnitude channel pruning with every frame kept,
 and with the residual branches at ``static_frame_keep`` (half) of the frames, evenly spaced, and
-correspondingly more channels. DANCE must beat both (each where it reaches DANCE's MACs within 2
-points; half the frames with every channel may cost less) to count as beating the static baseline.
+correspondingly more channels; their widths are rounded to ``dynamic.channel_multiple`` like
+DANCE's levels (oneDNN runs 8 channels as slowly as 16, DESIGN §3). DANCE must beat both (each
+where its widths reach DANCE's MACs within 2 points) to count as beating the static baseline.
+Static channel pruning with unrounded widths is run too, as a reference outside that rule, and
+every model's batch-1 latency in compact execution is measured (CPU, the benchmark's threads).
 
 ``--quick`` is a smoke run (few clips, one epoch per stage); its numbers mean nothing.
 """
@@ -35,15 +38,16 @@ from scipy.stats import spearmanr
 
 from dance3d.dance.aap import AapSettings, teacher_logits, train_aap
 from dance3d.dance.ava import AvaSettings, measure_variability, train_ava
-from dance3d.dance.data import cached_split
+from dance3d.dance.data import ClipCache, cached_split
 from dance3d.dance.plots import plot_adaptivity, plot_tradeoff, plot_variability
 from dance3d.dance.static_baseline import (
     StaticPrunedModel,
+    expand,
     finetune_static,
     keep_fraction_for,
     magnitude_decisions,
 )
-from dance3d.dynamic import DynamicConfig, convert_model
+from dance3d.dynamic import DynamicConfig, convert_model, set_execution_mode
 from dance3d.evaluation import evaluate
 from dance3d.training.checkpoint import load_model
 
@@ -145,15 +149,35 @@ def run_aap(
     return model, result, history, seconds
 
 
+def compact_latency_ms(model, clips: ClipCache, *, decisions=None, count: int = 32, repeats: int = 3) -> float:
+    """Median batch-1 latency (ms) of compact execution over the first ``count`` clips: the controller's
+    (eager) decisions, or fixed ``decisions`` of one clip."""
+    set_execution_mode(model, "compact")
+    model.eval()
+    fixed = None if decisions is None else expand(decisions, 1)
+    inputs = [clips.batch(torch.tensor([i]))[0].float() for i in range(min(count, len(clips)))]
+    samples = []
+    with torch.inference_mode():
+        for round_ in range(repeats + 1):  # the first round warms up
+            for clip in inputs:
+                start = time.perf_counter()
+                model(clip, decisions=fixed)
+                if round_:
+                    samples.append((time.perf_counter() - start) * 1e3)
+    set_execution_mode(model, "simulate")
+    return float(np.median(samples))
+
+
 def run_static(
     dense, clip_shape, train, test, classes, mac_fraction: float, cfg, *, frame_keep_fraction: float, seed: int,
-    dense_macs: int,
+    dense_macs: int, channel_multiple: int,
 ) -> dict[str, Any]:  # fmt: skip
     """Magnitude pruning at ``mac_fraction``, fine-tuned as long as AAP trains (both phases)."""
     aap = cfg["aap"]
     model = convert_model(copy.deepcopy(dense), clip_shape=clip_shape)
-    keep = keep_fraction_for(model, mac_fraction, frame_keep_fraction=frame_keep_fraction)
-    decisions = magnitude_decisions(model, keep, frame_keep_fraction=frame_keep_fraction)
+    widths = {"frame_keep_fraction": frame_keep_fraction, "channel_multiple": channel_multiple}
+    keep = keep_fraction_for(model, mac_fraction, **widths)
+    decisions = magnitude_decisions(model, keep, **widths)
     history = finetune_static(
         model,
         decisions,
@@ -165,7 +189,14 @@ def run_static(
         progress=False,
     )
     result = evaluate(StaticPrunedModel(model, decisions), test, classes=classes, progress=False)
-    return {"channel_keep_fraction": keep, **summarise(result, dense_macs=dense_macs), "history": history}
+    return {
+        "channel_keep_fraction": keep,
+        "channel_multiple": channel_multiple,
+        "kept_channels_per_block": [int(d.channels.sum()) for d in decisions],
+        **summarise(result, dense_macs=dense_macs),
+        "compact_latency_ms_batch1": compact_latency_ms(model, test, decisions=decisions),
+        "history": history,
+    }
 
 
 MAC_MATCH = 0.02  # a static baseline counts where its mean MAC fraction is this close to DANCE's
@@ -275,11 +306,14 @@ def main() -> int:
         print(f"{label}: top-1 {result.top1:.4f}, mean MAC fraction {runs[label]['mean_mac_fraction']:.3f}")
         if label == "dance":
             main_result = result
+            runs[label]["compact_latency_ms_batch1"] = compact_latency_ms(model, test)
 
     # static baselines at the mean MACs of DANCE runs, fine-tuned for the same number of epochs
     t = time.perf_counter()
+    multiple = cfg["dynamic"].channel_multiple
+    kinds = [("static", 1.0, multiple), ("static_frames", cfg["static_frame_keep"], multiple)]
     for label in cfg["static_targets"]:
-        for kind, frame_keep in (("static", 1.0), ("static_frames", cfg["static_frame_keep"])):
+        for kind, frame_keep, channel_multiple in kinds + ([("static_unrounded", 1.0, 1)] if label == "dance" else []):
             runs[f"{kind}_at_{label}"] = static = run_static(
                 dense,
                 clip_shape,
@@ -291,6 +325,7 @@ def main() -> int:
                 frame_keep_fraction=frame_keep,
                 seed=args.seed,
                 dense_macs=dense_macs,
+                channel_multiple=channel_multiple,
             )
             print(f"{kind} at {label}: top-1 {static['top1']:.4f} at MAC fraction {static['mean_mac_fraction']:.3f}")
     timings["static_baselines_s"] = time.perf_counter() - t
@@ -314,6 +349,9 @@ def main() -> int:
             "static magnitude channels": sorted(
                 (r["mean_mac_fraction"], r["top1"]) for k, r in runs.items() if k.startswith("static_at_")
             ),
+            "static channels, unrounded widths": [
+                (r["mean_mac_fraction"], r["top1"]) for k, r in runs.items() if k.startswith("static_unrounded_at_")
+            ],
             f"static: {cfg['static_frame_keep']:g} of frames + channels": sorted(
                 (r["mean_mac_fraction"], r["top1"]) for k, r in runs.items() if k.startswith("static_frames_at_")
             ),

@@ -1,7 +1,9 @@
 """Static baselines: magnitude pruning of inner channels (same for every clip), then fine-tuning.
 
 Each gated block keeps the ``round(keep_fraction x C)`` inner channels whose producing conv filters
-have the largest L1 norm; tiles are all kept. Frames are all kept too, or, with
+have the largest L1 norm, rounded to ``channel_multiple`` as the dynamic model's levels are (a
+backend that computes channels in blocks of 16 runs 8 of them as slowly as 16, DESIGN §3); tiles
+are all kept. Frames are all kept too, or, with
 ``frame_keep_fraction < 1``, the same evenly spaced frames of every clip in every block that can
 skip frames (a fixed lower frame rate of the residual branches, in the dynamic model's
 compressed-clip semantics). The channel keep fraction is solved so the model's MACs match a given
@@ -10,9 +12,11 @@ fraction of the dense model's (gated convs scale linearly with it).
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -40,8 +44,16 @@ def even_frames(count: int, kept: int) -> torch.Tensor:
     return mask
 
 
+def kept_channel_count(count: int, keep_fraction: float, *, multiple: int = 1) -> int:
+    """``keep_fraction x count`` rounded to the nearest multiple of ``multiple`` (at least one multiple, at most
+    ``count``)."""
+    if multiple < 1:
+        raise ConfigError(f"channel_multiple must be >= 1, got {multiple}")
+    return min(count, max(multiple, round(keep_fraction * count / multiple) * multiple))
+
+
 def magnitude_decisions(
-    model: DynamicModel, keep_fraction: float, *, frame_keep_fraction: float = 1.0
+    model: DynamicModel, keep_fraction: float, *, frame_keep_fraction: float = 1.0, channel_multiple: int = 1
 ) -> list[BlockDecision]:
     """Per gated block, the inner channels with the largest L1 filter norm and evenly spaced frames (one clip)."""
     if not 0.0 < frame_keep_fraction <= 1.0:
@@ -51,7 +63,7 @@ def magnitude_decisions(
         producer = next(c for c in convs if c.side in ("out", "both", "depthwise"))
         weight = model.backbone.get_submodule(producer.name).weight.detach()
         norms = weight.abs().flatten(1).sum(1)
-        keep = max(1, round(keep_fraction * len(norms)))
+        keep = kept_channel_count(len(norms), keep_fraction, multiple=channel_multiple)
         channels = torch.zeros(1, len(norms), dtype=torch.bool)
         channels[0, norms.topk(keep).indices] = True
         frames = full.frames
@@ -63,14 +75,34 @@ def magnitude_decisions(
 
 
 @torch.no_grad()
-def keep_fraction_for(model: DynamicModel, mac_fraction: float, *, frame_keep_fraction: float = 1.0) -> float:
-    """The channel keep fraction at which the static model costs ``mac_fraction`` of the dense MACs."""
+def static_mac_fraction(model: DynamicModel, decisions: list[BlockDecision]) -> float:
+    """MAC fraction of the dense model that fixed ``decisions`` cost (analytic accounting)."""
     model.eval()
-    all_channels = magnitude_decisions(model, 1.0, frame_keep_fraction=frame_keep_fraction)
-    model(torch.zeros(1, 3, *model.clip_shape), decisions=all_channels)
-    gated = sum(float(m[0]) for m in model.last_block_macs) / model.dense_macs
-    fixed = float(model.last_mac_fraction[0]) - gated
-    return min(1.0, max(0.0, (mac_fraction - fixed) / gated))
+    model(torch.zeros(1, 3, *model.clip_shape), decisions=decisions)
+    return float(model.last_mac_fraction[0])
+
+
+def keep_fraction_for(
+    model: DynamicModel, mac_fraction: float, *, frame_keep_fraction: float = 1.0, channel_multiple: int = 1
+) -> float:
+    """The channel keep fraction at which the static model costs ``mac_fraction`` of the dense MACs.
+
+    With ``channel_multiple`` > 1 only some widths exist: the fraction whose rounded widths come
+    closest (the cheaper one on a tie); it may be far off when no width reaches ``mac_fraction``.
+    """
+    decide = functools.partial(
+        magnitude_decisions, model, frame_keep_fraction=frame_keep_fraction, channel_multiple=channel_multiple
+    )
+    if channel_multiple == 1:  # gated MACs scale linearly with the kept fraction
+        full = static_mac_fraction(model, decide(1.0))
+        gated = sum(float(m[0]) for m in model.last_block_macs) / model.dense_macs
+        return min(1.0, max(0.0, (mac_fraction - (full - gated)) / gated))
+    candidates: dict[tuple[int, ...], tuple[float, float]] = {}  # kept widths -> (MAC fraction, keep fraction)
+    for keep in np.linspace(0.0, 1.0, 201):
+        widths = tuple(int(d.channels.sum()) for d in decide(float(keep)))
+        if widths not in candidates:
+            candidates[widths] = (static_mac_fraction(model, decide(float(keep))), float(keep))
+    return min(candidates.values(), key=lambda c: (abs(c[0] - mac_fraction), c[0]))[1]
 
 
 def finetune_static(

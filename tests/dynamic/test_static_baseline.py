@@ -2,7 +2,14 @@ import pytest
 import torch
 from dynamic_helpers import CLIP, dynamic_tiny_test
 
-from dance3d.dance.static_baseline import even_frames, expand, keep_fraction_for, magnitude_decisions
+from dance3d.dance.static_baseline import (
+    even_frames,
+    expand,
+    keep_fraction_for,
+    kept_channel_count,
+    magnitude_decisions,
+    static_mac_fraction,
+)
 from dance3d.errors import ConfigError
 
 
@@ -44,3 +51,25 @@ def test_keep_fraction_for_inverts_the_mac_accounting(frame_keep):
 def test_frame_keep_fraction_out_of_range_is_a_clear_error():
     with pytest.raises(ConfigError, match="frame_keep_fraction"):
         magnitude_decisions(dynamic_tiny_test(), 0.5, frame_keep_fraction=0.0)
+
+
+def test_kept_channel_counts_round_to_the_backend_multiple():
+    assert kept_channel_count(32, 0.25) == 8
+    assert [kept_channel_count(32, f, multiple=16) for f in (0.1, 0.3, 0.7, 0.8, 1.0)] == [16, 16, 16, 32, 32]
+    assert kept_channel_count(64, 0.3, multiple=16) == 16
+    assert kept_channel_count(8, 0.1, multiple=16) == 8  # a block narrower than the multiple keeps every channel
+    with pytest.raises(ConfigError, match="channel_multiple"):
+        kept_channel_count(32, 0.5, multiple=0)
+
+
+def test_keep_fraction_for_picks_the_closest_width_that_exists():
+    model = dynamic_tiny_test()  # inner widths 8 and 16: with multiple 8 only 8/8, 8/16 and 16/16 exist
+    target = 0.5
+    keep = keep_fraction_for(model, target, channel_multiple=8)
+    chosen = magnitude_decisions(model, keep, channel_multiple=8)
+    assert all(int(d.channels.sum()) % 8 == 0 for d in chosen)
+    best = abs(static_mac_fraction(model, chosen) - target)
+    for other in (0.0, 0.25, 0.5, 0.75, 1.0):
+        assert best <= abs(static_mac_fraction(model, magnitude_decisions(model, other, channel_multiple=8)) - target)
+    unrounded = magnitude_decisions(model, keep_fraction_for(model, target), channel_multiple=1)
+    assert static_mac_fraction(model, unrounded) == pytest.approx(target, abs=0.05)

@@ -11,8 +11,10 @@ Without a dense checkpoint at ``PATH`` (default ``runs/dense/model.pt``) it trai
 Static baselines at the mean MACs of DANCE runs: magnitude channel pruning with every frame kept,
 and with the residual branches at ``static_frame_keep`` (half) of the frames, evenly spaced, and
 correspondingly more channels; their widths are rounded to ``dynamic.channel_multiple`` like
-DANCE's levels (oneDNN runs 8 channels as slowly as 16, DESIGN §3). DANCE must beat both (each
-where its widths reach DANCE's MACs within 2 points) to count as beating the static baseline.
+DANCE's levels (oneDNN runs 8 channels as slowly as 16, DESIGN §3): the narrowest rounded widths
+that cost at least DANCE's MACs (less 2 points). DANCE must beat both (each where it reaches
+DANCE's MACs within 2 points: half the frames with every channel may cost less) to count as
+beating the static baseline.
 Static channel pruning with unrounded widths is run too, as a reference outside that rule, and
 every model's batch-1 latency in compact execution is measured (CPU, the benchmark's threads).
 
@@ -176,7 +178,7 @@ def run_static(
     aap = cfg["aap"]
     model = convert_model(copy.deepcopy(dense), clip_shape=clip_shape)
     widths = {"frame_keep_fraction": frame_keep_fraction, "channel_multiple": channel_multiple}
-    keep = keep_fraction_for(model, mac_fraction, **widths)
+    keep = keep_fraction_for(model, mac_fraction, slack=MAC_MATCH, **widths)
     decisions = magnitude_decisions(model, keep, **widths)
     history = finetune_static(
         model,
@@ -199,19 +201,20 @@ def run_static(
     }
 
 
-MAC_MATCH = 0.02  # a static baseline counts where its mean MAC fraction is this close to DANCE's
+MAC_MATCH = 0.02  # a static baseline counts where its mean MAC fraction is at most this far below DANCE's
 
 
 def beats_static_baselines(runs: dict[str, dict[str, Any]], label: str) -> bool:
-    """DANCE run ``label`` more accurate than every static baseline that reached its MACs.
+    """DANCE run ``label`` more accurate than every static baseline that spends at least about its MACs.
 
-    A baseline that cannot reach them (half the frames with every channel cost less) is left out.
+    A baseline that cannot reach them (half the frames with every channel cost less) is left out;
+    one that spends more (the narrowest rounded widths may cost more) counts.
     """
     dance = runs[label]
     matched = [
         runs[f"{kind}_at_{label}"]["top1"]
         for kind in ("static", "static_frames")
-        if abs(runs[f"{kind}_at_{label}"]["mean_mac_fraction"] - dance["mean_mac_fraction"]) <= MAC_MATCH
+        if runs[f"{kind}_at_{label}"]["mean_mac_fraction"] >= dance["mean_mac_fraction"] - MAC_MATCH
     ]
     return bool(matched) and dance["top1"] > max(matched)
 

@@ -83,12 +83,17 @@ def static_mac_fraction(model: DynamicModel, decisions: list[BlockDecision]) -> 
 
 
 def keep_fraction_for(
-    model: DynamicModel, mac_fraction: float, *, frame_keep_fraction: float = 1.0, channel_multiple: int = 1
+    model: DynamicModel,
+    mac_fraction: float,
+    *,
+    frame_keep_fraction: float = 1.0,
+    channel_multiple: int = 1,
+    slack: float = 0.0,
 ) -> float:
     """The channel keep fraction at which the static model costs ``mac_fraction`` of the dense MACs.
 
-    With ``channel_multiple`` > 1 only some widths exist: the fraction whose rounded widths come
-    closest (the cheaper one on a tie); it may be far off when no width reaches ``mac_fraction``.
+    With ``channel_multiple`` > 1 only some widths exist: the narrowest whose MACs reach at least
+    ``mac_fraction - slack`` (a budget no smaller than asked for), or the widest if none does.
     """
     decide = functools.partial(
         magnitude_decisions, model, frame_keep_fraction=frame_keep_fraction, channel_multiple=channel_multiple
@@ -102,7 +107,8 @@ def keep_fraction_for(
         widths = tuple(int(d.channels.sum()) for d in decide(float(keep)))
         if widths not in candidates:
             candidates[widths] = (static_mac_fraction(model, decide(float(keep))), float(keep))
-    return min(candidates.values(), key=lambda c: (abs(c[0] - mac_fraction), c[0]))[1]
+    reaching = [c for c in candidates.values() if c[0] >= mac_fraction - slack]
+    return (min(reaching) if reaching else max(candidates.values()))[1]
 
 
 def finetune_static(

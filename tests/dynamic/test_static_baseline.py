@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from dynamic_helpers import CLIP, dynamic_tiny_test
@@ -62,14 +63,18 @@ def test_kept_channel_counts_round_to_the_backend_multiple():
         kept_channel_count(32, 0.5, multiple=0)
 
 
-def test_keep_fraction_for_picks_the_closest_width_that_exists():
-    model = dynamic_tiny_test()  # inner widths 8 and 16: with multiple 8 only 8/8, 8/16 and 16/16 exist
-    target = 0.5
-    keep = keep_fraction_for(model, target, channel_multiple=8)
-    chosen = magnitude_decisions(model, keep, channel_multiple=8)
+def test_keep_fraction_for_picks_the_cheapest_existing_widths_that_reach_the_budget():
+    model = dynamic_tiny_test()  # inner widths 8 and 16: with multiple 8 each block keeps 8 or 16
+    costs = {f: static_mac_fraction(model, magnitude_decisions(model, f, channel_multiple=8)) for f in (0.0, 1.0)}
+    target = (costs[0.0] + costs[1.0]) / 2  # between the narrowest and the widest widths
+    chosen = magnitude_decisions(model, keep_fraction_for(model, target, channel_multiple=8), channel_multiple=8)
     assert all(int(d.channels.sum()) % 8 == 0 for d in chosen)
-    best = abs(static_mac_fraction(model, chosen) - target)
-    for other in (0.0, 0.25, 0.5, 0.75, 1.0):
-        assert best <= abs(static_mac_fraction(model, magnitude_decisions(model, other, channel_multiple=8)) - target)
+    cost = static_mac_fraction(model, chosen)
+    assert cost >= target
+    for other in np.linspace(0.0, 1.0, 21):  # no existing widths reach the budget more cheaply
+        other_cost = static_mac_fraction(model, magnitude_decisions(model, float(other), channel_multiple=8))
+        assert other_cost < target or other_cost >= cost
+    widest = magnitude_decisions(model, keep_fraction_for(model, 2.0, channel_multiple=8), channel_multiple=8)
+    assert static_mac_fraction(model, widest) == pytest.approx(costs[1.0])  # out of reach: the widest
     unrounded = magnitude_decisions(model, keep_fraction_for(model, target), channel_multiple=1)
     assert static_mac_fraction(model, unrounded) == pytest.approx(target, abs=0.05)

@@ -16,9 +16,9 @@ that cost at least DANCE's MACs (less 2 points). DANCE must beat both (each wher
 DANCE's MACs within 2 points: half the frames with every channel may cost less) to count as
 beating the static baseline.
 Static channel pruning with unrounded widths is run too, as a reference outside that rule, and
-every model's batch-1 latency is measured on 32 test clips (CPU, the benchmark's threads): dense
-through oneDNN, DANCE and the static models in compact execution (DANCE with its controller, eager
-and compiled).
+every model's batch-1 latency is measured on 32 test clips, all models interleaved, freed memory
+retained (CPU, the benchmark's threads): dense through oneDNN, DANCE and the static models in
+compact execution (DANCE with its controller, eager and compiled).
 
 ``--quick`` is a smoke run (few clips, one epoch per stage); its numbers mean nothing.
 """
@@ -56,6 +56,7 @@ from dance3d.dynamic import DynamicConfig, convert_model, set_execution_mode
 from dance3d.dynamic.compact_backend import fast_conv_backend
 from dance3d.evaluation import evaluate
 from dance3d.training.checkpoint import load_model
+from profiling import retain_freed_memory
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_DENSE = Path("runs/dense/model.pt")
@@ -155,19 +156,21 @@ def run_aap(
     return model, result, history, seconds
 
 
-def batch1_latency_ms(forward: Callable[[torch.Tensor], Any], clips: ClipCache, *, count: int = 32,
-                      repeats: int = 3) -> float:  # fmt: skip
-    """Median batch-1 latency (ms) of ``forward`` over the first ``count`` clips, after one warm-up round."""
+def batch1_latency_ms(forwards: dict[str, Callable[[torch.Tensor], Any]], clips: ClipCache, *, count: int = 32,
+                      repeats: int = 5) -> dict[str, float]:  # fmt: skip
+    """Median batch-1 latency (ms) of each forward over the first ``count`` clips, timed round-robin (machine noise
+    hits all alike) after one warm-up round."""
     inputs = [clips.batch(torch.tensor([i]))[0].float() for i in range(min(count, len(clips)))]
-    samples = []
+    samples: dict[str, list[float]] = {name: [] for name in forwards}
     with torch.inference_mode():
         for round_ in range(repeats + 1):
             for clip in inputs:
-                start = time.perf_counter()
-                forward(clip)
-                if round_:
-                    samples.append((time.perf_counter() - start) * 1e3)
-    return float(np.median(samples))
+                for name, forward in forwards.items():
+                    start = time.perf_counter()
+                    forward(clip)
+                    if round_:
+                        samples[name].append((time.perf_counter() - start) * 1e3)
+    return {name: float(np.median(values)) for name, values in samples.items()}
 
 
 def compact_forward(model, decisions=None) -> Callable[[torch.Tensor], Any]:
@@ -178,24 +181,27 @@ def compact_forward(model, decisions=None) -> Callable[[torch.Tensor], Any]:
     return lambda clip: model(clip, decisions=fixed)
 
 
-def dance_latency_ms(model, clips: ClipCache) -> dict[str, float]:
-    """Batch-1 compact latency with the eager and (where it compiles) the ``torch.compile``'d controller."""
-    forward = compact_forward(model)
-    latency = {"eager_controller": batch1_latency_ms(forward, clips)}
+def dance_forwards(model, clips: ClipCache) -> dict[str, Callable[[torch.Tensor], Any]]:
+    """Compact forwards of a DANCE model with its eager and (where it compiles) its ``torch.compile``'d controller."""
+    forwards = {"dance": compact_forward(model)}
+    compiled = copy.deepcopy(model)
+    compiled.compile_controller()
+    forward = compact_forward(compiled)
     try:
-        model.compile_controller()
-        latency["compiled_controller"] = batch1_latency_ms(forward, clips)
+        with torch.inference_mode():
+            forward(clips.batch(torch.tensor([0]))[0].float())  # compiles here
+        forwards["dance_compiled_controller"] = forward
     except Exception as error:  # noqa: BLE001 - torch.compile fails in many ways (e.g. no C++ compiler)
         print(f"compiled controller not timed: {error}")
-    model.compile_controller(False)
-    return latency
+    return forwards
 
 
 def run_static(
     dense, clip_shape, train, test, classes, mac_fraction: float, cfg, *, frame_keep_fraction: float, seed: int,
     dense_macs: int, channel_multiple: int,
-) -> dict[str, Any]:  # fmt: skip
-    """Magnitude pruning at ``mac_fraction``, fine-tuned as long as AAP trains (both phases)."""
+) -> tuple[dict[str, Any], Callable[[torch.Tensor], Any]]:  # fmt: skip
+    """Magnitude pruning at ``mac_fraction``, fine-tuned as long as AAP trains (both phases); its summary and its
+    compact forward."""
     aap = cfg["aap"]
     model = convert_model(copy.deepcopy(dense), clip_shape=clip_shape)
     widths = {"frame_keep_fraction": frame_keep_fraction, "channel_multiple": channel_multiple}
@@ -212,14 +218,14 @@ def run_static(
         progress=False,
     )
     result = evaluate(StaticPrunedModel(model, decisions), test, classes=classes, progress=False)
-    return {
+    summary = {
         "channel_keep_fraction": keep,
         "channel_multiple": channel_multiple,
         "kept_channels_per_block": [int(d.channels.sum()) for d in decisions],
         **summarise(result, dense_macs=dense_macs),
-        "compact_latency_ms_batch1": batch1_latency_ms(compact_forward(model, decisions), test),
         "history": history,
     }
+    return summary, compact_forward(model, decisions)
 
 
 MAC_MATCH = 0.02  # a static baseline counts where its mean MAC fraction is at most this far below DANCE's
@@ -260,6 +266,7 @@ def main() -> int:
         raise SystemExit(f"--tag {args.tag!r}: use letters, digits and '-' only (it becomes part of file names)")
     if args.threads:
         torch.set_num_threads(args.threads)
+    retain_freed_memory()  # steadier latencies: no page faults on every forward (docs/profiling.md)
     torch.manual_seed(args.seed)
     RESULTS.mkdir(parents=True, exist_ok=True)
     cfg = settings(args.quick)
@@ -288,8 +295,12 @@ def main() -> int:
     dense = loaded.model.eval()
     reference = convert_model(copy.deepcopy(dense), clip_shape=clip_shape)
     dense_result = evaluate(dense, test, classes=classes, progress=False)
-    with fast_conv_backend():  # the oneDNN path compact execution uses (DESIGN §3, CPU trap)
-        dense_latency_ms = batch1_latency_ms(dense, test)
+
+    def dense_forward(clip: torch.Tensor) -> torch.Tensor:
+        with fast_conv_backend():  # the oneDNN path compact execution uses (DESIGN §3, CPU trap)
+            return dense(clip)
+
+    latency_forwards = {"dense": dense_forward}
     with torch.no_grad():
         reference(torch.zeros(1, 3, *clip_shape), decisions=reference.full_decisions(1))
     dense_macs = reference.dense_macs
@@ -332,9 +343,7 @@ def main() -> int:
         print(f"{label}: top-1 {result.top1:.4f}, mean MAC fraction {runs[label]['mean_mac_fraction']:.3f}")
         if label == "dance":
             main_result = result
-            latency = dance_latency_ms(model, test)
-            runs[label]["compact_latency_ms_batch1"] = min(latency.values())  # a deployment keeps the faster
-            runs[label]["compact_latency_ms_batch1_by_controller"] = latency
+            latency_forwards.update(dance_forwards(model, test))
 
     # static baselines at the mean MACs of DANCE runs, fine-tuned for the same number of epochs
     t = time.perf_counter()
@@ -342,7 +351,7 @@ def main() -> int:
     kinds = [("static", 1.0, multiple), ("static_frames", cfg["static_frame_keep"], multiple)]
     for label in cfg["static_targets"]:
         for kind, frame_keep, channel_multiple in kinds + ([("static_unrounded", 1.0, 1)] if label == "dance" else []):
-            runs[f"{kind}_at_{label}"] = static = run_static(
+            runs[f"{kind}_at_{label}"], latency_forwards[f"{kind}_at_{label}"] = run_static(
                 dense,
                 clip_shape,
                 train,
@@ -355,8 +364,24 @@ def main() -> int:
                 dense_macs=dense_macs,
                 channel_multiple=channel_multiple,
             )
+            static = runs[f"{kind}_at_{label}"]
             print(f"{kind} at {label}: top-1 {static['top1']:.4f} at MAC fraction {static['mean_mac_fraction']:.3f}")
     timings["static_baselines_s"] = time.perf_counter() - t
+
+    # batch-1 latency of every model, interleaved
+    latency = batch1_latency_ms(latency_forwards, test)
+    by_controller = {
+        controller: latency.pop(name)
+        for controller, name in (("eager", "dance"), ("compiled", "dance_compiled_controller"))
+        if name in latency
+    }
+    runs["dance"]["compact_latency_ms_batch1"] = min(by_controller.values())  # a deployment keeps the faster
+    runs["dance"]["compact_latency_ms_batch1_by_controller"] = by_controller
+    for name, ms in latency.items():
+        if name != "dense":
+            runs[name]["compact_latency_ms_batch1"] = ms
+    print("batch-1 latency (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in latency.items()) + ", dance "
+          + ", ".join(f"{v:.2f} ({k} controller)" for k, v in by_controller.items()))  # fmt: skip
 
     # figures
     fractions = np.array([r["mac_fraction"] for r in main_result.records])
@@ -421,7 +446,7 @@ def main() -> int:
             "static_frame_keep": cfg["static_frame_keep"],
             "clip_storage": "float16 in memory (all methods see the same clips)",
         },
-        "dense": {"top1": dense_result.top1, "macs_per_clip": dense_macs, "latency_ms_batch1": dense_latency_ms},
+        "dense": {"top1": dense_result.top1, "macs_per_clip": dense_macs, "latency_ms_batch1": latency["dense"]},
         "ava": {
             "top1_after": ava_top1,
             "history": ava_history,

@@ -39,7 +39,6 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from scipy.stats import spearmanr
 
 from dance3d.dance.aap import AapSettings, teacher_logits, train_aap
 from dance3d.dance.ava import AvaSettings, measure_variability, train_ava
@@ -55,6 +54,7 @@ from dance3d.dance.static_baseline import (
 from dance3d.dynamic import DynamicConfig, convert_model, set_execution_mode
 from dance3d.dynamic.compact_backend import fast_conv_backend
 from dance3d.evaluation import evaluate
+from dance3d.reporting import redundancy_spearman
 from dance3d.training.checkpoint import load_model
 from profiling import retain_freed_memory
 
@@ -126,7 +126,7 @@ def summarise(result, *, dense_macs: int) -> dict[str, Any]:
     records = result.records
     fractions = np.array([r.get("mac_fraction", 1.0) for r in records])
     redundancy = np.array([r["redundancy"] for r in records])
-    rho = float(spearmanr(redundancy, fractions).statistic) if np.ptp(fractions) > 0 else 0.0
+    rho = redundancy_spearman(redundancy, fractions)
     keys = [k for k in result.clip_stat_summary if "." not in k and k not in ("macs", "mac_fraction")]
     return {
         "top1": result.top1,
@@ -154,6 +154,9 @@ def run_aap(
     seconds = time.perf_counter() - started
     result = evaluate(model, test, classes=classes, progress=False)
     return model, result, history, seconds
+
+
+MAC_MATCH = 0.02  # a static baseline counts where its mean MAC fraction is at most this far below DANCE's
 
 
 def batch1_latency_ms(forwards: dict[str, Callable[[torch.Tensor], Any]], clips: ClipCache, *, count: int = 32,
@@ -226,9 +229,6 @@ def run_static(
         "history": history,
     }
     return summary, compact_forward(model, decisions)
-
-
-MAC_MATCH = 0.02  # a static baseline counts where its mean MAC fraction is at most this far below DANCE's
 
 
 def beats_static_baselines(runs: dict[str, dict[str, Any]], label: str) -> bool:

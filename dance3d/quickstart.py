@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 
 from dance3d.config import save_config
 from dance3d.dance.aap import AapRunConfig, AapSettings, run_aap
@@ -39,6 +38,7 @@ from dance3d.reporting import (
     plot_per_class,
     plot_redundancy,
     plot_training_curve,
+    redundancy_spearman,
     redundancy_table,
 )
 from dance3d.training.checkpoint import load_checkpoint, load_model
@@ -238,7 +238,7 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
     dynamic = _evaluated(aap_ckpt, test_set, out_dir / "dance_eval.json")
     fractions = np.array([r["mac_fraction"] for r in dynamic["records"]])
     redundancy = np.array([r["redundancy"] for r in dynamic["records"]])
-    rho = float(spearmanr(redundancy, fractions).statistic) if np.ptp(fractions) > 0 else 0.0
+    rho = redundancy_spearman(redundancy, fractions)
     p10, p50, p90 = np.percentile(fractions, [10, 50, 90])
     dense_blocks, dynamic_blocks = _block_macs(aap_ckpt, test_set)
     report.add(

@@ -27,6 +27,17 @@ def redundancy_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     )
 
 
+def redundancy_spearman(redundancy: Any, mac_fraction: Any) -> float:
+    """Spearman correlation of per-clip MAC fraction with redundancy; 0.0 when every clip costs the same (a
+    static model), where the correlation is undefined."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    if np.ptp(np.asarray(mac_fraction)) == 0:  # exact: the std of equal floats is not always 0
+        return 0.0
+    return float(spearmanr(redundancy, mac_fraction).statistic)
+
+
 def plot_redundancy(records: list[dict[str, Any]], path: Path) -> Path:
     """Histograms of the per-clip redundancy metadata."""
     plt = _pyplot()

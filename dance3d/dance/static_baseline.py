@@ -7,7 +7,8 @@ are all kept. Frames are all kept too, or, with
 ``frame_keep_fraction < 1``, the same evenly spaced frames of every clip in every block that can
 skip frames (a fixed lower frame rate of the residual branches, in the dynamic model's
 compressed-clip semantics). The channel keep fraction is solved so the model's MACs match a given
-fraction of the dense model's (gated convs scale linearly with it).
+fraction of the dense model's (gated convs scale linearly with it); with rounded widths, the
+narrowest widths that reach it are searched for.
 """
 
 from __future__ import annotations
@@ -104,9 +105,10 @@ def keep_fraction_for(
         return min(1.0, max(0.0, (mac_fraction - (full - gated)) / gated))
     candidates: dict[tuple[int, ...], tuple[float, float]] = {}  # kept widths -> (MAC fraction, keep fraction)
     for keep in np.linspace(0.0, 1.0, 201):
-        widths = tuple(int(d.channels.sum()) for d in decide(float(keep)))
+        decisions = decide(float(keep))
+        widths = tuple(int(d.channels.sum()) for d in decisions)
         if widths not in candidates:
-            candidates[widths] = (static_mac_fraction(model, decide(float(keep))), float(keep))
+            candidates[widths] = (static_mac_fraction(model, decisions), float(keep))
     reaching = [c for c in candidates.values() if c[0] >= mac_fraction - slack]
     return (min(reaching) if reaching else max(candidates.values()))[1]
 

@@ -54,7 +54,7 @@ from dance3d.dance.static_baseline import (
 from dance3d.dynamic import DynamicConfig, convert_model, set_execution_mode
 from dance3d.dynamic.compact_backend import fast_conv_backend
 from dance3d.evaluation import evaluate
-from dance3d.reporting import redundancy_spearman
+from dance3d.reporting import paired_accuracy, redundancy_spearman
 from dance3d.training.checkpoint import load_model
 from profiling import retain_freed_memory
 
@@ -202,9 +202,9 @@ def dance_forwards(model, clips: ClipCache) -> dict[str, Callable[[torch.Tensor]
 def run_static(
     dense, clip_shape, train, test, classes, mac_fraction: float, cfg, *, frame_keep_fraction: float, seed: int,
     dense_macs: int, channel_multiple: int,
-) -> tuple[dict[str, Any], Callable[[torch.Tensor], Any]]:  # fmt: skip
-    """Magnitude pruning at ``mac_fraction``, fine-tuned as long as AAP trains (both phases); its summary and its
-    compact forward."""
+) -> tuple[dict[str, Any], list[dict[str, Any]], Callable[[torch.Tensor], Any]]:  # fmt: skip
+    """Magnitude pruning at ``mac_fraction``, fine-tuned as long as AAP trains (both phases); its summary, its
+    per-clip test records and its compact forward."""
     aap = cfg["aap"]
     model = convert_model(copy.deepcopy(dense), clip_shape=clip_shape)
     widths = {"frame_keep_fraction": frame_keep_fraction, "channel_multiple": channel_multiple}
@@ -228,7 +228,7 @@ def run_static(
         **summarise(result, dense_macs=dense_macs),
         "history": history,
     }
-    return summary, compact_forward(model, decisions)
+    return summary, result.records, compact_forward(model, decisions)
 
 
 def beats_static_baselines(runs: dict[str, dict[str, Any]], label: str) -> bool:
@@ -244,6 +244,14 @@ def beats_static_baselines(runs: dict[str, dict[str, Any]], label: str) -> bool:
         if runs[f"{kind}_at_{label}"]["mean_mac_fraction"] >= dance["mean_mac_fraction"] - MAC_MATCH
     ]
     return bool(matched) and dance["top1"] > max(matched)
+
+
+def paired_comparisons(records: dict[str, list[dict[str, Any]]], static_targets) -> dict[str, dict[str, float]]:
+    """Per-clip paired tests (:func:`~dance3d.reporting.paired_accuracy`, "a" = the DANCE run) of each DANCE run
+    against the dense model, the run without AVA and its static baselines: are the top-1 gaps more than noise?"""
+    pairs = [("dance", "dense"), ("dance", "dance_without_ava")]
+    pairs += [(label, name) for label in static_targets for name in records if name.endswith(f"_at_{label}")]
+    return {f"{a}_vs_{b}": paired_accuracy(records[a], records[b]) for a, b in pairs}
 
 
 def main() -> int:
@@ -295,6 +303,7 @@ def main() -> int:
     dense = loaded.model.eval()
     reference = convert_model(copy.deepcopy(dense), clip_shape=clip_shape)
     dense_result = evaluate(dense, test, classes=classes, progress=False)
+    records = {"dense": dense_result.records}  # per-clip test results of every model, for paired comparisons
 
     def dense_forward(clip: torch.Tensor) -> torch.Tensor:
         with fast_conv_backend():  # the oneDNN path compact execution uses (DESIGN §3, CPU trap)
@@ -336,6 +345,7 @@ def main() -> int:
             backbone, clip_shape, train, run_settings, test, classes, dynamic=cfg["dynamic"], teacher_cache=teachers
         )
         timings[f"{label}_s"] = seconds
+        records[label] = result.records
         runs[label] = {"target_mac_fraction": target, **summarise(result, dense_macs=dense_macs), "history": history}
         partial.write_text(
             json.dumps({"dense_top1": dense_result.top1, "runs": runs, "timings_s": timings}, default=float)
@@ -351,7 +361,8 @@ def main() -> int:
     kinds = [("static", 1.0, multiple), ("static_frames", cfg["static_frame_keep"], multiple)]
     for label in cfg["static_targets"]:
         for kind, frame_keep, channel_multiple in kinds + ([("static_unrounded", 1.0, 1)] if label == "dance" else []):
-            runs[f"{kind}_at_{label}"], latency_forwards[f"{kind}_at_{label}"] = run_static(
+            name = f"{kind}_at_{label}"
+            runs[name], records[name], latency_forwards[name] = run_static(
                 dense,
                 clip_shape,
                 train,
@@ -364,7 +375,7 @@ def main() -> int:
                 dense_macs=dense_macs,
                 channel_multiple=channel_multiple,
             )
-            static = runs[f"{kind}_at_{label}"]
+            static = runs[name]
             print(f"{kind} at {label}: top-1 {static['top1']:.4f} at MAC fraction {static['mean_mac_fraction']:.3f}")
     timings["static_baselines_s"] = time.perf_counter() - t
 
@@ -415,6 +426,10 @@ def main() -> int:
     timings["total_s"] = time.perf_counter() - started_all
 
     d, without_ava = runs["dance"], runs["dance_without_ava"]
+    paired = paired_comparisons(records, cfg["static_targets"])
+    for name, result in paired.items():
+        print(f"{name}: {result['top1_diff_points']:+.2f} points, {result['only_a_correct']} vs "
+              f"{result['only_b_correct']} clips only one gets right, McNemar p = {result['mcnemar_p']:.3f}")
     beats_static = {label: beats_static_baselines(runs, label) for label in cfg["static_targets"]}
     report = {
         "benchmark": "dance_moving_digits",
@@ -467,6 +482,7 @@ def main() -> int:
             and d["mean_mac_fraction"] <= without_ava["mean_mac_fraction"]
             and (d["top1"] > without_ava["top1"] or d["mean_mac_fraction"] < without_ava["mean_mac_fraction"] - 0.01),
         },
+        "paired_comparisons": paired,
         "timings_s": timings,
         "figures": [f"{prefix}{name}.png" for name in ("ava_variability", "adaptivity", "tradeoff")],
     }

@@ -38,6 +38,26 @@ def redundancy_spearman(redundancy: Any, mac_fraction: Any) -> float:
     return float(spearmanr(redundancy, mac_fraction).statistic)
 
 
+def paired_accuracy(records_a: list[dict[str, Any]], records_b: list[dict[str, Any]]) -> dict[str, float]:
+    """Two models on the same clips: top-1 difference a - b (points), the clips only one of them gets right,
+    and McNemar's exact two-sided p-value (a binomial test on those discordant clips)."""
+    from scipy.stats import binomtest
+
+    correct_a = {r["index"]: bool(r["correct"]) for r in records_a}
+    correct_b = {r["index"]: bool(r["correct"]) for r in records_b}
+    if correct_a.keys() != correct_b.keys():
+        raise ValueError("paired comparison needs both models evaluated on the same clips")
+    only_a = sum(correct_a[i] and not correct_b[i] for i in correct_a)
+    only_b = sum(correct_b[i] and not correct_a[i] for i in correct_a)
+    discordant = only_a + only_b
+    return {
+        "top1_diff_points": 100.0 * (only_a - only_b) / len(correct_a),
+        "only_a_correct": only_a,
+        "only_b_correct": only_b,
+        "mcnemar_p": float(binomtest(only_a, discordant, 0.5).pvalue) if discordant else 1.0,
+    }
+
+
 def plot_redundancy(records: list[dict[str, Any]], path: Path) -> Path:
     """Histograms of the per-clip redundancy metadata."""
     plt = _pyplot()

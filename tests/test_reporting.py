@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dance3d.reporting import redundancy_spearman
+from dance3d.reporting import paired_accuracy, redundancy_spearman
 
 
 def test_redundancy_spearman_is_zero_for_equal_costs_and_signed_otherwise():
@@ -11,3 +11,25 @@ def test_redundancy_spearman_is_zero_for_equal_costs_and_signed_otherwise():
     assert redundancy_spearman(redundancy, equal) == 0.0
     assert redundancy_spearman(redundancy, 1.0 - redundancy) == pytest.approx(-1.0)
     assert redundancy_spearman(redundancy, redundancy**2) == pytest.approx(1.0)
+
+
+def _records(correct: list[bool]) -> list[dict]:
+    return [{"index": i, "correct": c} for i, c in enumerate(correct)]
+
+
+def test_paired_accuracy_counts_discordant_clips_and_tests_them():
+    a = _records([True] * 90 + [False] * 10)
+    b = _records([True] * 80 + [False] * 20)
+    result = paired_accuracy(a, b)
+    assert result["top1_diff_points"] == pytest.approx(10.0)
+    assert (result["only_a_correct"], result["only_b_correct"]) == (10, 0)
+    assert result["mcnemar_p"] == pytest.approx(2 * 0.5**10)  # exact binomial, two-sided
+    one_clip = paired_accuracy(_records([True] * 100), _records([True] * 99 + [False]))
+    assert one_clip["mcnemar_p"] == 1.0  # one discordant clip proves nothing
+    assert paired_accuracy(a, a) == {"top1_diff_points": 0.0, "only_a_correct": 0, "only_b_correct": 0,
+                                     "mcnemar_p": 1.0}  # fmt: skip
+
+
+def test_paired_accuracy_rejects_different_clips():
+    with pytest.raises(ValueError, match="same clips"):
+        paired_accuracy(_records([True, False]), _records([True]))

@@ -62,7 +62,13 @@ def test_mdp_then_eval_and_profile(capsys, tmp_path, trained_tiny, lut):
     assert code == 0, err
     code, dense, _ = run_cli(capsys, "profile", "--checkpoint", trained_tiny, "--no-energy", "--repeats", "2",
                              "--format", "json")  # fmt: skip
-    assert json.loads(pruned)["macs"] < json.loads(dense)["macs"]
+    pruned_macs, dense_macs = json.loads(pruned)["macs"], json.loads(dense)["macs"]
+    # a table timed during a slow spell can put the dense model inside a 0.9 budget: then nothing is pruned
+    full_widths = {g: grid[-1] for g, grid in json.loads(lut.read_text())["group_grids"].items()}
+    if solution["widths"] == full_widths and not solution["removed_blocks"]:
+        assert pruned_macs == dense_macs
+    else:
+        assert pruned_macs < dense_macs
 
 
 @pytest.mark.parametrize(

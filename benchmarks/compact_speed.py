@@ -1,8 +1,9 @@
 """Dense vs compact execution of a DANCE model on CPU: measured speed against counted MACs.
 
-Writes ``benchmarks/results/compact_speed_cpu.json``. Usage::
+Writes ``benchmarks/results/compact_speed_cpu.json`` (``compact_speed_cpu_<model>.json`` for another zoo model).
+Usage::
 
-    python benchmarks/compact_speed.py [--checkpoint AAP_MODEL_PT] [--threads 2] [--quick]
+    python benchmarks/compact_speed.py [--checkpoint AAP_MODEL_PT | --model NAME] [--threads 2] [--quick]
 
 Operating point: with ``--checkpoint`` (a dynamic checkpoint written by ``dance3d aap``) its own
 controller decides on moving-digits clips; by default a ``tiny`` model (random weights: speed does
@@ -324,7 +325,7 @@ def build(args, clip_shape: tuple[int, int, int]):
         dense.load_state_dict(dense_state_dict(model))
         return model, dense.eval(), "controller of " + str(args.checkpoint), loaded
     torch.manual_seed(0)
-    dense = create_model("tiny", num_classes=8).eval()
+    dense = create_model(args.model, num_classes=8).eval()
     model = convert_model(copy.deepcopy(dense), clip_shape=clip_shape, config=DynamicConfig()).eval()
     return model, dense, f"decisions drawn at the keep rates recorded in {DANCE_RESULTS.name}", None
 
@@ -353,9 +354,9 @@ def run_shape(args, clip_shape: tuple[int, int, int]) -> dict[str, Any]:
     targets = None
     if loaded is None:
         rates, recorded_fraction = recorded_operating_point(DANCE_RESULTS)
-        targets, scale = matched_targets(model, rates, recorded_fraction, draws=4 if args.quick else 32)
+        targets, scale = matched_targets(model, rates, recorded_fraction, draws=4 if args.quick else args.match_draws)
         source += f" (keep rates x {scale:.3f}: the recorded mean MAC fraction {recorded_fraction:.3f})"
-    backbone = loaded.checkpoint["model"]["backbone"]["name"] if loaded is not None else "tiny"
+    backbone = loaded.checkpoint["model"]["backbone"]["name"] if loaded is not None else args.model
     result: dict[str, Any] = {"model": backbone, "clip_shape": list(clip_shape), "operating_point": source}
     if args.calibrate:
         cal_path = RESULTS / f"compact_speed_calibration_{'x'.join(map(str, clip_shape))}.json"
@@ -385,7 +386,7 @@ def run_shape(args, clip_shape: tuple[int, int, int]) -> dict[str, Any]:
               f"{entry['mac_fraction']:.3f}, efficiency {entry['realisation_efficiency']:.2f} (kernels-only bound "
               f"{entry['speedup_bound_kernels_only']:.2f}x)", flush=True)  # fmt: skip
     sweep: dict[str, list[dict[str, float]]] = {}
-    for axis in AXES:
+    for axis in AXES if args.sweep else ():
         sweep[axis] = []
         for fraction in args.sweep:
             pool = [axis_decisions(model, axis, fraction, 1, rng) for _ in range(args.sweep_pool)]
@@ -399,7 +400,8 @@ def run_shape(args, clip_shape: tuple[int, int, int]) -> dict[str, Any]:
                     "realisation_efficiency": entry["realisation_efficiency"],
                 }
             )
-    result["break_even_sweep_batch1"] = sweep
+    if sweep:
+        result["break_even_sweep_batch1"] = sweep
     return result
 
 
@@ -420,12 +422,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--clip-shapes", help="TxHxW list (default: the DANCE run's clip, 16x112x112; ignored with --checkpoint)"
     )
+    parser.add_argument("--model", default="tiny", help="zoo model (random weights) without --checkpoint")
     parser.add_argument("--batch-sizes", default="1,8")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=60)
     parser.add_argument("--pool", type=int, default=16, help="decision sets cycled through (varied decisions)")
     parser.add_argument("--no-calibrate", dest="calibrate", action="store_false", help="use the analytic default")
     parser.add_argument("--calibration-repeats", type=int, default=7)
+    parser.add_argument("--match-draws", type=int, default=32, help="decision sets per step of the MAC-fraction match")
+    parser.add_argument("--no-sweep", dest="sweep", action="store_false", help="skip the break-even sweep")
     parser.add_argument(
         "--no-compile-controller",
         dest="compile_controller",
@@ -446,11 +451,12 @@ def main(argv: list[str] | None = None) -> int:
     args.batch_sizes = [int(v) for v in args.batch_sizes.split(",")]
     recorded = "x".join(str(v) for v in json.loads(DANCE_RESULTS.read_text())["settings"]["clip_shape"])
     shapes = [tuple(int(v) for v in s.split("x")) for s in (args.clip_shapes or f"{recorded},16x112x112").split(",")]
-    args.sweep, args.sweep_pool, args.sweep_repeats = (0.25, 0.5, 0.75, 1.0), 4, max(10, args.repeats // 3)
+    args.sweep = (0.25, 0.5, 0.75, 1.0) if args.sweep else ()
+    args.sweep_pool, args.sweep_repeats = 4, max(10, args.repeats // 3)
     if args.quick:
         shapes, args.batch_sizes = shapes[:1], [1, 2]
         args.repeats, args.pool, args.calibrate, args.compile_controller = 3, 2, False, False
-        args.sweep, args.sweep_pool, args.sweep_repeats = (0.5, 1.0), 1, 2
+        args.sweep, args.sweep_pool, args.sweep_repeats = (0.5, 1.0) if args.sweep else (), 1, 2
     if args.checkpoint:
         shapes = shapes[:1]
     torch.set_num_threads(args.threads)
@@ -489,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "total_s": time.perf_counter() - started,
     }
-    out = Path(args.out or RESULTS / ("compact_speed_cpu_quick.json" if args.quick else "compact_speed_cpu.json"))
+    name = "compact_speed_cpu" + ("" if args.model == "tiny" or args.checkpoint else f"_{args.model}")
+    out = Path(args.out or RESULTS / (f"{name}_quick.json" if args.quick else f"{name}.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(payload, indent=2))
     print(f"wrote {out}")

@@ -33,6 +33,7 @@ from dance3d.mdp.lut import LatencyRuntime, LatencyTable
 from dance3d.mdp.pipeline import MdpSettings
 from dance3d.reporting import (
     Report,
+    paired_accuracy,
     plot_block_macs,
     plot_group_widths,
     plot_per_class,
@@ -240,13 +241,16 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
     redundancy = np.array([r["redundancy"] for r in dynamic["records"]])
     rho = redundancy_spearman(redundancy, fractions)
     p10, p50, p90 = np.percentile(fractions, [10, 50, 90])
+    paired = paired_accuracy(dynamic["records"], dense["records"])
     dense_blocks, dynamic_blocks = _block_macs(aap_ckpt, test_set)
     report.add(
         "DANCE stage 2: AAP (dynamic model, test split)",
         f"top-1 **{dynamic['top1']:.4f}** (dense {dense['top1']:.4f}) at a mean MAC fraction of "
         f"**{fractions.mean():.3f}** ({1 - fractions.mean():.0%} fewer MACs, controller included); per clip "
         f"p10/p50/p90 {p10:.3f}/{p50:.3f}/{p90:.3f}. Spearman correlation of the per-clip MAC fraction with "
-        f"the clip's redundancy: {rho:+.2f} (more redundant clips get fewer MACs when negative).",
+        f"the clip's redundancy: {rho:+.2f} (more redundant clips get fewer MACs when negative). Clips only one "
+        f"model gets right: DANCE {paired['only_a_correct']}, dense {paired['only_b_correct']} (McNemar "
+        f"p = {paired['mcnemar_p']:.3f}: below 0.05, the gap is more than chance).",
         figures=[
             plot_adaptivity(redundancy, fractions, out_dir / "adaptivity.png", rho=rho),
             plot_block_macs(dense_blocks, dynamic_blocks, out_dir / "block_macs.png"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pandas as pd
@@ -12,6 +13,7 @@ from dance3d.mdp import lut_measure
 from dance3d.mdp.lut import LatencyRuntime
 from dance3d.mdp.pipeline import MdpSettings
 from dance3d.quickstart import QuickstartConfig, run_quickstart
+from dance3d.reporting import paired_accuracy
 from profiling import count_macs
 from studies import StudyConfig
 
@@ -49,6 +51,9 @@ def test_quickstart_writes_every_section_with_figures_and_resumes(tmp_path, tiny
     for figure in figures:
         assert (out / figure).stat().st_size > 5_000, figure  # a real plot, not an empty canvas
     assert "mean MAC fraction" in text and "complete trials" in text
+    evals = [json.loads((out / f"{name}_eval.json").read_text())["records"] for name in ("dance", "dense")]
+    paired = paired_accuracy(*evals)
+    assert f"DANCE {paired['only_a_correct']}, dense {paired['only_b_correct']} (McNemar" in text
     latency = pd.read_csv(out / "latency.csv").set_index("execution")
     assert latency.loc["compact, compiled controller", "mac_fraction"] == latency.loc["compact", "mac_fraction"]
     mdp = pd.read_csv(out / "mdp.csv").set_index("model")

@@ -250,7 +250,8 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
         f"p10/p50/p90 {p10:.3f}/{p50:.3f}/{p90:.3f}. Spearman correlation of the per-clip MAC fraction with "
         f"the clip's redundancy: {rho:+.2f} (more redundant clips get fewer MACs when negative). Clips only one "
         f"model gets right: DANCE {paired['only_a_correct']}, dense {paired['only_b_correct']} (McNemar "
-        f"p = {paired['mcnemar_p']:.3f}: below 0.05, the gap is more than chance).",
+        f"p = {paired['mcnemar_p']:.3f}: the gap is {'more than' if paired['mcnemar_p'] < 0.05 else 'within'} "
+        "chance at the 5% level).",
         figures=[
             plot_adaptivity(redundancy, fractions, out_dir / "adaptivity.png", rho=rho),
             plot_block_macs(dense_blocks, dynamic_blocks, out_dir / "block_macs.png"),

@@ -448,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny repeats, one shape")
     parser.add_argument("--out", help="default: results/compact_speed_cpu.json (--quick: compact_speed_cpu_quick.json)")
     args = parser.parse_args(argv)
+    if args.checkpoint and args.model != "tiny":
+        parser.error("--model picks a zoo model for drawn decisions; a --checkpoint brings its own model")
     args.batch_sizes = [int(v) for v in args.batch_sizes.split(",")]
     recorded = "x".join(str(v) for v in json.loads(DANCE_RESULTS.read_text())["settings"]["clip_shape"])
     shapes = [tuple(int(v) for v in s.split("x")) for s in (args.clip_shapes or f"{recorded},16x112x112").split(",")]

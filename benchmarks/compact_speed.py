@@ -42,7 +42,7 @@ import dance3d.dynamic.model as model_module
 from dance3d.dynamic import BlockDecision, DynamicConfig, convert_model, set_execution_mode
 from dance3d.dynamic.compact_backend import fast_conv_backend
 from dance3d.dynamic.compact_tuning import calibrate
-from dance3d.models import create_model
+from dance3d.models import create_model, list_models
 from profiling import retain_freed_memory
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -422,7 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--clip-shapes", help="TxHxW list (default: the DANCE run's clip, 16x112x112; ignored with --checkpoint)"
     )
-    parser.add_argument("--model", default="tiny", help="zoo model (random weights) without --checkpoint")
+    parser.add_argument(
+        "--model", default="tiny", choices=list_models(), help="zoo model (random weights) without --checkpoint"
+    )
     parser.add_argument("--batch-sizes", default="1,8")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=60)

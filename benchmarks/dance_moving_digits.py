@@ -427,9 +427,9 @@ def main() -> int:
 
     d, without_ava = runs["dance"], runs["dance_without_ava"]
     paired = paired_comparisons(records, cfg["static_targets"])
-    for name, result in paired.items():
-        print(f"{name}: {result['top1_diff_points']:+.2f} points, {result['only_a_correct']} vs "
-              f"{result['only_b_correct']} clips only one gets right, McNemar p = {result['mcnemar_p']:.3f}")
+    for name, gap in paired.items():
+        print(f"{name}: {gap['top1_diff_points']:+.2f} points, {gap['only_a_correct']} vs "
+              f"{gap['only_b_correct']} clips only one gets right, McNemar p = {gap['mcnemar_p']:.3f}")
     beats_static = {label: beats_static_baselines(runs, label) for label in cfg["static_targets"]}
     report = {
         "benchmark": "dance_moving_digits",

@@ -43,7 +43,7 @@ from dance3d.dynamic import BlockDecision, DynamicConfig, convert_model, set_exe
 from dance3d.dynamic.compact_backend import fast_conv_backend
 from dance3d.dynamic.compact_tuning import calibrate
 from dance3d.models import create_model, list_models
-from profiling import retain_freed_memory
+from profiling import measure_interleaved, retain_freed_memory
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DANCE_RESULTS = RESULTS / "dance_moving_digits.json"
@@ -124,19 +124,8 @@ def axis_decisions(model, axis: str, fraction: float, batch: int, rng: np.random
 # -- timing -----------------------------------------------------------------------------------------
 def interleaved(fns: dict[str, Any], *, warmup: int, repeats: int) -> dict[str, dict[str, float]]:
     """Median / p90 ms of each function, timed round-robin (noise hits all alike)."""
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    with torch.inference_mode():
-        for _ in range(warmup):
-            for fn in fns.values():
-                fn()
-        for _ in range(repeats):
-            for name, fn in fns.items():
-                start = time.perf_counter()
-                fn()
-                samples[name].append((time.perf_counter() - start) * 1e3)
-    return {
-        name: {"median_ms": float(np.median(v)), "p90_ms": float(np.percentile(v, 90))} for name, v in samples.items()
-    }
+    stats = measure_interleaved(fns, warmup=warmup, repeats=repeats)
+    return {name: {"median_ms": s.median_ms, "p90_ms": s.p90_ms} for name, s in stats.items()}
 
 
 def controller_ms(model, clips: torch.Tensor, *, repeats: int, compiled: bool) -> dict[str, float]:

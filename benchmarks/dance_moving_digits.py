@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import platform
 import re
@@ -56,7 +57,7 @@ from dance3d.dynamic.compact_backend import fast_conv_backend
 from dance3d.evaluation import evaluate
 from dance3d.reporting import paired_accuracy, redundancy_spearman
 from dance3d.training.checkpoint import load_model
-from profiling import retain_freed_memory
+from profiling import measure_interleaved, retain_freed_memory
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_DENSE = Path("runs/dense/model.pt")
@@ -159,21 +160,20 @@ def run_aap(
 MAC_MATCH = 0.02  # a static baseline counts where its mean MAC fraction is at most this far below DANCE's
 
 
+def _cycling(forward: Callable[[torch.Tensor], Any], inputs: list[torch.Tensor]) -> Callable[[], Any]:
+    """A zero-argument call that runs ``forward`` on the next of ``inputs``, round and round."""
+    clips = itertools.cycle(inputs)
+    return lambda: forward(next(clips))
+
+
 def batch1_latency_ms(forwards: dict[str, Callable[[torch.Tensor], Any]], clips: ClipCache, *, count: int = 32,
                       repeats: int = 5) -> dict[str, float]:  # fmt: skip
     """Median batch-1 latency (ms) of each forward over the first ``count`` clips, timed round-robin (machine noise
-    hits all alike) after one warm-up round."""
+    hits all alike) after one warm-up pass over the clips; every forward sees the clips in the same order."""
     inputs = [clips.batch(torch.tensor([i]))[0].float() for i in range(min(count, len(clips)))]
-    samples: dict[str, list[float]] = {name: [] for name in forwards}
-    with torch.inference_mode():
-        for round_ in range(repeats + 1):
-            for clip in inputs:
-                for name, forward in forwards.items():
-                    start = time.perf_counter()
-                    forward(clip)
-                    if round_:
-                        samples[name].append((time.perf_counter() - start) * 1e3)
-    return {name: float(np.median(values)) for name, values in samples.items()}
+    calls = {name: _cycling(forward, inputs) for name, forward in forwards.items()}
+    stats = measure_interleaved(calls, warmup=len(inputs), repeats=repeats * len(inputs))
+    return {name: s.median_ms for name, s in stats.items()}
 
 
 def compact_forward(model, decisions=None) -> Callable[[torch.Tensor], Any]:

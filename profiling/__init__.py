@@ -28,6 +28,7 @@ _EXPORTS = {
     "analytic_layer_cost": "profiling.memory",
     "op_bytes": "profiling.memory",
     "measure_latency": "profiling.latency",
+    "measure_interleaved": "profiling.latency",
     "LatencyStats": "profiling.latency",
     "measure_energy": "profiling.energy",
     "EnergyResult": "profiling.energy",

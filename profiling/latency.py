@@ -1,4 +1,4 @@
-"""Latency: warm-up, device sync at both edges, many repeats, median and p90.
+"""Latency: warm-up, device sync at both edges, many repeats, median and p90; several calls round-robin.
 
 CUDA: one pair of CUDA events per repeat, read after a final synchronize. CPU (and other
 devices): ``time.perf_counter`` around each call, with a device sync inside the timed span.
@@ -7,7 +7,7 @@ devices): ``time.perf_counter`` around each call, with a device sync inside the 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,3 +95,35 @@ def measure_latency(
             synchronize(dev)
             samples_ms.append((time.perf_counter() - t0) * 1e3)
     return _summarise(samples_ms, warmup=warmup, timer="perf_counter", device=dev)
+
+
+def measure_interleaved(
+    calls: Mapping[str, Callable[[], Any]],
+    *,
+    warmup: int = 1,
+    repeats: int = 20,
+    device: str | torch.device = "cpu",
+) -> dict[str, LatencyStats]:
+    """Time several zero-argument calls round-robin, so a slow spell of the machine hits all of them alike.
+
+    Each round calls every entry once, in order; ``warmup`` untimed rounds come first. Every call is
+    timed with ``time.perf_counter``, ``device`` synchronised at both edges.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if warmup < 0:
+        raise ValueError(f"warmup must be >= 0, got {warmup}")
+    dev = torch.device(device)
+    samples_ms: dict[str, list[float]] = {name: [] for name in calls}
+    with torch.inference_mode():
+        for round_ in range(warmup + repeats):
+            for name, call in calls.items():
+                synchronize(dev)
+                t0 = time.perf_counter()
+                call()
+                synchronize(dev)
+                if round_ >= warmup:
+                    samples_ms[name].append((time.perf_counter() - t0) * 1e3)
+    return {
+        name: _summarise(values, warmup=warmup, timer="perf_counter", device=dev) for name, values in samples_ms.items()
+    }

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import platform
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -72,17 +70,3 @@ class CompactCalibration:
             raise ConfigError(f"compact calibration {path}: unknown choice(s) {sorted(bad)}")
         return calibration
 
-
-def median_ms(fn: Callable[[], object], *, device: torch.device, warmup: int, repeats: int) -> float:
-    """Median wall-clock of ``fn()`` in ms, ``device`` synchronised at both edges."""
-    from profiling.latency import synchronize
-
-    samples = []
-    for i in range(warmup + repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        if i >= warmup:
-            samples.append((time.perf_counter() - start) * 1e3)
-    return sorted(samples)[len(samples) // 2]

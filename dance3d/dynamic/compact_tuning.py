@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable
 
 import torch
 
 from dance3d.dynamic.compact import CompactRun, compact_block, host_decisions
 from dance3d.dynamic.compact_backend import fast_conv_backend
-from dance3d.dynamic.compact_calibration import CompactCalibration, device_key, median_ms
+from dance3d.dynamic.compact_calibration import CompactCalibration, device_key
 from dance3d.dynamic.decisions import BlockDecision
 from dance3d.errors import ConfigError
+from profiling.latency import measure_interleaved
 
 
 class _Forced(CompactCalibration):
@@ -35,20 +35,6 @@ def _random_mask(count: int, kept: int, generator: torch.Generator) -> torch.Ten
     mask = torch.zeros(1, count, dtype=torch.bool)
     mask[0, torch.randperm(count, generator=generator)[:kept]] = True
     return mask
-
-
-def _interleaved(
-    calls: dict[str, Callable[[], object]], *, device: torch.device, warmup: int, repeats: int
-) -> dict[str, float]:
-    """Median ms per call, the calls timed round-robin."""
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    with torch.inference_mode(), fast_conv_backend():
-        for call in calls.values():
-            median_ms(call, device=device, warmup=warmup, repeats=1)
-        for _ in range(repeats):
-            for name, call in calls.items():
-                samples[name].append(median_ms(call, device=device, warmup=0, repeats=1))
-    return {name: sorted(v)[len(v) // 2] for name, v in samples.items()}
 
 
 def calibrate(
@@ -91,8 +77,9 @@ def calibrate(
                 c: functools.partial(compact_block, gated, inputs[index], CompactRun(host, _Forced(c)))
                 for c in ("compact", "dense")
             }
-            times = _interleaved(calls, device=device, warmup=warmup, repeats=repeats)
+            with fast_conv_backend():
+                times = measure_interleaved(calls, warmup=warmup, repeats=repeats, device=device)
             if gated.compact_runtime.stages is None:
                 break  # unsupported branch: runs the simulate path, nothing to choose
-            calibration.record(index, level, compact_ms=times["compact"], dense_ms=times["dense"])
+            calibration.record(index, level, compact_ms=times["compact"].median_ms, dense_ms=times["dense"].median_ms)
     return calibration

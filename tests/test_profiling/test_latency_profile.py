@@ -13,7 +13,7 @@ from profiling_fakes import ScriptedMeter
 from torch import nn
 
 import profiling.energy
-from profiling import EstimatedEnergyModel, measure_latency, profile
+from profiling import EstimatedEnergyModel, measure_interleaved, measure_latency, profile
 from profiling.meters import MeterSelection
 
 
@@ -37,6 +37,30 @@ def test_latency_arguments_are_checked() -> None:
         measure_latency(lambda x: x, torch.zeros(1), repeats=0)
     with pytest.raises(ValueError, match="no tensor"):
         measure_latency(lambda x: x, "not a tensor")
+
+
+def test_interleaved_calls_run_round_robin_and_warm_up_untimed() -> None:
+    order = []
+
+    def call(name: str, sleep_s: float):
+        def run() -> None:
+            order.append((name, torch.is_inference_mode_enabled()))
+            time.sleep(sleep_s)
+
+        return run
+
+    stats = measure_interleaved({"slow": call("slow", 0.004), "fast": call("fast", 0.001)}, warmup=2, repeats=5)
+    assert [name for name, _ in order] == ["slow", "fast"] * 7 and all(mode for _, mode in order)
+    assert stats["slow"].repeats == len(stats["slow"].samples_ms) == 5 and stats["slow"].warmup == 2
+    assert stats["slow"].min_ms >= 4.0 and 1.0 <= stats["fast"].min_ms
+    assert stats["fast"].median_ms < stats["slow"].median_ms
+
+
+def test_interleaved_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match="repeats"):
+        measure_interleaved({"a": lambda: None}, repeats=0)
+    with pytest.raises(ValueError, match="warmup"):
+        measure_interleaved({"a": lambda: None}, warmup=-1)
 
 
 class TinyNet(nn.Module):

@@ -131,3 +131,30 @@ def test_noise_range_is_a_data_setting():
     assert load_config(RunConfig, overrides=["data.max_noise_std=0.4"]).data.max_noise_std == 0.4
     with pytest.raises(ConfigError, match="max_noise_std must be >= 0"):
         load_config(RunConfig, overrides=["data.max_noise_std=-0.1"])
+
+
+def test_moving_distractors_add_clutter_and_leave_the_actor_and_label_alone():
+    plain_config = MovingDigitsConfig(**{**SMALL.__dict__, "max_noise_std": 0.0})
+    movers_config = MovingDigitsConfig(**{**plain_config.__dict__, "max_moving_distractors": 2})
+    plain, movers = MovingDigits("test", plain_config), MovingDigits("test", movers_config)
+    counts = []
+    for i in range(24):
+        a, b = plain[i], movers[i]
+        count = b["meta"]["num_moving_distractors"]
+        counts.append(count)
+        assert a["label"] == b["label"] and a["meta"]["num_moving_distractors"] == 0
+        assert bool((b["clip"] >= a["clip"]).all())  # pasted on top (max-composite): nothing of the clip is lost
+        assert torch.equal(a["clip"], b["clip"]) == (count == 0)
+        if count:
+            assert b["meta"]["background_fraction"] < a["meta"]["background_fraction"]
+            assert b["meta"]["static_frame_fraction"] <= a["meta"]["static_frame_fraction"]
+    assert set(counts) == {0, 1, 2}
+
+
+def test_moving_distractors_are_a_data_setting():
+    from dance3d.config import load_config
+    from dance3d.training.trainer import RunConfig
+
+    assert load_config(RunConfig, overrides=["data.max_moving_distractors=3"]).data.max_moving_distractors == 3
+    with pytest.raises(ConfigError, match="max_moving_distractors"):
+        load_config(RunConfig, overrides=["data.max_moving_distractors=-1"])

@@ -10,6 +10,8 @@ and records that in its metadata:
   for a contiguous run of frames);
 - ``background_fraction``: share of pixel positions that are empty in every frame;
 - ``num_distractors``: static digits that do not move (clutter, not signal);
+- ``num_moving_distractors``: smaller, dimmer digits that move in directions of their own (clutter
+  a model must tell from the actor: none unless ``max_moving_distractors`` is set);
 - ``noise_std``: standard deviation of the additive Gaussian noise;
 - ``redundancy``: ``0.5 * static_frame_fraction + 0.5 * background_fraction``, the single score
   that input-adaptive pruning is expected to track.
@@ -78,6 +80,7 @@ class MovingDigitsConfig:
     max_static_fraction: float = 0.75
     max_distractors: int = 3
     max_noise_std: float = 0.12
+    max_moving_distractors: int = 0
     min_digit_scale: float = 0.22  # sprite side as a fraction of the frame's shorter side
     max_digit_scale: float = 0.45
     task: str = "direction"
@@ -92,8 +95,8 @@ class MovingDigitsConfig:
             raise ValueError("max_static_fraction must be in [0, 0.9]")
         if not 0.0 < self.min_digit_scale <= self.max_digit_scale <= 0.8:
             raise ValueError("need 0 < min_digit_scale <= max_digit_scale <= 0.8")
-        if self.max_distractors < 0 or self.max_noise_std < 0:
-            raise ValueError("max_distractors and max_noise_std must be >= 0")
+        if min(self.max_distractors, self.max_moving_distractors, self.max_noise_std) < 0:
+            raise ValueError("max_distractors, max_moving_distractors and max_noise_std must be >= 0")
 
     def split_size(self, split: str) -> int:
         return {"train": self.num_train, "val": self.num_val, "test": self.num_test}[split]
@@ -152,6 +155,38 @@ def _motion_schedule(rng: np.random.Generator, num_frames: int, num_static: int)
     return np.cumsum(moving)
 
 
+MOVER_SCALE = 0.7  # moving distractors: sprite side relative to the actor's range, and their colours
+MOVER_COLOR = (0.25, 0.55)
+
+
+def _add_moving_distractors(clean: np.ndarray, config: MovingDigitsConfig, split: str, index: int,
+                            pool: np.ndarray) -> int:  # fmt: skip
+    """Paste up to ``max_moving_distractors`` smaller, dimmer digits, each moving steadily in a random
+    direction, into ``clean`` (3, T, H, W) in place; returns how many.
+
+    They draw from a random stream of their own, so clips without them are the same as before.
+    """
+    if not config.max_moving_distractors:
+        return 0
+    rng = np.random.default_rng([config.seed, SPLITS.index(split), index, 1])
+    _, T, H, W = clean.shape
+    short = min(H, W)
+    count = int(rng.integers(0, config.max_moving_distractors + 1))
+    for _ in range(count):
+        side = int(round(rng.uniform(config.min_digit_scale, config.max_digit_scale) * short * MOVER_SCALE))
+        color = rng.uniform(*MOVER_COLOR, size=3).astype(np.float32)
+        sprite = _render_sprite(_digit_images()[rng.choice(pool)], side, color)
+        dy, dx = _DIRECTIONS[MOTION_CLASSES[int(rng.integers(len(MOTION_CLASSES)))]]
+        travel = rng.uniform(0.25, 0.55) * (min(H, W) - side)
+        top0, left0 = rng.uniform(0, H - side), rng.uniform(0, W - side)
+        for t in range(T):
+            step = travel * t / (T - 1)
+            top = int(round(np.clip(top0 + dy * step, 0, H - side)))
+            left = int(round(np.clip(left0 + dx * step, 0, W - side)))
+            _paste(clean[:, t], sprite, top, left)
+    return count
+
+
 def generate_clip(config: MovingDigitsConfig, split: str, index: int) -> tuple[np.ndarray, int, dict]:
     """One clip ``(3, T, H, W)`` float32 in [0, 1], its label and its redundancy metadata."""
     if split not in SPLITS:
@@ -199,6 +234,8 @@ def generate_clip(config: MovingDigitsConfig, split: str, index: int) -> tuple[n
         left = int(round(start_x + dx * speed * steps[t]))
         _paste(clean[:, t], actor, top, left)
 
+    num_movers = _add_moving_distractors(clean, config, split, index, pool)
+
     noise_std = float(rng.uniform(0.0, config.max_noise_std))
     clip = clean + rng.normal(0.0, noise_std, size=clean.shape).astype(np.float32) if noise_std else clean
     clip = np.clip(clip, 0.0, 1.0).astype(np.float32)
@@ -210,6 +247,7 @@ def generate_clip(config: MovingDigitsConfig, split: str, index: int) -> tuple[n
         "static_frame_fraction": static_fraction,
         "background_fraction": background_fraction,
         "num_distractors": num_distractors,
+        "num_moving_distractors": num_movers,
         "noise_std": noise_std,
         "digit_scale": side / short,
         "redundancy": 0.5 * static_fraction + 0.5 * background_fraction,

@@ -31,6 +31,7 @@ class DataConfig:
     skip_bad: bool = False
     task: str = "direction"  # moving-digits only: "direction" (8 classes) or "digit-direction" (80)
     max_noise_std: float = 0.12  # moving-digits only: each clip's noise std is drawn from [0, max_noise_std]
+    max_moving_distractors: int = 0  # moving-digits only: up to this many smaller, dimmer digits move too
 
     def __post_init__(self) -> None:
         if self.is_synthetic:
@@ -54,6 +55,7 @@ class DataConfig:
             num_test=self.num_test,
             task=self.task,
             max_noise_std=self.max_noise_std,
+            max_moving_distractors=self.max_moving_distractors,
         )
 
 

@@ -261,6 +261,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0, help="seed of every stage; outputs get a _seedN suffix if not 0")
     parser.add_argument("--tag", default="", help="names this setting's outputs: dance_<tag>_moving_digits.json, ...")
+    parser.add_argument("--test-clips", type=int, default=None,
+                        help="test clips (default 800; moving-digits generates more past its test split's size): "
+                             "more clips, tighter paired tests")  # fmt: skip
     parser.add_argument("--train-clips", type=int, default=0, help="clips for AVA, AAP and the static fine-tune")
     parser.add_argument(
         "--set",
@@ -280,6 +283,10 @@ def main() -> int:
     cfg = settings(args.quick)
     if args.train_clips:
         cfg["num_train_clips"] = args.train_clips
+    if args.test_clips is not None:
+        if args.test_clips < 1:
+            raise SystemExit(f"--test-clips {args.test_clips}: must be >= 1")
+        cfg["num_test_clips"] = args.test_clips
     for override in args.set:
         cfg = with_override(cfg, override)
     cfg["ava"] = replace(cfg["ava"], seed=args.seed)
@@ -296,6 +303,8 @@ def main() -> int:
     t = time.perf_counter()
     train = cached_split(data, "train", classes=classes, limit=cfg["num_train_clips"])
     val = cached_split(data, "val", classes=classes, limit=cfg["num_val_clips"])
+    if data.is_synthetic and cfg["num_test_clips"] > data.num_test:
+        data = replace(data, num_test=cfg["num_test_clips"])  # clips are generated per index: the split extends
     test = cached_split(data, "test", classes=classes, limit=cfg["num_test_clips"])
     timings["data_s"] = time.perf_counter() - t
 

@@ -14,7 +14,8 @@ correspondingly more channels; their widths are rounded to ``dynamic.channel_mul
 DANCE's levels (oneDNN runs 8 channels as slowly as 16, DESIGN §3): the narrowest rounded widths
 that cost at least DANCE's MACs (less 2 points). DANCE must beat both (each where it reaches
 DANCE's MACs within 2 points: half the frames with every channel may cost less) to count as
-beating the static baseline.
+beating the static baseline. ``--extra-static-frame-keep F`` adds baselines at fraction ``F`` of the
+frames (``static_frames_F_at_*``), which count the same way.
 Static channel pruning with unrounded widths is run too, as a reference outside that rule, and
 every model's batch-1 latency is measured on 32 test clips, all models interleaved, freed memory
 retained (CPU, the benchmark's threads): dense through oneDNN, DANCE and the static models in
@@ -238,10 +239,11 @@ def beats_static_baselines(runs: dict[str, dict[str, Any]], label: str) -> bool:
     one that spends more (the narrowest rounded widths may cost more) counts.
     """
     dance = runs[label]
+    rounded = re.compile(rf"static(_frames(_[0-9.]+)?)?_at_{re.escape(label)}")
     matched = [
-        runs[f"{kind}_at_{label}"]["top1"]
-        for kind in ("static", "static_frames")
-        if runs[f"{kind}_at_{label}"]["mean_mac_fraction"] >= dance["mean_mac_fraction"] - MAC_MATCH
+        run["top1"]
+        for name, run in runs.items()
+        if rounded.fullmatch(name) and run["mean_mac_fraction"] >= dance["mean_mac_fraction"] - MAC_MATCH
     ]
     return bool(matched) and dance["top1"] > max(matched)
 
@@ -261,6 +263,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0, help="seed of every stage; outputs get a _seedN suffix if not 0")
     parser.add_argument("--tag", default="", help="names this setting's outputs: dance_<tag>_moving_digits.json, ...")
+    parser.add_argument("--extra-static-frame-keep", type=float, action="append", default=[], metavar="F",
+                        help="also a static baseline at this fraction of the frames (repeatable), e.g. 0.25")
     parser.add_argument("--test-clips", type=int, default=None,
                         help="test clips (default 800; moving-digits generates more past its test split's size): "
                              "more clips, tighter paired tests")  # fmt: skip
@@ -287,6 +291,10 @@ def main() -> int:
         if args.test_clips < 1:
             raise SystemExit(f"--test-clips {args.test_clips}: must be >= 1")
         cfg["num_test_clips"] = args.test_clips
+    for keep in args.extra_static_frame_keep:
+        if not 0.0 < keep < 1.0:
+            raise SystemExit(f"--extra-static-frame-keep {keep}: must be in (0, 1)")
+    cfg["extra_static_frame_keeps"] = tuple(args.extra_static_frame_keep)
     for override in args.set:
         cfg = with_override(cfg, override)
     cfg["ava"] = replace(cfg["ava"], seed=args.seed)
@@ -368,6 +376,7 @@ def main() -> int:
     t = time.perf_counter()
     multiple = cfg["dynamic"].channel_multiple
     kinds = [("static", 1.0, multiple), ("static_frames", cfg["static_frame_keep"], multiple)]
+    kinds += [(f"static_frames_{keep:g}", keep, multiple) for keep in cfg["extra_static_frame_keeps"]]
     for label in cfg["static_targets"]:
         for kind, frame_keep, channel_multiple in kinds + ([("static_unrounded", 1.0, 1)] if label == "dance" else []):
             name = f"{kind}_at_{label}"
@@ -428,6 +437,13 @@ def main() -> int:
             f"static: {cfg['static_frame_keep']:g} of frames + channels": sorted(
                 (r["mean_mac_fraction"], r["top1"]) for k, r in runs.items() if k.startswith("static_frames_at_")
             ),
+            **{
+                f"static: {keep:g} of frames + channels": sorted(
+                    (r["mean_mac_fraction"], r["top1"]) for k, r in runs.items()
+                    if k.startswith(f"static_frames_{keep:g}_at_")
+                )
+                for keep in cfg["extra_static_frame_keeps"]
+            },
         },
         RESULTS / f"{prefix}tradeoff.png",
         dense_top1=dense_result.top1,
@@ -468,6 +484,7 @@ def main() -> int:
             "static_targets": list(cfg["static_targets"]),
             "static_lr": cfg["static_lr"],
             "static_frame_keep": cfg["static_frame_keep"],
+            "extra_static_frame_keeps": list(cfg["extra_static_frame_keeps"]),
             "clip_storage": "float16 in memory (all methods see the same clips)",
         },
         "dense": {"top1": dense_result.top1, "macs_per_clip": dense_macs, "latency_ms_batch1": latency["dense"]},

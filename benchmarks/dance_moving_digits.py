@@ -202,10 +202,10 @@ def dance_forwards(model, clips: ClipCache) -> dict[str, Callable[[torch.Tensor]
 
 def run_static(
     dense, clip_shape, train, test, classes, mac_fraction: float, cfg, *, frame_keep_fraction: float, seed: int,
-    dense_macs: int, channel_multiple: int,
+    dense_macs: int, channel_multiple: int, teacher: torch.Tensor | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], Callable[[torch.Tensor], Any]]:  # fmt: skip
-    """Magnitude pruning at ``mac_fraction``, fine-tuned as long as AAP trains (both phases); its summary, its
-    per-clip test records and its compact forward."""
+    """Magnitude pruning at ``mac_fraction``, fine-tuned as long as AAP trains (both phases; with ``teacher``, the
+    dense logits, distilled as AAP is); its summary, its per-clip test records and its compact forward."""
     aap = cfg["aap"]
     model = convert_model(copy.deepcopy(dense), clip_shape=clip_shape)
     widths = {"frame_keep_fraction": frame_keep_fraction, "channel_multiple": channel_multiple}
@@ -219,6 +219,9 @@ def run_static(
         epochs=aap.epochs + aap.joint_epochs,
         lr=cfg["static_lr"],
         batch_size=aap.batch_size,
+        teacher=teacher,
+        distill_weight=aap.distill_weight,
+        distill_temperature=aap.distill_temperature,
         progress=False,
     )
     result = evaluate(StaticPrunedModel(model, decisions), test, classes=classes, progress=False)
@@ -265,6 +268,8 @@ def main() -> int:
     parser.add_argument("--tag", default="", help="names this setting's outputs: dance_<tag>_moving_digits.json, ...")
     parser.add_argument("--extra-static-frame-keep", type=float, action="append", default=[], metavar="F",
                         help="also a static baseline at this fraction of the frames (repeatable), e.g. 0.25")
+    parser.add_argument("--static-distill", action="store_true",
+                        help="fine-tune the static baselines with AAP's distillation from the dense model too")
     parser.add_argument("--test-clips", type=int, default=None,
                         help="test clips (default 800; moving-digits generates more past its test split's size): "
                              "more clips, tighter paired tests")  # fmt: skip
@@ -374,6 +379,7 @@ def main() -> int:
 
     # static baselines at the mean MACs of DANCE runs, fine-tuned for the same number of epochs
     t = time.perf_counter()
+    static_teacher = teachers[id(dense)] if args.static_distill else None  # the dense logits AAP without AVA used
     multiple = cfg["dynamic"].channel_multiple
     kinds = [("static", 1.0, multiple), ("static_frames", cfg["static_frame_keep"], multiple)]
     kinds += [(f"static_frames_{keep:g}", keep, multiple) for keep in cfg["extra_static_frame_keeps"]]
@@ -392,6 +398,7 @@ def main() -> int:
                 seed=args.seed,
                 dense_macs=dense_macs,
                 channel_multiple=channel_multiple,
+                teacher=static_teacher,
             )
             static = runs[name]
             print(f"{kind} at {label}: top-1 {static['top1']:.4f} at MAC fraction {static['mean_mac_fraction']:.3f}")
@@ -483,6 +490,7 @@ def main() -> int:
             "curve_targets": list(cfg["curve_targets"]),
             "static_targets": list(cfg["static_targets"]),
             "static_lr": cfg["static_lr"],
+            "static_distill": args.static_distill,
             "static_frame_keep": cfg["static_frame_keep"],
             "extra_static_frame_keeps": list(cfg["extra_static_frame_keeps"]),
             "clip_storage": "float16 in memory (all methods see the same clips)",

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from dance3d.dance.aap import distillation
 from dance3d.dance.common import batches
 from dance3d.dance.data import ClipCache
 from dance3d.dynamic import BlockDecision, DynamicModel
@@ -122,10 +123,17 @@ def finetune_static(
     lr: float,
     batch_size: int = 16,
     seed: int = 0,
+    teacher: torch.Tensor | None = None,
+    distill_weight: float = 0.0,
+    distill_temperature: float = 2.0,
     progress: bool = True,
     log=print,
 ) -> list[dict[str, Any]]:
-    """Fine-tune the backbone under fixed ``decisions`` (BN statistics frozen); returns epoch rows."""
+    """Fine-tune the backbone under fixed ``decisions`` (BN statistics frozen); returns epoch rows.
+
+    With ``teacher`` (dense logits of every train clip) the loss adds the same distillation term AAP
+    uses, ``distill_weight`` at ``distill_temperature``.
+    """
     optimizer = torch.optim.AdamW(model.backbone.parameters(), lr=lr, weight_decay=0.0)
     history = []
     model.eval()
@@ -137,6 +145,8 @@ def finetune_static(
             clips, labels = train.batch(indices)
             logits = model(clips, decisions=expand(decisions, len(clips)))
             loss = F.cross_entropy(logits, labels)
+            if teacher is not None and distill_weight > 0:
+                loss = loss + distill_weight * distillation(logits, teacher[indices], distill_temperature)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

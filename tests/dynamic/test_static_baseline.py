@@ -3,9 +3,12 @@ import pytest
 import torch
 from dynamic_helpers import CLIP, dynamic_tiny_test
 
+from dance3d.dance.aap import distillation
+from dance3d.dance.data import ClipCache
 from dance3d.dance.static_baseline import (
     even_frames,
     expand,
+    finetune_static,
     keep_fraction_for,
     kept_channel_count,
     magnitude_decisions,
@@ -78,3 +81,19 @@ def test_keep_fraction_for_picks_the_cheapest_existing_widths_that_reach_the_bud
     assert static_mac_fraction(model, widest) == pytest.approx(costs[1.0])  # out of reach: the widest
     unrounded = magnitude_decisions(model, keep_fraction_for(model, target), channel_multiple=1)
     assert static_mac_fraction(model, unrounded) == pytest.approx(target, abs=0.05)
+
+
+def test_static_finetune_adds_aaps_distillation_term_when_given_a_teacher():
+    model = dynamic_tiny_test()
+    decisions = magnitude_decisions(model, 0.5, frame_keep_fraction=0.5)
+    generator = torch.Generator().manual_seed(0)
+    train = ClipCache(torch.rand(8, 3, *CLIP, generator=generator).half(), torch.arange(8) % 2, [{}] * 8)
+    teacher = torch.randn(8, model.backbone.head.out_features, generator=generator) * 3
+    common = {"epochs": 1, "lr": 0.0, "batch_size": 8, "progress": False, "log": lambda line: None}
+    plain = finetune_static(model, decisions, train, **common)[0]["loss"]
+    ignored = finetune_static(model, decisions, train, teacher=teacher, distill_weight=0.0, **common)[0]["loss"]
+    distilled = finetune_static(model, decisions, train, teacher=teacher, distill_weight=0.5, **common)[0]["loss"]
+    with torch.no_grad():
+        logits = model(train.clips.float(), decisions=expand(decisions, 8))
+    assert ignored == pytest.approx(plain)
+    assert distilled - plain == pytest.approx(0.5 * float(distillation(logits, teacher, 2.0)), rel=1e-4)

@@ -59,6 +59,13 @@ def _summarise(samples_ms: list[float], *, warmup: int, timer: str, device: torc
     )
 
 
+def _check_counts(*, warmup: int, repeats: int) -> None:
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if warmup < 0:
+        raise ValueError(f"warmup must be >= 0, got {warmup}")
+
+
 def measure_latency(
     fn: Callable[..., Any],
     inputs: Any,
@@ -68,10 +75,7 @@ def measure_latency(
     device: str | torch.device | None = None,
 ) -> LatencyStats:
     """Time ``fn(inputs)`` under inference mode; ``device`` defaults to the inputs' device."""
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
-    if warmup < 0:
-        raise ValueError(f"warmup must be >= 0, got {warmup}")
+    _check_counts(warmup=warmup, repeats=repeats)
     dev = torch.device(device) if device is not None else device_of(inputs)
     with torch.inference_mode():
         for _ in range(warmup):
@@ -109,10 +113,7 @@ def measure_interleaved(
     Each round calls every entry once, in order; ``warmup`` untimed rounds come first. Every call is
     timed with ``time.perf_counter``, ``device`` synchronised at both edges.
     """
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
-    if warmup < 0:
-        raise ValueError(f"warmup must be >= 0, got {warmup}")
+    _check_counts(warmup=warmup, repeats=repeats)
     dev = torch.device(device)
     samples_ms: dict[str, list[float]] = {name: [] for name in calls}
     with torch.inference_mode():

@@ -155,8 +155,18 @@ def _motion_schedule(rng: np.random.Generator, num_frames: int, num_static: int)
     return np.cumsum(moving)
 
 
-MOVER_SCALE = 0.7  # moving distractors: sprite side relative to the actor's range, and their colours
-MOVER_COLOR = (0.25, 0.55)
+# Distractors: sprite side relative to the actor's size range, and the range of their colours
+DISTRACTOR_SCALE, DISTRACTOR_COLOR = 0.8, (0.3, 0.8)  # static ones
+MOVER_SCALE, MOVER_COLOR = 0.7, (0.25, 0.55)  # moving ones
+
+
+def _random_sprite(rng: np.random.Generator, config: MovingDigitsConfig, pool: np.ndarray, *, short: int,
+                   scale: float, color_range: tuple[float, float]) -> np.ndarray:  # fmt: skip
+    """A distractor sprite (3, side, side): a random digit of ``pool``, ``scale`` times a random actor size, tinted
+    from ``color_range`` (draws size, colour, digit, in that order)."""
+    side = int(round(rng.uniform(config.min_digit_scale, config.max_digit_scale) * short * scale))
+    color = rng.uniform(*color_range, size=3).astype(np.float32)
+    return _render_sprite(_digit_images()[rng.choice(pool)], side, color)
 
 
 def _add_moving_distractors(clean: np.ndarray, config: MovingDigitsConfig, split: str, index: int,
@@ -173,11 +183,10 @@ def _add_moving_distractors(clean: np.ndarray, config: MovingDigitsConfig, split
     short = min(H, W)
     count = int(rng.integers(0, config.max_moving_distractors + 1))
     for _ in range(count):
-        side = int(round(rng.uniform(config.min_digit_scale, config.max_digit_scale) * short * MOVER_SCALE))
-        color = rng.uniform(*MOVER_COLOR, size=3).astype(np.float32)
-        sprite = _render_sprite(_digit_images()[rng.choice(pool)], side, color)
+        sprite = _random_sprite(rng, config, pool, short=short, scale=MOVER_SCALE, color_range=MOVER_COLOR)
+        side = sprite.shape[1]
         dy, dx = _DIRECTIONS[MOTION_CLASSES[int(rng.integers(len(MOTION_CLASSES)))]]
-        travel = rng.uniform(0.25, 0.55) * (min(H, W) - side)
+        travel = rng.uniform(0.25, 0.55) * (short - side)
         top0, left0 = rng.uniform(0, H - side), rng.uniform(0, W - side)
         for t in range(T):
             step = travel * t / (T - 1)
@@ -223,9 +232,8 @@ def generate_clip(config: MovingDigitsConfig, split: str, index: int) -> tuple[n
     num_distractors = int(rng.integers(0, config.max_distractors + 1))
     background = np.zeros((3, H, W), dtype=np.float32)
     for _ in range(num_distractors):
-        d_side = int(round(rng.uniform(config.min_digit_scale, config.max_digit_scale) * short * 0.8))
-        d_color = rng.uniform(0.3, 0.8, size=3).astype(np.float32)
-        sprite = _render_sprite(images[rng.choice(pool)], d_side, d_color)
+        sprite = _random_sprite(rng, config, pool, short=short, scale=DISTRACTOR_SCALE, color_range=DISTRACTOR_COLOR)
+        d_side = sprite.shape[1]
         _paste(background, sprite, int(rng.integers(0, H - d_side)), int(rng.integers(0, W - d_side)))
 
     clean = np.repeat(background[:, None], T, axis=1)

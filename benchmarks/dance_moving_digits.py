@@ -54,6 +54,7 @@ from dance3d.dance.static_baseline import (
     magnitude_decisions,
 )
 from dance3d.dynamic import DynamicConfig, convert_model, set_execution_mode
+from dance3d.dynamic.checkpoint import dense_state_dict
 from dance3d.dynamic.compact_backend import fast_conv_backend
 from dance3d.evaluation import evaluate
 from dance3d.reporting import paired_accuracy, redundancy_spearman
@@ -144,15 +145,19 @@ def summarise(result, *, dense_macs: int) -> dict[str, Any]:
     }
 
 
+def dense_teacher_logits(backbone: torch.nn.Module, clip_shape, train, cache: dict[int, torch.Tensor]) -> torch.Tensor:
+    """The logits of ``backbone`` with every unit kept on the training clips, computed once per backbone."""
+    if id(backbone) not in cache:
+        cache[id(backbone)] = teacher_logits(convert_model(copy.deepcopy(backbone), clip_shape=clip_shape), train)
+    return cache[id(backbone)]
+
+
 def run_aap(
-    backbone, clip_shape, train, aap: AapSettings, test, classes, *, dynamic: DynamicConfig, teacher_cache: dict
+    backbone, clip_shape, train, aap: AapSettings, test, classes, *, dynamic: DynamicConfig, teacher: torch.Tensor
 ) -> tuple:
     model = convert_model(copy.deepcopy(backbone), clip_shape=clip_shape, config=dynamic)
-    key = id(backbone)
-    if key not in teacher_cache:
-        teacher_cache[key] = teacher_logits(model, train)
     started = time.perf_counter()
-    history = train_aap(model, train, aap, teacher=teacher_cache[key], log=print)
+    history = train_aap(model, train, aap, teacher=teacher, log=print)
     seconds = time.perf_counter() - started
     result = evaluate(model, test, classes=classes, progress=False)
     return model, result, history, seconds
@@ -342,8 +347,6 @@ def main() -> int:
     cv_after = measure_variability(ava_model, val)
     timings["ava_s"] = time.perf_counter() - t
     ava_dense = copy.deepcopy(dense)
-    from dance3d.dynamic.checkpoint import dense_state_dict
-
     ava_dense.load_state_dict(dense_state_dict(ava_model))
     ava_dense.eval()
     ava_top1 = evaluate(ava_dense, test, classes=classes, progress=False).top1
@@ -360,8 +363,9 @@ def main() -> int:
         ("dance_without_ava", dense, aap.target_mac_fraction),
     ] + [(f"dance_target_{x:g}", ava_dense, x) for x in cfg["curve_targets"]]:
         run_settings = replace(aap, target_mac_fraction=target)
+        teacher = dense_teacher_logits(backbone, clip_shape, train, teachers)
         model, result, history, seconds = run_aap(
-            backbone, clip_shape, train, run_settings, test, classes, dynamic=cfg["dynamic"], teacher_cache=teachers
+            backbone, clip_shape, train, run_settings, test, classes, dynamic=cfg["dynamic"], teacher=teacher
         )
         timings[f"{label}_s"] = seconds
         records[label] = result.records
@@ -376,7 +380,7 @@ def main() -> int:
 
     # static baselines at the mean MACs of DANCE runs, fine-tuned for the same number of epochs
     t = time.perf_counter()
-    static_teacher = teachers[id(dense)] if args.static_distill else None  # the dense logits AAP without AVA used
+    static_teacher = dense_teacher_logits(dense, clip_shape, train, teachers) if args.static_distill else None
     multiple = cfg["dynamic"].channel_multiple
     frame_kinds = {"static_frames": cfg["static_frame_keep"]}  # kind -> fraction of frames kept
     frame_kinds |= {f"static_frames_{keep:g}": keep for keep in cfg["extra_static_frame_keeps"]}

@@ -19,7 +19,8 @@ frames (``static_frames_F_at_*``), which count the same way.
 Static channel pruning with unrounded widths is run too, as a reference outside that rule, and
 every model's batch-1 latency is measured on 32 test clips, all models interleaved, freed memory
 retained (CPU, the benchmark's threads): dense through oneDNN, DANCE and the static models in
-compact execution (DANCE with its controller, eager and compiled).
+compact execution (DANCE with its controller, eager and compiled). Every model's per-clip test
+results (correct or not, MAC fraction, keep rates, the clip's metadata) go to ``dance_*clips.parquet``.
 
 ``--quick`` is a smoke run (few clips, one epoch per stage); its numbers mean nothing.
 """
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import yaml
 
@@ -125,11 +127,20 @@ def dense_model(path: Path):
     return load_model(path)
 
 
+CLIP_FACTORS = ("static_frame_fraction", "background_fraction", "num_distractors", "num_moving_distractors",
+                "noise_std", "digit_scale")  # fmt: skip  # the parts of a clip's metadata that redundancy summarises
+
+
 def summarise(result, *, dense_macs: int) -> dict[str, Any]:
     records = result.records
     fractions = np.array([r.get("mac_fraction", 1.0) for r in records])
     redundancy = np.array([r["redundancy"] for r in records])
     rho = redundancy_spearman(redundancy, fractions)
+    by_factor = {
+        factor: redundancy_spearman(np.array([r[factor] for r in records]), fractions)
+        for factor in CLIP_FACTORS
+        if factor in records[0]
+    }
     keys = [k for k in result.clip_stat_summary if "." not in k and k not in ("macs", "mac_fraction")]
     return {
         "top1": result.top1,
@@ -140,6 +151,7 @@ def summarise(result, *, dense_macs: int) -> dict[str, Any]:
         "mac_fraction_p90": float(np.percentile(fractions, 90)),
         "mac_fraction_p90_minus_p10": float(np.percentile(fractions, 90) - np.percentile(fractions, 10)),
         "spearman_mac_fraction_vs_redundancy": rho,
+        "spearman_mac_fraction_vs_clip_factor": by_factor,  # which parts of the clip the budget follows
         "mean_macs": float(fractions.mean() * dense_macs),
         "keep_rates": {k: result.clip_stat_summary[k]["mean"] for k in keys},
     }
@@ -251,6 +263,11 @@ def beats_static_baselines(runs: dict[str, dict[str, Any]], label: str, kinds: l
     baselines = [runs[f"{kind}_at_{label}"] for kind in kinds]
     matched = [b["top1"] for b in baselines if b["mean_mac_fraction"] >= dance["mean_mac_fraction"] - MAC_MATCH]
     return bool(matched) and dance["top1"] > max(matched)
+
+
+def clip_table(records: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
+    """One row per (model, test clip): correctness, MAC fraction and keep rates, and the clip's metadata."""
+    return pd.DataFrame([{"model": name, **record} for name, rows in records.items() for record in rows])
 
 
 def paired_comparisons(records: dict[str, list[dict[str, Any]]], static_targets) -> dict[str, dict[str, float]]:
@@ -518,7 +535,9 @@ def main() -> int:
         "paired_comparisons": paired,
         "timings_s": timings,
         "figures": [f"{prefix}{name}.png" for name in ("ava_variability", "adaptivity", "tradeoff")],
+        "per_clip_table": f"{prefix}clips.parquet",
     }
+    clip_table(records).to_parquet(RESULTS / f"{prefix}clips.parquet", index=False)
     out = RESULTS / f"{prefix}moving_digits.json"
     out.write_text(json.dumps(report, indent=2, default=float))
     partial.unlink(missing_ok=True)

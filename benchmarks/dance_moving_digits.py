@@ -167,6 +167,7 @@ def dense_teacher_logits(backbone: torch.nn.Module, clip_shape, train, cache: di
 def run_aap(
     backbone, clip_shape, train, aap: AapSettings, test, classes, *, dynamic: DynamicConfig, teacher: torch.Tensor
 ) -> tuple:
+    torch.manual_seed(aap.seed)  # the controller's initial weights depend on the seed only, as in `dance3d aap`
     model = convert_model(copy.deepcopy(backbone), clip_shape=clip_shape, config=dynamic)
     started = time.perf_counter()
     history = train_aap(model, train, aap, teacher=teacher, log=print)

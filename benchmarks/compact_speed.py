@@ -43,7 +43,7 @@ from dance3d.dynamic import BlockDecision, DynamicConfig, convert_model, set_exe
 from dance3d.dynamic.compact_backend import fast_conv_backend
 from dance3d.dynamic.compact_tuning import calibrate
 from dance3d.models import create_model, list_models
-from profiling import measure_interleaved, retain_freed_memory
+from profiling import measure_interleaved, retain_freed_memory, source_revision
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DANCE_RESULTS = RESULTS / "dance_moving_digits.json"
@@ -465,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "machine": {
             "platform": platform.platform(),
+            "source_revision": source_revision(),
             "processor": platform.processor(),
             "torch": torch.__version__,
             "threads": args.threads,

@@ -61,7 +61,7 @@ from dance3d.dynamic.compact_backend import fast_conv_backend
 from dance3d.evaluation import evaluate
 from dance3d.reporting import paired_accuracy, redundancy_spearman
 from dance3d.training.checkpoint import load_model
-from profiling import measure_interleaved, retain_freed_memory
+from profiling import measure_interleaved, retain_freed_memory, source_revision
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_DENSE = Path("runs/dense/model.pt")
@@ -487,6 +487,7 @@ def main() -> int:
         "tag": args.tag,
         "machine": {
             "platform": platform.platform(),
+            "source_revision": source_revision(),
             "processor": platform.processor(),
             "python": platform.python_version(),
             "torch": torch.__version__,

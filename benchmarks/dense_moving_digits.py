@@ -25,6 +25,7 @@ from dance3d.evaluation import evaluate
 from dance3d.reporting import redundancy_table
 from dance3d.training.checkpoint import load_model
 from dance3d.training.trainer import RunConfig, train
+from profiling import source_revision
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -59,6 +60,7 @@ def main() -> None:
         "config": to_dict(config),
         "machine": {
             "platform": platform.platform(),
+            "source_revision": source_revision(),
             "processor": platform.processor(),
             "cpu_count": os.cpu_count(),
             "torch": torch.__version__,

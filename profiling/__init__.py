@@ -34,6 +34,7 @@ _EXPORTS = {
     "EnergyResult": "profiling.energy",
     "run_sweep": "profiling.sweep",
     "collect_env": "profiling.env",
+    "source_revision": "profiling.env",
     "retain_freed_memory": "profiling.host_memory",
     "load_rail_log": "profiling.rail_log",
     "RailLog": "profiling.rail_log",

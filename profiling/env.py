@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,23 @@ def meter_status(devices: list[str], *, root: str | Path = "/") -> list[dict[str
     return rows
 
 
+def source_revision(path: str | Path | None = None) -> str | None:
+    """The git commit of the checkout holding ``path`` (default: this package), ``-dirty`` if it has
+    uncommitted changes; None outside a git checkout or without git (an installed wheel)."""
+    where = Path(path) if path is not None else Path(__file__).resolve().parent
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=40", "--exclude=*"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
 def collect_env(*, root: str | Path = "/") -> dict[str, Any]:
     """A JSON-ready description of this machine for reports and sweep metadata."""
     import torch
@@ -89,6 +107,7 @@ def collect_env(*, root: str | Path = "/") -> dict[str, Any]:
         "python": platform.python_version(),
         "executable": sys.executable,
         "platform": platform.platform(),
+        "source_revision": source_revision(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "cudnn": cudnn,

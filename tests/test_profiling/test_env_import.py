@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch
 from profiling_fakes import make_hwmon, write
 
 import profiling
-from profiling import collect_env
+from profiling import collect_env, source_revision
 
 
 def test_import_is_cheap_and_touches_no_torch_or_matplotlib() -> None:
@@ -51,3 +52,28 @@ def test_collect_env_reports_versions_devices_and_meters(tmp_path: Path, monkeyp
     nvml = [m for m in env["meters"] if m["meter"] == "nvml-energy"]
     assert len(nvml) >= 1 and all(m["reason"] or m["available"] for m in nvml)
     assert len({(m["meter"], m["device"]) for m in env["meters"]}) == len(env["meters"])
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True, capture_output=True
+    )
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_source_revision_names_the_commit_and_marks_uncommitted_changes(tmp_path: Path) -> None:
+    assert source_revision(tmp_path) is None  # not a checkout
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "a.txt").write_text("1")
+    _git(tmp_path, "add", "a.txt")
+    _git(tmp_path, "commit", "-q", "-m", "first")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    assert source_revision(tmp_path) == head
+    (tmp_path / "a.txt").write_text("2")
+    assert source_revision(tmp_path) == f"{head}-dirty"
+
+
+def test_source_revision_is_none_without_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git executable to find
+    assert source_revision() is None
+    assert "source_revision" in collect_env(root=tmp_path)

@@ -136,10 +136,9 @@ def summarise(result, *, dense_macs: int) -> dict[str, Any]:
     fractions = np.array([r.get("mac_fraction", 1.0) for r in records])
     redundancy = np.array([r["redundancy"] for r in records])
     rho = redundancy_spearman(redundancy, fractions)
-    by_factor = {
-        factor: redundancy_spearman(np.array([r[factor] for r in records]), fractions)
-        for factor in CLIP_FACTORS
-        if factor in records[0]
+    factors = {factor: np.array([r[factor] for r in records]) for factor in CLIP_FACTORS if factor in records[0]}
+    by_factor = {  # a factor constant over the clips (no moving clutter, say) has no correlation
+        factor: redundancy_spearman(values, fractions) for factor, values in factors.items() if np.ptp(values) > 0
     }
     keys = [k for k in result.clip_stat_summary if "." not in k and k not in ("macs", "mac_fraction")]
     return {

@@ -77,21 +77,25 @@ def meter_status(devices: list[str], *, root: str | Path = "/") -> list[dict[str
     return rows
 
 
-def source_revision(path: str | Path | None = None) -> str | None:
-    """The git commit of the checkout holding ``path`` (default: this package), ``-dirty`` if it has
-    uncommitted changes; None outside a git checkout or without git (an installed wheel)."""
-    where = Path(path) if path is not None else Path(__file__).resolve().parent
+def _git(where: Path, *args: str) -> str | None:
     try:
-        done = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=40", "--exclude=*"],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
+        done = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def source_revision(path: str | Path | None = None, *, ignore: tuple[str, ...] = ("benchmarks/results",)) -> str | None:
+    """The git commit of the checkout holding ``path`` (default: this package), ``-dirty`` if tracked
+    files outside ``ignore`` (paths from the checkout's top; results that runs write) have uncommitted
+    changes; None outside a git checkout or without git (an installed wheel)."""
+    where = Path(path) if path is not None else Path(__file__).resolve().parent
+    commit = _git(where, "rev-parse", "--verify", "--quiet", "HEAD")
+    if not commit:
+        return None
+    excluded = [f":(top,exclude){p}" for p in ignore]
+    changes = _git(where, "status", "--porcelain", "--untracked-files=no", "--", ":(top)", *excluded)
+    return f"{commit}-dirty" if changes else commit
 
 
 def collect_env(*, root: str | Path = "/") -> dict[str, Any]:

@@ -69,8 +69,16 @@ def test_source_revision_names_the_commit_and_marks_uncommitted_changes(tmp_path
     _git(tmp_path, "commit", "-q", "-m", "first")
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
     assert source_revision(tmp_path) == head
+    results = tmp_path / "benchmarks/results"
+    results.mkdir(parents=True)
+    (results / "r.json").write_text("{}")
+    _git(tmp_path, "add", "benchmarks")
+    _git(tmp_path, "commit", "-q", "-m", "results")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    (results / "r.json").write_text('{"new": 1}')  # a run rewrote its results: the code is unchanged
+    assert source_revision(results) == head
     (tmp_path / "a.txt").write_text("2")
-    assert source_revision(tmp_path) == f"{head}-dirty"
+    assert source_revision(results) == f"{head}-dirty"
 
 
 def test_source_revision_is_none_without_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

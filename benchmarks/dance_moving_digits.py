@@ -127,8 +127,9 @@ def dense_model(path: Path):
     return load_model(path)
 
 
+# A clip's recorded factors: the two that its redundancy score averages, then clutter, noise and digit size
 CLIP_FACTORS = ("static_frame_fraction", "background_fraction", "num_distractors", "num_moving_distractors",
-                "noise_std", "digit_scale")  # fmt: skip  # the parts of a clip's metadata that redundancy summarises
+                "noise_std", "digit_scale")  # fmt: skip
 
 
 def summarise(result, *, dense_macs: int) -> dict[str, Any]:

@@ -54,10 +54,10 @@ def test_collect_env_reports_versions_devices_and_meters(tmp_path: Path, monkeyp
     assert len({(m["meter"], m["device"]) for m in env["meters"]}) == len(env["meters"])
 
 
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True, capture_output=True
-    )
+def _git(repo: Path, *args: str) -> str:
+    command = ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args]
+    done = subprocess.run(command, cwd=repo, check=True, capture_output=True, text=True)
+    return done.stdout.strip()
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -67,14 +67,14 @@ def test_source_revision_names_the_commit_and_marks_uncommitted_changes(tmp_path
     (tmp_path / "a.txt").write_text("1")
     _git(tmp_path, "add", "a.txt")
     _git(tmp_path, "commit", "-q", "-m", "first")
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    head = _git(tmp_path, "rev-parse", "HEAD")
     assert source_revision(tmp_path) == head
     results = tmp_path / "benchmarks/results"
     results.mkdir(parents=True)
     (results / "r.json").write_text("{}")
     _git(tmp_path, "add", "benchmarks")
     _git(tmp_path, "commit", "-q", "-m", "results")
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    head = _git(tmp_path, "rev-parse", "HEAD")
     (results / "r.json").write_text('{"new": 1}')  # a run rewrote its results: the code is unchanged
     assert source_revision(results) == head
     (tmp_path / "a.txt").write_text("2")

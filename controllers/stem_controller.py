@@ -17,6 +17,14 @@ context. Positive logits mean "keep". Biases start at ``init_logit``; per-frame 
 start at a prior (``prior_weight``) that keeps frames moving about as much as the clip's moving
 frames and drops frames well below them (tiles: prefers tiles with more activity and motion than
 the clip's mean), so an untrained controller already skips the frames of a pause.
+
+Channel biases start spread by a ranking of the gate's channels (``channel_priors``, e.g. their
+filter norms): from ``init_logit`` for the first, down in steps of ``prior_weight / n``, so the
+last of ``n`` starts just above ``init_logit - prior_weight``. Spread, a shift of all biases
+drops channels one at a time, least important first, so the kept count follows the compute term
+from the first steps. With equal starting biases every channel would cross zero at the same step
+(Adam moves each bias at about the learning rate, whatever the size of its gradient), and the
+kept count would be set by the step count, not by the trade-off.
 """
 
 from __future__ import annotations
@@ -66,6 +74,14 @@ def _upper_quartile(values: torch.Tensor) -> torch.Tensor:
     return values.kthvalue(rank, dim=1, keepdim=True).values
 
 
+def _descending_rank_fraction(scores: torch.Tensor) -> torch.Tensor:
+    """Per score: its rank from the largest, divided by the count (0, 1/n, ..., (n-1)/n); ties: lower index first."""
+    order = scores.argsort(descending=True, stable=True)
+    fraction = torch.empty(len(scores))
+    fraction[order] = torch.arange(len(scores), dtype=torch.float32) / len(scores)
+    return fraction
+
+
 def _stacked_linear(layers: list[nn.Linear], x: torch.Tensor) -> torch.Tensor:
     """The outputs of several linear layers on the same input, concatenated along the last dim, as one matmul."""
     weight = torch.cat([layer.weight for layer in layers])
@@ -92,7 +108,8 @@ class StemController(nn.Module):
     """Lightweight controller; ``gates`` fixes its output sizes, ``stem_channels`` its input.
 
     ``temporal_edge``: frames at each end of the stem output distorted by temporal zero padding
-    (see :meth:`maps`).
+    (see :meth:`maps`). ``channel_priors``: per gate, a score per channel (larger: dropped later)
+    that orders the channels' starting biases; None: channel index order.
     """
 
     def __init__(
@@ -104,6 +121,7 @@ class StemController(nn.Module):
         init_logit: float = 3.0,
         prior_weight: float = 3.0,
         temporal_edge: int = 0,
+        channel_priors: list[torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
         self.temporal_edge = temporal_edge
@@ -119,7 +137,12 @@ class StemController(nn.Module):
         for head in [*self.frame_bias, *self.tile_bias, *self.channel_heads]:
             nn.init.normal_(head.weight, std=0.01)
             nn.init.constant_(head.bias, init_logit)
+        if channel_priors is not None and [len(p) for p in channel_priors] != [g.num_channels for g in gates]:
+            raise ValueError("channel_priors needs one score per channel of each gate")
         with torch.no_grad():  # prior: prefer frames/tiles with more motion and activity than the clip's mean
+            for i, head in enumerate(self.channel_heads):
+                scores = channel_priors[i] if channel_priors is not None else -torch.arange(head.out_features)
+                head.bias.sub_(prior_weight * _descending_rank_fraction(scores))
             for head in self.frame_weights:
                 head.weight.copy_(torch.tensor([[0.0, 0.0, 0.0, prior_weight]]))
                 head.bias.zero_()

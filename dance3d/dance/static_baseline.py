@@ -61,10 +61,7 @@ def magnitude_decisions(
     if not 0.0 < frame_keep_fraction <= 1.0:
         raise ConfigError(f"frame_keep_fraction must be in (0, 1], got {frame_keep_fraction}")
     decisions = []
-    for full, convs, gated in zip(model.full_decisions(1), model.gated_convs, model.gated, strict=True):
-        producer = next(c for c in convs if c.side in ("out", "both", "depthwise"))
-        weight = model.backbone.get_submodule(producer.name).weight.detach()
-        norms = weight.abs().flatten(1).sum(1)
+    for full, norms, gated in zip(model.full_decisions(1), model.channel_filter_norms(), model.gated, strict=True):
         keep = kept_channel_count(len(norms), keep_fraction, multiple=channel_multiple)
         channels = torch.zeros(1, len(norms), dtype=torch.bool)
         channels[0, norms.topk(keep).indices] = True

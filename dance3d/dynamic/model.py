@@ -219,6 +219,7 @@ class DynamicModel(nn.Module):
             init_logit=config.init_logit,
             prior_weight=config.prior_weight,
             temporal_edge=stem_temporal_padding(stem),
+            channel_priors=self.channel_filter_norms(),
         )
         self.controller_macs_per_clip = self.controller.macs_per_clip(self.stem_shape)  # the clip shape is fixed
         self.register_buffer("logit_offsets", torch.zeros(len(self.gate_specs), 3), persistent=False)
@@ -397,6 +398,15 @@ class DynamicModel(nn.Module):
         return self.last_macs / self.dense_macs
 
     # -- decisions, stats -----------------------------------------------------------------------
+    def channel_filter_norms(self) -> list[torch.Tensor]:
+        """Per gated block, the L1 norm of each inner channel's producing conv filter (magnitude importance)."""
+        norms = []
+        for convs in self.gated_convs:
+            producer = next(c for c in convs if c.side in ("out", "both", "depthwise"))
+            weight = self.backbone.get_submodule(producer.name).weight.detach()
+            norms.append(weight.abs().flatten(1).sum(1).cpu())
+        return norms
+
     def full_decisions(self, batch_size: int, device: torch.device | str = "cpu") -> list[BlockDecision]:
         """Keep everything (reproduces the dense model)."""
         return [

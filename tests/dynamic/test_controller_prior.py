@@ -1,5 +1,6 @@
 """The untrained controller's prior: frames inside a pause are skipped, a moving clip keeps its frames."""
 
+import pytest
 import torch
 from dynamic_helpers import make_dense
 
@@ -30,3 +31,35 @@ def test_prior_skips_paused_frames_and_keeps_a_moving_clip():
     skipped = (~first.frames[1]).nonzero().flatten().tolist()
     assert len(skipped) >= 4 and all(t in range(4, 13) for t in skipped)  # all inside the pause
     assert float(model.last_mac_fraction[1]) < float(model.last_mac_fraction[0])
+
+
+def test_channel_biases_start_ranked_by_filter_norm_so_a_shift_drops_channels_one_level_at_a_time():
+    fractions = tuple(k / 8 for k in range(1, 9))
+    config = DynamicConfig(channel_keep_fractions=fractions, channel_multiple=1)
+    model = convert_model(make_dense("tiny-test"), clip_shape=(FRAMES, SIZE, SIZE), config=config).eval()
+    clip = moving_square()[None]
+    norms = model.channel_filter_norms()
+    with torch.no_grad():  # the starting biases alone decide (the context weights start small, not zero)
+        for head in model.controller.channel_heads:
+            head.weight.zero_()
+    for head, gate_norms in zip(model.controller.channel_heads, norms, strict=True):
+        assert torch.equal(head.bias.argsort(descending=True), gate_norms.argsort(descending=True))
+        spread = float((head.bias.max() - head.bias.min()).detach())
+        assert spread == pytest.approx(config.prior_weight * (1 - 1 / len(gate_norms)))
+    kept_counts = []
+    for shift in torch.linspace(0.0, config.init_logit, 9).tolist():
+        model.logit_offsets[:, 1] = -shift
+        with torch.no_grad():
+            model(clip)
+        counts = []
+        for decision, gate_norms in zip(model.last_decisions, norms, strict=True):
+            kept = decision.channels[0]
+            count = int(kept.sum())
+            assert torch.equal(kept.nonzero().flatten().sort().values, gate_norms.topk(count).indices.sort().values)
+            counts.append(count)
+        kept_counts.append(counts)
+    assert kept_counts[0] == [spec.num_channels for spec in model.gate_specs]  # untrained: every channel kept
+    for gate in range(len(model.gate_specs)):
+        per_shift = [counts[gate] for counts in kept_counts]
+        assert per_shift == sorted(per_shift, reverse=True)
+        assert len(set(per_shift)) >= 5  # the count steps down level by level, not all at once

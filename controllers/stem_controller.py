@@ -18,13 +18,12 @@ start at a prior (``prior_weight``) that keeps frames moving about as much as th
 frames and drops frames well below them (tiles: prefers tiles with more activity and motion than
 the clip's mean), so an untrained controller already skips the frames of a pause.
 
-Channel biases start spread by a ranking of the gate's channels (``channel_priors``, e.g. their
-filter norms): from ``init_logit`` for the first, down in steps of ``prior_weight / n``, so the
-last of ``n`` starts just above ``init_logit - prior_weight``. Spread, a shift of all biases
-drops channels one at a time, least important first, so the kept count follows the compute term
-from the first steps. With equal starting biases every channel would cross zero at the same step
-(Adam moves each bias at about the learning rate, whatever the size of its gradient), and the
-kept count would be set by the step count, not by the trade-off.
+Channel biases start at ``init_logit``. With ``channel_bias_spread`` > 0 they start spread by a
+ranking of the gate's channels (``channel_priors``, e.g. their filter norms): from ``init_logit``
+for the first, down in steps of ``channel_bias_spread / n``. Spread, a shift of all biases drops
+channels one at a time, least important first. With equal starts (the default) every channel
+crosses zero at about the same Adam step (Adam moves each bias at about the learning rate,
+whatever the size of its gradient), so a gate's kept count tends to jump between levels.
 """
 
 from __future__ import annotations
@@ -109,7 +108,7 @@ class StemController(nn.Module):
 
     ``temporal_edge``: frames at each end of the stem output distorted by temporal zero padding
     (see :meth:`maps`). ``channel_priors``: per gate, a score per channel (larger: dropped later)
-    that orders the channels' starting biases; None: channel index order.
+    that orders the channels' starting biases when ``channel_bias_spread`` > 0; None: index order.
     """
 
     def __init__(
@@ -120,6 +119,7 @@ class StemController(nn.Module):
         hidden: int = 64,
         init_logit: float = 3.0,
         prior_weight: float = 3.0,
+        channel_bias_spread: float = 0.0,
         temporal_edge: int = 0,
         channel_priors: list[torch.Tensor] | None = None,
     ) -> None:
@@ -142,7 +142,7 @@ class StemController(nn.Module):
         with torch.no_grad():  # prior: prefer frames/tiles with more motion and activity than the clip's mean
             for i, head in enumerate(self.channel_heads):
                 scores = channel_priors[i] if channel_priors is not None else -torch.arange(head.out_features)
-                head.bias.sub_(prior_weight * _descending_rank_fraction(scores))
+                head.bias.sub_(channel_bias_spread * _descending_rank_fraction(scores))
             for head in self.frame_weights:
                 head.weight.copy_(torch.tensor([[0.0, 0.0, 0.0, prior_weight]]))
                 head.bias.zero_()

@@ -218,6 +218,7 @@ class DynamicModel(nn.Module):
             hidden=config.controller_hidden,
             init_logit=config.init_logit,
             prior_weight=config.prior_weight,
+            channel_bias_spread=config.channel_bias_spread,
             temporal_edge=stem_temporal_padding(stem),
             channel_priors=self.channel_filter_norms(),
         )

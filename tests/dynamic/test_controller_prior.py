@@ -33,9 +33,20 @@ def test_prior_skips_paused_frames_and_keeps_a_moving_clip():
     assert float(model.last_mac_fraction[1]) < float(model.last_mac_fraction[0])
 
 
-def test_channel_biases_start_ranked_by_filter_norm_so_a_shift_drops_channels_one_level_at_a_time():
+def test_channel_biases_start_equal_by_default():
+    model = convert_model(make_dense("tiny-test"), clip_shape=(FRAMES, SIZE, SIZE), config=DynamicConfig())
+    for head in model.controller.channel_heads:
+        assert torch.all(head.bias == DynamicConfig().init_logit)
+
+
+def test_negative_channel_bias_spread_is_rejected():
+    with pytest.raises(ValueError, match="channel_bias_spread"):
+        DynamicConfig(channel_bias_spread=-1.0)
+
+
+def test_spread_channel_biases_start_ranked_by_filter_norm_so_a_shift_drops_channels_one_level_at_a_time():
     fractions = tuple(k / 8 for k in range(1, 9))
-    config = DynamicConfig(channel_keep_fractions=fractions, channel_multiple=1)
+    config = DynamicConfig(channel_keep_fractions=fractions, channel_multiple=1, channel_bias_spread=3.0)
     model = convert_model(make_dense("tiny-test"), clip_shape=(FRAMES, SIZE, SIZE), config=config).eval()
     clip = moving_square()[None]
     norms = model.channel_filter_norms()
@@ -45,7 +56,7 @@ def test_channel_biases_start_ranked_by_filter_norm_so_a_shift_drops_channels_on
     for head, gate_norms in zip(model.controller.channel_heads, norms, strict=True):
         assert torch.equal(head.bias.argsort(descending=True), gate_norms.argsort(descending=True))
         spread = float((head.bias.max() - head.bias.min()).detach())
-        assert spread == pytest.approx(config.prior_weight * (1 - 1 / len(gate_norms)))
+        assert spread == pytest.approx(config.channel_bias_spread * (1 - 1 / len(gate_norms)))
     kept_counts = []
     for shift in torch.linspace(0.0, config.init_logit, 9).tolist():
         model.logit_offsets[:, 1] = -shift

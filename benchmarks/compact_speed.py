@@ -26,7 +26,6 @@ import argparse
 import copy
 import functools
 import json
-import platform
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -43,7 +42,7 @@ from dance3d.dynamic import BlockDecision, DynamicConfig, convert_model, set_exe
 from dance3d.dynamic.compact_backend import fast_conv_backend
 from dance3d.dynamic.compact_tuning import calibrate
 from dance3d.models import create_model, list_models
-from profiling import measure_interleaved, retain_freed_memory, source_revision
+from profiling import collect_env, measure_interleaved, retain_freed_memory
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DANCE_RESULTS = RESULTS / "dance_moving_digits.json"
@@ -464,10 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "compact_speed",
         "quick": args.quick,
         "machine": {
-            "platform": platform.platform(),
-            "source_revision": source_revision(),
-            "processor": platform.processor(),
-            "torch": torch.__version__,
+            **collect_env(),
             "threads": args.threads,
             "device": "cpu",
             "freed_memory_retained": retained,

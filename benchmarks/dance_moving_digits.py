@@ -31,7 +31,6 @@ import argparse
 import copy
 import itertools
 import json
-import platform
 import re
 import time
 from collections.abc import Callable
@@ -61,7 +60,7 @@ from dance3d.dynamic.compact_backend import fast_conv_backend
 from dance3d.evaluation import evaluate
 from dance3d.reporting import paired_accuracy, redundancy_spearman
 from dance3d.training.checkpoint import load_model
-from profiling import measure_interleaved, retain_freed_memory, source_revision
+from profiling import collect_env, measure_interleaved, retain_freed_memory
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_DENSE = Path("runs/dense/model.pt")
@@ -486,12 +485,7 @@ def main() -> int:
         "seed": args.seed,
         "tag": args.tag,
         "machine": {
-            "platform": platform.platform(),
-            "source_revision": source_revision(),
-            "processor": platform.processor(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
+            **collect_env(),
             "note": "2 CPU cores shared with other jobs; timings are indicative",
         },
         "settings": {

@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
-
-import torch
 
 from dance3d.config import to_dict
 from dance3d.data.registry import build_dataset
@@ -25,7 +21,7 @@ from dance3d.evaluation import evaluate
 from dance3d.reporting import redundancy_table
 from dance3d.training.checkpoint import load_model
 from dance3d.training.trainer import RunConfig, train
-from profiling import source_revision
+from profiling import collect_env
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -58,14 +54,7 @@ def main() -> None:
         "history": result.history,
         "redundancy_distribution": table.to_dict(orient="index"),
         "config": to_dict(config),
-        "machine": {
-            "platform": platform.platform(),
-            "source_revision": source_revision(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-        },
+        "machine": collect_env(),
     }
     print(f"test top-1 {evaluation.top1:.4f} after {train_s / 60:.1f} min of training")
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from profiling import source_revision
+from profiling import collect_env
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CASES = [((16, 64, 64), 1), ((16, 64, 64), 8), ((16, 112, 112), 1), ((16, 112, 112), 8)]
@@ -81,12 +80,7 @@ def main() -> int:
         print(f"{row['case']:<26}{row['default_ms']:>12.2f}{row['retained_ms']:>13.2f}{row['speedup']:>8.2f}x")
     payload = {
         "benchmark": "host_memory",
-        "machine": {
-            "platform": platform.platform(),
-            "source_revision": source_revision(),
-            "threads": args.threads,
-            "python": platform.python_version(),
-        },
+        "machine": {**collect_env(), "threads": args.threads},
         "repeats": args.repeats,
         "rows": rows,
         "total_s": time.perf_counter() - started,

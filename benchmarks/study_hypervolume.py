@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import torch
 
 from dance3d.dynamic import DynamicConfig, convert_model
 from dance3d.models import create_model
-from profiling import source_revision
+from profiling import collect_env
 from studies import StudyConfig
 from studies.grid import CachedMeasure, front_coverage, synthetic_tradeoff
 from studies.samplers import make_sampler
@@ -101,11 +100,9 @@ def main() -> None:
         print(f"{sampler:<8} {ratios.mean():>10.4f} {ratios.min():>10.4f} {distinct:>16.1f}")
     out = RESULTS / ("study_hypervolume_checkpoint.json" if args.checkpoint else "study_hypervolume.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    machine = {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
-               "source_revision": source_revision()}
     source = {"checkpoint": args.checkpoint, "clips": args.clips} if args.checkpoint else "synthetic_tradeoff"
     payload = {"trials": args.trials, "seeds": args.seeds, "knobs": KNOBS, "measurements": source}
-    out.write_text(json.dumps({**payload, "summary": summary, "runs": rows, "machine": machine}, indent=2))
+    out.write_text(json.dumps({**payload, "summary": summary, "runs": rows, "machine": collect_env()}, indent=2))
     print(f"wrote {out}")
 
 

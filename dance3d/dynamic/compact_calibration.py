@@ -69,4 +69,3 @@ class CompactCalibration:
         if bad:
             raise ConfigError(f"compact calibration {path}: unknown choice(s) {sorted(bad)}")
         return calibration
-

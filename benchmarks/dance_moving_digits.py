@@ -126,9 +126,10 @@ def dense_model(path: Path):
     return load_model(path)
 
 
-# A clip's recorded factors: the two that its redundancy score averages, then clutter, noise and digit size
-CLIP_FACTORS = ("static_frame_fraction", "background_fraction", "num_distractors", "num_moving_distractors",
-                "noise_std", "digit_scale")  # fmt: skip
+# A clip's recorded factors: the two that its redundancy score averages, the labelled digit's own pause (which
+# moving clutter hides from static_frame_fraction), then clutter, noise and digit size
+CLIP_FACTORS = ("static_frame_fraction", "background_fraction", "actor_static_fraction", "num_distractors",
+                "num_moving_distractors", "noise_std", "digit_scale")  # fmt: skip
 
 
 def summarise(result, *, dense_macs: int) -> dict[str, Any]:

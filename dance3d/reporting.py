@@ -20,7 +20,10 @@ def _pyplot():
 
 def redundancy_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     """Distribution (min, p10, p50, p90, max) of each redundancy field over clips."""
-    keys = ["static_frame_fraction", "background_fraction", "num_distractors", "noise_std", "redundancy"]
+    keys = [
+        "static_frame_fraction", "actor_static_fraction", "background_fraction", "num_distractors", "noise_std",
+        "redundancy",
+    ]  # fmt: skip
     frame = pd.DataFrame(records)[[k for k in keys if k in records[0]]]
     return frame.quantile([0.0, 0.1, 0.5, 0.9, 1.0]).T.rename(
         columns={0.0: "min", 0.1: "p10", 0.5: "p50", 0.9: "p90", 1.0: "max"}

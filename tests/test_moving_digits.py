@@ -151,6 +151,19 @@ def test_moving_distractors_add_clutter_and_leave_the_actor_and_label_alone():
     assert set(counts) == {0, 1, 2}
 
 
+def test_actor_pause_is_recorded_even_where_moving_clutter_hides_it_from_the_frame_repeats():
+    plain_config = MovingDigitsConfig(**{**SMALL.__dict__, "max_noise_std": 0.0})
+    movers_config = MovingDigitsConfig(**{**plain_config.__dict__, "max_moving_distractors": 2})
+    plain, movers = MovingDigits("test", plain_config), MovingDigits("test", movers_config)
+    hidden = 0
+    for i in range(40):
+        a, b = plain[i]["meta"], movers[i]["meta"]
+        assert a["actor_static_fraction"] == a["static_frame_fraction"]  # no moving clutter: the same thing
+        assert b["actor_static_fraction"] == a["actor_static_fraction"]  # the actor is the same clip's actor
+        hidden += b["actor_static_fraction"] > b["static_frame_fraction"]
+    assert hidden >= 5
+
+
 def test_moving_distractors_are_a_data_setting():
     from dance3d.config import load_config
     from dance3d.training.trainer import RunConfig

@@ -8,6 +8,9 @@ and records that in its metadata:
 
 - ``static_frame_fraction``: share of frames that repeat the previous one (the digit pauses once,
   for a contiguous run of frames);
+- ``actor_static_fraction``: share of frames in which the labelled digit stands where it stood in
+  the previous frame (its pause, whatever moving clutter does; equals ``static_frame_fraction``
+  without moving distractors);
 - ``background_fraction``: share of pixel positions that are empty in every frame;
 - ``num_distractors``: static digits that do not move (clutter, not signal);
 - ``num_moving_distractors``: smaller, dimmer digits that move in directions of their own (clutter
@@ -237,9 +240,8 @@ def generate_clip(config: MovingDigitsConfig, split: str, index: int) -> tuple[n
         _paste(background, sprite, int(rng.integers(0, H - d_side)), int(rng.integers(0, W - d_side)))
 
     clean = np.repeat(background[:, None], T, axis=1)
-    for t in range(T):
-        top = int(round(start_y + dy * speed * steps[t]))
-        left = int(round(start_x + dx * speed * steps[t]))
+    positions = [(int(round(start_y + dy * speed * s)), int(round(start_x + dx * speed * s))) for s in steps]
+    for t, (top, left) in enumerate(positions):
         _paste(clean[:, t], actor, top, left)
 
     num_movers = _add_moving_distractors(clean, config, split, index, pool)
@@ -253,6 +255,7 @@ def generate_clip(config: MovingDigitsConfig, split: str, index: int) -> tuple[n
     background_fraction = float((clean.max(axis=(0, 1)) < 0.05).mean())
     meta = {
         "static_frame_fraction": static_fraction,
+        "actor_static_fraction": float(np.mean([positions[t] == positions[t - 1] for t in range(1, T)])),
         "background_fraction": background_fraction,
         "num_distractors": num_distractors,
         "num_moving_distractors": num_movers,

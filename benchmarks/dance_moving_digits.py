@@ -54,6 +54,7 @@ from dance3d.dance.static_baseline import (
     keep_fraction_for,
     magnitude_decisions,
 )
+from dance3d.data.moving_digits import CLIP_FACTORS
 from dance3d.dynamic import DynamicConfig, convert_model, set_execution_mode
 from dance3d.dynamic.checkpoint import dense_state_dict
 from dance3d.dynamic.compact_backend import fast_conv_backend
@@ -124,12 +125,6 @@ def dense_model(path: Path):
 
     train(RunConfig(), path.parent)  # the default: tiny on moving-digits 16x64x64
     return load_model(path)
-
-
-# A clip's recorded factors: the two that its redundancy score averages, the labelled digit's own pause (which
-# moving clutter hides from static_frame_fraction), then clutter, noise and digit size
-CLIP_FACTORS = ("static_frame_fraction", "background_fraction", "actor_static_fraction", "num_distractors",
-                "num_moving_distractors", "noise_std", "digit_scale")  # fmt: skip
 
 
 def summarise(result, *, dense_macs: int) -> dict[str, Any]:

@@ -18,13 +18,16 @@ def _pyplot():
     return plt
 
 
+def _clip_factor_keys(records: list[dict[str, Any]]) -> list[str]:
+    """The clip factors (``CLIP_FACTORS``, then ``redundancy``) that ``records`` carry."""
+    from dance3d.data.moving_digits import CLIP_FACTORS
+
+    return [k for k in (*CLIP_FACTORS, "redundancy") if k in records[0]]
+
+
 def redundancy_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """Distribution (min, p10, p50, p90, max) of each redundancy field over clips."""
-    keys = [
-        "static_frame_fraction", "actor_static_fraction", "background_fraction", "num_distractors", "noise_std",
-        "redundancy",
-    ]  # fmt: skip
-    frame = pd.DataFrame(records)[[k for k in keys if k in records[0]]]
+    """Distribution (min, p10, p50, p90, max) of each clip factor (and ``redundancy``) over clips."""
+    frame = pd.DataFrame(records)[_clip_factor_keys(records)]
     return frame.quantile([0.0, 0.1, 0.5, 0.9, 1.0]).T.rename(
         columns={0.0: "min", 0.1: "p10", 0.5: "p50", 0.9: "p90", 1.0: "max"}
     )
@@ -62,10 +65,10 @@ def paired_accuracy(records_a: list[dict[str, Any]], records_b: list[dict[str, A
 
 
 def plot_redundancy(records: list[dict[str, Any]], path: Path) -> Path:
-    """Histograms of the per-clip redundancy metadata."""
+    """Histograms of the per-clip factors that vary over ``records`` (a constant one has nothing to show)."""
     plt = _pyplot()
     table = pd.DataFrame(records)
-    keys = [k for k in ("static_frame_fraction", "background_fraction", "noise_std", "redundancy") if k in table]
+    keys = [k for k in _clip_factor_keys(records) if table[k].nunique() > 1]
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8))
     for ax, key in zip(axes, keys, strict=True):
         ax.hist(table[key], bins=20, color="#4c72b0")

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from dance3d.data.moving_digits import (
+    CLIP_FACTORS,
     MOTION_CLASSES,
     MovingDigits,
     MovingDigitsConfig,
@@ -76,6 +77,7 @@ def test_redundancy_varies_widely_across_clips():
     assert np.percentile(redundancy, 90) - np.percentile(redundancy, 10) > 0.2
     assert static.min() == 0.0 and static.max() >= 0.5
     assert {m["num_distractors"] for m in metas} == {0, 1, 2, 3}
+    assert all(set(m) == {*CLIP_FACTORS, "redundancy"} for m in metas)  # one list names the factors everywhere
     labels = [MovingDigits("test", SMALL)[i]["label"] for i in range(200)]
     assert set(labels) == set(range(len(MOTION_CLASSES)))
 

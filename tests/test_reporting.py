@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from dance3d.reporting import paired_accuracy, redundancy_spearman
+from dance3d.data.moving_digits import CLIP_FACTORS, MovingDigits, MovingDigitsConfig
+from dance3d.reporting import paired_accuracy, plot_redundancy, redundancy_spearman, redundancy_table
 
 
 def test_redundancy_spearman_is_zero_for_equal_costs_and_signed_otherwise():
@@ -33,3 +34,16 @@ def test_paired_accuracy_counts_discordant_clips_and_tests_them():
 def test_paired_accuracy_rejects_different_clips():
     with pytest.raises(ValueError, match="same clips"):
         paired_accuracy(_records([True, False]), _records([True]))
+
+
+def test_redundancy_table_and_histograms_cover_every_clip_factor_the_clips_carry(tmp_path):
+    config = MovingDigitsConfig(num_frames=8, height=32, width=32, num_test=40, max_moving_distractors=2)
+    metas = [MovingDigits("test", config)[i]["meta"] for i in range(40)]
+    table = redundancy_table(metas)
+    assert list(table.index) == [*CLIP_FACTORS, "redundancy"]
+    assert list(table.columns) == ["min", "p10", "p50", "p90", "max"]
+    assert table.loc["num_moving_distractors", "max"] == 2
+    assert (table["min"] <= table["p50"]).all() and (table["p50"] <= table["max"]).all()
+    assert list(redundancy_table([{"redundancy": 0.5, "noise_std": 0.1}]).index) == ["noise_std", "redundancy"]
+    path = plot_redundancy(metas, tmp_path / "redundancy.png")
+    assert path.stat().st_size > 0

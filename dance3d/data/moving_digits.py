@@ -16,6 +16,7 @@ and records that in its metadata:
 - ``num_moving_distractors``: smaller, dimmer digits that move in directions of their own (clutter
   a model must tell from the actor: none unless ``max_moving_distractors`` is set);
 - ``noise_std``: standard deviation of the additive Gaussian noise;
+- ``digit_scale``: the labelled digit's side as a fraction of the frame's shorter side;
 - ``redundancy``: ``0.5 * static_frame_fraction + 0.5 * background_fraction``, the single score
   that input-adaptive pruning is expected to track.
 
@@ -58,6 +59,11 @@ _DIRECTIONS = {
 }
 SPLITS = ("train", "val", "test")
 TASKS = ("direction", "digit-direction")
+CLIP_FACTORS: tuple[str, ...] = (
+    "static_frame_fraction", "actor_static_fraction", "background_fraction", "num_distractors",
+    "num_moving_distractors", "noise_std", "digit_scale",
+)  # fmt: skip
+"""The per-clip factors in every clip's metadata, besides ``redundancy`` (which summarises two of them)."""
 
 
 def task_classes(task: str) -> tuple[str, ...]:

@@ -13,7 +13,8 @@ Statistics of the stem output ``s`` (B, C, T, H, W) it computes (cheap reduction
 A small MLP turns the global statistics into a context vector; per gate, frame logits are a
 linear function of the per-frame features (resampled to the gate's temporal length) plus a
 context bias, tile logits likewise from per-tile features, channel logits a linear map of the
-context. Positive logits mean "keep". Biases start at ``init_logit``; per-frame (per-tile) weights
+context (with ``channel_context_shift``, plus a per-gate context bias shared by all of the gate's
+channels, the counterpart of the frame and tile context biases). Positive logits mean "keep". Biases start at ``init_logit``; per-frame (per-tile) weights
 start at a prior (``prior_weight``) that keeps frames moving about as much as the clip's moving
 frames and drops frames well below them (tiles: prefers tiles with more activity and motion than
 the clip's mean), so an untrained controller already skips the frames of a pause.
@@ -120,6 +121,7 @@ class StemController(nn.Module):
         init_logit: float = 3.0,
         prior_weight: float = 3.0,
         channel_bias_spread: float = 0.0,
+        channel_context_shift: bool = False,
         temporal_edge: int = 0,
         channel_priors: list[torch.Tensor] | None = None,
     ) -> None:
@@ -134,9 +136,13 @@ class StemController(nn.Module):
         self.frame_bias = nn.ModuleList(nn.Linear(hidden, 1) for _ in gates)
         self.tile_bias = nn.ModuleList(nn.Linear(hidden, 1) for _ in gates)
         self.channel_heads = nn.ModuleList(nn.Linear(hidden, g.num_channels) for g in gates)
+        self.channel_shift = nn.ModuleList(nn.Linear(hidden, 1) for _ in gates) if channel_context_shift else None
         for head in [*self.frame_bias, *self.tile_bias, *self.channel_heads]:
             nn.init.normal_(head.weight, std=0.01)
             nn.init.constant_(head.bias, init_logit)
+        for head in self.channel_shift or []:  # starts near 0: the channel biases alone set the start
+            nn.init.normal_(head.weight, std=0.01)
+            nn.init.zeros_(head.bias)
         if channel_priors is not None and [len(p) for p in channel_priors] != [g.num_channels for g in gates]:
             raise ValueError("channel_priors needs one score per channel of each gate")
         with torch.no_grad():  # prior: prefer frames/tiles with more motion and activity than the clip's mean
@@ -197,9 +203,13 @@ class StemController(nn.Module):
         per_frame = torch.stack([frame_level, frame_level_rel, motion, motion_rel], dim=1)  # (B, F, T)
         level_map, diff_map = level.mean(dim=1), diff.mean(dim=1)  # (B, H, W)
         n = len(self.gates)
-        heads = _stacked_linear([*self.frame_bias, *self.tile_bias, *self.channel_heads], context)
+        shift = list(self.channel_shift or [])
+        heads = _stacked_linear([*self.frame_bias, *self.tile_bias, *shift, *self.channel_heads], context)
         frame_bias, tile_bias = heads[:, :n], heads[:, n : 2 * n]
-        channels = list(heads[:, 2 * n :].split([g.num_channels for g in self.gates], dim=1))
+        channel_start = 2 * n + len(shift)
+        channels = list(heads[:, channel_start:].split([g.num_channels for g in self.gates], dim=1))
+        if shift:
+            channels = [logits + heads[:, 2 * n + i : 2 * n + i + 1] for i, logits in enumerate(channels)]
         frames: list[torch.Tensor | None] = [None] * n
         tiles: list[torch.Tensor | None] = [None] * n
         for length, members in _groups([g.num_frames for g in self.gates]).items():  # one matmul per geometry

@@ -16,7 +16,9 @@ class DynamicConfig:
 
     ``channel_bias_spread``: the controller's channel biases start spread over this many logits,
     ranked by filter norm (0: every channel starts at ``init_logit``); see
-    :class:`controllers.StemController`.
+    :class:`controllers.StemController`. ``channel_context_shift``: the controller also adds one
+    value per gate, a linear map of its context, to all of that gate's channel logits (as frames
+    and tiles get one), so a clip can move its kept channel count up or down as a whole.
     """
 
     frame_keep_fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
@@ -28,6 +30,7 @@ class DynamicConfig:
     init_logit: float = 3.0
     prior_weight: float = 3.0
     channel_bias_spread: float = 0.0
+    channel_context_shift: bool = False
     ste_temperature: float = 1.0
 
     def __post_init__(self) -> None:

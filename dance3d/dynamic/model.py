@@ -219,6 +219,7 @@ class DynamicModel(nn.Module):
             init_logit=config.init_logit,
             prior_weight=config.prior_weight,
             channel_bias_spread=config.channel_bias_spread,
+            channel_context_shift=config.channel_context_shift,
             temporal_edge=stem_temporal_padding(stem),
             channel_priors=self.channel_filter_norms(),
         )

@@ -4,7 +4,7 @@ import pytest
 import torch
 from dynamic_helpers import make_dense
 
-from dance3d.dynamic import DynamicConfig, convert_model
+from dance3d.dynamic import DynamicConfig, convert_model, set_execution_mode
 
 FRAMES, SIZE = 16, 32
 
@@ -74,3 +74,48 @@ def test_spread_channel_biases_start_ranked_by_filter_norm_so_a_shift_drops_chan
         per_shift = [counts[gate] for counts in kept_counts]
         assert per_shift == sorted(per_shift, reverse=True)
         assert len(set(per_shift)) >= 5  # the count steps down level by level, not all at once
+
+
+def test_channel_context_shift_is_opt_in_and_starts_neutral():
+    plain = convert_model(make_dense("tiny-test"), clip_shape=(FRAMES, SIZE, SIZE), config=DynamicConfig())
+    assert plain.controller.channel_shift is None
+    torch.manual_seed(0)
+    config = DynamicConfig(channel_context_shift=True)
+    model = convert_model(make_dense("tiny-test"), clip_shape=(FRAMES, SIZE, SIZE), config=config)
+    assert len(model.controller.channel_shift) == len(model.gate_specs)
+    assert model.controller_macs_per_clip > plain.controller_macs_per_clip  # its linear layers are counted
+    for head in model.controller.channel_shift:
+        assert torch.all(head.bias == 0) and float(head.weight.detach().abs().max()) < 0.1
+
+
+def test_channel_context_shift_moves_a_gates_whole_channel_count_per_clip():
+    config = DynamicConfig(channel_context_shift=True, channel_multiple=1)
+    model = convert_model(make_dense("tiny-test"), clip_shape=(FRAMES, SIZE, SIZE), config=config).eval()
+    clips = torch.stack([moving_square(), moving_square(range(4, 13))])
+    controller = model.controller
+    seen = []
+    hook = controller.register_forward_pre_hook(lambda _module, args: seen.append(args[0]))
+    with torch.no_grad():
+        model(clips)
+    hook.remove()
+    stem = seen[0]
+    with torch.no_grad():
+        before = [out.clone() for out in controller(stem).channel_logits]
+        head = controller.channel_shift[0]
+        head.bias.fill_(-10.0)  # a constant shift: every clip, every channel of gate 0 drops by 10
+        after = controller(stem).channel_logits
+    assert torch.allclose(after[0], before[0] - 10.0, atol=1e-5)
+    assert all(torch.equal(a, b) for a, b in zip(after[1:], before[1:], strict=True))
+    with torch.no_grad():
+        model(clips)
+    assert int(model.last_decisions[0].kept_channels.max()) == model.levels[0].channels[0]  # the lowest level
+
+
+def test_channel_context_shift_gets_gradients_in_train_mode():
+    config = DynamicConfig(channel_context_shift=True)
+    model = convert_model(make_dense("tiny-test"), clip_shape=(FRAMES, SIZE, SIZE), config=config)
+    set_execution_mode(model, "train")
+    clips = torch.stack([moving_square(), moving_square(range(4, 13))])
+    (model(clips).logsumexp(1).sum() + model.last_mac_fraction.sum()).backward()
+    for head in model.controller.channel_shift:
+        assert head.weight.grad is not None and float(head.weight.grad.abs().sum()) > 0

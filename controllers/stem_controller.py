@@ -14,10 +14,11 @@ A small MLP turns the global statistics into a context vector; per gate, frame l
 linear function of the per-frame features (resampled to the gate's temporal length) plus a
 context bias, tile logits likewise from per-tile features, channel logits a linear map of the
 context (with ``channel_context_shift``, plus a per-gate context bias shared by all of the gate's
-channels, the counterpart of the frame and tile context biases). Positive logits mean "keep". Biases start at ``init_logit``; per-frame (per-tile) weights
-start at a prior (``prior_weight``) that keeps frames moving about as much as the clip's moving
-frames and drops frames well below them (tiles: prefers tiles with more activity and motion than
-the clip's mean), so an untrained controller already skips the frames of a pause.
+channels, the counterpart of the frame and tile context biases). Positive logits mean "keep".
+Biases start at ``init_logit``; per-frame (per-tile) weights start at a prior (``prior_weight``)
+that keeps frames moving about as much as the clip's moving frames and drops frames well below
+them (tiles: prefers tiles with more activity and motion than the clip's mean), so an untrained
+controller already skips the frames of a pause.
 
 Channel biases start at ``init_logit``. With ``channel_bias_spread`` > 0 they start spread by a
 ranking of the gate's channels (``channel_priors``, e.g. their filter norms): from ``init_logit``

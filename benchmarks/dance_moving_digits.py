@@ -149,7 +149,17 @@ def summarise(result, *, dense_macs: int) -> dict[str, Any]:
         "spearman_mac_fraction_vs_clip_factor": by_factor,  # which parts of the clip the budget follows
         "mean_macs": float(fractions.mean() * dense_macs),
         "keep_rates": {k: result.clip_stat_summary[k]["mean"] for k in keys},
+        "distinct_keep_rates_per_gate": distinct_keep_rates_per_gate(records),  # 1 everywhere: that axis never adapts
     }
+
+
+def distinct_keep_rates_per_gate(records: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """Per axis (``frame_keep``, ...), per gated block: how many different keep rates the clips got."""
+    gate_keys = [k for k in records[0] if re.fullmatch(r"g\d+\.\w+_keep", k)]
+    out: dict[str, list[int]] = {}
+    for key in sorted(gate_keys, key=lambda k: int(k[1:].split(".")[0])):
+        out.setdefault(key.split(".")[1], []).append(len({r[key] for r in records}))
+    return out
 
 
 def dense_teacher_logits(backbone: torch.nn.Module, clip_shape, train, cache: dict[int, torch.Tensor]) -> torch.Tensor:

@@ -1,9 +1,9 @@
 """How far a trained controller's logits sit from changing a kept count: why an axis adapts or not.
 
 A gated block keeps, per clip and axis, the smallest allowed level >= the number of positive logits
-(:func:`controllers.primitives.keep_counts`). With logits sorted from the largest (0-based rank
-``r``), a clip's count goes **up** a level exactly when the logit at rank ``kept`` turns positive,
-and **down** to the next lower level ``L`` exactly when the logit at rank ``L`` turns negative. The
+(:func:`controllers.primitives.keep_counts`). With logits sorted from the largest and ranked from
+0, a clip's count goes **up** a level exactly when the logit at rank ``kept`` turns positive, and
+**down** to the next lower level ``L`` exactly when the logit at rank ``L`` turns negative. The
 margins say how far those logits must move; the clip spread says how far the clips move a logit.
 Margins many times the clip spread mean no clip can change the count: that axis is static in
 practice, however input-dependent the controller is in form.

@@ -6,6 +6,7 @@ straight-through surrogate gradient. Loss per batch::
     CE(logits, labels) + distill_weight * T^2 * KL(dense teacher || student at temperature T)
         + mac_penalty * |mean MAC fraction - target_mac_fraction|         (target set)
         + mac_penalty * mean MAC fraction                                   (no target)
+        + channel_logit_penalty * mean squared channel logit of the controller
 
 The MAC fraction is the accounting of :mod:`dance3d.dynamic.accounting` (controller included),
 differentiable through the surrogate masks. ``joint_epochs`` > 0 adds a short joint fine-tune:
@@ -41,6 +42,7 @@ class AapSettings:
     mac_penalty: float = 4.0
     distill_weight: float = 1.0
     distill_temperature: float = 2.0
+    channel_logit_penalty: float = 0.0  # > 0 keeps channel logits near 0, where a clip can move a count
     joint_epochs: int = 0
     joint_lr: float = 1e-4
     num_train_clips: int | None = None  # None: the whole train split
@@ -56,6 +58,8 @@ class AapSettings:
             raise ValueError("target_mac_fraction must be in (0, 1] or null")
         if self.mac_penalty < 0 or self.distill_weight < 0 or not self.distill_temperature > 0:
             raise ValueError("need mac_penalty >= 0, distill_weight >= 0, distill_temperature > 0")
+        if not self.channel_logit_penalty >= 0:
+            raise ValueError(f"channel_logit_penalty must be >= 0, got {self.channel_logit_penalty}")
         if not self.lr > 0 or not self.joint_lr > 0:
             raise ValueError("lr and joint_lr must be > 0")
 
@@ -81,6 +85,15 @@ def mac_term(mac_fraction: torch.Tensor, settings: AapSettings) -> torch.Tensor:
     if settings.target_mac_fraction is None:
         return settings.mac_penalty * mean
     return settings.mac_penalty * (mean - settings.target_mac_fraction).abs()
+
+
+def channel_logit_magnitude(model: DynamicModel) -> torch.Tensor:
+    """Mean over gated blocks of the mean squared channel logit of the last train-mode forward.
+
+    Without it the channel logits drift far from 0 during training, beyond the reach of any clip
+    (``dance3d.dynamic.decision_margins``), and AAP learns one channel count per block.
+    """
+    return torch.stack([(logits**2).mean() for logits in model.last_controller_output.channel_logits]).mean()
 
 
 def distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -125,6 +138,8 @@ def _epoch(
         fraction = model.last_mac_fraction
         ce = F.cross_entropy(logits, labels)
         loss = ce + mac_term(fraction, settings)
+        if settings.channel_logit_penalty > 0:
+            loss = loss + settings.channel_logit_penalty * channel_logit_magnitude(model)
         if teacher is not None and settings.distill_weight > 0:
             loss = loss + settings.distill_weight * distillation(logits, teacher[indices], settings.distill_temperature)
         optimizer.zero_grad(set_to_none=True)

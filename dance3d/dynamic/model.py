@@ -226,6 +226,7 @@ class DynamicModel(nn.Module):
         self.controller_macs_per_clip = self.controller.macs_per_clip(self.stem_shape)  # the clip shape is fixed
         self.register_buffer("logit_offsets", torch.zeros(len(self.gate_specs), 3), persistent=False)
         self.last_decisions: list[BlockDecision] = []
+        self.last_controller_output: StemControllerOutput | None = None  # logits of the last simulate/train forward
         self.last_macs: torch.Tensor | None = None
         self.last_block_macs: list[torch.Tensor] = []
         self.dense_macs: int = 0
@@ -337,7 +338,7 @@ class DynamicModel(nn.Module):
             ]
             ctx.compact = CompactRun(host, self.compact_calibration)
             return
-        out = self.controller(stem)
+        out = self.last_controller_output = self.controller(stem)
         decisions, masks = [], []
         for i, levels in enumerate(self.levels):
             hard = []

@@ -25,15 +25,9 @@ def controller_logits(model: DynamicModel, clips: torch.Tensor, *, axis: str) ->
     """Per gated block, the logits (B, units) of ``axis`` on ``clips``, run-time offsets included."""
     if axis not in AXES:
         raise ConfigError(f"unknown axis {axis!r}; choose from {', '.join(AXES)}")
-    stems: list[torch.Tensor] = []
-    stem = model.backbone.get_submodule(model.stem_name)
-    handle = stem.register_forward_hook(lambda _module, _inputs, output: stems.append(output))
-    try:
-        with torch.no_grad():
-            model(clips)
-            out = model.controller(stems[0])
-    finally:
-        handle.remove()
+    with torch.no_grad():
+        model(clips)
+    out = model.last_controller_output  # the forward's own controller run, in every execution mode
     per_gate = {"frames": out.frame_logits, "channels": out.channel_logits, "tiles": out.tile_logits}[axis]
     column = AXES.index(axis)
     return [logits + model.logit_offsets[i, column] for i, logits in enumerate(per_gate)]

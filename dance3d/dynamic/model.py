@@ -226,7 +226,7 @@ class DynamicModel(nn.Module):
         self.controller_macs_per_clip = self.controller.macs_per_clip(self.stem_shape)  # the clip shape is fixed
         self.register_buffer("logit_offsets", torch.zeros(len(self.gate_specs), 3), persistent=False)
         self.last_decisions: list[BlockDecision] = []
-        self.last_controller_output: StemControllerOutput | None = None  # logits of the last simulate/train forward
+        self.last_controller_output: StemControllerOutput | None = None  # the controller's logits, last forward
         self.last_macs: torch.Tensor | None = None
         self.last_block_macs: list[torch.Tensor] = []
         self.dense_macs: int = 0
@@ -324,6 +324,7 @@ class DynamicModel(nn.Module):
         ctx = self._context
         if self._pending is not None:
             self.last_decisions = ctx.decisions = list(self._pending)
+            self.last_controller_output = None  # given decisions: the controller did not run
             self._controller_macs = 0
             if self.mode == "compact":
                 ctx.compact = CompactRun(host_decisions(self.last_decisions), self.compact_calibration)
@@ -332,7 +333,8 @@ class DynamicModel(nn.Module):
             return
         self._controller_macs = self.controller_macs_per_clip
         if self.mode == "compact":
-            host = self._decide_on_host(self._compiled.get("controller", self.controller)(stem))
+            self.last_controller_output = self._compiled.get("controller", self.controller)(stem)
+            host = self._decide_on_host(self.last_controller_output)
             self.last_decisions = ctx.decisions = [
                 h.to_decision(g.grid, stem.device) for h, g in zip(host, self.gated, strict=True)
             ]

@@ -6,7 +6,7 @@ import pytest
 import torch
 from dynamic_helpers import make_dense
 
-from dance3d.dynamic import DynamicConfig, convert_model
+from dance3d.dynamic import DynamicConfig, convert_model, set_execution_mode
 from dance3d.dynamic.margins import decision_margins
 from dance3d.errors import ConfigError
 
@@ -73,3 +73,15 @@ def test_decision_margins_rejects_a_bad_axis_and_a_single_clip():
         decision_margins(model, torch.rand(2, 3, FRAMES, SIZE, SIZE), axis="pixels")
     with pytest.raises(ConfigError, match="at least 2 clips"):
         decision_margins(model, torch.rand(1, 3, FRAMES, SIZE, SIZE))
+
+
+def test_margins_read_the_forwards_own_controller_run_in_compact_mode_too():
+    model = _model_with_fixed_channel_logits()
+    with torch.no_grad():
+        model.controller.channel_heads[0].weight.normal_(std=1.0)
+    clips = torch.rand(4, 3, FRAMES, SIZE, SIZE)
+    simulated = decision_margins(model, clips)
+    set_execution_mode(model, "compact")
+    compact = decision_margins(model, clips)
+    assert compact.drop(columns="levels").equals(simulated.drop(columns="levels"))
+    assert list(compact["levels"]) == list(simulated["levels"])

@@ -58,6 +58,7 @@ from dance3d.data.moving_digits import CLIP_FACTORS
 from dance3d.dynamic import DynamicConfig, convert_model, set_execution_mode
 from dance3d.dynamic.checkpoint import dense_state_dict
 from dance3d.dynamic.compact_backend import fast_conv_backend
+from dance3d.dynamic.gate_keys import keep_columns, parse_gate_key
 from dance3d.evaluation import evaluate
 from dance3d.reporting import paired_accuracy, redundancy_spearman
 from dance3d.training.checkpoint import load_model
@@ -155,10 +156,9 @@ def summarise(result, *, dense_macs: int) -> dict[str, Any]:
 
 def distinct_keep_rates_per_gate(records: list[dict[str, Any]]) -> dict[str, list[int]]:
     """Per axis (``frame_keep``, ...), per gated block: how many different keep rates the clips got."""
-    gate_keys = [k for k in records[0] if re.fullmatch(r"g\d+\.\w+_keep", k)]
     out: dict[str, list[int]] = {}
-    for key in sorted(gate_keys, key=lambda k: int(k[1:].split(".")[0])):
-        out.setdefault(key.split(".")[1], []).append(len({r[key] for r in records}))
+    for key in keep_columns(list(records[0])):
+        out.setdefault(parse_gate_key(key)[1], []).append(len({r[key] for r in records}))
     return out
 
 

@@ -206,11 +206,10 @@ class StemController(nn.Module):
         n = len(self.gates)
         shift = list(self.channel_shift or [])
         heads = _stacked_linear([*self.frame_bias, *self.tile_bias, *shift, *self.channel_heads], context)
-        frame_bias, tile_bias = heads[:, :n], heads[:, n : 2 * n]
-        channel_start = 2 * n + len(shift)
-        channels = list(heads[:, channel_start:].split([g.num_channels for g in self.gates], dim=1))
-        if shift:
-            channels = [logits + heads[:, 2 * n + i : 2 * n + i + 1] for i, logits in enumerate(channels)]
+        sizes = [n, n, len(shift), *(g.num_channels for g in self.gates)]
+        frame_bias, tile_bias, channel_shift, *channels = heads.split(sizes, dim=1)
+        if shift:  # one context bias per gate, added to all of its channel logits
+            channels = [logits + channel_shift[:, i : i + 1] for i, logits in enumerate(channels)]
         frames: list[torch.Tensor | None] = [None] * n
         tiles: list[torch.Tensor | None] = [None] * n
         for length, members in _groups([g.num_frames for g in self.gates]).items():  # one matmul per geometry

@@ -11,9 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from dance3d.dynamic.gate_keys import keep_columns
 from studies.objectives import MAXIMIZE
-
-KEEP_AXES = ("frame_keep", "channel_keep", "tile_keep")
 
 
 def to_minimize(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
@@ -98,10 +97,7 @@ def front_data(frame: pd.DataFrame, x: str, y: str, *, x_direction: str, y_direc
 
 def keep_rate_matrix(frame: pd.DataFrame, numbers: Sequence[int]) -> tuple[np.ndarray, list[int], list[str]]:
     """Rows: the given trials; columns: ``keep.g{i}.{axis}_keep`` in block order. NaN where missing."""
-    columns = sorted(
-        (c for c in frame.columns if c.startswith("keep.g") and c.split(".")[2] in KEEP_AXES),
-        key=lambda c: (int(c.split(".")[1][1:]), KEEP_AXES.index(c.split(".")[2])),
-    )
+    columns = keep_columns(list(frame.columns), prefix="keep.")
     rows = frame.set_index("number").loc[list(numbers), columns] if columns else pd.DataFrame(index=list(numbers))
     labels = [c[len("keep.") :] for c in columns]
     return rows.to_numpy(dtype=float), [int(n) for n in numbers], labels

@@ -52,6 +52,7 @@ from dance3d.dynamic.compact_backend import fast_conv_backend
 from dance3d.dynamic.compact_calibration import CompactCalibration
 from dance3d.dynamic.config import DynamicConfig
 from dance3d.dynamic.decisions import BlockDecision, GateLevels, TileGrid
+from dance3d.dynamic.gate_keys import KEEP_AXES, gate_key
 from dance3d.errors import ConfigError
 
 ExecutionMode = Literal["train", "simulate", "compact"]
@@ -432,13 +433,13 @@ class DynamicModel(nn.Module):
         rows = []
         for b in range(len(macs)):
             row: dict[str, float] = {"macs": float(macs[b]), "mac_fraction": float(macs[b]) / self.dense_macs}
-            keeps: dict[str, list[float]] = {"frame_keep": [], "channel_keep": [], "tile_keep": []}
+            keeps: dict[str, list[float]] = {axis: [] for axis in KEEP_AXES}
             for i, d in enumerate(self.last_decisions):
-                for key, mask in (("frame_keep", d.frames), ("channel_keep", d.channels), ("tile_keep", d.tiles)):
+                for key, mask in zip(KEEP_AXES, (d.frames, d.channels, d.tiles), strict=True):
                     value = float(mask[b].float().mean())
-                    row[f"g{i}.{key}"] = value
+                    row[gate_key(i, key)] = value
                     keeps[key].append(value)
-                row[f"g{i}.mac_fraction"] = float(self.last_block_macs[i][b].detach()) / self.dense_macs
+                row[gate_key(i, "mac_fraction")] = float(self.last_block_macs[i][b].detach()) / self.dense_macs
             row.update({key: sum(v) / len(v) for key, v in keeps.items()})
             rows.append(row)
         return rows

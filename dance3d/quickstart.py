@@ -49,7 +49,7 @@ from studies import StudyConfig, run_study, study_figures, study_status
 QUICK_DATA = DataConfig(num_frames=16, height=32, width=32, num_train=1200, num_val=200, num_test=400)
 QUICK_TRAIN = TrainConfig(model="tiny", epochs=5, batch_size=16, lr=3e-3, num_workers=0)
 QUICK_AVA = AvaSettings(epochs=1, measure_clips=128)
-QUICK_AAP = AapSettings(epochs=2, joint_epochs=2, joint_lr=5e-4, target_mac_fraction=0.4, measure_clips=128)
+QUICK_AAP = AapSettings(epochs=2, joint_epochs=6, joint_lr=5e-4, target_mac_fraction=0.4, measure_clips=128)
 QUICK_LATENCY = LatencyRuntime(threads=1, warmup=2, repeats=5, rounds=2)  # 1 thread: steady on a busy machine
 QUICK_MDP = MdpSettings(target_latency="0.6", importance_batches=4, refine_rounds=2, progress=False)
 QUICK_MDP_FINETUNE = TrainConfig(model="tiny", epochs=1, batch_size=16, lr=1e-3, warmup_steps=10, num_workers=0)

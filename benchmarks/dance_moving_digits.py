@@ -58,7 +58,7 @@ from dance3d.data.moving_digits import CLIP_FACTORS
 from dance3d.dynamic import DynamicConfig, convert_model, set_execution_mode
 from dance3d.dynamic.checkpoint import dense_state_dict
 from dance3d.dynamic.compact_backend import fast_conv_backend
-from dance3d.dynamic.gate_keys import keep_columns, parse_gate_key
+from dance3d.dynamic.gate_keys import distinct_keep_rates
 from dance3d.evaluation import evaluate
 from dance3d.reporting import paired_accuracy, redundancy_spearman
 from dance3d.training.checkpoint import load_model
@@ -150,16 +150,8 @@ def summarise(result, *, dense_macs: int) -> dict[str, Any]:
         "spearman_mac_fraction_vs_clip_factor": by_factor,  # which parts of the clip the budget follows
         "mean_macs": float(fractions.mean() * dense_macs),
         "keep_rates": {k: result.clip_stat_summary[k]["mean"] for k in keys},
-        "distinct_keep_rates_per_gate": distinct_keep_rates_per_gate(records),  # 1 everywhere: that axis never adapts
+        "distinct_keep_rates_per_gate": distinct_keep_rates(records),  # 1 everywhere: that axis never adapts
     }
-
-
-def distinct_keep_rates_per_gate(records: list[dict[str, Any]]) -> dict[str, list[int]]:
-    """Per axis (``frame_keep``, ...), per gated block: how many different keep rates the clips got."""
-    out: dict[str, list[int]] = {}
-    for key in keep_columns(list(records[0])):
-        out.setdefault(parse_gate_key(key)[1], []).append(len({r[key] for r in records}))
-    return out
 
 
 def dense_teacher_logits(backbone: torch.nn.Module, clip_shape, train, cache: dict[int, torch.Tensor]) -> torch.Tensor:
@@ -291,10 +283,19 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0, help="seed of every stage; outputs get a _seedN suffix if not 0")
     parser.add_argument("--tag", default="", help="names this setting's outputs: dance_<tag>_moving_digits.json, ...")
-    parser.add_argument("--extra-static-frame-keep", type=float, action="append", default=[], metavar="F",
-                        help="also a static baseline at this fraction of the frames (repeatable), e.g. 0.25")
-    parser.add_argument("--static-distill", action="store_true",
-                        help="fine-tune the static baselines with AAP's distillation from the dense model too")
+    parser.add_argument(
+        "--extra-static-frame-keep",
+        type=float,
+        action="append",
+        default=[],
+        metavar="F",
+        help="also a static baseline at this fraction of the frames (repeatable), e.g. 0.25",
+    )
+    parser.add_argument(
+        "--static-distill",
+        action="store_true",
+        help="fine-tune the static baselines with AAP's distillation from the dense model too",
+    )
     parser.add_argument("--test-clips", type=int, default=None,
                         help="test clips (default 800; moving-digits generates more past its test split's size): "
                              "more clips, tighter paired tests")  # fmt: skip
@@ -481,8 +482,10 @@ def main() -> int:
     d, without_ava = runs["dance"], runs["dance_without_ava"]
     paired = paired_comparisons(records, cfg["static_targets"])
     for name, gap in paired.items():
-        print(f"{name}: {gap['top1_diff_points']:+.2f} points, {gap['only_a_correct']} vs "
-              f"{gap['only_b_correct']} clips only one gets right, McNemar p = {gap['mcnemar_p']:.3f}")
+        print(
+            f"{name}: {gap['top1_diff_points']:+.2f} points, {gap['only_a_correct']} vs "
+            f"{gap['only_b_correct']} clips only one gets right, McNemar p = {gap['mcnemar_p']:.3f}"
+        )
     rounded_kinds = [kind for kind, _, _ in kinds]
     beats_static = {label: beats_static_baselines(runs, label, rounded_kinds) for label in cfg["static_targets"]}
     report = {

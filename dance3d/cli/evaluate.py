@@ -25,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dance3d.data.registry import build_dataset
+    from dance3d.dynamic.gate_keys import distinct_keep_rates
     from dance3d.evaluation import evaluate
     from dance3d.training.checkpoint import load_model
     from dance3d.training.trainer import resolve_device
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     report.update({"checkpoint": str(args.checkpoint), "data": data.source, "split": args.split})
     if loaded.kind == "dynamic":
         report["execution"] = loaded.model.mode
+        report["distinct_keep_rates_per_gate"] = distinct_keep_rates(result.records)
     if getattr(dataset, "skipped", None):
         report["skipped"] = dataset.summary()
     if args.format == "json":
@@ -56,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     rows += [(f"  class {name}", acc) for name, acc in result.per_class_accuracy.items()]
     for key, stats in result.clip_stat_summary.items():
         rows.append((key, " ".join(f"{k}={v:.3f}" for k, v in stats.items())))
+    for axis, counts in report.get("distinct_keep_rates_per_gate", {}).items():
+        rows.append((f"distinct {axis} per gate", ", ".join(map(str, counts))))
     if "skipped" in report:
         rows.append(("skipped", report["skipped"]))
     print_table(rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 KEEP_AXES = ("frame_keep", "channel_keep", "tile_keep")
 _GATE_KEY = re.compile(r"g(\d+)\.(\w+)")
@@ -27,3 +28,12 @@ def keep_columns(columns: list[str], *, prefix: str = "") -> list[str]:
         if parsed is not None and parsed[1] in KEEP_AXES:
             found.append(((parsed[0], KEEP_AXES.index(parsed[1])), column))
     return [column for _, column in sorted(found)]
+
+
+def distinct_keep_rates(records: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """Per axis (``frame_keep``, ...), per gated block in order: how many different keep rates the clips
+    in ``records`` got. 1 everywhere on an axis: that axis gives every clip the same count."""
+    out: dict[str, list[int]] = {}
+    for key in keep_columns(list(records[0])) if records else []:
+        out.setdefault(key.split(".", 1)[1], []).append(len({r[key] for r in records}))
+    return out

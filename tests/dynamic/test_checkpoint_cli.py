@@ -105,6 +105,11 @@ def test_cli_ava_aap_eval_end_to_end(tmp_path, dense_checkpoint, capsys):
     assert set(summary["mac_fraction"]) == {"mean", "p10", "p50", "p90"}
     assert 0 < summary["mac_fraction"]["mean"] < 1.05
     assert "g0.frame_keep" in summary and "g3.channel_keep" in summary
+    distinct = report["distinct_keep_rates_per_gate"]
+    assert set(distinct) == {"frame_keep", "channel_keep", "tile_keep"} and all(len(v) == 4 for v in distinct.values())
+    assert all(1 <= n <= 16 for v in distinct.values() for n in v)
+    assert main(["eval", "--checkpoint", str(aap_out / "model.pt"), "--limit", "8"]) == 0
+    assert "distinct channel_keep per gate" in capsys.readouterr().out
 
 
 def test_cli_aap_rejects_a_dynamic_checkpoint_as_input(tmp_path, dense_checkpoint, capsys):

@@ -1,6 +1,6 @@
 """The per-gate column names of clip_stats: built, parsed and ordered in one place."""
 
-from dance3d.dynamic.gate_keys import gate_key, keep_columns, parse_gate_key
+from dance3d.dynamic.gate_keys import distinct_keep_rates, gate_key, keep_columns, parse_gate_key
 
 
 def test_gate_key_round_trips():
@@ -24,3 +24,13 @@ def test_keep_columns_with_prefix_keeps_the_prefixed_names():
         "keep.g0.frame_keep",
         "keep.g1.tile_keep",
     ]
+
+
+def test_distinct_keep_rates_counts_levels_per_gate_and_axis():
+    records = [
+        {"g0.frame_keep": 0.5, "g0.channel_keep": 1.0, "g1.frame_keep": 0.25, "g0.mac_fraction": 0.3},
+        {"g0.frame_keep": 0.75, "g0.channel_keep": 1.0, "g1.frame_keep": 0.25, "g0.mac_fraction": 0.4},
+        {"g0.frame_keep": 0.75, "g0.channel_keep": 1.0, "g1.frame_keep": 0.5, "g0.mac_fraction": 0.4},
+    ]
+    assert distinct_keep_rates(records) == {"frame_keep": [2, 2], "channel_keep": [1]}
+    assert distinct_keep_rates([]) == {}

@@ -35,5 +35,6 @@ def distinct_keep_rates(records: list[dict[str, Any]]) -> dict[str, list[int]]:
     in ``records`` got. 1 everywhere on an axis: that axis gives every clip the same count."""
     out: dict[str, list[int]] = {}
     for key in keep_columns(list(records[0])) if records else []:
-        out.setdefault(key.split(".", 1)[1], []).append(len({r[key] for r in records}))
+        axis = parse_gate_key(key)[1]
+        out.setdefault(axis, []).append(len({r[key] for r in records}))
     return out

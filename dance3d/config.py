@@ -103,6 +103,10 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         item_type = args[0] if args else Any
         items = [_coerce(v, item_type, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping (e.g. {where}.key=value), got {value!r}")
+        return dict(value)
     if origin is typing.Literal:
         if value not in args:
             raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")

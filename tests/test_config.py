@@ -57,6 +57,13 @@ def test_validation_errors_become_config_errors():
         load_config(RunConfig, overrides=["train.optimizer=adam"])
 
 
+def test_model_options_are_a_mapping_of_builder_keywords():
+    config = load_config(RunConfig, overrides=["train.model_options.inner_multiplier=0.5"])
+    assert config.train.model_options == {"inner_multiplier": 0.5}
+    with pytest.raises(ConfigError, match="train.model_options: expected a mapping"):
+        load_config(RunConfig, overrides=["train.model_options=0.5"])
+
+
 def test_saved_config_loads_back(tmp_path):
     config = load_config(RunConfig, overrides=["train.lr=0.01", "data.num_frames=8"])
     save_config(config, tmp_path / "config.yaml")

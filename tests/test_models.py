@@ -55,6 +55,8 @@ def test_unknown_model_and_bad_options():
         create_model("tiny", num_classes=0)
     with pytest.raises(ConfigError, match="does not take these options"):
         create_model("r3d_18", num_classes=3, depth=5)
+    with pytest.raises(ConfigError, match="bad option value.*inner_multiplier must be > 0"):
+        create_model("tiny", num_classes=3, inner_multiplier=0)
     assert model_info("tiny").default_clip == (16, 64, 64)
 
 

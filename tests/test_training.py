@@ -22,6 +22,16 @@ def test_train_writes_checkpoint_config_and_metrics(tmp_path, tiny_run_config):
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 
+def test_model_options_shape_the_model_and_travel_in_the_checkpoint(tmp_path, tiny_run_config):
+    options = {"inner_multiplier": 0.5, "stage_channels": [8, 24]}
+    narrow = dataclasses.replace(tiny_run_config.train, epochs=1, model_options=options)
+    result = train(dataclasses.replace(tiny_run_config, train=narrow), tmp_path)
+    assert load_checkpoint(result.checkpoint_path)["model"]["options"] == options
+    blocks = load_model(result.checkpoint_path).model.blocks
+    assert [block.conv_a.out_channels for block in blocks] == [4, 4, 12, 12]
+    assert blocks[-1].conv_b.out_channels == 24
+
+
 def test_refuses_to_overwrite_without_resume(tmp_path, tiny_run_config):
     train(dataclasses.replace(tiny_run_config, train=dataclasses.replace(tiny_run_config.train, epochs=1)), tmp_path)
     with pytest.raises(ConfigError, match="exists; pass --resume"):

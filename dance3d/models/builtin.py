@@ -55,6 +55,8 @@ class TinyVideoResNet(nn.Module):
         super().__init__()
         if not len(stage_channels) == len(blocks_per_stage) == len(stage_strides):
             raise ValueError("stage_channels, blocks_per_stage and stage_strides must have equal length")
+        if not inner_multiplier > 0 or min(stem_channels, *stage_channels, *blocks_per_stage) < 1:
+            raise ValueError("inner_multiplier must be > 0 and every channel and block count >= 1")
         self.stem = nn.Sequential(
             nn.Conv3d(3, stem_channels, 3, stride=(1, 2, 2), padding=1, bias=False),
             nn.BatchNorm3d(stem_channels),

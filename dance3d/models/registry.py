@@ -66,6 +66,8 @@ def create_model(name: str, *, num_classes: int, pretrained: str | None = None, 
         model = info.builder(num_classes=num_classes, **kwargs)
     except TypeError as exc:
         raise ConfigError(f"model {name!r} does not take these options {sorted(kwargs)}: {exc}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"model {name!r}: bad option value in {kwargs}: {exc}") from exc
     if pretrained is not None:
         from dance3d.models.weights import load_pretrained
 

@@ -35,6 +35,7 @@ from dance3d.training.distributed import DistContext, all_reduce_sum, init_from_
 @dataclass(frozen=True)
 class TrainConfig:
     model: str = "tiny"
+    model_options: dict[str, Any] = field(default_factory=dict)  # builder keywords, e.g. inner_multiplier
     pretrained: str | None = None
     epochs: int = 6
     batch_size: int = 16
@@ -177,9 +178,11 @@ def train(
     val_set = _optional_split(config.data, "val", classes)
     torch.manual_seed(tc.seed)
     if start is not None:
-        model = start.module.to(device)
+        model, model_spec = start.module.to(device), start.spec
     else:
-        model = create_model(tc.model, num_classes=len(classes), pretrained=tc.pretrained).to(device)
+        model_spec = {"name": tc.model, "num_classes": len(classes), "options": dict(tc.model_options)}
+        model = create_model(tc.model, num_classes=len(classes), pretrained=tc.pretrained, **tc.model_options)
+        model = model.to(device)
     optimizer = build_optimizer(model, tc)
     sampler = EpochSampler(len(train_set), seed=tc.seed, ctx=ctx, batch_size=tc.batch_size)
     steps_per_epoch = sampler.steps_per_epoch()
@@ -212,7 +215,7 @@ def train(
             save_checkpoint(
                 {
                     "kind": start.kind if start else "dense",
-                    "model": start.spec if start else {"name": tc.model, "num_classes": len(classes), "options": {}},
+                    "model": model_spec,
                     "state_dict": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),

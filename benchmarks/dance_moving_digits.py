@@ -231,7 +231,7 @@ def run_static(
         decisions,
         train,
         seed=seed,
-        epochs=aap.epochs + aap.joint_epochs,
+        epochs=aap.epochs + aap.joint_epochs + aap.settle_epochs,
         lr=cfg["static_lr"],
         batch_size=aap.batch_size,
         teacher=teacher,

@@ -10,7 +10,9 @@ straight-through surrogate gradient. Loss per batch::
 
 The MAC fraction is the accounting of :mod:`dance3d.dynamic.accounting` (controller included),
 differentiable through the surrogate masks. ``joint_epochs`` > 0 adds a short joint fine-tune:
-backbone at ``joint_lr`` (BN statistics stay frozen), controller still at ``lr``.
+backbone at ``joint_lr`` (BN statistics stay frozen), controller still at ``lr``. ``settle_epochs``
+> 0 then fine-tunes the gated blocks alone at ``joint_lr``, controller and stem frozen, so the
+backbone adapts to decisions that no longer move (as a static model fine-tunes to its fixed shape).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class AapSettings:
     channel_logit_penalty: float = 0.0  # > 0 keeps channel logits near 0, where a clip can move a count
     joint_epochs: int = 0
     joint_lr: float = 1e-4
+    settle_epochs: int = 0  # then the gated blocks alone (controller and stem frozen)
     num_train_clips: int | None = None  # None: the whole train split
     measure_clips: int = 256  # val clips for the reported accuracy and MACs
     seed: int = 0
@@ -52,8 +55,8 @@ class AapSettings:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.joint_epochs < 0:
-            raise ValueError("epochs and batch_size must be >= 1, joint_epochs >= 0")
+        if self.epochs < 1 or self.batch_size < 1 or self.joint_epochs < 0 or self.settle_epochs < 0:
+            raise ValueError("epochs and batch_size must be >= 1, joint_epochs and settle_epochs >= 0")
         if self.target_mac_fraction is not None and not 0.0 < self.target_mac_fraction <= 1.0:
             raise ValueError("target_mac_fraction must be in (0, 1] or null")
         if self.mac_penalty < 0 or self.distill_weight < 0 or not self.distill_temperature > 0:
@@ -161,24 +164,27 @@ def _epoch(
 def train_aap(
     model: DynamicModel, train: ClipCache, settings: AapSettings, *, teacher: torch.Tensor | None = None, log=print
 ) -> list[dict[str, Any]]:
-    """Train the controller (backbone frozen), then optionally a short joint fine-tune; returns epoch rows."""
+    """Train the controller (backbone frozen), then optionally a short joint fine-tune and a settle phase
+    (:class:`AapSettings`); returns epoch rows."""
     torch.manual_seed(settings.seed)
     model.eval()  # BN statistics stay frozen; the execution mode, not nn.Module.train, enables the STE
     set_execution_mode(model, "train")
-    for p in model.backbone.parameters():
-        p.requires_grad_(False)
     history = []
     controller = {"params": list(model.controller.parameters()), "lr": settings.lr}
     phases = [("controller", settings.epochs, [controller])]
     if settings.joint_epochs:
         backbone = {"params": list(model.backbone.parameters()), "lr": settings.joint_lr}
         phases.append(("joint", settings.joint_epochs, [controller, backbone]))
+    if settings.settle_epochs:
+        stem = {id(p) for p in model.backbone.get_submodule(model.stem_name).parameters()}
+        blocks = {"params": [p for p in model.backbone.parameters() if id(p) not in stem], "lr": settings.joint_lr}
+        phases.append(("settle", settings.settle_epochs, [blocks]))
     epoch_index = 0
     try:
         for phase, epochs, groups in phases:
-            if phase == "joint":
-                for p in model.backbone.parameters():
-                    p.requires_grad_(True)
+            trained = {id(p) for group in groups for p in group["params"]}
+            for p in model.parameters():
+                p.requires_grad_(id(p) in trained)
             optimizer = torch.optim.Adam(groups)
             for epoch in range(epochs):
                 started = time.perf_counter()

@@ -11,8 +11,9 @@ straight-through surrogate gradient. Loss per batch::
 The MAC fraction is the accounting of :mod:`dance3d.dynamic.accounting` (controller included),
 differentiable through the surrogate masks. ``joint_epochs`` > 0 adds a short joint fine-tune:
 backbone at ``joint_lr`` (BN statistics stay frozen), controller still at ``lr``. ``settle_epochs``
-> 0 then fine-tunes the gated blocks alone at ``joint_lr``, controller and stem frozen, so the
-backbone adapts to decisions that no longer move (as a static model fine-tunes to its fixed shape).
+> 0 then fine-tunes the backbone past its stem (gated blocks, head) at ``joint_lr`` with controller
+and stem frozen, so it adapts to decisions that no longer move, as a static model fine-tunes to its
+fixed shape.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class AapSettings:
     channel_logit_penalty: float = 0.0  # > 0 keeps channel logits near 0, where a clip can move a count
     joint_epochs: int = 0
     joint_lr: float = 1e-4
-    settle_epochs: int = 0  # then the gated blocks alone (controller and stem frozen)
+    settle_epochs: int = 0  # then the backbone past the stem alone (controller and stem frozen)
     num_train_clips: int | None = None  # None: the whole train split
     measure_clips: int = 256  # val clips for the reported accuracy and MACs
     seed: int = 0

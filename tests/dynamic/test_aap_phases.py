@@ -1,4 +1,4 @@
-"""AAP's phases: the controller alone, then jointly with the backbone, then the gated blocks alone."""
+"""AAP's phases: the controller alone, then jointly with the backbone, then the backbone past its stem alone."""
 
 import copy
 
@@ -25,7 +25,7 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_settle_trains_the_gated_blocks_alone():
+def test_settle_trains_the_backbone_past_its_stem_alone():
     model, train = dynamic_tiny_test(), _train_clips()
     stem = lambda m: m.backbone.get_submodule(m.stem_name)  # noqa: E731
     blocks = lambda m: torch.nn.ModuleList(m.gated)  # noqa: E731

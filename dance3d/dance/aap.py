@@ -13,14 +13,11 @@ differentiable through the surrogate masks. ``joint_epochs`` > 0 adds a short jo
 backbone at ``joint_lr`` (BN statistics stay frozen), controller still at ``lr``. ``settle_epochs``
 > 0 then fine-tunes the backbone past its stem (gated blocks, head) at ``joint_lr`` with controller
 and stem frozen, so it adapts to decisions that no longer move, as a static model fine-tunes to its
-fixed shape. With ``controller_lr_decay`` the controller's learning rate follows a cosine to 0 over
-its last phase, so the decisions it ends with are converged ones rather than one step of a walk
-around the target.
+fixed shape.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +25,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
 from dance3d.config import to_dict
@@ -53,7 +49,6 @@ class AapSettings:
     joint_epochs: int = 0
     joint_lr: float = 1e-4
     settle_epochs: int = 0  # then the backbone past the stem alone (controller and stem frozen)
-    controller_lr_decay: bool = False  # cosine to 0 over the controller's last phase
     num_train_clips: int | None = None  # None: the whole train split
     measure_clips: int = 256  # val clips for the reported accuracy and MACs
     seed: int = 0
@@ -137,7 +132,6 @@ def _epoch(
     *,
     epoch: int,
     desc: str,
-    scheduler: LambdaLR | None = None,
 ) -> dict[str, float]:
     sums = {"loss": 0.0, "ce": 0.0, "mac_fraction": 0.0, "correct": 0.0, "count": 0.0}
     order = list(batches(len(train), settings.batch_size, seed=settings.seed, epoch=epoch))
@@ -155,8 +149,6 @@ def _epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
         n = len(labels)
         sums["loss"] += loss.item() * n
         sums["ce"] += ce.item() * n
@@ -167,21 +159,7 @@ def _epoch(
     count = sums.pop("count")
     row = {k: v / count for k, v in sums.items()}
     row["train_top1"] = row.pop("correct")
-    row["lr"] = optimizer.param_groups[0]["lr"]  # the first group's: the controller's while it trains
     return row
-
-
-def _batches_per_epoch(num_clips: int, settings: AapSettings) -> int:
-    return len(list(batches(num_clips, settings.batch_size, seed=settings.seed, epoch=0)))
-
-
-def _controller_cosine(optimizer: torch.optim.Optimizer, total_steps: int) -> LambdaLR:
-    """The first param group (the controller) decays along a cosine to 0 over ``total_steps``; the rest stay."""
-
-    def cosine(step: int) -> float:
-        return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
-
-    return LambdaLR(optimizer, [cosine] + [lambda step: 1.0] * (len(optimizer.param_groups) - 1))
 
 
 def train_aap(
@@ -202,23 +180,17 @@ def train_aap(
         stem = {id(p) for p in model.backbone.get_submodule(model.stem_name).parameters()}
         blocks = {"params": [p for p in model.backbone.parameters() if id(p) not in stem], "lr": settings.joint_lr}
         phases.append(("settle", settings.settle_epochs, [blocks]))
-    last_controller_phase = "joint" if settings.joint_epochs else "controller"
     epoch_index = 0
     try:
         for phase, epochs, groups in phases:
             trained = {id(p) for group in groups for p in group["params"]}
             for p in model.parameters():
                 p.requires_grad_(id(p) in trained)
-            optimizer = torch.optim.Adam([dict(group) for group in groups])
-            scheduler = None
-            if settings.controller_lr_decay and phase == last_controller_phase:
-                scheduler = _controller_cosine(optimizer, epochs * _batches_per_epoch(len(train), settings))
+            optimizer = torch.optim.Adam(groups)
             for epoch in range(epochs):
                 started = time.perf_counter()
                 desc = f"aap {phase} {epoch + 1}/{epochs}"
-                row = _epoch(
-                    model, train, teacher, optimizer, settings, epoch=epoch_index, desc=desc, scheduler=scheduler
-                )
+                row = _epoch(model, train, teacher, optimizer, settings, epoch=epoch_index, desc=desc)
                 row = {"epoch": epoch_index + 1, "phase": phase, **row, "epoch_s": time.perf_counter() - started}
                 history.append(row)
                 epoch_index += 1

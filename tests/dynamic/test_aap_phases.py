@@ -59,19 +59,3 @@ def test_joint_phase_trains_stem_blocks_and_controller():
 def test_negative_settle_epochs_are_rejected():
     with pytest.raises(ValueError, match="settle_epochs >= 0"):
         AapSettings(settle_epochs=-1)
-
-
-@pytest.mark.parametrize(("joint_epochs", "decayed_phase"), [(0, "controller"), (2, "joint")])
-def test_controller_lr_decays_to_zero_over_its_last_phase(joint_epochs, decayed_phase):
-    settings = AapSettings(epochs=2, joint_epochs=joint_epochs, controller_lr_decay=True, **COMMON)
-    history = train_aap(dynamic_tiny_test(), _train_clips(), settings, log=lambda line: None)
-    decayed = [row["lr"] for row in history if row["phase"] == decayed_phase]
-    assert decayed == pytest.approx([0.5 * COMMON["lr"], 0.0], abs=1e-12)  # the cosine's middle, then its end
-    if joint_epochs:  # the controller phase before it keeps its constant rate
-        assert [row["lr"] for row in history if row["phase"] == "controller"] == [COMMON["lr"]] * 2
-
-
-def test_without_decay_the_controller_lr_stays():
-    history = train_aap(dynamic_tiny_test(), _train_clips(), AapSettings(epochs=2, joint_epochs=1, **COMMON),
-                        log=lambda line: None)  # fmt: skip
-    assert {row["lr"] for row in history} == {COMMON["lr"]}

@@ -181,6 +181,11 @@ def train(
         model, model_spec = start.module.to(device), start.spec
     else:
         model_spec = {"name": tc.model, "num_classes": len(classes), "options": dict(tc.model_options)}
+        if state is not None and state["model"] != model_spec:
+            raise ConfigError(
+                f"--resume: {checkpoint_path} holds {state['model']}, this run asks for {model_spec}; "
+                "resume with the --model and train.model_options it was started with"
+            )
         model = create_model(tc.model, num_classes=len(classes), pretrained=tc.pretrained, **tc.model_options)
         model = model.to(device)
     optimizer = build_optimizer(model, tc)

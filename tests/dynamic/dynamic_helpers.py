@@ -1,10 +1,11 @@
-"""Helpers: small built-in models, a hand-set adaptive controller, partly static clips."""
+"""Helpers: small built-in models, a hand-set adaptive controller, partly static clips, a random train cache."""
 
 from __future__ import annotations
 
 import torch
 from model_helpers import make_dense
 
+from dance3d.dance.data import ClipCache
 from dance3d.dynamic import DynamicConfig, DynamicModel, convert_model
 
 CLIP = (8, 32, 32)
@@ -32,3 +33,9 @@ def partly_static_clip(seed: int, static_from: int) -> torch.Tensor:
     clip = torch.rand(3, *CLIP, generator=generator)
     clip[:, static_from:] = clip[:, static_from : static_from + 1]
     return clip
+
+
+def random_train_clips() -> ClipCache:
+    """16 seeded random clips of ``CLIP`` with two alternating labels, as AAP's training cache."""
+    generator = torch.Generator().manual_seed(0)
+    return ClipCache(torch.rand(16, 3, *CLIP, generator=generator).half(), torch.arange(16) % 2, [{}] * 16)

@@ -4,16 +4,11 @@ import copy
 
 import pytest
 import torch
-from dynamic_helpers import CLIP, dynamic_tiny_test
+from dynamic_helpers import dynamic_tiny_test, random_train_clips
 
 from dance3d.dance.aap import AapSettings, channel_logit_magnitude, train_aap
 from dance3d.dance.data import ClipCache
 from dance3d.dynamic import set_execution_mode
-
-
-def _train_clips() -> ClipCache:
-    generator = torch.Generator().manual_seed(0)
-    return ClipCache(torch.rand(16, 3, *CLIP, generator=generator).half(), torch.arange(16) % 2, [{}] * 16)
 
 
 def _magnitude(model, clips: ClipCache) -> float:
@@ -24,7 +19,7 @@ def _magnitude(model, clips: ClipCache) -> float:
 
 
 def test_the_penalty_adds_its_weight_times_the_mean_squared_channel_logit():
-    model, train = dynamic_tiny_test(), _train_clips()
+    model, train = dynamic_tiny_test(), random_train_clips()
     start = _magnitude(model, train)
     assert start > 1.0  # the untrained controller's channel logits start near init_logit (3)
     common = {"epochs": 1, "batch_size": 16, "lr": 1e-12, "distill_weight": 0.0, "progress": False}
@@ -35,7 +30,7 @@ def test_the_penalty_adds_its_weight_times_the_mean_squared_channel_logit():
 
 
 def test_the_penalty_keeps_channel_logits_nearer_zero():
-    model, train = dynamic_tiny_test(), _train_clips()
+    model, train = dynamic_tiny_test(), random_train_clips()
     common = {"epochs": 3, "batch_size": 8, "lr": 0.05, "target_mac_fraction": 0.3, "progress": False}
     magnitudes = {}
     for penalty in (0.0, 1.0):

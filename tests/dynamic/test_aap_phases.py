@@ -4,17 +4,11 @@ import copy
 
 import pytest
 import torch
-from dynamic_helpers import CLIP, dynamic_tiny_test
+from dynamic_helpers import dynamic_tiny_test, random_train_clips
 
 from dance3d.dance.aap import AapSettings, train_aap
-from dance3d.dance.data import ClipCache
 
 COMMON = {"batch_size": 8, "lr": 0.05, "joint_lr": 0.01, "target_mac_fraction": 0.3, "progress": False}
-
-
-def _train_clips() -> ClipCache:
-    generator = torch.Generator().manual_seed(0)
-    return ClipCache(torch.rand(16, 3, *CLIP, generator=generator).half(), torch.arange(16) % 2, [{}] * 16)
 
 
 def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -26,7 +20,7 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 
 def test_settle_trains_the_backbone_past_its_stem_alone():
-    model, train = dynamic_tiny_test(), _train_clips()
+    model, train = dynamic_tiny_test(), random_train_clips()
     stem = lambda m: m.backbone.get_submodule(m.stem_name)  # noqa: E731
     blocks = lambda m: torch.nn.ModuleList(m.gated)  # noqa: E731
     start_stem, start_blocks = _state(stem(model)), _state(blocks(model))
@@ -45,7 +39,7 @@ def test_settle_trains_the_backbone_past_its_stem_alone():
 
 
 def test_joint_phase_trains_stem_blocks_and_controller():
-    model, train = dynamic_tiny_test(), _train_clips()
+    model, train = dynamic_tiny_test(), random_train_clips()
     before = _state(model)
     history = train_aap(model, train, AapSettings(epochs=1, joint_epochs=1, **COMMON), log=lambda line: None)
     assert [row["phase"] for row in history] == ["controller", "joint"]

@@ -35,7 +35,8 @@ def partly_static_clip(seed: int, static_from: int) -> torch.Tensor:
     return clip
 
 
-def random_train_clips() -> ClipCache:
-    """16 seeded random clips of ``CLIP`` with two alternating labels, as AAP's training cache."""
+def random_train_clips(num_clips: int = 16) -> ClipCache:
+    """``num_clips`` seeded random clips of ``CLIP`` with two alternating labels, as a training cache."""
     generator = torch.Generator().manual_seed(0)
-    return ClipCache(torch.rand(16, 3, *CLIP, generator=generator).half(), torch.arange(16) % 2, [{}] * 16)
+    clips = torch.rand(num_clips, 3, *CLIP, generator=generator).half()
+    return ClipCache(clips, torch.arange(num_clips) % 2, [{}] * num_clips)

@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
 import torch
-from dynamic_helpers import CLIP, dynamic_tiny_test
+from dynamic_helpers import CLIP, dynamic_tiny_test, random_train_clips
 
 from dance3d.dance.aap import distillation
-from dance3d.dance.data import ClipCache
 from dance3d.dance.static_baseline import (
     even_frames,
     expand,
@@ -86,9 +85,8 @@ def test_keep_fraction_for_picks_the_cheapest_existing_widths_that_reach_the_bud
 def test_static_finetune_adds_aaps_distillation_term_when_given_a_teacher():
     model = dynamic_tiny_test()
     decisions = magnitude_decisions(model, 0.5, frame_keep_fraction=0.5)
-    generator = torch.Generator().manual_seed(0)
-    train = ClipCache(torch.rand(8, 3, *CLIP, generator=generator).half(), torch.arange(8) % 2, [{}] * 8)
-    teacher = torch.randn(8, model.backbone.head.out_features, generator=generator) * 3
+    train = random_train_clips(8)
+    teacher = torch.randn(8, model.backbone.head.out_features, generator=torch.Generator().manual_seed(1)) * 3
     common = {"epochs": 1, "lr": 0.0, "batch_size": 8, "progress": False, "log": lambda line: None}
     plain = finetune_static(model, decisions, train, **common)[0]["loss"]
     ignored = finetune_static(model, decisions, train, teacher=teacher, distill_weight=0.0, **common)[0]["loss"]

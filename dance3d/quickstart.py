@@ -28,6 +28,7 @@ from dance3d.dance.aap import AapRunConfig, AapSettings, run_aap
 from dance3d.dance.ava import AvaRunConfig, AvaSettings, run_ava
 from dance3d.dance.plots import plot_adaptivity
 from dance3d.data.registry import DataConfig, build_dataset
+from dance3d.errors import ConfigError
 from dance3d.evaluation import EvalResult, evaluate
 from dance3d.mdp.lut import LatencyRuntime, LatencyTable
 from dance3d.mdp.pipeline import MdpSettings
@@ -44,7 +45,7 @@ from dance3d.reporting import (
 )
 from dance3d.training.checkpoint import load_checkpoint, load_model
 from dance3d.training.trainer import RunConfig, TrainConfig, train
-from studies import StudyConfig, run_study, study_figures, study_status
+from studies import StudyConfig, deploy_trial, pick_trial, run_study, study_figures, study_status
 
 QUICK_DATA = DataConfig(num_frames=16, height=32, width=32, num_train=1200, num_val=200, num_test=400)
 QUICK_TRAIN = TrainConfig(model="tiny", epochs=5, batch_size=16, lr=3e-3, num_workers=0)
@@ -74,6 +75,7 @@ class QuickstartConfig:
     mdp_finetune: TrainConfig = QUICK_MDP_FINETUNE
     study: StudyConfig = QUICK_STUDY
     study_clips: int = 200  # validation clips each trial evaluates
+    deploy_max_accuracy_drop: float = 0.01  # the deployed trial: fewest MACs within this of dense accuracy
 
 
 def _train_dense(config: RunConfig, out_dir: Path) -> Path:
@@ -86,9 +88,9 @@ def _train_dense(config: RunConfig, out_dir: Path) -> Path:
     return train(config, out_dir).checkpoint_path
 
 
-def _evaluated(checkpoint: Path, dataset, out: Path) -> dict[str, Any]:
-    """Test-split evaluation of ``checkpoint``, cached in ``out`` (JSON)."""
-    if out.is_file():
+def _evaluated(checkpoint: Path, dataset, out: Path, *, fresh: bool = False) -> dict[str, Any]:
+    """Test-split evaluation of ``checkpoint``, cached in ``out`` (JSON) unless ``fresh``."""
+    if out.is_file() and not fresh:
         return json.loads(out.read_text())
     loaded = load_model(checkpoint)
     result: EvalResult = evaluate(loaded.model, dataset, classes=loaded.classes, progress=True)
@@ -181,6 +183,43 @@ def _mdp_rows(dense_ckpt: Path, pruned_ckpt: Path, runtime: LatencyRuntime, clip
         {"model": name, "gmacs": m / 1e9, "mac_fraction": m / macs[0], "latency_ms": ms}
         for name, m, ms in zip(("dense", "mdp"), macs, latency, strict=True)
     ]
+
+
+def _deploy_section(
+    config: QuickstartConfig, study, storage: str, out_dir: Path, test_set, *, dense: dict, dynamic: dict
+) -> tuple[str, str, Any]:
+    """Deploy the study's pick (``dance3d study deploy --max-accuracy-drop``) and evaluate it on the test split."""
+    import pandas as pd
+
+    drop = config.deploy_max_accuracy_drop
+    try:
+        trial = pick_trial(study, max_accuracy_drop=drop)
+        why = f"the Pareto trial with the fewest MACs within {drop:.0%} of the dense model's validation accuracy"
+    except ConfigError:
+        trial = max(study.best_trials, key=lambda t: (t.user_attrs["accuracy"], -t.user_attrs["mac_fraction"]))
+        why = f"no Pareto trial was within {drop:.0%} of the dense model's validation accuracy: the most accurate one"
+    deployed = deploy_trial(study, trial.number, out_dir / "deployed" / "model.pt")
+    result = _evaluated(deployed.path, test_set, out_dir / "deployed_eval.json", fresh=True)
+    rows = []
+    for name, evaluated in (("dense", dense), ("DANCE as trained", dynamic), (f"trial {trial.number}", result)):
+        fractions = np.array([r.get("mac_fraction", 1.0) for r in evaluated["records"]])
+        rows.append(
+            {
+                "model": name,
+                "test top-1": evaluated["top1"],
+                "mean MAC fraction": fractions.mean(),
+                "p10": np.percentile(fractions, 10),
+                "p90": np.percentile(fractions, 90),
+            }
+        )
+    knobs = ", ".join(f"{name} {value:+.2f}" for name, value in deployed.knobs.items())
+    text = (
+        f"`dance3d study deploy --storage {storage} --max-accuracy-drop {drop:g} --out {deployed.path}` picked "
+        f"trial {trial.number}, {why} (val top-1 {deployed.measured['accuracy']:.4f} at a MAC fraction of "
+        f"{deployed.measured['mac_fraction']:.3f}; knobs {knobs}). The knobs are stored in the checkpoint, so "
+        f"`dance3d eval --checkpoint {deployed.path}` runs this operating point; on the test split:"
+    )
+    return "Deploy: the study's pick as a checkpoint", text, pd.DataFrame(rows).set_index("model")
 
 
 def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
@@ -313,6 +352,10 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
         table=status.pareto.dropna(axis=1, how="all").set_index("number"),
         figures=figures,
     )
+
+    study = study_run.study
+    heading, text, table = _deploy_section(config, study, storage, out_dir, test_set, dense=dense, dynamic=dynamic)
+    report.add(heading, text, table=table)
 
     report.add(
         "Run",

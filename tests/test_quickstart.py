@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import optuna
 import pandas as pd
+import pytest
 
 from dance3d.dance.aap import AapSettings
 from dance3d.dance.ava import AvaSettings
@@ -14,10 +16,11 @@ from dance3d.mdp.lut import LatencyRuntime
 from dance3d.mdp.pipeline import MdpSettings
 from dance3d.quickstart import QuickstartConfig, run_quickstart
 from dance3d.reporting import paired_accuracy
+from dance3d.training.checkpoint import load_checkpoint
 from profiling import count_macs
 from studies import StudyConfig
 
-SECTIONS = ("Data", "Dense training", "Dense evaluation", "AVA", "AAP", "Profile", "MDP", "Study", "Run")
+SECTIONS = ("Data", "Dense training", "Dense evaluation", "AVA", "AAP", "Profile", "MDP", "Study", "Deploy", "Run")
 
 
 def tiny_quickstart(run) -> QuickstartConfig:
@@ -59,6 +62,13 @@ def test_quickstart_writes_every_section_with_figures_and_resumes(tmp_path, tiny
     mdp = pd.read_csv(out / "mdp.csv").set_index("model")
     assert mdp.loc["mdp", "gmacs"] < mdp.loc["dense", "gmacs"] and mdp.loc["mdp", "latency_ms"] > 0
     assert 0.0 <= mdp.loc["mdp", "top1"] <= 1.0 and (out / "mdp" / "model.pt").is_file()
+
+    deployed = load_checkpoint(out / "deployed" / "model.pt")
+    number = deployed["study_trial"]["number"]
+    trial = optuna.load_study(study_name=None, storage=f"sqlite:///{out / 'study.db'}").trials[number]
+    assert f"picked trial {number}," in text
+    assert deployed["model"]["knobs"] == pytest.approx({k: v for k, v in trial.user_attrs["knobs"].items() if v != 0.0})
+    assert json.loads((out / "deployed_eval.json").read_text())["num_clips"] == len(evals[0])
 
     stages = [out / "aap" / "model.pt", out / "lut.json", out / "mdp" / "model.pt"]
     mtimes = [p.stat().st_mtime_ns for p in stages]

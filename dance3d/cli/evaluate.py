@@ -47,7 +47,10 @@ def run(args: argparse.Namespace) -> int:
     report = result.to_dict(with_records=args.records or args.format == "json")
     report.update({"checkpoint": str(args.checkpoint), "data": data.source, "split": args.split})
     if loaded.kind == "dynamic":
+        from dance3d.dynamic.checkpoint import applied_knobs
+
         report["execution"] = loaded.model.mode
+        report["knobs"] = applied_knobs(loaded.model)
         report["distinct_keep_rates_per_gate"] = distinct_keep_rates(result.records)
     if getattr(dataset, "skipped", None):
         report["skipped"] = dataset.summary()
@@ -58,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     rows += [(f"  class {name}", acc) for name, acc in result.per_class_accuracy.items()]
     for key, stats in result.clip_stat_summary.items():
         rows.append((key, " ".join(f"{k}={v:.3f}" for k, v in stats.items())))
+    if report.get("knobs"):
+        rows.append(("knobs", " ".join(f"{k}={v:g}" for k, v in report["knobs"].items())))
     for axis, counts in report.get("distinct_keep_rates_per_gate", {}).items():
         rows.append((f"distinct {axis} per gate", ", ".join(map(str, counts))))
     if "skipped" in report:

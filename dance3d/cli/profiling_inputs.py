@@ -22,8 +22,22 @@ def parse_clip_shape(text: str) -> tuple[int, int, int, int]:
     return shape  # type: ignore[return-value]
 
 
+def parse_knob_settings(settings: list[str]) -> dict[str, float]:
+    """``["stage1.frames_offset=-2", ...]`` -> ``{"stage1.frames_offset": -2.0, ...}``."""
+    knobs = {}
+    for text in settings:
+        name, sep, value = text.partition("=")
+        try:
+            knobs[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise ConfigError(f"--knob must look like NAME=VALUE (e.g. stage1.frames_offset=-2), got {text!r}")
+    return knobs
+
+
 def add_execution_args(parser: argparse.ArgumentParser) -> None:
-    """``--execution`` / ``--calibration``: how a dynamic checkpoint runs."""
+    """``--execution`` / ``--calibration`` / ``--knob``: how a dynamic checkpoint runs."""
     parser.add_argument(
         "--execution",
         choices=("simulate", "compact"),
@@ -35,6 +49,14 @@ def add_execution_args(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --execution compact: torch.compile the controller (faster decisions; compiles on first use)",
     )
+    parser.add_argument(
+        "--knob",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="dynamic checkpoints: set a run-time knob over the checkpoint's own (repeatable; "
+        "e.g. stage1.frames_offset=-2; names: 'dance3d study run' lists them in its search space)",
+    )
 
 
 def apply_execution(model: nn.Module, args: argparse.Namespace) -> None:
@@ -44,12 +66,19 @@ def apply_execution(model: nn.Module, args: argparse.Namespace) -> None:
     execution = getattr(args, "execution", None)
     calibration = getattr(args, "calibration", None)
     compile_controller = getattr(args, "compile_controller", False)
+    knobs = parse_knob_settings(getattr(args, "knob", []))
     if not isinstance(model, DynamicModel):
-        if execution or calibration or compile_controller:
+        if execution or calibration or compile_controller or knobs:
             raise ConfigError(
-                "--execution/--calibration/--compile-controller apply to dynamic checkpoints (written by aap) only"
+                "--execution/--calibration/--compile-controller/--knob apply to dynamic checkpoints "
+                "(written by aap) only"
             )
         return
+    if knobs:
+        from dance3d.dynamic import apply_knobs
+        from dance3d.dynamic.checkpoint import applied_knobs
+
+        apply_knobs(model, {**applied_knobs(model), **knobs})
     if calibration and execution != "compact":
         raise ConfigError("--calibration needs --execution compact")
     if compile_controller and execution != "compact":

@@ -5,6 +5,7 @@
     dance3d study status --storage sqlite:///study.db
     dance3d study plot   --storage sqlite:///study.db --out figures/
     dance3d study export --storage sqlite:///study.db --out trials.parquet
+    dance3d study deploy --storage sqlite:///study.db --max-accuracy-drop 0.01 --out runs/deployed/model.pt
 
 ``run`` resumes an existing study and stops once it holds --trials complete trials in total.
 """
@@ -39,6 +40,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                 "--out", required=True, help="folder (plot) or table path ending in .parquet/.csv (export)"
             )
         sub.set_defaults(func=run)
+    _add_deploy(actions)
+
+
+def _add_deploy(actions: argparse._SubParsersAction) -> None:
+    help_text = "write a checkpoint that runs at a trial's knob values (for eval, profile, export)"
+    sub = actions.add_parser("deploy", help=help_text, description=help_text)
+    _add_storage_args(sub)
+    which = sub.add_mutually_exclusive_group(required=True)
+    which.add_argument("--trial", type=int, help="trial number (see 'study status')")
+    which.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        help="instead: the Pareto trial with the lowest cost (the study's first objective besides accuracy) "
+        "within this accuracy of the dense model (0.01 = 1 point)",
+    )
+    sub.add_argument("--out", required=True, help="checkpoint to write, e.g. runs/deployed/model.pt")
+    sub.add_argument("--checkpoint", help="the study's dynamic checkpoint, if it is not where the study saw it")
+    sub.set_defaults(func=run)
 
 
 def _add_storage_args(parser: argparse.ArgumentParser, *, study_default: str | None = None) -> None:
@@ -173,9 +192,35 @@ def run(args: argparse.Namespace) -> int:
     study = load_study(open_storage(args.storage, must_exist=True), args.study_name)
     if args.study_command == "status":
         print(format_status(study_status(study)))
+    elif args.study_command == "deploy":
+        _print_deployed(study, args)
     else:
         print(f"wrote {export_trials(study, args.out)}")
     return 0
+
+
+def _print_deployed(study, args: argparse.Namespace) -> None:
+    import math
+
+    from studies.deploy import deploy_trial, pick_trial
+
+    number = args.trial
+    if number is None:
+        number = pick_trial(study, max_accuracy_drop=args.max_accuracy_drop).number
+    deployed = deploy_trial(study, number, args.out, checkpoint=args.checkpoint)
+    measured = deployed.measured
+    knobs = " ".join(f"{name}={value:g}" for name, value in deployed.knobs.items())
+    print(f"wrote {deployed.path}: trial {deployed.number} of study {deployed.study_name}, knobs {knobs}")
+    metrics = [
+        f"{k} {measured[k]:.4g}"
+        for k in ("accuracy", "mac_fraction", "latency_ms", "energy_j")
+        if math.isfinite(measured.get(k, math.nan))
+    ]
+    print(f"the trial measured {', '.join(metrics)} on {measured.get('num_clips', '?')} clips")
+    if not deployed.feasible:
+        print("note: this trial violates the study's constraints")
+    execution = measured.get("execution_mode", "simulate")
+    print(f"evaluate it: dance3d eval --checkpoint {deployed.path} --execution {execution}")
 
 
 def _run(args: argparse.Namespace) -> int:

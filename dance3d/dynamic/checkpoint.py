@@ -1,4 +1,8 @@
-"""Checkpoints of dynamic models (kind ``dynamic``): backbone spec + dynamic settings + weights."""
+"""Checkpoints of dynamic models (kind ``dynamic``): backbone spec + dynamic settings + weights + knobs.
+
+The run-time knobs (``dance3d.dynamic.knobs``) are part of the spec, so a checkpoint written with
+knobs applied (``dance3d study deploy``) runs at that operating point wherever it is loaded.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,26 @@ from typing import Any
 
 from dance3d.config import from_dict, to_dict
 from dance3d.dynamic.config import DynamicConfig
+from dance3d.dynamic.knobs import apply_knobs, current_knobs
 from dance3d.dynamic.model import DynamicModel, convert_model
+from dance3d.errors import CheckpointError, ConfigError
 
 KIND = "dynamic"
 
 
 def dynamic_spec(model: DynamicModel, backbone_spec: dict[str, Any]) -> dict[str, Any]:
-    """What rebuilds ``model``: the spec of its backbone (zoo or MDP-pruned), the clip shape, the dynamic config."""
+    """What rebuilds ``model``: its backbone's spec (zoo or MDP-pruned), clip shape, dynamic config and knobs."""
     return {
         "backbone": dict(backbone_spec),
         "clip_shape": list(model.clip_shape),
         "dynamic": to_dict(model.config),
+        "knobs": applied_knobs(model),
     }
+
+
+def applied_knobs(model: DynamicModel) -> dict[str, float]:
+    """The knobs set away from 0 (``{}``: the controller as trained)."""
+    return {name: value for name, value in current_knobs(model).items() if value != 0.0}
 
 
 def build_dynamic_model(checkpoint: dict[str, Any]) -> DynamicModel:
@@ -28,6 +40,10 @@ def build_dynamic_model(checkpoint: dict[str, Any]) -> DynamicModel:
     dense = build_backbone(spec["backbone"])  # a zoo spec, or an MDP-pruned one
     model = convert_model(dense, clip_shape=tuple(spec["clip_shape"]), config=from_dict(DynamicConfig, spec["dynamic"]))
     model.load_state_dict(checkpoint["state_dict"])
+    try:
+        apply_knobs(model, spec.get("knobs", {}))  # checkpoints written before knobs were saved have none
+    except ConfigError as exc:
+        raise CheckpointError(f"the checkpoint's knobs do not fit its model: {exc}") from exc
     return model
 
 

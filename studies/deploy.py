@@ -1,0 +1,107 @@
+"""``study deploy``: a study trial's knobs written into a checkpoint that runs at that operating point.
+
+The written checkpoint is the study's dynamic checkpoint with the trial's knob values in its spec
+(``dance3d.dynamic.checkpoint``), plus where they came from and what the trial measured, so
+``dance3d eval`` / ``profile`` / ``export`` run the chosen trade-off without further flags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from dance3d.dynamic import apply_knobs, knob_space
+from dance3d.dynamic.checkpoint import dynamic_spec
+from dance3d.errors import ConfigError
+from dance3d.training.checkpoint import save_checkpoint
+from studies.objectives import METRICS
+from studies.runner import load_dynamic
+from studies.table import BASELINES_ATTR, study_spec
+
+PROVENANCE_KEY = "study_trial"
+CONTEXT_KEYS = ("execution_mode", "batch_size", "num_clips", "device_name", "energy_source")
+"""Kept with the trial's metrics: how and where they were measured."""
+
+
+@dataclass
+class DeployedTrial:
+    """What ``deploy_trial`` wrote: the checkpoint, the trial, its knobs and its measurements."""
+
+    path: Path
+    study_name: str
+    number: int
+    knobs: dict[str, float]
+    feasible: bool
+    measured: dict[str, Any]  # the trial's metrics (accuracy, mac_fraction, ...), execution mode, batch size
+
+
+def find_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
+    """The COMPLETE trial ``number`` of ``study``, or a clear error."""
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if number not in trials:
+        held = f"trials 0..{max(trials)}" if trials else "no trials"
+        raise ConfigError(f"study {study.study_name!r} has no trial {number} (it holds {held})")
+    trial = trials[number]
+    if trial.state != TrialState.COMPLETE:
+        raise ConfigError(
+            f"trial {number} of study {study.study_name!r} is {trial.state.name}, not COMPLETE: it has no measurements"
+        )
+    return trial
+
+
+def pick_trial(study: optuna.Study, *, max_accuracy_drop: float) -> optuna.trial.FrozenTrial:
+    """The Pareto trial with the lowest first cost objective (e.g. ``energy_j``; ``mac_fraction`` if the study
+    has none) among those within ``max_accuracy_drop`` of the dense baseline's accuracy."""
+    if not 0.0 <= max_accuracy_drop <= 1.0:
+        raise ConfigError(f"the accuracy drop is a fraction in [0, 1] (0.01 = 1 point), got {max_accuracy_drop}")
+    spec = study_spec(study)
+    cost = next((name for name in spec["objectives"] if name != "accuracy"), "mac_fraction")
+    dense_accuracy = study.user_attrs[BASELINES_ATTR]["dense"]["accuracy"]
+    pareto = study.best_trials
+    close = [t for t in pareto if t.user_attrs["accuracy"] >= dense_accuracy - max_accuracy_drop]
+    if not close:
+        best = max(pareto, key=lambda t: t.user_attrs["accuracy"], default=None)
+        most = f"; the most accurate is trial {best.number} at {best.user_attrs['accuracy']:.4f}" if best else ""
+        raise ConfigError(
+            f"no Pareto trial of study {study.study_name!r} is within {max_accuracy_drop} of the dense model's "
+            f"accuracy {dense_accuracy:.4f}{most}"
+        )
+    return min(close, key=lambda t: (t.user_attrs[cost], -t.user_attrs["accuracy"], t.number))
+
+
+def deploy_trial(
+    study: optuna.Study, number: int, out: str | Path, *, checkpoint: str | Path | None = None
+) -> DeployedTrial:
+    """Write ``out``: the study's checkpoint (or ``checkpoint``: that model elsewhere) with trial ``number``'s knobs."""
+    spec = study_spec(study)
+    trial = find_trial(study, number)
+    source = Path(checkpoint or spec["checkpoint"])
+    if checkpoint is None and not source.is_file():
+        raise ConfigError(f"the study's checkpoint {source} is not here; pass the same model with --checkpoint")
+    if Path(out).resolve() == source.resolve():
+        raise ConfigError(f"write the deployed model to another file: the study's knob values are relative to {source}")
+    loaded = load_dynamic(source)
+    searched = sorted(k["name"] for k in spec["space"]["knobs"])
+    available = {k.name for k in knob_space(loaded.model)}
+    missing = [name for name in searched if name not in available]
+    if missing:
+        raise ConfigError(f"{source} has no knob(s) {', '.join(missing)} that the study searched: another model?")
+    knobs = {name: float(value) for name, value in trial.user_attrs["knobs"].items()}
+    apply_knobs(loaded.model, knobs)
+    feasible = all(v <= 0 for v in trial.constraints.values())
+    measured = {k: v for k, v in trial.user_attrs.items() if k in METRICS or k in CONTEXT_KEYS}
+    payload = dict(loaded.checkpoint)
+    payload["model"] = dynamic_spec(loaded.model, loaded.checkpoint["model"]["backbone"])
+    payload[PROVENANCE_KEY] = {
+        "study_name": study.study_name,
+        "number": number,
+        "source_checkpoint": str(source),
+        "feasible": feasible,
+        "measured": measured,
+    }
+    path = save_checkpoint(payload, out)
+    return DeployedTrial(path, study.study_name, number, knobs, feasible, measured)

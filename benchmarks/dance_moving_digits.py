@@ -22,6 +22,11 @@ retained (CPU, the benchmark's threads): dense through oneDNN, DANCE and the sta
 compact execution (DANCE with its controller, eager and compiled). Every model's per-clip test
 results (correct or not, MAC fraction, keep rates, the clip's metadata) go to ``dance_*clips.parquet``.
 
+``--retarget`` also re-targets the trained DANCE model, without training (``dance3d budget``: one
+logit offset fitted on the validation clips), to the mean MAC fraction of each of its static
+baselines and to each curve target, and compares it on the test clips with that static model and
+with the AAP run trained for that target (``dance_retargeted_to_<name>``).
+
 ``--quick`` is a smoke run (few clips, one epoch per stage); its numbers mean nothing.
 """
 
@@ -56,9 +61,11 @@ from dance3d.dance.static_baseline import (
 )
 from dance3d.data.moving_digits import CLIP_FACTORS
 from dance3d.dynamic import DynamicConfig, convert_model, set_execution_mode
+from dance3d.dynamic.budget import fit_budget
 from dance3d.dynamic.checkpoint import dense_state_dict
 from dance3d.dynamic.compact_backend import fast_conv_backend
 from dance3d.dynamic.gate_keys import distinct_keep_rates
+from dance3d.errors import ConfigError
 from dance3d.evaluation import evaluate
 from dance3d.reporting import paired_accuracy, redundancy_spearman
 from dance3d.training.checkpoint import load_model
@@ -268,12 +275,47 @@ def clip_table(records: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
     return pd.DataFrame([{"model": name, **record} for name, rows in records.items() for record in rows])
 
 
+RETARGETED = "dance_retargeted_to_"
+
+
 def paired_comparisons(records: dict[str, list[dict[str, Any]]], static_targets) -> dict[str, dict[str, float]]:
     """Per-clip paired tests (:func:`~dance3d.reporting.paired_accuracy`, "a" = the DANCE run) of each DANCE run
-    against the dense model, the run without AVA and its static baselines: are the top-1 gaps more than noise?"""
+    against the dense model, the run without AVA and its static baselines, and of each re-targeted DANCE model
+    against the model whose MACs it was re-targeted to: are the top-1 gaps more than noise?"""
     pairs = [("dance", "dense"), ("dance", "dance_without_ava")]
-    pairs += [(label, name) for label in static_targets for name in records if name.endswith(f"_at_{label}")]
-    return {f"{a}_vs_{b}": paired_accuracy(records[a], records[b]) for a, b in pairs}
+    statics = [name for name in records if not name.startswith(RETARGETED)]
+    pairs += [(label, name) for label in static_targets for name in statics if name.endswith(f"_at_{label}")]
+    pairs += [(name, name.removeprefix(RETARGETED)) for name in records if name.startswith(RETARGETED)]
+    return {f"{a}_vs_{b}": paired_accuracy(records[a], records[b]) for a, b in pairs if b in records}
+
+
+def retarget_runs(model, runs: dict[str, dict[str, Any]], val: ClipCache, test: ClipCache, classes, *,
+                  dense_macs: int) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:  # fmt: skip
+    """The trained DANCE ``model`` re-targeted (fitted on ``val``) to the mean MAC fraction of every static
+    baseline of the main run and every curve-target run, evaluated on ``test``."""
+    references = [name for name in runs if name.endswith("_at_dance") or name.startswith("dance_target_")]
+    out, records = {}, {}
+    for reference in references:
+        target = runs[reference]["mean_mac_fraction"]
+        retargeted = copy.deepcopy(model)
+        set_execution_mode(retargeted, "simulate")
+        try:
+            fit = fit_budget(retargeted, val.clips.float(), target)
+        except ConfigError as error:
+            print(f"not re-targeted to {reference}: {error}")
+            continue
+        result = evaluate(retargeted, test, classes=classes, progress=False)
+        label = RETARGETED + reference
+        out[label] = {
+            "target_mac_fraction": target,
+            "offset": fit.offset,
+            "val_mac_fraction": fit.mac_fraction,
+            **summarise(result, dense_macs=dense_macs),
+        }
+        records[label] = result.records
+        print(f"{label}: top-1 {result.top1:.4f} at {out[label]['mean_mac_fraction']:.3f} "
+              f"({reference}: {runs[reference]['top1']:.4f} at {target:.3f})")  # fmt: skip
+    return out, records
 
 
 def main() -> int:
@@ -300,6 +342,11 @@ def main() -> int:
                         help="test clips (default 800; moving-digits generates more past its test split's size): "
                              "more clips, tighter paired tests")  # fmt: skip
     parser.add_argument("--train-clips", type=int, default=0, help="clips for AVA, AAP and the static fine-tune")
+    parser.add_argument(
+        "--retarget",
+        action="store_true",
+        help="also re-target the trained DANCE model (no training) to each static baseline's and curve run's MACs",
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -399,7 +446,7 @@ def main() -> int:
         )
         print(f"{label}: top-1 {result.top1:.4f}, mean MAC fraction {runs[label]['mean_mac_fraction']:.3f}")
         if label == "dance":
-            main_result = result
+            main_result, main_model = result, copy.deepcopy(model)  # before compact execution is set on it
             latency_forwards.update(dance_forwards(model, test))
 
     # static baselines at the mean MACs of DANCE runs, fine-tuned for the same number of epochs
@@ -429,6 +476,12 @@ def main() -> int:
             static = runs[name]
             print(f"{kind} at {label}: top-1 {static['top1']:.4f} at MAC fraction {static['mean_mac_fraction']:.3f}")
     timings["static_baselines_s"] = time.perf_counter() - t
+    if args.retarget:
+        t = time.perf_counter()
+        retargeted, retargeted_records = retarget_runs(main_model, runs, val, test, classes, dense_macs=dense_macs)
+        runs |= retargeted
+        records |= retargeted_records
+        timings["retarget_s"] = time.perf_counter() - t
 
     # batch-1 latency of every model, interleaved
     latency = batch1_latency_ms(latency_forwards, test)
@@ -461,6 +514,9 @@ def main() -> int:
         {
             "DANCE (AVA + AAP)": dance_points,
             "AAP without AVA": [(runs["dance_without_ava"]["mean_mac_fraction"], runs["dance_without_ava"]["top1"])],
+            "DANCE re-targeted, no training": sorted(
+                (r["mean_mac_fraction"], r["top1"]) for k, r in runs.items() if k.startswith(RETARGETED)
+            ),
             "static magnitude channels": sorted(
                 (r["mean_mac_fraction"], r["top1"]) for k, r in runs.items() if k.startswith("static_at_")
             ),
@@ -514,6 +570,7 @@ def main() -> int:
             "static_distill": args.static_distill,
             "static_frame_keep": cfg["static_frame_keep"],
             "extra_static_frame_keeps": list(cfg["extra_static_frame_keeps"]),
+            "retarget": args.retarget,
             "clip_storage": "float16 in memory (all methods see the same clips)",
         },
         "dense": {"top1": dense_result.top1, "macs_per_clip": dense_macs, "latency_ms_batch1": latency["dense"]},

@@ -2,7 +2,7 @@
 
 The written checkpoint is the study's dynamic checkpoint with the trial's knob values in its spec
 (``dance3d.dynamic.checkpoint``), plus where they came from and what the trial measured, so
-``dance3d eval`` / ``profile`` / ``export`` run the chosen trade-off without further flags.
+``dance3d eval`` / ``profile`` / ``sweep`` run the chosen trade-off without further flags.
 """
 
 from __future__ import annotations
@@ -15,14 +15,12 @@ import optuna
 from optuna.trial import TrialState
 
 from dance3d.dynamic import apply_knobs, knob_space
-from dance3d.dynamic.checkpoint import dynamic_spec
+from dance3d.dynamic.checkpoint import save_with_knobs
 from dance3d.errors import ConfigError
-from dance3d.training.checkpoint import save_checkpoint
 from studies.objectives import METRICS
 from studies.runner import load_dynamic
 from studies.table import BASELINES_ATTR, study_spec
 
-PROVENANCE_KEY = "study_trial"
 CONTEXT_KEYS = ("execution_mode", "batch_size", "num_clips", "device_name", "energy_source")
 """Kept with the trial's metrics: how and where they were measured."""
 
@@ -82,8 +80,6 @@ def deploy_trial(
     source = Path(checkpoint or spec["checkpoint"])
     if checkpoint is None and not source.is_file():
         raise ConfigError(f"the study's checkpoint {source} is not here; pass the same model with --checkpoint")
-    if Path(out).resolve() == source.resolve():
-        raise ConfigError(f"write the deployed model to another file: the study's knob values are relative to {source}")
     loaded = load_dynamic(source)
     searched = sorted(k["name"] for k in spec["space"]["knobs"])
     available = {k.name for k in knob_space(loaded.model)}
@@ -94,14 +90,12 @@ def deploy_trial(
     apply_knobs(loaded.model, knobs)
     feasible = all(v <= 0 for v in trial.constraints.values())
     measured = {k: v for k, v in trial.user_attrs.items() if k in METRICS or k in CONTEXT_KEYS}
-    payload = dict(loaded.checkpoint)
-    payload["model"] = dynamic_spec(loaded.model, loaded.checkpoint["model"]["backbone"])
-    payload[PROVENANCE_KEY] = {
+    provenance = {
         "study_name": study.study_name,
         "number": number,
         "source_checkpoint": str(source),
         "feasible": feasible,
         "measured": measured,
     }
-    path = save_checkpoint(payload, out)
+    path = save_with_knobs(loaded.model, loaded.checkpoint, source=source, out=out, study_trial=provenance)
     return DeployedTrial(path, study.study_name, number, knobs, feasible, measured)

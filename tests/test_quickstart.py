@@ -20,7 +20,9 @@ from dance3d.training.checkpoint import load_checkpoint
 from profiling import count_macs
 from studies import StudyConfig
 
-SECTIONS = ("Data", "Dense training", "Dense evaluation", "AVA", "AAP", "Profile", "MDP", "Study", "Deploy", "Run")
+SECTIONS = (
+    "Data", "Dense training", "Dense evaluation", "AVA", "AAP", "budgets", "Profile", "MDP", "Study", "Deploy", "Run"
+)  # fmt: skip
 
 
 def tiny_quickstart(run) -> QuickstartConfig:
@@ -32,6 +34,7 @@ def tiny_quickstart(run) -> QuickstartConfig:
         mdp=MdpSettings(target_latency="0.6", importance_batches=1, refine_rounds=1, progress=False),
         mdp_finetune=replace(run.train, epochs=1),
         study=StudyConfig(objectives=("accuracy", "mac_fraction"), trials=3, startup_trials=2, latency_repeats=1),
+        budget_targets=(0.01, 0.6),  # the first is out of reach: reported, not fatal
         study_clips=8,
     )
 
@@ -63,6 +66,11 @@ def test_quickstart_writes_every_section_with_figures_and_resumes(tmp_path, tiny
     assert mdp.loc["mdp", "gmacs"] < mdp.loc["dense", "gmacs"] and mdp.loc["mdp", "latency_ms"] > 0
     assert 0.0 <= mdp.loc["mdp", "top1"] <= 1.0 and (out / "mdp" / "model.pt").is_file()
 
+    assert "Targets below what the controller can reach: 0.01." in text and (out / "budgets.png").is_file()
+    budget = load_checkpoint(out / "budget-0.60" / "model.pt")["budget"]
+    assert budget["mac_fraction"] <= 0.6 and budget["num_clips"] == 8 and budget["split"] == "val"
+    assert not (out / "budget-0.01").exists()
+
     deployed = load_checkpoint(out / "deployed" / "model.pt")
     number = deployed["study_trial"]["number"]
     trial = optuna.load_study(study_name=None, storage=f"sqlite:///{out / 'study.db'}").trials[number]
@@ -70,7 +78,7 @@ def test_quickstart_writes_every_section_with_figures_and_resumes(tmp_path, tiny
     assert deployed["model"]["knobs"] == pytest.approx({k: v for k, v in trial.user_attrs["knobs"].items() if v != 0.0})
     assert json.loads((out / "deployed_eval.json").read_text())["num_clips"] == len(evals[0])
 
-    stages = [out / "aap" / "model.pt", out / "lut.json", out / "mdp" / "model.pt"]
+    stages = [out / "aap" / "model.pt", out / "budget-0.60" / "model.pt", out / "lut.json", out / "mdp" / "model.pt"]
     mtimes = [p.stat().st_mtime_ns for p in stages]
     run_quickstart(tiny_quickstart(tiny_run_config), out)  # resumes: finished stages reused, study topped up
     assert [p.stat().st_mtime_ns for p in stages] == mtimes

@@ -39,10 +39,12 @@ def plot_variability(before: dict[str, np.ndarray], after: dict[str, np.ndarray]
 
 
 def plot_tradeoff(points: dict[str, list[tuple[float, float]]], path: str | Path, *, dense_top1: float) -> Path:
-    """Top-1 vs mean MAC fraction, one series per method."""
+    """Top-1 vs mean MAC fraction, one series per method (empty series are left out)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.0, 3.6))
     for label, series in points.items():
+        if not series:
+            continue
         series = sorted(series)
         ax.plot([x for x, _ in series], [y for _, y in series], marker="o", label=label)
     ax.axhline(dense_top1, color="gray", linestyle="--", label="dense")

@@ -6,6 +6,7 @@ knobs applied (``dance3d study deploy``) runs at that operating point wherever i
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from dance3d.config import from_dict, to_dict
@@ -30,6 +31,27 @@ def dynamic_spec(model: DynamicModel, backbone_spec: dict[str, Any]) -> dict[str
 def applied_knobs(model: DynamicModel) -> dict[str, float]:
     """The knobs set away from 0 (``{}``: the controller as trained)."""
     return {name: value for name, value in current_knobs(model).items() if value != 0.0}
+
+
+KNOB_RECORDS = ("study_trial", "budget")
+"""Checkpoint entries saying where its knobs came from (``study deploy``, ``budget``): only the latest is kept."""
+
+
+def save_with_knobs(
+    model: DynamicModel, checkpoint: dict[str, Any], *, source: str | Path, out: str | Path, **record: Any
+) -> Path:
+    """Write ``checkpoint`` (loaded from ``source``) again to ``out`` with ``model``'s current knobs and ``record``
+    (one of :data:`KNOB_RECORDS`: where the knobs came from; the source's own record stays in the source).
+    Refuses to overwrite ``source``: the new knobs are set relative to it."""
+    from dance3d.training.checkpoint import save_checkpoint
+
+    if set(record) - set(KNOB_RECORDS):
+        raise ValueError(f"knob records are {KNOB_RECORDS}, got {sorted(record)}")
+    if Path(out).resolve() == Path(source).resolve():
+        raise ConfigError(f"write the model to another file than {source}: its knob settings are relative to it")
+    payload = {k: v for k, v in checkpoint.items() if k not in KNOB_RECORDS}
+    payload.update(record, model=dynamic_spec(model, checkpoint["model"]["backbone"]))
+    return save_checkpoint(payload, out)
 
 
 def build_dynamic_model(checkpoint: dict[str, Any]) -> DynamicModel:

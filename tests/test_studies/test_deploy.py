@@ -16,7 +16,7 @@ from dance3d.errors import CheckpointError, ConfigError
 from dance3d.evaluation import evaluate
 from dance3d.training.checkpoint import load_checkpoint, load_model, save_checkpoint
 from studies import run_study
-from studies.deploy import PROVENANCE_KEY, deploy_trial, pick_trial
+from studies.deploy import deploy_trial, pick_trial
 
 CLIPS = 8
 
@@ -52,7 +52,7 @@ def test_deployed_checkpoint_runs_at_the_trials_operating_point(study_run, dynam
     top1, mac_fraction = _evaluate(deployed.path)
     assert top1 == pytest.approx(trial.user_attrs["accuracy"])
     assert mac_fraction == pytest.approx(trial.user_attrs["mac_fraction"], rel=1e-5)
-    provenance = load_checkpoint(deployed.path)[PROVENANCE_KEY]
+    provenance = load_checkpoint(deployed.path)["study_trial"]
     assert provenance["number"] == trial.number and provenance["source_checkpoint"] == dynamic_checkpoint
     assert provenance["measured"]["mac_fraction"] == trial.user_attrs["mac_fraction"]
     assert provenance["feasible"] == (trial.user_attrs["mac_fraction"] <= 0.8) == deployed.feasible

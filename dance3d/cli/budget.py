@@ -1,0 +1,72 @@
+"""``dance3d budget``: re-target a dynamic checkpoint to a mean MAC fraction, without training.
+
+    dance3d budget --checkpoint runs/aap/model.pt --target-mac-fraction 0.3 --out runs/aap-0.3/model.pt
+
+Shifts the controller's logits (all run-time knobs, or ``--knobs``) by the largest offset whose mean
+MAC fraction on validation clips is at most the target, and writes a checkpoint that runs there.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from dance3d.cli.common import add_data_args, add_format_arg, data_for_checkpoint, print_json, print_table
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "budget",
+        help="re-target a dynamic checkpoint to a mean MAC fraction (no training)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--checkpoint", required=True, help="dynamic model checkpoint (aap, or study deploy)")
+    parser.add_argument("--target-mac-fraction", type=float, required=True, help="mean MACs / dense MACs, e.g. 0.3")
+    parser.add_argument("--out", required=True, help="checkpoint to write")
+    add_data_args(parser)
+    parser.add_argument("--split", default="val", choices=("train", "val", "test"), help="clips to fit on")
+    parser.add_argument("--limit", type=int, default=256, help="fit on the first N clips of the split")
+    parser.add_argument("--knobs", default="", help="shift only these knobs, comma-separated (default: all)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    add_format_arg(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dance3d.dynamic.budget import retarget_checkpoint
+    from dance3d.training.checkpoint import load_checkpoint
+
+    data = None
+    if args.data or args.skip_bad:
+        from dance3d.config import from_dict
+        from dance3d.data.registry import DataConfig
+
+        data = data_for_checkpoint(from_dict(DataConfig, load_checkpoint(args.checkpoint)["data"]), args)
+    knobs = tuple(v.strip() for v in args.knobs.split(",") if v.strip())
+    done = retarget_checkpoint(
+        args.checkpoint,
+        args.out,
+        args.target_mac_fraction,
+        data=data,
+        split=args.split,
+        limit=args.limit,
+        knobs=knobs,
+        batch_size=args.batch_size,
+    )
+    fit = done.fit
+    if args.format == "json":
+        print_json({**done.record, "checkpoint": str(done.path), "knobs": fit.knobs})
+        return 0
+    print_table(
+        [
+            ("wrote", str(done.path)),
+            ("offset", f"{fit.offset:+.3f} on {', '.join(knobs) or 'every knob'}"),
+            (
+                f"mean MAC fraction ({fit.num_clips} {args.split} clips)",
+                f"{done.mac_fraction_before:.4f} -> {fit.mac_fraction:.4f}",
+            ),
+            ("knobs", " ".join(f"{k}={v:+.3f}" for k, v in fit.knobs.items()) or "none"),
+            ("evaluate it", f"dance3d eval --checkpoint {done.path} --split test"),
+        ]
+    )
+    return 0

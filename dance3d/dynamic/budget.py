@@ -1,0 +1,160 @@
+"""Re-target a trained dynamic model's MAC budget without training: one logit offset on every knob.
+
+A larger offset keeps at least as many units in every gate, so the mean MAC fraction over a set of
+clips is a non-decreasing step function of the offset. :func:`fit_budget` bisects for the largest
+offset whose mean MAC fraction (controller included) on the given clips is at most the target: a
+budget is a ceiling. Fit on validation clips; the same offset then holds on unseen clips only as
+far as they resemble them (the report of ``dance3d budget`` and ``eval`` on test clips show it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dance3d.data.registry import DataConfig, build_dataset
+from dance3d.dynamic.checkpoint import applied_knobs, save_with_knobs
+from dance3d.dynamic.knobs import apply_knobs, knob_space
+from dance3d.dynamic.model import DynamicModel
+from dance3d.errors import ConfigError
+from dance3d.training.checkpoint import load_model
+
+
+@dataclass(frozen=True)
+class BudgetFit:
+    """The fitted offset, the knob values it gives and the mean MAC fraction they reach on the fitting clips."""
+
+    target_mac_fraction: float
+    offset: float  # added to each shifted knob's value before the fit
+    knobs: dict[str, float]
+    mac_fraction: float
+    num_clips: int
+    evaluations: int  # passes over the clips the bisection made
+
+
+@torch.no_grad()
+def mean_mac_fraction(model: DynamicModel, clips: torch.Tensor, *, batch_size: int = 32) -> float:
+    """Mean per-clip MAC fraction of ``model`` (as it is set now) over ``clips`` (N, C, T, H, W)."""
+    total = 0.0
+    for start in range(0, len(clips), batch_size):
+        model(clips[start : start + batch_size])
+        total += float(model.last_mac_fraction.sum())
+    return total / len(clips)
+
+
+def fit_budget(
+    model: DynamicModel,
+    clips: torch.Tensor,
+    target_mac_fraction: float,
+    *,
+    knobs: tuple[str, ...] = (),
+    span: float = 32.0,
+    tolerance: float = 1e-3,
+    batch_size: int = 32,
+) -> BudgetFit:
+    """Shift ``knobs`` (default: all) of ``model`` by the largest offset in [-span, span] whose mean MAC
+    fraction on ``clips`` is at most ``target_mac_fraction``; leaves the model set to it."""
+    if not 0.0 < target_mac_fraction <= 1.0:
+        raise ConfigError(f"the target MAC fraction must be in (0, 1], got {target_mac_fraction}")
+    if len(clips) == 0:
+        raise ConfigError("fitting a budget needs at least one clip")
+    names = [k.name for k in knob_space(model)]
+    unknown = sorted(set(knobs) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown knob(s) {', '.join(unknown)}; this model has {', '.join(names) or 'none'}")
+    if not names:
+        raise ConfigError("this model has no knobs (every gate has a single level): its budget cannot move")
+    base = applied_knobs(model)
+    shifted = list(knobs) or names
+    evaluations = 0
+
+    def set_offset(offset: float) -> float:
+        nonlocal evaluations
+        apply_knobs(model, {**base, **{name: base.get(name, 0.0) + offset for name in shifted}})
+        evaluations += 1
+        return mean_mac_fraction(model, clips, batch_size=batch_size)
+
+    model.eval()
+    low, high = -span, span
+    lowest = set_offset(low)
+    if lowest > target_mac_fraction:
+        apply_knobs(model, base)
+        which = ", ".join(knobs) if knobs else "its knobs"
+        raise ConfigError(
+            f"the target MAC fraction {target_mac_fraction} is below what this model reaches by shifting {which}: "
+            f"{lowest:.4f} with every shifted gate at its lowest level"
+        )
+    best, best_fraction = low, lowest
+    if (highest := set_offset(high)) <= target_mac_fraction:
+        best, best_fraction = high, highest
+    else:
+        while high - low > tolerance:
+            middle = 0.5 * (low + high)
+            fraction = set_offset(middle)
+            if fraction <= target_mac_fraction:
+                low, best, best_fraction = middle, middle, fraction
+            else:
+                high = middle
+    apply_knobs(model, {**base, **{name: base.get(name, 0.0) + best for name in shifted}})
+    return BudgetFit(
+        target_mac_fraction=target_mac_fraction,
+        offset=best,
+        knobs=applied_knobs(model),
+        mac_fraction=best_fraction,
+        num_clips=len(clips),
+        evaluations=evaluations,
+    )
+
+
+@dataclass(frozen=True)
+class Retargeted:
+    """A checkpoint written by :func:`retarget_checkpoint`: where, the fit, and the MAC fraction before it."""
+
+    path: Path
+    fit: BudgetFit
+    mac_fraction_before: float
+    record: dict[str, Any]  # what the checkpoint stores under ``budget``
+
+
+def retarget_checkpoint(
+    source: str | Path,
+    out: str | Path,
+    target_mac_fraction: float,
+    *,
+    data: DataConfig | None = None,
+    split: str = "val",
+    limit: int = 256,
+    knobs: tuple[str, ...] = (),
+    batch_size: int = 32,
+) -> Retargeted:
+    """Fit ``source``'s budget on the first ``limit`` clips of ``split`` (of ``data``, default the checkpoint's
+    own) and write the re-targeted checkpoint to ``out``, recording the fit under ``budget``."""
+    if limit < 1 or batch_size < 1:
+        raise ConfigError(f"limit and batch size must be >= 1, got {limit} and {batch_size}")
+    loaded = load_model(source)
+    if not isinstance(loaded.model, DynamicModel):
+        raise ConfigError(f"{source} is a {loaded.kind!r} checkpoint; a budget needs a dynamic one (aap output)")
+    data = data or loaded.data
+    shape = tuple(loaded.model.clip_shape)
+    data = replace(data, num_frames=shape[0], height=shape[1], width=shape[2])
+    dataset = build_dataset(data, split, classes=loaded.classes)
+    clips = torch.stack([dataset[i]["clip"] for i in range(min(limit, len(dataset)))])
+    model = loaded.model.eval()
+    before = mean_mac_fraction(model, clips, batch_size=batch_size)
+    fit = fit_budget(model, clips, target_mac_fraction, knobs=knobs, batch_size=batch_size)
+    record = {
+        "target_mac_fraction": fit.target_mac_fraction,
+        "offset": fit.offset,
+        "shifted_knobs": list(knobs) or "all",
+        "mac_fraction_before": before,
+        "mac_fraction": fit.mac_fraction,
+        "num_clips": fit.num_clips,
+        "data": data.source,
+        "split": split,
+        "source_checkpoint": str(source),
+    }
+    path = save_with_knobs(model, loaded.checkpoint, source=source, out=out, budget=record)
+    return Retargeted(path, fit, before, record)

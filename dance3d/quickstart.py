@@ -2,10 +2,12 @@
 
 Stages: data (redundancy distribution) → dense training → test evaluation → DANCE stage 1 (AVA)
 → stage 2 (AAP) → dynamic evaluation (MAC fraction per clip, adaptivity, per-block MACs) →
-profile (latency of dense vs dynamic execution) → MDP (latency table of this CPU, MILP at a
-latency target, the smaller model fine-tuned and evaluated) → Optuna study of the run-time knobs
-(Pareto front) → report. A killed quickstart resumes: finished stages are reused (each leaves a
-``model.pt``, a JSON or a study database), training continues from its checkpoint.
+budgets (the controller re-targeted to other MAC fractions, no training) → profile (latency of
+dense vs dynamic execution) → MDP (latency table of this CPU, MILP at a latency target, the smaller
+model fine-tuned and evaluated) → Optuna study of the run-time knobs (Pareto front) → the study's
+pick deployed as a checkpoint and evaluated → report. A killed quickstart resumes: finished stages
+are reused (each leaves a ``model.pt``, a JSON or a study database), training continues from its
+checkpoint.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_deploy(actions: argparse._SubParsersAction) -> None:
-    help_text = "write a checkpoint that runs at a trial's knob values (for eval, profile, export)"
+    help_text = "write a checkpoint that runs at a trial's knob values (for eval, profile, sweep)"
     sub = actions.add_parser("deploy", help=help_text, description=help_text)
     _add_storage_args(sub)
     which = sub.add_mutually_exclusive_group(required=True)

@@ -32,6 +32,7 @@ from dance3d.dance.common import accuracy, batches, clip_shape, start_stage, wri
 from dance3d.dance.data import ClipCache, cached_split
 from dance3d.data.registry import DataConfig
 from dance3d.dynamic import DynamicConfig, DynamicModel, convert_model, set_execution_mode
+from dance3d.dynamic.budget import mean_mac_fraction
 from dance3d.dynamic.checkpoint import KIND, dynamic_spec
 from dance3d.training.checkpoint import save_checkpoint
 
@@ -202,17 +203,6 @@ def train_aap(
     return history
 
 
-@torch.no_grad()
-def mean_mac_fraction(model: DynamicModel, cache: ClipCache, *, batch_size: int = 64) -> float:
-    model.eval()
-    total = 0.0
-    for start in range(0, len(cache), batch_size):
-        clips, _ = cache.batch(torch.arange(start, min(start + batch_size, len(cache))))
-        model(clips)
-        total += float(model.last_mac_fraction.sum())
-    return total / len(cache)
-
-
 def run_aap(config: AapRunConfig, checkpoint_path: str | Path, out_dir: str | Path) -> AapResult:
     """Dense (or AVA) checkpoint -> dynamic model with a trained controller, saved as kind ``dynamic``."""
     settings = config.aap
@@ -224,7 +214,8 @@ def run_aap(config: AapRunConfig, checkpoint_path: str | Path, out_dir: str | Pa
     val = cached_split(config.data, "val", classes=classes, limit=settings.measure_clips)
     teacher = teacher_logits(model, train) if settings.distill_weight > 0 else None
     history = train_aap(model, train, settings, teacher=teacher, log=tqdm.write)
-    result = AapResult(out_dir / "model.pt", history, accuracy(model, val), mean_mac_fraction(model, val))
+    val_mac_fraction = mean_mac_fraction(model.eval(), val.clips.float(), batch_size=64)
+    result = AapResult(out_dir / "model.pt", history, accuracy(model, val), val_mac_fraction)
     tqdm.write(f"val top-1 {result.val_top1:.4f}  mean MAC fraction {result.val_mac_fraction:.4f}")
     save_checkpoint(
         {

@@ -68,12 +68,14 @@ def fit_budget(
     if not names:
         raise ConfigError("this model has no knobs (every gate has a single level): its budget cannot move")
     base = applied_knobs(model)
-    shifted = list(knobs) or names
     evaluations = 0
+
+    def shift(offset: float) -> None:
+        apply_knobs(model, {**base, **{name: base.get(name, 0.0) + offset for name in knobs or names}})
 
     def set_offset(offset: float) -> float:
         nonlocal evaluations
-        apply_knobs(model, {**base, **{name: base.get(name, 0.0) + offset for name in shifted}})
+        shift(offset)
         evaluations += 1
         return mean_mac_fraction(model, clips, batch_size=batch_size)
 
@@ -98,7 +100,7 @@ def fit_budget(
                 low, best, best_fraction = middle, middle, fraction
             else:
                 high = middle
-    apply_knobs(model, {**base, **{name: base.get(name, 0.0) + best for name in shifted}})
+    shift(best)
     return BudgetFit(
         target_mac_fraction=target_mac_fraction,
         offset=best,

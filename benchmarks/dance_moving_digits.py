@@ -23,9 +23,9 @@ compact execution (DANCE with its controller, eager and compiled). Every model's
 results (correct or not, MAC fraction, keep rates, the clip's metadata) go to ``dance_*clips.parquet``.
 
 ``--retarget`` also re-targets the trained DANCE model, without training (``dance3d budget``: one
-logit offset fitted on the validation clips), to the mean MAC fraction of each of its static
-baselines and to each curve target, and compares it on the test clips with that static model and
-with the AAP run trained for that target (``dance_retargeted_to_<name>``).
+logit offset fitted on the validation clips), to the mean MAC fraction of every static baseline
+and of every curve run, and compares it on the test clips with that model (the static one, or the
+AAP run trained for that target): ``dance_retargeted_to_<name>``.
 
 ``--quick`` is a smoke run (few clips, one epoch per stage); its numbers mean nothing.
 """
@@ -292,8 +292,8 @@ def paired_comparisons(records: dict[str, list[dict[str, Any]]], static_targets)
 def retarget_runs(model, runs: dict[str, dict[str, Any]], val: ClipCache, test: ClipCache, classes, *,
                   dense_macs: int) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:  # fmt: skip
     """The trained DANCE ``model`` re-targeted (fitted on ``val``) to the mean MAC fraction of every static
-    baseline of the main run and every curve-target run, evaluated on ``test``."""
-    references = [name for name in runs if name.endswith("_at_dance") or name.startswith("dance_target_")]
+    baseline and every curve-target run, evaluated on ``test``."""
+    references = [name for name in runs if name.startswith(("static", "dance_target_"))]
     out, records = {}, {}
     for reference in references:
         target = runs[reference]["mean_mac_fraction"]

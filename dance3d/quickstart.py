@@ -198,8 +198,14 @@ def _budget_section(
     def mean_fraction(evaluated: dict) -> float:
         return float(np.mean([r["mac_fraction"] for r in evaluated["records"]]))
 
-    trained = {"target": "as trained", "offset": 0.0, "test MAC fraction": mean_fraction(dynamic)}
-    rows = [{**trained, "test top-1": dynamic["top1"]}]
+    rows = [
+        {
+            "target": "as trained",
+            "offset": 0.0,
+            "test MAC fraction": mean_fraction(dynamic),
+            "test top-1": dynamic["top1"],
+        }
+    ]
     unreachable = []
     for target in config.budget_targets:
         path = out_dir / f"budget-{target:.2f}" / "model.pt"
@@ -220,7 +226,10 @@ def _budget_section(
                 "test top-1": evaluated["top1"],
             }
         )
-    table = pd.DataFrame(rows).set_index("target")
+    if len(rows) > 1:  # the trained controller on the clips the budgets were fitted on
+        rows[0]["val MAC fraction"] = fit["mac_fraction_before"]
+    columns = ["target", "offset", "val MAC fraction", "test MAC fraction", "test top-1"]
+    table = pd.DataFrame(rows, columns=columns).set_index("target")
     points = list(zip(table["test MAC fraction"], table["test top-1"], strict=True))
     figure = plot_tradeoff({"one controller, re-targeted": points}, out_dir / "budgets.png", dense_top1=dense["top1"])
     text = (
@@ -239,12 +248,13 @@ def _deploy_section(
     import pandas as pd
 
     drop = config.deploy_max_accuracy_drop
+    points = f"{100 * drop:g} point" + ("" if drop == 0.01 else "s")
     try:
         trial = pick_trial(study, max_accuracy_drop=drop)
-        why = f"the Pareto trial with the fewest MACs within {100 * drop:g} point(s) of the dense model's val top-1"
+        why = f"the Pareto trial with the fewest MACs within {points} of the dense model's val top-1"
     except ConfigError:
         trial = max(study.best_trials, key=lambda t: (t.user_attrs["accuracy"], -t.user_attrs["mac_fraction"]))
-        why = f"no Pareto trial was within {100 * drop:g} point(s) of the dense model's val top-1: the most accurate"
+        why = f"no Pareto trial was within {points} of the dense model's val top-1: the most accurate"
     deployed = deploy_trial(study, trial.number, out_dir / "deployed" / "model.pt")
     result = _evaluated(deployed.path, test_set, out_dir / "deployed_eval.json", fresh=True)
     rows = []

@@ -58,7 +58,10 @@ def pick_trial(study: optuna.Study, *, max_accuracy_drop: float) -> optuna.trial
         raise ConfigError(f"the accuracy drop is a fraction in [0, 1] (0.01 = 1 point), got {max_accuracy_drop}")
     spec = study_spec(study)
     cost = next((name for name in spec["objectives"] if name != "accuracy"), "mac_fraction")
-    dense_accuracy = study.user_attrs[BASELINES_ATTR]["dense"]["accuracy"]
+    dense = study.user_attrs.get(BASELINES_ATTR, {}).get("dense")
+    if dense is None:
+        raise ConfigError(f"study {study.study_name!r} has no dense baseline yet (run it once more); pick with --trial")
+    dense_accuracy = dense["accuracy"]
     pareto = study.best_trials
     close = [t for t in pareto if t.user_attrs["accuracy"] >= dense_accuracy - max_accuracy_drop]
     if not close:

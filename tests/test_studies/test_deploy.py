@@ -153,6 +153,9 @@ def test_pick_trial_takes_the_cheapest_pareto_trial_within_the_accuracy_drop(stu
         assert picked.user_attrs["mac_fraction"] == min(
             t.user_attrs["mac_fraction"] for t in pareto if t.user_attrs["accuracy"] == best
         )
+        study.set_user_attr("baselines", {})
+        with pytest.raises(ConfigError, match="no dense baseline yet"):
+            pick_trial(study, max_accuracy_drop=0.5)
         with_dense_accuracy(2.0)
         with pytest.raises(ConfigError, match="no Pareto trial .* within 0.5 .* the most accurate is trial"):
             pick_trial(study, max_accuracy_drop=0.5)

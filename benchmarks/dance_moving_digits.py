@@ -295,12 +295,13 @@ def retarget_runs(model, runs: dict[str, dict[str, Any]], val: ClipCache, test: 
     baseline and every curve-target run, evaluated on ``test``."""
     references = [name for name in runs if name.startswith(("static", "dance_target_"))]
     out, records = {}, {}
+    val_clips = val.clips.float()
     for reference in references:
         target = runs[reference]["mean_mac_fraction"]
         retargeted = copy.deepcopy(model)
         set_execution_mode(retargeted, "simulate")
         try:
-            fit = fit_budget(retargeted, val.clips.float(), target)
+            fit = fit_budget(retargeted, val_clips, target)
         except ConfigError as error:
             print(f"not re-targeted to {reference}: {error}")
             continue

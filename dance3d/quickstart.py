@@ -49,6 +49,7 @@ from dance3d.reporting import (
 from dance3d.training.checkpoint import load_checkpoint, load_model
 from dance3d.training.trainer import RunConfig, TrainConfig, train
 from studies import StudyConfig, deploy_trial, pick_trial, run_study, study_figures, study_status
+from studies.deploy import most_accurate
 
 QUICK_DATA = DataConfig(num_frames=16, height=32, width=32, num_train=1200, num_val=200, num_test=400)
 QUICK_TRAIN = TrainConfig(model="tiny", epochs=5, batch_size=16, lr=3e-3, num_workers=0)
@@ -189,20 +190,22 @@ def _mdp_rows(dense_ckpt: Path, pruned_ckpt: Path, runtime: LatencyRuntime, clip
     ]
 
 
+def _mac_fractions(evaluated: dict[str, Any]) -> np.ndarray:
+    """Per-clip MAC fractions of an evaluation (1 for a dense model, which records none)."""
+    return np.array([r.get("mac_fraction", 1.0) for r in evaluated["records"]])
+
+
 def _budget_section(
     config: QuickstartConfig, aap_ckpt: Path, test_set, out_dir: Path, *, dense: dict, dynamic: dict
 ) -> tuple[str, Any, Path]:
     """``dance3d budget`` at each of ``config.budget_targets`` (fitted on val clips), evaluated on the test split."""
     import pandas as pd
 
-    def mean_fraction(evaluated: dict) -> float:
-        return float(np.mean([r["mac_fraction"] for r in evaluated["records"]]))
-
     rows = [
         {
             "target": "as trained",
             "offset": 0.0,
-            "test MAC fraction": mean_fraction(dynamic),
+            "test MAC fraction": _mac_fractions(dynamic).mean(),
             "test top-1": dynamic["top1"],
         }
     ]
@@ -222,7 +225,7 @@ def _budget_section(
                 "target": f"{target:g}",
                 "offset": fit["offset"],
                 "val MAC fraction": fit["mac_fraction"],
-                "test MAC fraction": mean_fraction(evaluated),
+                "test MAC fraction": _mac_fractions(evaluated).mean(),
                 "test top-1": evaluated["top1"],
             }
         )
@@ -253,13 +256,13 @@ def _deploy_section(
         trial = pick_trial(study, max_accuracy_drop=drop)
         why = f"the Pareto trial with the fewest MACs within {points} of the dense model's val top-1"
     except ConfigError:
-        trial = max(study.best_trials, key=lambda t: (t.user_attrs["accuracy"], -t.user_attrs["mac_fraction"]))
+        trial = most_accurate(study.best_trials)
         why = f"no Pareto trial was within {points} of the dense model's val top-1: the most accurate"
     deployed = deploy_trial(study, trial.number, out_dir / "deployed" / "model.pt")
     result = _evaluated(deployed.path, test_set, out_dir / "deployed_eval.json", fresh=True)
     rows = []
     for name, evaluated in (("dense", dense), ("DANCE as trained", dynamic), (f"trial {trial.number}", result)):
-        fractions = np.array([r.get("mac_fraction", 1.0) for r in evaluated["records"]])
+        fractions = _mac_fractions(evaluated)
         rows.append(
             {
                 "model": name,
@@ -333,7 +336,7 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
     if not aap_ckpt.is_file():
         run_aap(AapRunConfig(data=data, aap=config.aap), ava_ckpt, aap_ckpt.parent)
     dynamic = _evaluated(aap_ckpt, test_set, out_dir / "dance_eval.json")
-    fractions = np.array([r["mac_fraction"] for r in dynamic["records"]])
+    fractions = _mac_fractions(dynamic)
     redundancy = np.array([r["redundancy"] for r in dynamic["records"]])
     rho = redundancy_spearman(redundancy, fractions)
     p10, p50, p90 = np.percentile(fractions, [10, 50, 90])

@@ -14,10 +14,10 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from dance3d.dynamic import apply_knobs, knob_space
+from dance3d.dynamic import apply_knobs
 from dance3d.dynamic.checkpoint import save_with_knobs
 from dance3d.errors import ConfigError
-from studies.objectives import METRICS
+from studies.objectives import METRICS, is_feasible
 from studies.runner import load_dynamic
 from studies.table import BASELINES_ATTR, study_spec
 
@@ -51,6 +51,11 @@ def find_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
     return trial
 
 
+def most_accurate(trials: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial | None:
+    """The most accurate of ``trials`` (the one with fewer MACs on a tie), or None if there are none."""
+    return max(trials, key=lambda t: (t.user_attrs["accuracy"], -t.user_attrs["mac_fraction"]), default=None)
+
+
 def pick_trial(study: optuna.Study, *, max_accuracy_drop: float) -> optuna.trial.FrozenTrial:
     """The Pareto trial with the lowest first cost objective (e.g. ``energy_j``; ``mac_fraction`` if the study
     has none) among those within ``max_accuracy_drop`` of the dense baseline's accuracy."""
@@ -65,7 +70,7 @@ def pick_trial(study: optuna.Study, *, max_accuracy_drop: float) -> optuna.trial
     pareto = study.best_trials
     close = [t for t in pareto if t.user_attrs["accuracy"] >= dense_accuracy - max_accuracy_drop]
     if not close:
-        best = max(pareto, key=lambda t: t.user_attrs["accuracy"], default=None)
+        best = most_accurate(pareto)
         most = f"; the most accurate is trial {best.number} at {best.user_attrs['accuracy']:.4f}" if best else ""
         raise ConfigError(
             f"no Pareto trial of study {study.study_name!r} is within {max_accuracy_drop} of the dense model's "
@@ -84,14 +89,12 @@ def deploy_trial(
     if checkpoint is None and not source.is_file():
         raise ConfigError(f"the study's checkpoint {source} is not here; pass the same model with --checkpoint")
     loaded = load_dynamic(source)
-    searched = sorted(k["name"] for k in spec["space"]["knobs"])
-    available = {k.name for k in knob_space(loaded.model)}
-    missing = [name for name in searched if name not in available]
-    if missing:
-        raise ConfigError(f"{source} has no knob(s) {', '.join(missing)} that the study searched: another model?")
     knobs = {name: float(value) for name, value in trial.user_attrs["knobs"].items()}
-    apply_knobs(loaded.model, knobs)
-    feasible = all(v <= 0 for v in trial.constraints.values())
+    try:
+        apply_knobs(loaded.model, knobs)
+    except ConfigError as error:
+        raise ConfigError(f"{source} is not the model the study searched: {error}") from error
+    feasible = is_feasible(trial.constraints)
     measured = {k: v for k, v in trial.user_attrs.items() if k in METRICS or k in CONTEXT_KEYS}
     provenance = {
         "study_name": study.study_name,

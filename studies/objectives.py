@@ -54,6 +54,11 @@ def directions(objectives: tuple[str, ...]) -> list[str]:
     return [METRICS[name].direction for name in objectives]
 
 
+def is_feasible(violations: Mapping[str, float]) -> bool:
+    """Every constraint met (each :meth:`Constraint.violation` <= 0); true without constraints."""
+    return all(v <= 0 for v in violations.values())
+
+
 @dataclass(frozen=True)
 class Constraint:
     """``metric <= bound`` or ``metric >= bound``; feasible when :meth:`violation` <= 0."""

@@ -7,7 +7,7 @@ import platform
 import socket
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -234,8 +234,6 @@ def _eval_set(
 ) -> EvalSet:
     if dataset is None:
         data = data or loaded.data
-        clip_shape = tuple(loaded.model.clip_shape)
-        if (data.num_frames, data.height, data.width) != clip_shape:
-            data = replace(data, num_frames=clip_shape[0], height=clip_shape[1], width=clip_shape[2])
+        data = data.with_clip_shape(loaded.model.clip_shape)
         dataset = build_dataset(data, split, classes=loaded.classes)
     return load_eval_set(dataset, limit=limit)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from dance3d.errors import ConfigError
 from profiling.sweep import write_table
-from studies.objectives import parse_constraints
+from studies.objectives import is_feasible, parse_constraints
 
 STUDY_ATTR, BASELINES_ATTR = "dance3d", "baselines"
 _NESTED = ("knobs", "keep_rates", "env")
@@ -39,7 +39,7 @@ def _trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "name": f"trial{trial.number}",
         "number": trial.number,
         "state": trial.state.name,
-        "feasible": all(v <= 0 for v in constraints.values()),
+        "feasible": is_feasible(constraints),
         "retry_of": trial.system_attrs.get("failed_trial"),
         "datetime_start": trial.datetime_start,
         "datetime_complete": trial.datetime_complete,
@@ -59,7 +59,7 @@ def _baseline_rows(study: optuna.Study, spec: dict[str, Any]) -> list[dict[str, 
                 "source": "baseline",
                 "name": name,
                 "state": "BASELINE",
-                "feasible": all(v <= 0 for v in violations.values()),
+                "feasible": is_feasible(violations),
                 **{f"violation.{k}": v for k, v in violations.items()},
                 **_flat(attrs),
             }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from dance3d.cli.common import add_data_args, add_format_arg, data_for_checkpoint, print_json, print_table
+from dance3d.cli.common import add_data_args, add_format_arg, print_json, print_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,20 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dance3d.dynamic.budget import retarget_checkpoint
-    from dance3d.training.checkpoint import load_checkpoint
 
-    data = None
-    if args.data or args.skip_bad:
-        from dance3d.config import from_dict
-        from dance3d.data.registry import DataConfig
-
-        data = data_for_checkpoint(from_dict(DataConfig, load_checkpoint(args.checkpoint)["data"]), args)
     knobs = tuple(v.strip() for v in args.knobs.split(",") if v.strip())
     done = retarget_checkpoint(
         args.checkpoint,
         args.out,
         args.target_mac_fraction,
-        data=data,
+        data_source=args.data,
+        skip_bad=args.skip_bad,
         split=args.split,
         limit=args.limit,
         knobs=knobs,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from torch.utils.data import Dataset
@@ -39,6 +39,11 @@ class DataConfig:
                 self.moving_digits()
             except ValueError as error:
                 raise ConfigError(f"data: {error}") from error
+
+    def with_clip_shape(self, clip_shape: tuple[int, int, int]) -> DataConfig:
+        """These settings with clips of ``(frames, height, width)`` (e.g. a model's own clip shape)."""
+        frames, height, width = clip_shape
+        return replace(self, num_frames=frames, height=height, width=width)
 
     @property
     def is_synthetic(self) -> bool:

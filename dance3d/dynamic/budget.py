@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from dance3d.data.registry import DataConfig, build_dataset
+from dance3d.data.registry import build_dataset
 from dance3d.dynamic.checkpoint import applied_knobs, save_with_knobs
 from dance3d.dynamic.knobs import apply_knobs, knob_space
 from dance3d.dynamic.model import DynamicModel
@@ -62,15 +62,12 @@ def fit_budget(
     if len(clips) == 0:
         raise ConfigError("fitting a budget needs at least one clip")
     names = [k.name for k in knob_space(model)]
-    unknown = sorted(set(knobs) - set(names))
-    if unknown:
-        raise ConfigError(f"unknown knob(s) {', '.join(unknown)}; this model has {', '.join(names) or 'none'}")
     if not names:
         raise ConfigError("this model has no knobs (every gate has a single level): its budget cannot move")
     base = applied_knobs(model)
     evaluations = 0
 
-    def shift(offset: float) -> None:
+    def shift(offset: float) -> None:  # apply_knobs rejects names the model does not have
         apply_knobs(model, {**base, **{name: base.get(name, 0.0) + offset for name in knobs or names}})
 
     def set_offset(offset: float) -> float:
@@ -126,22 +123,22 @@ def retarget_checkpoint(
     out: str | Path,
     target_mac_fraction: float,
     *,
-    data: DataConfig | None = None,
+    data_source: str | None = None,
+    skip_bad: bool = False,
     split: str = "val",
     limit: int = 256,
     knobs: tuple[str, ...] = (),
     batch_size: int = 32,
 ) -> Retargeted:
-    """Fit ``source``'s budget on the first ``limit`` clips of ``split`` (of ``data``, default the checkpoint's
-    own) and write the re-targeted checkpoint to ``out``, recording the fit under ``budget``."""
+    """Fit ``source``'s budget on the first ``limit`` clips of ``split`` (of the checkpoint's data settings, from
+    ``data_source`` if given) and write the re-targeted checkpoint to ``out``, recording the fit under ``budget``."""
     if limit < 1 or batch_size < 1:
         raise ConfigError(f"limit and batch size must be >= 1, got {limit} and {batch_size}")
     loaded = load_model(source)
     if not isinstance(loaded.model, DynamicModel):
         raise ConfigError(f"{source} is a {loaded.kind!r} checkpoint; a budget needs a dynamic one (aap output)")
-    data = data or loaded.data
-    shape = tuple(loaded.model.clip_shape)
-    data = replace(data, num_frames=shape[0], height=shape[1], width=shape[2])
+    data = replace(loaded.data, source=data_source or loaded.data.source, skip_bad=skip_bad)
+    data = data.with_clip_shape(loaded.model.clip_shape)
     dataset = build_dataset(data, split, classes=loaded.classes)
     clips = torch.stack([dataset[i]["clip"] for i in range(min(limit, len(dataset)))])
     model = loaded.model.eval()

@@ -304,7 +304,7 @@ def build(args, clip_shape: tuple[int, int, int]):
     """(dynamic model, dense twin, decision-pool maker, operating-point description)."""
     if args.checkpoint:
         from dance3d.dynamic.checkpoint import dense_state_dict
-        from dance3d.training.checkpoint import load_model
+        from dance3d.loading import load_model
 
         loaded = load_model(args.checkpoint)
         model = loaded.model.eval()

@@ -67,8 +67,8 @@ from dance3d.dynamic.compact_backend import fast_conv_backend
 from dance3d.dynamic.gate_keys import distinct_keep_rates
 from dance3d.errors import ConfigError
 from dance3d.evaluation import evaluate
+from dance3d.loading import load_model
 from dance3d.reporting import paired_accuracy, redundancy_spearman
-from dance3d.training.checkpoint import load_model
 from profiling import collect_env, measure_interleaved, retain_freed_memory
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -18,8 +18,8 @@ from pathlib import Path
 from dance3d.config import to_dict
 from dance3d.data.registry import build_dataset
 from dance3d.evaluation import evaluate
+from dance3d.loading import load_model
 from dance3d.reporting import redundancy_table
-from dance3d.training.checkpoint import load_model
 from dance3d.training.trainer import RunConfig, train
 from profiling import collect_env
 

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dance3d.checkpoint import load_checkpoint, load_network
 from dance3d.config import to_dict
 from dance3d.data.registry import DataConfig, build_dataset
 from dance3d.evaluation import evaluate
@@ -51,7 +52,6 @@ from dance3d.mdp.problem import build_problem
 from dance3d.mdp.refine import solve_measured
 from dance3d.mdp.solver import SolverConfig, solve
 from dance3d.models import create_model
-from dance3d.training.checkpoint import build_dense_model, load_checkpoint
 from dance3d.training.trainer import RunConfig, StartModel, TrainConfig, train
 from profiling import collect_env
 
@@ -195,7 +195,7 @@ def main() -> None:
     checkpoint = load_checkpoint(checkpoint_path)
     cfg["data"] = DataConfig(**checkpoint["data"])
     spec, classes = checkpoint["model"], tuple(checkpoint["classes"])
-    dense = build_dense_model(checkpoint).eval()
+    dense = load_network(checkpoint, source=checkpoint_path)
     clip_shape = (3, cfg["data"].num_frames, cfg["data"].height, cfg["data"].width)
     runtime = LatencyRuntime(device="cpu", threads=1, precision="fp32", warmup=5, repeats=cfg["repeats"],
                              rounds=cfg["rounds"])  # fmt: skip

@@ -36,7 +36,7 @@ def checkpoint_measure(path: str, clips: int):
     """The trained dynamic model of ``path`` and a function measuring a knob point on its validation clips."""
     from dance3d.data.registry import build_dataset
     from dance3d.dynamic import apply_knobs
-    from dance3d.training.checkpoint import load_model
+    from dance3d.loading import load_model
 
     loaded = load_model(path)
     model = loaded.model.eval()

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dance3d.checkpoint import load_checkpoint, load_network
 from dance3d.config import save_config
 from dance3d.dance.aap import AapRunConfig, AapSettings, run_aap
 from dance3d.dance.ava import AvaRunConfig, AvaSettings, run_ava
@@ -33,6 +34,7 @@ from dance3d.data.registry import DataConfig, build_dataset
 from dance3d.dynamic.budget import retarget_checkpoint
 from dance3d.errors import ConfigError
 from dance3d.evaluation import EvalResult, evaluate
+from dance3d.loading import load_model
 from dance3d.mdp.lut import LatencyRuntime, LatencyTable
 from dance3d.mdp.pipeline import MdpSettings
 from dance3d.reporting import (
@@ -46,7 +48,6 @@ from dance3d.reporting import (
     redundancy_spearman,
     redundancy_table,
 )
-from dance3d.training.checkpoint import load_checkpoint, load_model
 from dance3d.training.trainer import RunConfig, TrainConfig, train
 from studies import StudyConfig, deploy_trial, pick_trial, run_study, study_figures, study_status
 from studies.deploy import most_accurate
@@ -152,7 +153,6 @@ def _mdp(config: QuickstartConfig, dense_ckpt: Path, out_dir: Path) -> tuple[Pat
     from dance3d.mdp.calibration import measure_table
     from dance3d.mdp.lut_measure import TableGrid
     from dance3d.mdp.pipeline import MdpRunConfig, run_mdp
-    from dance3d.training.checkpoint import build_dense_model
 
     table_path, mdp_dir = out_dir / "lut.json", out_dir / "mdp"
     data = config.run.data
@@ -160,7 +160,7 @@ def _mdp(config: QuickstartConfig, dense_ckpt: Path, out_dir: Path) -> tuple[Pat
         table = LatencyTable.load(table_path)
     else:
         checkpoint = load_checkpoint(dense_ckpt)
-        dense = build_dense_model(checkpoint).eval()
+        dense = load_network(checkpoint, source=dense_ckpt)
         clip_shape = (3, data.num_frames, data.height, data.width)
         grid = TableGrid(step=16, max_points=4)
         table = measure_table(

@@ -99,7 +99,7 @@ def deploy_trial(
     provenance = {
         "study_name": study.study_name,
         "number": number,
-        "source_checkpoint": str(source),
+        "source_checkpoint": str(loaded.path),
         "feasible": feasible,
         "measured": measured,
     }

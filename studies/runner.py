@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from dance3d.data.registry import DataConfig, build_dataset
 from dance3d.dynamic import DynamicModel
 from dance3d.errors import ConfigError
-from dance3d.training.checkpoint import LoadedModel, load_model
+from dance3d.loading import LoadedModel, load_model
 from profiling.env import device_name
 from studies.config import DEFAULT_STUDY_NAME, StudyConfig
 from studies.measure import EnergySetup, EvalSet, Measurer, load_eval_set, setup_energy
@@ -150,12 +150,13 @@ def measure_baselines(
     }
     dense_macs = out["dense"]["macs"]
     for name, path in baseline_checkpoints.items():
-        other = load_model(path).model.to(measurer.device).eval()
+        other_loaded = load_model(path)
+        other = other_loaded.model.to(measurer.device).eval()
         stats = other.clip_stats if isinstance(other, DynamicModel) else None
         out[name] = measurer.measure(
             other, module=other, batch_size=point.batch_size, clip_stats=stats, dense_macs=dense_macs
         )
-        out[name]["checkpoint"] = str(path)
+        out[name]["checkpoint"] = str(other_loaded.path)
     for values in out.values():
         values["execution_mode"] = point.execution_mode
     return out
@@ -201,7 +202,7 @@ def run_study(
             grace_period_s=config.grace_period_s,
             max_retry=config.max_retry,
         )
-        spec = _study_spec(config, space, objectives, constraints, checkpoint=checkpoint, eval_set=eval_set)
+        spec = _study_spec(config, space, objectives, constraints, checkpoint=loaded.path, eval_set=eval_set)
         study, created = open_or_create(rdb, study_name=study_name, spec=spec, sampler=make_sampler(config))
         model = loaded.model.to(device).eval()
         measurer = Measurer(

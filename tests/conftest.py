@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 
@@ -31,3 +33,16 @@ def trained_tiny(tmp_path_factory) -> str:
 
     out = tmp_path_factory.mktemp("dense")
     return str(train(RunConfig(data=TINY_DATA, train=TINY_TRAIN), out).checkpoint_path)
+
+
+@pytest.fixture
+def run_cli(capsys) -> Callable[..., tuple[int, str, str]]:
+    """Run ``dance3d ARGS...`` in this process: ``run_cli(*args) -> (exit code, stdout, stderr)``."""
+    from dance3d.cli.main import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -7,20 +7,13 @@ import sys
 import pytest
 from video_fixtures import make_bad_file
 
-from dance3d.cli.main import main
 from dance3d.data.moving_digits import MOTION_CLASSES
 from dance3d.data.video_io import export_moving_digits
-from dance3d.training.checkpoint import load_model
+from dance3d.loading import load_model
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_help_lists_commands(capsys):
-    code, out, _ = run_cli(capsys)
+def test_help_lists_commands(run_cli):
+    code, out, _ = run_cli()
     assert code == 0
     for command in ("quickstart", "train", "eval", "models"):
         assert command in out
@@ -31,8 +24,8 @@ def test_python_dash_m_entry_point():
     assert done.returncode == 0 and done.stdout.startswith("dance3d ")
 
 
-def test_eval_json_on_moving_digits(capsys, trained_tiny):
-    code, out, _ = run_cli(capsys, "eval", "--checkpoint", trained_tiny, "--data", "moving-digits", "--format", "json")
+def test_eval_json_on_moving_digits(run_cli, trained_tiny):
+    code, out, _ = run_cli("eval", "--checkpoint", trained_tiny, "--data", "moving-digits", "--format", "json")
     assert code == 0
     report = json.loads(out)
     assert report["num_clips"] == 24 and 0.0 <= report["top1"] <= report["top5"] <= 1.0
@@ -42,10 +35,10 @@ def test_eval_json_on_moving_digits(capsys, trained_tiny):
     assert sum(r["correct"] for r in report["records"]) / 24 == pytest.approx(report["top1"])
 
 
-def test_eval_on_real_video_folder_matches_tensor_eval(capsys, tmp_path, trained_tiny):
+def test_eval_on_real_video_folder_matches_tensor_eval(run_cli, tmp_path, trained_tiny):
     data = load_model(trained_tiny).data
     export_moving_digits(tmp_path / "videos", "test", 12, data.moving_digits())
-    code, out, _ = run_cli(capsys, "eval", "--checkpoint", trained_tiny, "--data", str(tmp_path / "videos"),
+    code, out, _ = run_cli("eval", "--checkpoint", trained_tiny, "--data", str(tmp_path / "videos"),
                            "--format", "json")  # fmt: skip
     assert code == 0, out
     report = json.loads(out)
@@ -55,15 +48,15 @@ def test_eval_on_real_video_folder_matches_tensor_eval(capsys, tmp_path, trained
         assert MOTION_CLASSES[record["label"]] in record["path"]
 
 
-def test_eval_names_a_broken_video(capsys, tmp_path, trained_tiny):
+def test_eval_names_a_broken_video(run_cli, tmp_path, trained_tiny):
     data = load_model(trained_tiny).data
     export_moving_digits(tmp_path / "videos", "test", 4, data.moving_digits())
     bad = make_bad_file(tmp_path / "videos" / "left" / "broken.mp4", "truncated")
-    code, _, err = run_cli(capsys, "eval", "--checkpoint", trained_tiny, "--data", str(tmp_path / "videos"))
+    code, _, err = run_cli("eval", "--checkpoint", trained_tiny, "--data", str(tmp_path / "videos"))
     assert code == 2
     assert str(bad) in err and "Traceback" not in err
 
-    code, out, err = run_cli(capsys, "eval", "--checkpoint", trained_tiny, "--data", str(tmp_path / "videos"),
+    code, out, err = run_cli("eval", "--checkpoint", trained_tiny, "--data", str(tmp_path / "videos"),
                              "--skip-bad", "--format", "json")  # fmt: skip
     assert code == 0
     assert "skipped 1 of" in json.loads(out)["skipped"]
@@ -78,16 +71,16 @@ def test_eval_names_a_broken_video(capsys, tmp_path, trained_tiny):
         (["train", "--out", "x", "--data", "/no/such/videos"], "data path not found: /no/such/videos"),
     ],
 )
-def test_user_errors_are_one_clear_line(capsys, tmp_path, monkeypatch, args, message):
+def test_user_errors_are_one_clear_line(run_cli, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
-    code, _, err = run_cli(capsys, *args)
+    code, _, err = run_cli(*args)
     assert code == 2
     assert message in err and "Traceback" not in err
 
 
 def test_import_is_light():
     code = (
-        "import sys, dance3d, dance3d.models, dance3d.data, dance3d.training.checkpoint;"
+        "import sys, dance3d, dance3d.models, dance3d.data, dance3d.loading;"
         "import torch; bad = [m for m in ('optuna', 'matplotlib') if m in sys.modules];"
         "assert not bad, bad; assert not torch.cuda.is_initialized()"
     )

@@ -9,6 +9,7 @@ import optuna
 import pandas as pd
 import pytest
 
+from dance3d.checkpoint import load_checkpoint
 from dance3d.dance.aap import AapSettings
 from dance3d.dance.ava import AvaSettings
 from dance3d.mdp import lut_measure
@@ -16,7 +17,6 @@ from dance3d.mdp.lut import LatencyRuntime
 from dance3d.mdp.pipeline import MdpSettings
 from dance3d.quickstart import QuickstartConfig, run_quickstart
 from dance3d.reporting import paired_accuracy
-from dance3d.training.checkpoint import load_checkpoint
 from profiling import count_macs
 from studies import StudyConfig
 

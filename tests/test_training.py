@@ -6,10 +6,12 @@ import sys
 import pytest
 import torch
 
+from dance3d.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from dance3d.checkpoint import files as checkpoint_files
+from dance3d.data.registry import DataConfig
 from dance3d.errors import CheckpointError, ConfigError
-from dance3d.training import checkpoint as checkpoint_module
+from dance3d.loading import load_model
 from dance3d.training import trainer as trainer_module
-from dance3d.training.checkpoint import load_checkpoint, load_model, save_checkpoint
 from dance3d.training.trainer import train
 
 
@@ -68,15 +70,16 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, tiny_run_config, 
 
 
 def test_atomic_save_keeps_old_file_when_writing_fails(tmp_path, monkeypatch):
-    path = save_checkpoint({"kind": "dense", "value": 1}, tmp_path / "model.pt")
+    checkpoint = Checkpoint.create("dense", {"name": "tiny-test"}, {}, data=DataConfig(), classes=["a"], value=1)
+    path = save_checkpoint(checkpoint, tmp_path / "model.pt")
 
     def broken_save(obj, handle):
         handle.write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(checkpoint_module.torch, "save", broken_save)
+    monkeypatch.setattr(checkpoint_files.torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        save_checkpoint({"kind": "dense", "value": 2}, path)
+        save_checkpoint(checkpoint.replace(extras={"value": 2}), path)
     monkeypatch.undo()
     assert load_checkpoint(path)["value"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]

@@ -22,9 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dance3d.checkpoint import load_checkpoint
     from dance3d.config import load_config
     from dance3d.dance.aap import AapRunConfig, run_aap
-    from dance3d.training.checkpoint import load_checkpoint
 
     checkpoint = load_checkpoint(args.checkpoint)
     flags = {

@@ -21,9 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dance3d.checkpoint import load_checkpoint
     from dance3d.config import load_config
     from dance3d.dance.ava import AvaRunConfig, run_ava
-    from dance3d.training.checkpoint import load_checkpoint
 
     checkpoint = load_checkpoint(args.checkpoint)
     flags = {"epochs": args.epochs, "lr": args.lr, "variability_weight": args.weight}

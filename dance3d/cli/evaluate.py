@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from dance3d.data.registry import build_dataset
     from dance3d.dynamic.gate_keys import distinct_keep_rates
     from dance3d.evaluation import evaluate
-    from dance3d.training.checkpoint import load_model
+    from dance3d.loading import load_model
     from dance3d.training.trainer import resolve_device
 
     loaded = load_model(args.checkpoint)

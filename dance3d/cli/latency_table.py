@@ -38,15 +38,15 @@ def run(args: argparse.Namespace) -> int:
     from dance3d.models import create_model, model_info
 
     if args.checkpoint:
+        from dance3d.checkpoint import DENSE, load_checkpoint, load_network
         from dance3d.errors import ConfigError
-        from dance3d.mdp.checkpoint import is_pruned_spec
-        from dance3d.training.checkpoint import build_dense_model, load_checkpoint
+        from dance3d.loading import load_model  # noqa: F401 - registers every kind: older files get theirs inferred
 
         checkpoint = load_checkpoint(args.checkpoint)
-        spec, data = checkpoint["model"], checkpoint["data"]
-        if checkpoint.get("kind", "dense") != "dense" or is_pruned_spec(spec):
+        spec, data = checkpoint.model, checkpoint.data
+        if checkpoint.kind != DENSE:
             raise ConfigError(f"{args.checkpoint} is not a dense checkpoint; the latency table is of a dense model")
-        model = build_dense_model(checkpoint)
+        model = load_network(checkpoint, source=args.checkpoint)
         clip_shape = (3, data["num_frames"], data["height"], data["width"])
     else:
         frames, height, width = model_info(args.model).default_clip

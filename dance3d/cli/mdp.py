@@ -30,9 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from dance3d.checkpoint import load_checkpoint
     from dance3d.config import load_config
     from dance3d.mdp.pipeline import MdpRunConfig, config_base, require_dense, run_mdp
-    from dance3d.training.checkpoint import load_checkpoint
 
     overrides = [f"mdp.target_latency={json.dumps(args.target_latency)}"]
     flags = {"train.epochs": args.epochs, "train.lr": args.lr, "mdp.width_step": args.width_step}

@@ -115,7 +115,7 @@ def load_model_and_clips(args: argparse.Namespace) -> tuple[str, nn.Module, torc
         apply_execution(model, args)
         return args.model, model, torch.randn(1, *shape)
     from dance3d.data.registry import build_dataset
-    from dance3d.training.checkpoint import load_model
+    from dance3d.loading import load_model
 
     loaded = load_model(args.checkpoint)
     apply_execution(loaded.model, args)

@@ -226,7 +226,7 @@ def _print_deployed(study, args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from dance3d.training.checkpoint import load_checkpoint
+    from dance3d.checkpoint import load_checkpoint
     from studies import format_status, run_study, study_status
 
     config = _run_config(args)

@@ -40,7 +40,7 @@ def _int_list(text: str) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     from dance3d.cli.common import data_for_checkpoint
     from dance3d.data.registry import build_dataset
-    from dance3d.training.checkpoint import load_model
+    from dance3d.loading import load_model
     from profiling import run_sweep
 
     batch_sizes = _int_list(args.batch_sizes)

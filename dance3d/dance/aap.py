@@ -27,14 +27,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from dance3d.config import to_dict
+from dance3d.checkpoint import Checkpoint, save_checkpoint
 from dance3d.dance.common import accuracy, batches, clip_shape, start_stage, write_jsonl
 from dance3d.dance.data import ClipCache, cached_split
 from dance3d.data.registry import DataConfig
 from dance3d.dynamic import DynamicConfig, DynamicModel, convert_model, set_execution_mode
 from dance3d.dynamic.budget import mean_mac_fraction
 from dance3d.dynamic.checkpoint import KIND, dynamic_spec
-from dance3d.training.checkpoint import save_checkpoint
 
 
 @dataclass(frozen=True)
@@ -217,18 +216,11 @@ def run_aap(config: AapRunConfig, checkpoint_path: str | Path, out_dir: str | Pa
     val_mac_fraction = mean_mac_fraction(model.eval(), val.clips.float(), batch_size=64)
     result = AapResult(out_dir / "model.pt", history, accuracy(model, val), val_mac_fraction)
     tqdm.write(f"val top-1 {result.val_top1:.4f}  mean MAC fraction {result.val_mac_fraction:.4f}")
-    save_checkpoint(
-        {
-            "kind": KIND,
-            "model": dynamic_spec(model, checkpoint["model"]),
-            "state_dict": model.state_dict(),
-            "history": history,
-            "aap": {"val_top1": result.val_top1, "val_mac_fraction": result.val_mac_fraction},
-            "config": to_dict(config),
-            "data": to_dict(config.data),
-            "classes": list(classes),
-        },
-        result.checkpoint_path,
+    spec = dynamic_spec(model, checkpoint.model, backbone_kind=checkpoint.kind)
+    aap = {"val_top1": result.val_top1, "val_mac_fraction": result.val_mac_fraction}
+    record = Checkpoint.create(
+        KIND, spec, model.state_dict(), data=config.data, classes=classes, config=config, history=history, aap=aap
     )
+    save_checkpoint(record, result.checkpoint_path)
     write_jsonl(out_dir / "metrics.jsonl", history)
     return result

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from dance3d.checkpoint import Checkpoint, save_checkpoint
 from dance3d.config import to_dict
 from dance3d.dance.common import (
     accuracy,
@@ -33,7 +34,6 @@ from dance3d.dance.variability import cv_across_clips, cv_within_clip, unit_stat
 from dance3d.data.registry import DataConfig
 from dance3d.dynamic import DynamicConfig, DynamicModel, convert_model
 from dance3d.dynamic.checkpoint import dense_state_dict
-from dance3d.training.checkpoint import save_checkpoint
 
 
 @dataclass(frozen=True)
@@ -167,19 +167,12 @@ def run_ava(config: AvaRunConfig, checkpoint_path: str | Path, out_dir: str | Pa
     history = train_ava(model, train, settings, log=tqdm.write)
     after, top1_after = measure_variability(model, val), accuracy(model, val, keep_all=True)
     result = AvaResult(out_dir / "model.pt", history, before, after, top1_before, top1_after)
-    save_checkpoint(
-        {
-            "kind": "dense",
-            "model": checkpoint["model"],
-            "state_dict": dense_state_dict(model),
-            "history": history,
-            "ava": {"settings": to_dict(settings), **result.summary()},
-            "config": to_dict(config),
-            "data": to_dict(config.data),
-            "classes": list(classes),
-        },
-        result.checkpoint_path,
-    )
+    ava = {"settings": to_dict(settings), **result.summary()}
+    record = Checkpoint.create(  # the input's kind: AVA fine-tunes the same network
+        checkpoint.kind, checkpoint.model, dense_state_dict(model),
+        data=config.data, classes=classes, config=config, history=history, ava=ava,
+    )  # fmt: skip
+    save_checkpoint(record, result.checkpoint_path)
     write_jsonl(out_dir / "metrics.jsonl", history)
     plot_variability(before, after, out_dir / "ava_variability.png")
     return result

@@ -9,14 +9,15 @@ from typing import Any
 
 import torch
 
+import dance3d.mdp.checkpoint  # noqa: F401 - registers "pruned": the stages start from MDP output too
+from dance3d.checkpoint import Checkpoint, load_checkpoint, load_network
 from dance3d.dance.data import ClipCache
 from dance3d.errors import ConfigError
-from dance3d.training.checkpoint import build_dense_model, load_checkpoint
 
 STAGE_INPUT_KINDS = ("dense", "pruned")
 
 
-def load_backbone_checkpoint(path: str | Path) -> tuple[dict[str, Any], torch.nn.Module]:
+def load_backbone_checkpoint(path: str | Path) -> tuple[Checkpoint, torch.nn.Module]:
     """A dense or MDP-``pruned`` checkpoint and its model (eval mode); AVA and AAP both start from one.
 
     A pruned model is rebuilt as the dense model's module tree with the narrower layers and the
@@ -24,12 +25,12 @@ def load_backbone_checkpoint(path: str | Path) -> tuple[dict[str, Any], torch.nn
     residual blocks; its spec travels into the stage's output checkpoint, which rebuilds it too.
     """
     checkpoint = load_checkpoint(path)
-    kind = checkpoint.get("kind", "dense")
+    kind = checkpoint.kind
     if kind not in STAGE_INPUT_KINDS:
         raise ConfigError(
             f"{path} is a {kind!r} checkpoint; expected a dense one (train or ava output) or a pruned one (mdp output)"
         )
-    return checkpoint, build_dense_model(checkpoint).eval()
+    return checkpoint, load_network(checkpoint, source=path)
 
 
 def clip_shape(data) -> tuple[int, int, int]:
@@ -54,7 +55,7 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
 
 def start_stage(
     config: Any, checkpoint_path: str | Path, out_dir: str | Path, *, threads: int, seed: int
-) -> tuple[dict[str, Any], torch.nn.Module, Path, tuple[str, ...]]:
+) -> tuple[Checkpoint, torch.nn.Module, Path, tuple[str, ...]]:
     """Shared start of a DANCE stage: threads, dense or pruned checkpoint, output dir with its config, seed."""
     from dance3d.config import save_config
 
@@ -64,7 +65,7 @@ def start_stage(
     out = prepare_out_dir(out_dir)
     save_config(config, out / "config.yaml")
     torch.manual_seed(seed)
-    return checkpoint, dense, out, tuple(checkpoint["classes"])
+    return checkpoint, dense, out, checkpoint.classes
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:

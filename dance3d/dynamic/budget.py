@@ -15,12 +15,12 @@ from typing import Any
 
 import torch
 
+from dance3d.checkpoint import load_model
 from dance3d.data.registry import build_dataset
 from dance3d.dynamic.checkpoint import applied_knobs, save_with_knobs
 from dance3d.dynamic.knobs import apply_knobs, knob_space
 from dance3d.dynamic.model import DynamicModel
 from dance3d.errors import ConfigError
-from dance3d.training.checkpoint import load_model
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def retarget_checkpoint(
         "num_clips": fit.num_clips,
         "data": data.source,
         "split": split,
-        "source_checkpoint": str(source),
+        "source_checkpoint": str(loaded.path),
     }
     path = save_with_knobs(model, loaded.checkpoint, source=source, out=out, budget=record)
     return Retargeted(path, fit, before, record)

@@ -1,5 +1,8 @@
 """Checkpoints of dynamic models (kind ``dynamic``): backbone spec + dynamic settings + weights + knobs.
 
+The backbone is the network of any kind that registers ``build_network`` (a zoo model, an
+MDP-pruned one); its spec and kind travel in the dynamic spec.
+
 The run-time knobs (``dance3d.dynamic.knobs``) are part of the spec, so a checkpoint written with
 knobs applied (``dance3d study deploy``) runs at that operating point wherever it is loaded.
 """
@@ -9,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import dance3d.models  # noqa: F401 - registers "dense", the usual backbone kind
+from dance3d.checkpoint import Checkpoint, build_network, infer_kind, register_checkpoint_kind, save_checkpoint
 from dance3d.config import from_dict, to_dict
 from dance3d.dynamic.config import DynamicConfig
 from dance3d.dynamic.knobs import apply_knobs, current_knobs
@@ -18,10 +23,11 @@ from dance3d.errors import CheckpointError, ConfigError
 KIND = "dynamic"
 
 
-def dynamic_spec(model: DynamicModel, backbone_spec: dict[str, Any]) -> dict[str, Any]:
-    """What rebuilds ``model``: its backbone's spec (zoo or MDP-pruned), clip shape, dynamic config and knobs."""
+def dynamic_spec(model: DynamicModel, backbone_spec: dict[str, Any], *, backbone_kind: str) -> dict[str, Any]:
+    """What rebuilds ``model``: its backbone's spec and checkpoint kind, clip shape, dynamic config and knobs."""
     return {
         "backbone": dict(backbone_spec),
+        "backbone_kind": backbone_kind,
         "clip_shape": list(model.clip_shape),
         "dynamic": to_dict(model.config),
         "knobs": applied_knobs(model),
@@ -38,30 +44,31 @@ KNOB_RECORDS = ("study_trial", "budget")
 
 
 def save_with_knobs(
-    model: DynamicModel, checkpoint: dict[str, Any], *, source: str | Path, out: str | Path, **record: Any
+    model: DynamicModel, checkpoint: Checkpoint, *, source: str | Path, out: str | Path, **record: Any
 ) -> Path:
     """Write ``checkpoint`` (loaded from ``source``) again to ``out`` with ``model``'s current knobs and ``record``
     (one of :data:`KNOB_RECORDS`: where the knobs came from; the source's own record stays in the source).
     Refuses to overwrite ``source``: the new knobs are set relative to it."""
-    from dance3d.training.checkpoint import save_checkpoint
-
     if set(record) - set(KNOB_RECORDS):
         raise ValueError(f"knob records are {KNOB_RECORDS}, got {sorted(record)}")
     if Path(out).resolve() == Path(source).resolve():
         raise ConfigError(f"write the model to another file than {source}: its knob settings are relative to it")
-    payload = {k: v for k, v in checkpoint.items() if k not in KNOB_RECORDS}
-    payload.update(record, model=dynamic_spec(model, checkpoint["model"]["backbone"]))
-    return save_checkpoint(payload, out)
+    extras = {k: v for k, v in checkpoint.extras.items() if k not in KNOB_RECORDS}
+    spec = dynamic_spec(model, checkpoint.model["backbone"], backbone_kind=backbone_kind(checkpoint.model))
+    return save_checkpoint(checkpoint.replace(model=spec, extras={**extras, **record}), out)
 
 
-def build_dynamic_model(checkpoint: dict[str, Any]) -> DynamicModel:
-    """``MODEL_BUILDERS['dynamic']``: rebuild in ``simulate`` mode."""
-    from dance3d.training.checkpoint import build_backbone
+def backbone_kind(spec: dict[str, Any]) -> str:
+    """The checkpoint kind of a dynamic spec's backbone (inferred for files that predate recording it)."""
+    return spec.get("backbone_kind") or infer_kind(spec["backbone"])
 
-    spec = checkpoint["model"]
-    dense = build_backbone(spec["backbone"])  # a zoo spec, or an MDP-pruned one
+
+def build_dynamic_model(checkpoint: Checkpoint) -> DynamicModel:
+    """Rebuild in ``simulate`` mode."""
+    spec = checkpoint.model
+    dense = build_network(spec["backbone"], backbone_kind(spec))
     model = convert_model(dense, clip_shape=tuple(spec["clip_shape"]), config=from_dict(DynamicConfig, spec["dynamic"]))
-    model.load_state_dict(checkpoint["state_dict"])
+    model.load_state_dict(checkpoint.state_dict)
     try:
         apply_knobs(model, spec.get("knobs", {}))  # checkpoints written before knobs were saved have none
     except ConfigError as exc:
@@ -79,3 +86,6 @@ def dense_state_dict(model: DynamicModel) -> dict[str, Any]:
                 break
         out[key] = value
     return out
+
+
+register_checkpoint_kind(KIND, build_model=build_dynamic_model)

@@ -19,6 +19,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from dance3d.checkpoint import Checkpoint, register_checkpoint_kind
 from dance3d.errors import ConfigError
 from dance3d.mdp.graph import Structure, extract_structure
 from dance3d.mdp.materialize import materialize
@@ -33,7 +34,7 @@ def pruned_spec(dense_spec: dict[str, Any], clip_shape: tuple[int, ...], plan: P
 
 
 def is_pruned_spec(spec: dict[str, Any]) -> bool:
-    """Whether a checkpoint's model spec is :func:`pruned_spec`'s (else a zoo spec)."""
+    """Whether a model spec is :func:`pruned_spec`'s (how files that predate recorded kinds are recognised)."""
     return "dense" in spec and "widths" in spec
 
 
@@ -45,12 +46,12 @@ def _dense_and_structure(spec: dict[str, Any]) -> tuple[nn.Module, Structure]:
     return dense, extract_structure(dense, tuple(spec["clip_shape"]))
 
 
-def build_pruned_model(checkpoint: dict[str, Any]) -> fx.GraphModule:
-    """``MODEL_BUILDERS['pruned']``."""
-    spec = checkpoint["model"]
+def build_pruned_model(checkpoint: Checkpoint) -> fx.GraphModule:
+    """The materialised ``GraphModule`` of a ``pruned`` checkpoint, weights loaded."""
+    spec = checkpoint.model
     _, structure = _dense_and_structure(spec)
     model = materialize(structure, PrunePlan.from_dict(spec))
-    model.load_state_dict(checkpoint["state_dict"])
+    model.load_state_dict(checkpoint.state_dict)
     return model
 
 
@@ -120,3 +121,8 @@ def _has_state(module: nn.Module | None) -> bool:
 def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
     parent, _, attr = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, attr, module)
+
+
+register_checkpoint_kind(
+    KIND, build_model=build_pruned_model, build_network=build_pruned_backbone, matches_spec=is_pruned_spec
+)

@@ -16,10 +16,11 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from dance3d.checkpoint import DENSE, Checkpoint, load_checkpoint, load_network, save_checkpoint
 from dance3d.config import save_config, to_dict
 from dance3d.data.registry import DataConfig, build_dataset, dataset_classes
 from dance3d.errors import ConfigError
-from dance3d.mdp.checkpoint import KIND, is_pruned_spec, pruned_spec
+from dance3d.mdp.checkpoint import KIND, pruned_spec
 from dance3d.mdp.graph import extract_structure
 from dance3d.mdp.importance import taylor_importance
 from dance3d.mdp.lut import LatencyPredictor, LatencyTable
@@ -29,7 +30,6 @@ from dance3d.mdp.problem import build_problem
 from dance3d.mdp.refine import solve_measured
 from dance3d.mdp.solver import Solution, SolverConfig, solve
 from dance3d.mdp.targets import budget_ms
-from dance3d.training.checkpoint import build_dense_model, load_checkpoint, save_checkpoint
 from dance3d.training.trainer import RunConfig, StartModel, TrainConfig, train
 
 
@@ -71,12 +71,12 @@ class MdpResult:
     refinement_rounds: list[dict[str, Any]] = field(default_factory=list)  # empty: not measured here
 
 
-def require_dense(checkpoint: dict[str, Any], path: str | Path) -> None:
+def require_dense(checkpoint: Checkpoint, path: str | Path) -> None:
     """Clear error unless ``checkpoint`` holds an unpruned zoo model (MDP starts from one)."""
-    if checkpoint.get("kind", "dense") != "dense":
-        raise ConfigError(f"{path} is a {checkpoint['kind']!r} checkpoint; MDP starts from a dense one")
-    if is_pruned_spec(checkpoint["model"]):  # e.g. 'dance3d ava' output of a pruned model
+    if checkpoint.kind == KIND:  # e.g. 'dance3d ava' output of a pruned model
         raise ConfigError(f"{path} holds an MDP-pruned model; MDP starts from a dense one")
+    if checkpoint.kind != DENSE:
+        raise ConfigError(f"{path} is a {checkpoint.kind!r} checkpoint; MDP starts from a dense one")
 
 
 def config_base(checkpoint: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +116,7 @@ def run_mdp(
     require_dense(checkpoint, checkpoint_path)
     table = LatencyTable.load(table_path)
     budget = budget_ms(config.mdp.target_latency, table.dense_latency_ms)
-    dense = build_dense_model(checkpoint).eval()
+    dense = load_network(checkpoint, source=checkpoint_path)
     data = config.data
     structure = extract_structure(dense, (3, data.num_frames, data.height, data.width))
     table.check_matches(structure, checkpoint["model"])
@@ -162,9 +162,8 @@ def run_mdp(
         result = train(RunConfig(data=data, train=config.train), out, start=StartModel(pruned, KIND, spec))
         return MdpResult(result.checkpoint_path, solution, measured, result.history, table.selected, rounds)
     classes = dataset_classes(build_dataset(data, "train"))
-    path = save_checkpoint(
-        {"kind": KIND, "model": spec, "state_dict": pruned.state_dict(), "history": [], "epochs_done": 0,
-         "config": to_dict(config), "data": to_dict(data), "classes": list(classes)},
-        out / "model.pt",
-    )  # fmt: skip
+    record = Checkpoint.create(
+        KIND, spec, pruned.state_dict(), data=data, classes=classes, config=config, epochs_done=0
+    )
+    path = save_checkpoint(record, out / "model.pt")
     return MdpResult(path, solution, measured, [], table.selected, rounds)

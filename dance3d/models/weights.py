@@ -7,11 +7,15 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from dance3d.checkpoint.files import unreadable_reason
+from dance3d.checkpoint.record import FORMAT
 from dance3d.errors import CheckpointError
 
 
 def _state_dict_from(obj: object, path: Path) -> dict[str, torch.Tensor]:
-    if isinstance(obj, dict):
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:  # a dance3d checkpoint: its model's weights
+        obj = obj.get("state_dict")
+    elif isinstance(obj, dict):
         for key in ("model", "state_dict", "model_state"):
             if isinstance(obj.get(key), dict):
                 obj = obj[key]
@@ -29,7 +33,7 @@ def load_pretrained(model: nn.Module, path: str | Path, *, skip_mismatched: tupl
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt/unsafe files
-        raise CheckpointError(f"cannot read weights file {path}: {exc}") from exc
+        raise CheckpointError(f"cannot read weights file {path}: {unreadable_reason(path, exc)}") from None
     state = _state_dict_from(obj, path)
     own = model.state_dict()
     skip = lambda key: any(key.startswith(p) for p in skip_mismatched)  # noqa: E731

@@ -22,13 +22,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from dance3d.config import save_config, to_dict
+from dance3d.checkpoint import DENSE, Checkpoint, load_checkpoint, save_checkpoint
+from dance3d.config import save_config
 from dance3d.data.registry import DataConfig, build_dataset, dataset_classes
 from dance3d.errors import ConfigError, DataError
 from dance3d.evaluation import evaluate
 from dance3d.models import create_model
 from dance3d.progress import progress_bar
-from dance3d.training.checkpoint import load_checkpoint, save_checkpoint
 from dance3d.training.distributed import DistContext, all_reduce_sum, init_from_env, shutdown
 
 
@@ -69,7 +69,7 @@ class RunConfig:
 @dataclass(frozen=True)
 class StartModel:
     """Train this module instead of building ``config.train.model`` (e.g. a pruned model); its checkpoint
-    records ``kind`` and ``spec`` (what ``MODEL_BUILDERS[kind]`` rebuilds it from)."""
+    records ``kind`` and ``spec`` (what that registered checkpoint kind rebuilds it from)."""
 
     module: nn.Module
     kind: str
@@ -167,7 +167,7 @@ def train(
         if not checkpoint_path.is_file():
             raise ConfigError(f"--resume: no checkpoint at {checkpoint_path}")
         state = load_checkpoint(checkpoint_path)
-        kind = start.kind if start else "dense"
+        kind = start.kind if start else DENSE
         if state.get("kind") != kind or "optimizer" not in state:
             raise ConfigError(f"--resume: {checkpoint_path} is not a resumable {kind} training checkpoint")
     elif checkpoint_path.exists():
@@ -217,24 +217,22 @@ def train(
 
     def checkpoint() -> None:
         if ctx.is_main:
-            save_checkpoint(
-                {
-                    "kind": start.kind if start else "dense",
-                    "model": model_spec,
-                    "state_dict": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "global_step": global_step,
-                    "epochs_done": global_step // steps_per_epoch,
-                    "history": history,
-                    "epoch_totals": totals.tolist(),
-                    "config": to_dict(config),
-                    "data": to_dict(config.data),
-                    "classes": list(classes),
-                },
-                checkpoint_path,
+            record = Checkpoint.create(
+                start.kind if start else DENSE,
+                model_spec,
+                model.state_dict(),
+                data=config.data,
+                classes=classes,
+                config=config,
+                history=history,
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                scaler=scaler.state_dict(),
+                global_step=global_step,
+                epochs_done=global_step // steps_per_epoch,
+                epoch_totals=totals.tolist(),
             )
+            save_checkpoint(record, checkpoint_path)
 
     start_epoch = global_step // steps_per_epoch
     for epoch in range(start_epoch, tc.epochs):

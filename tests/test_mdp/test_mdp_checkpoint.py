@@ -5,14 +5,14 @@ from dataclasses import replace
 import torch
 from mdp_helpers import randomize_bn
 
-from dance3d.config import to_dict
+from dance3d.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from dance3d.loading import load_model
 from dance3d.mdp.checkpoint import KIND, pruned_spec
 from dance3d.mdp.graph import extract_structure
 from dance3d.mdp.importance import magnitude_importance
 from dance3d.mdp.materialize import materialize
 from dance3d.mdp.plan import PrunePlan
 from dance3d.models import create_model
-from dance3d.training.checkpoint import load_checkpoint, load_model, save_checkpoint
 from dance3d.training.trainer import RunConfig, StartModel, train
 
 CLIP = (3, 8, 32, 32)
@@ -33,11 +33,9 @@ def _pruned():
 
 def test_save_and_load_model_gives_the_same_outputs(tmp_path, tiny_run_config):
     model, plan = _pruned()
-    path = save_checkpoint(
-        {"kind": KIND, "model": pruned_spec(SPEC, CLIP, plan), "state_dict": model.state_dict(),
-         "data": to_dict(tiny_run_config.data), "classes": [str(i) for i in range(8)]},
-        tmp_path / "model.pt",
-    )  # fmt: skip
+    spec, classes = pruned_spec(SPEC, CLIP, plan), [str(i) for i in range(8)]
+    checkpoint = Checkpoint.create(KIND, spec, model.state_dict(), data=tiny_run_config.data, classes=classes)
+    path = save_checkpoint(checkpoint, tmp_path / "model.pt")
     loaded = load_model(path)
     assert loaded.kind == "pruned"
     clip = torch.randn(2, *CLIP)

@@ -5,14 +5,8 @@ import re
 
 import pytest
 
+from dance3d.checkpoint import load_checkpoint
 from dance3d.cli.main import main
-from dance3d.training.checkpoint import load_checkpoint
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +27,10 @@ def test_latency_table_json(lut):
     assert all(v > 0 for row in table["layers"]["blocks.2.conv_b"]["latency_ms"] for v in row)
 
 
-def test_mdp_then_eval_and_profile(capsys, tmp_path, trained_tiny, lut):
+def test_mdp_then_eval_and_profile(run_cli, tmp_path, trained_tiny, lut):
     # the table is timed on this (shared, noisy) machine: a loose target keeps this flow test reachable
     out = tmp_path / "mdp"
-    code, stdout, err = run_cli(capsys, "mdp", "--checkpoint", trained_tiny, "--latency-table", str(lut),
+    code, stdout, err = run_cli("mdp", "--checkpoint", trained_tiny, "--latency-table", str(lut),
                                 "--target-latency", "0.9", "--out", str(out), "--epochs", "1",
                                 "--set", "mdp.importance_batches=2", "--set", "mdp.progress=false",
                                 "--set", "train.progress=false")  # fmt: skip
@@ -54,13 +48,13 @@ def test_mdp_then_eval_and_profile(capsys, tmp_path, trained_tiny, lut):
     assert checkpoint["kind"] == "pruned" and checkpoint["epochs_done"] == 1
     assert checkpoint["model"]["widths"] == solution["widths"]
 
-    code, stdout, err = run_cli(capsys, "eval", "--checkpoint", str(out / "model.pt"), "--format", "json")
+    code, stdout, err = run_cli("eval", "--checkpoint", str(out / "model.pt"), "--format", "json")
     assert code == 0, err
     assert json.loads(stdout)["num_clips"] == 24
-    code, pruned, err = run_cli(capsys, "profile", "--checkpoint", str(out / "model.pt"), "--no-energy",
+    code, pruned, err = run_cli("profile", "--checkpoint", str(out / "model.pt"), "--no-energy",
                                 "--repeats", "2", "--format", "json")  # fmt: skip
     assert code == 0, err
-    code, dense, _ = run_cli(capsys, "profile", "--checkpoint", trained_tiny, "--no-energy", "--repeats", "2",
+    code, dense, _ = run_cli("profile", "--checkpoint", trained_tiny, "--no-energy", "--repeats", "2",
                              "--format", "json")  # fmt: skip
     pruned_macs, dense_macs = json.loads(pruned)["macs"], json.loads(dense)["macs"]
     # a table timed during a slow spell can put the dense model inside a 0.9 budget: then nothing is pruned
@@ -75,15 +69,15 @@ def test_mdp_then_eval_and_profile(capsys, tmp_path, trained_tiny, lut):
     ("target", "message"),
     [("0", r"in \(0, 1\]"), ("1.2", r"in \(0, 1\]"), ("-1ms", "> 0 ms"), ("0.00001ms", "unreachable")],
 )
-def test_bad_targets(capsys, tmp_path, trained_tiny, lut, target, message):
-    code, _, err = run_cli(capsys, "mdp", "--checkpoint", trained_tiny, "--latency-table", str(lut),
+def test_bad_targets(run_cli, tmp_path, trained_tiny, lut, target, message):
+    code, _, err = run_cli("mdp", "--checkpoint", trained_tiny, "--latency-table", str(lut),
                            f"--target-latency={target}", "--out", str(tmp_path / "x"), "--no-finetune",
                            "--set", "mdp.importance_batches=1", "--set", "mdp.progress=false")  # fmt: skip
     assert code == 2
     assert "error:" in err and re.search(message, err), err
 
 
-def test_table_for_another_model_is_rejected(capsys, tmp_path, trained_tiny):
+def test_table_for_another_model_is_rejected(run_cli, tmp_path, trained_tiny):
     path = tmp_path / "other.json"
     assert (
         main(
@@ -111,6 +105,6 @@ def test_table_for_another_model_is_rejected(capsys, tmp_path, trained_tiny):
         )
         == 0
     )
-    code, _, err = run_cli(capsys, "mdp", "--checkpoint", trained_tiny, "--latency-table", str(path),
+    code, _, err = run_cli("mdp", "--checkpoint", trained_tiny, "--latency-table", str(path),
                            "--target-latency", "0.5", "--out", str(tmp_path / "x"), "--no-finetune")  # fmt: skip
     assert code == 2 and "num_classes=5" in err

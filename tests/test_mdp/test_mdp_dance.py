@@ -6,18 +6,18 @@ import pytest
 import torch
 from mdp_helpers import randomize_bn
 
+from dance3d.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from dance3d.cli.main import main
-from dance3d.config import to_dict
 from dance3d.data.moving_digits import MOTION_CLASSES
 from dance3d.data.registry import DataConfig
 from dance3d.dynamic import DynamicConfig, DynamicModel, convert_model
+from dance3d.loading import load_model
 from dance3d.mdp.checkpoint import KIND, RemovedBlock, build_pruned_backbone, pruned_spec
 from dance3d.mdp.graph import extract_structure
 from dance3d.mdp.importance import magnitude_importance
 from dance3d.mdp.materialize import materialize
 from dance3d.mdp.plan import PrunePlan
 from dance3d.models import create_model
-from dance3d.training.checkpoint import load_checkpoint, load_model, save_checkpoint
 
 CLIP = (3, 4, 32, 32)
 SPEC = {"name": "tiny-test", "num_classes": len(MOTION_CLASSES), "options": {}}
@@ -54,9 +54,10 @@ def test_pruned_backbone_is_the_materialised_model_as_a_module_tree():
 @pytest.fixture
 def pruned_checkpoint(tmp_path):
     model, plan = _pruned()
-    payload = {"kind": KIND, "model": pruned_spec(SPEC, CLIP, plan), "state_dict": model.state_dict(),
-               "data": to_dict(DATA), "classes": list(MOTION_CLASSES)}  # fmt: skip
-    return save_checkpoint(payload, tmp_path / "mdp" / "model.pt"), model
+    checkpoint = Checkpoint.create(
+        KIND, pruned_spec(SPEC, CLIP, plan), model.state_dict(), data=DATA, classes=MOTION_CLASSES
+    )
+    return save_checkpoint(checkpoint, tmp_path / "mdp" / "model.pt"), model
 
 
 def test_cli_ava_aap_eval_on_a_pruned_checkpoint(tmp_path, pruned_checkpoint, capsys):

@@ -6,12 +6,11 @@ from pathlib import Path
 
 from model_helpers import make_dense
 
-from dance3d.config import to_dict
+from dance3d.checkpoint import Checkpoint, save_checkpoint
 from dance3d.data.moving_digits import MOTION_CLASSES
 from dance3d.data.registry import DataConfig
 from dance3d.dynamic import DynamicConfig, convert_model
 from dance3d.dynamic.checkpoint import KIND, dynamic_spec
-from dance3d.training.checkpoint import save_checkpoint
 from studies import StudyConfig
 
 CLIP = (8, 32, 32)
@@ -31,10 +30,10 @@ def dynamic_model(seed: int = 0):
 
 def save_dynamic(path: Path, seed: int = 0) -> Path:
     model = dynamic_model(seed)
-    payload = {"kind": KIND, "model": dynamic_spec(model, SPEC), "state_dict": model.state_dict()}
-    return save_checkpoint({**payload, "data": to_dict(DATA), "classes": list(MOTION_CLASSES)}, path)
+    spec = dynamic_spec(model, SPEC, backbone_kind="dense")
+    return save_checkpoint(Checkpoint.create(KIND, spec, model.state_dict(), data=DATA, classes=MOTION_CLASSES), path)
 
 
 def save_dense(path: Path, seed: int = 0) -> Path:
-    payload = {"kind": "dense", "model": SPEC, "state_dict": make_dense(seed=seed).state_dict()}
-    return save_checkpoint({**payload, "data": to_dict(DATA), "classes": list(MOTION_CLASSES)}, path)
+    state = make_dense(seed=seed).state_dict()
+    return save_checkpoint(Checkpoint.create("dense", SPEC, state, data=DATA, classes=MOTION_CLASSES), path)

@@ -9,12 +9,13 @@ import pytest
 from optuna.trial import TrialState
 from study_helpers import DATA, fast_config
 
+from dance3d.checkpoint import load_checkpoint, save_checkpoint
 from dance3d.cli.main import main
 from dance3d.data.registry import build_dataset
 from dance3d.dynamic import current_knobs
 from dance3d.errors import CheckpointError, ConfigError
 from dance3d.evaluation import evaluate
-from dance3d.training.checkpoint import load_checkpoint, load_model, save_checkpoint
+from dance3d.loading import load_model
 from studies import run_study
 from studies.deploy import deploy_trial, pick_trial
 
@@ -77,15 +78,13 @@ def test_cli_deploy_then_eval_reports_the_knobs_and_knob_overrides(study_run, tm
 
 
 def test_checkpoint_knobs_load_and_old_checkpoints_have_none(dynamic_checkpoint, tmp_path):
-    payload = load_checkpoint(dynamic_checkpoint)
-    del payload["model"]["knobs"]  # written before knobs were saved
-    save_checkpoint(payload, tmp_path / "old.pt")
+    checkpoint = load_checkpoint(dynamic_checkpoint)
+    spec = {k: v for k, v in checkpoint.model.items() if k != "knobs"}  # written before knobs were saved
+    save_checkpoint(checkpoint.replace(model=spec), tmp_path / "old.pt")
     assert set(current_knobs(load_model(tmp_path / "old.pt").model).values()) == {0.0}
-    payload["model"]["knobs"] = {"stage0.frames_offset": -1.5}
-    save_checkpoint(payload, tmp_path / "knobs.pt")
+    save_checkpoint(checkpoint.replace(model={**spec, "knobs": {"stage0.frames_offset": -1.5}}), tmp_path / "knobs.pt")
     assert current_knobs(load_model(tmp_path / "knobs.pt").model)["stage0.frames_offset"] == -1.5
-    payload["model"]["knobs"] = {"stage9.frames_offset": 1.0}
-    save_checkpoint(payload, tmp_path / "bad.pt")
+    save_checkpoint(checkpoint.replace(model={**spec, "knobs": {"stage9.frames_offset": 1.0}}), tmp_path / "bad.pt")
     with pytest.raises(CheckpointError, match="knobs do not fit its model.*stage9.frames_offset"):
         load_model(tmp_path / "bad.pt")
 

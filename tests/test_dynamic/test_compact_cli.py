@@ -6,20 +6,19 @@ import pytest
 import torch
 from dynamic_helpers import CLIP, make_dense
 
+from dance3d.checkpoint import Checkpoint, save_checkpoint
 from dance3d.cli.main import main
-from dance3d.config import to_dict
 from dance3d.data.moving_digits import MOTION_CLASSES
 from dance3d.data.registry import DataConfig
 from dance3d.dynamic import DynamicConfig, convert_model
 from dance3d.dynamic.checkpoint import KIND, dynamic_spec
-from dance3d.training.checkpoint import save_checkpoint
 
 DATA = DataConfig(num_frames=8, height=32, width=32, num_train=8, num_val=8, num_test=8)
 SPEC = {"name": "tiny-test", "num_classes": 8, "options": {}}
 
 
-def _payload(kind, model, state):
-    return {"kind": kind, "model": model, "state_dict": state, "data": to_dict(DATA), "classes": list(MOTION_CLASSES)}
+def _checkpoint(kind, model, state):
+    return Checkpoint.create(kind, model, state, data=DATA, classes=MOTION_CLASSES)
 
 
 @pytest.fixture
@@ -28,7 +27,8 @@ def dynamic_checkpoint(tmp_path):
     with torch.no_grad():  # a controller that keeps some channels only
         for head in model.controller.channel_heads:
             head.bias.copy_(torch.linspace(-1, 1, head.bias.numel()))
-    return save_checkpoint(_payload(KIND, dynamic_spec(model, SPEC), model.state_dict()), tmp_path / "dyn" / "model.pt")
+    spec = dynamic_spec(model, SPEC, backbone_kind="dense")
+    return save_checkpoint(_checkpoint(KIND, spec, model.state_dict()), tmp_path / "dyn" / "model.pt")
 
 
 def _json(capsys, argv):
@@ -48,7 +48,7 @@ def test_eval_compact_matches_simulate(dynamic_checkpoint, capsys):
 
 
 def test_execution_flag_is_rejected_for_dense_checkpoints(tmp_path, capsys):
-    path = save_checkpoint(_payload("dense", SPEC, make_dense().state_dict()), tmp_path / "dense" / "model.pt")
+    path = save_checkpoint(_checkpoint("dense", SPEC, make_dense().state_dict()), tmp_path / "dense" / "model.pt")
     assert main(["eval", "--checkpoint", str(path), "--execution", "compact"]) == 2
     assert "dynamic checkpoints" in capsys.readouterr().err
     assert main(["profile", "--model", "tiny-test", "--execution", "compact", "--no-energy"]) == 2

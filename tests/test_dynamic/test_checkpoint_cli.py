@@ -4,13 +4,13 @@ import pytest
 import torch
 from dynamic_helpers import CLIP, frame_sensitive, make_dense, partly_static_clip
 
+from dance3d.checkpoint import Checkpoint, save_checkpoint
 from dance3d.cli.main import main
-from dance3d.config import to_dict
 from dance3d.data.moving_digits import MOTION_CLASSES
 from dance3d.data.registry import DataConfig
 from dance3d.dynamic import DynamicConfig, DynamicModel, convert_model
 from dance3d.dynamic.checkpoint import KIND, dynamic_spec
-from dance3d.training.checkpoint import load_model, save_checkpoint
+from dance3d.loading import load_model
 
 DATA = DataConfig(num_frames=8, height=32, width=32, num_train=32, num_val=16, num_test=16)
 SPEC = {"name": "tiny-test", "num_classes": 8, "options": {}}
@@ -19,14 +19,9 @@ SHRINK = ["--set", "data.num_train=32", "--set", "data.num_val=16", "--set", "da
 
 def test_dynamic_checkpoint_round_trip(tmp_path):
     model = frame_sensitive(convert_model(make_dense(), clip_shape=CLIP, config=DynamicConfig(channel_multiple=4)))
-    payload = {
-        "kind": KIND,
-        "model": dynamic_spec(model, SPEC),
-        "state_dict": model.state_dict(),
-        "data": to_dict(DATA),
-        "classes": list(MOTION_CLASSES),
-    }
-    path = save_checkpoint(payload, tmp_path / "model.pt")
+    spec = dynamic_spec(model, SPEC, backbone_kind="dense")
+    checkpoint = Checkpoint.create(KIND, spec, model.state_dict(), data=DATA, classes=MOTION_CLASSES)
+    path = save_checkpoint(checkpoint, tmp_path / "model.pt")
     loaded = load_model(path)
     assert loaded.kind == "dynamic" and isinstance(loaded.model, DynamicModel)
     assert loaded.model.config == model.config and loaded.model.mode == "simulate"
@@ -40,14 +35,8 @@ def test_dynamic_checkpoint_round_trip(tmp_path):
 
 @pytest.fixture
 def dense_checkpoint(tmp_path):
-    payload = {
-        "kind": "dense",
-        "model": SPEC,
-        "state_dict": make_dense().state_dict(),
-        "data": to_dict(DATA),
-        "classes": list(MOTION_CLASSES),
-    }
-    return save_checkpoint(payload, tmp_path / "dense" / "model.pt")
+    checkpoint = Checkpoint.create("dense", SPEC, make_dense().state_dict(), data=DATA, classes=MOTION_CLASSES)
+    return save_checkpoint(checkpoint, tmp_path / "dense" / "model.pt")
 
 
 def test_cli_ava_aap_eval_end_to_end(tmp_path, dense_checkpoint, capsys):

@@ -8,15 +8,15 @@ import pytest
 import torch
 from dynamic_helpers import CLIP, dynamic_tiny_test
 
+from dance3d.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from dance3d.cli.main import main
-from dance3d.config import to_dict
 from dance3d.data.moving_digits import MOTION_CLASSES
 from dance3d.data.registry import DataConfig, build_dataset
 from dance3d.dynamic import apply_knobs, current_knobs, knob_space
 from dance3d.dynamic.budget import fit_budget, mean_mac_fraction
 from dance3d.dynamic.checkpoint import KIND, dynamic_spec
 from dance3d.errors import ConfigError
-from dance3d.training.checkpoint import load_checkpoint, load_model, save_checkpoint
+from dance3d.loading import load_model
 
 DATA = DataConfig(num_frames=8, height=32, width=32, num_train=16, num_val=12, num_test=12)
 SPEC = {"name": "tiny-test", "num_classes": 8, "options": {}}
@@ -75,9 +75,12 @@ def test_unreachable_or_bad_targets_are_clear_and_leave_the_model_as_it_was():
 @pytest.fixture
 def checkpoint(tmp_path):
     model = dynamic_tiny_test()
-    payload = {"kind": KIND, "model": dynamic_spec(model, SPEC), "state_dict": model.state_dict()}
-    payload["study_trial"] = {"number": 3}  # as if deployed from a study: a record the re-targeted model drops
-    return save_checkpoint({**payload, "data": to_dict(DATA), "classes": list(MOTION_CLASSES)}, tmp_path / "aap.pt")
+    spec = dynamic_spec(model, SPEC, backbone_kind="dense")
+    checkpoint = Checkpoint.create(
+        KIND, spec, model.state_dict(), data=DATA, classes=MOTION_CLASSES,
+        study_trial={"number": 3},  # as if deployed from a study: a record the re-targeted model drops
+    )  # fmt: skip
+    return save_checkpoint(checkpoint, tmp_path / "aap.pt")
 
 
 def test_cli_writes_a_checkpoint_that_runs_at_the_fitted_budget(checkpoint, tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Figures and a Markdown report for runs (matplotlib is imported only here, lazily)."""
+"""Figures and a Markdown report for runs (drawn without pyplot: ``dance3d.figures``, matplotlib imported lazily)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from dance3d.figures import subplots
 
 
 def _clip_factor_keys(records: list[dict[str, Any]]) -> list[str]:
@@ -66,25 +59,22 @@ def paired_accuracy(records_a: list[dict[str, Any]], records_b: list[dict[str, A
 
 def plot_redundancy(records: list[dict[str, Any]], path: Path) -> Path:
     """Histograms of the per-clip factors that vary over ``records`` (a constant one has nothing to show)."""
-    plt = _pyplot()
     table = pd.DataFrame(records)
     keys = [k for k in _clip_factor_keys(records) if table[k].nunique() > 1]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8))
+    fig, axes = subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8))
     for ax, key in zip(axes, keys, strict=True):
         ax.hist(table[key], bins=20, color="#4c72b0")
         ax.set_title(key, fontsize=9)
         ax.set_ylabel("clips")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def plot_training_curve(history: list[dict[str, Any]], path: Path) -> Path:
     """Train loss and train/val top-1 per epoch."""
-    plt = _pyplot()
     frame = pd.DataFrame(history)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(8, 3))
+    fig, (ax_loss, ax_acc) = subplots(1, 2, figsize=(8, 3))
     ax_loss.plot(frame["epoch"], frame["train_loss"], marker="o")
     ax_loss.set(xlabel="epoch", ylabel="train loss")
     ax_acc.plot(frame["epoch"], frame["train_top1"], marker="o", label="train")
@@ -94,26 +84,22 @@ def plot_training_curve(history: list[dict[str, Any]], path: Path) -> Path:
     ax_acc.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def plot_per_class(per_class: dict[str, float], path: Path) -> Path:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 2.8))
+    fig, ax = subplots(figsize=(6, 2.8))
     ax.bar(list(per_class), list(per_class.values()), color="#55a868")
     ax.set(ylabel="top-1", ylim=(0, 1.02), title="per-class accuracy (test)")
     ax.tick_params(axis="x", labelrotation=45)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def plot_block_macs(dense: list[float], dynamic: list[float], path: Path) -> Path:
     """Per gated block: its share of the dense model's MACs, dense vs mean of the dynamic model."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(dense) + 2), 3))
+    fig, ax = subplots(figsize=(max(4.0, 0.9 * len(dense) + 2), 3))
     index = range(len(dense))
     ax.bar([i - 0.2 for i in index], dense, width=0.4, label="dense", color="#8c8c8c")
     ax.bar([i + 0.2 for i in index], dynamic, width=0.4, label="dynamic (mean per clip)", color="#4c72b0")
@@ -122,15 +108,13 @@ def plot_block_macs(dense: list[float], dynamic: list[float], path: Path) -> Pat
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def plot_group_widths(dense: dict[str, int], kept: dict[str, int], path: Path, *, title: str) -> Path:
     """Per channel group: its dense width and the width a static pruning plan keeps (0: removed)."""
-    plt = _pyplot()
     names = list(dense)
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(names) + 2), 3.4))
+    fig, ax = subplots(figsize=(max(4.0, 0.6 * len(names) + 2), 3.4))
     index = range(len(names))
     ax.bar(index, [dense[n] for n in names], width=0.7, label="dense", color="#d0d0d0")
     ax.bar(index, [kept.get(n, 0) for n in names], width=0.45, label="kept", color="#dd8452")
@@ -139,7 +123,6 @@ def plot_group_widths(dense: dict[str, int], kept: dict[str, int], path: Path, *
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dance3d.figures import subplots
 from studies.objectives import MAXIMIZE, METRICS
 from studies.pareto import front_data, hypervolume_series, keep_rate_matrix
 from studies.storage import load_study, open_storage
@@ -20,14 +21,6 @@ FRONT_METRICS = ("mac_fraction", "latency_ms", "energy_j")
 FORMATS = ("png", "svg")
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
 
 def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     paths = []
@@ -35,7 +28,6 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
         path = out_dir / f"{stem}.{fmt}"
         fig.savefig(path, dpi=130, bbox_inches="tight")
         paths.append(path)
-    _pyplot().close(fig)
     return paths
 
 
@@ -58,10 +50,9 @@ def front_metrics(frame: pd.DataFrame, objectives: list[str]) -> list[str]:
 
 def plot_front(frame: pd.DataFrame, x: str, out_dir: Path, *, y: str = "accuracy") -> list[Path]:
     """Trials (feasible filled, infeasible hollow), the 2-D front as a step line, baselines marked."""
-    plt = _pyplot()
     trials = frame[frame["source"] == "trial"]
     data = front_data(trials, x, y, x_direction=METRICS[x].direction, y_direction=METRICS[y].direction)
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig, ax = subplots(figsize=(6, 4.2))
     feasible, infeasible = data[data["feasible"]], data[~data["feasible"]]
     ax.scatter(feasible[x], feasible[y], s=18, color="tab:blue", alpha=0.6, label="feasible trial")
     if not infeasible.empty:
@@ -82,8 +73,7 @@ def plot_front(frame: pd.DataFrame, x: str, out_dir: Path, *, y: str = "accuracy
 
 
 def plot_hypervolume(series: pd.DataFrame, out_dir: Path, *, objectives: list[str]) -> list[Path]:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = subplots(figsize=(6, 3.5))
     ax.plot(series["number"], series["hypervolume"], drawstyle="steps-post", marker=".")
     ax.set_xlabel("trial number")
     ax.set_ylabel(f"hypervolume ({', '.join(objectives)})")
@@ -92,8 +82,7 @@ def plot_hypervolume(series: pd.DataFrame, out_dir: Path, *, objectives: list[st
 
 
 def plot_keep_rates(matrix: np.ndarray, rows: list[int], columns: list[str], out_dir: Path) -> list[Path]:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(columns) + 2), max(2.5, 0.3 * len(rows) + 1.5)))
+    fig, ax = subplots(figsize=(max(4.0, 0.45 * len(columns) + 2), max(2.5, 0.3 * len(rows) + 1.5)))
     image = ax.imshow(matrix, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(columns)), columns, rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(len(rows)), [f"trial {n}" for n in rows], fontsize=7)

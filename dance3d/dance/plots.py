@@ -1,4 +1,4 @@
-"""Figures of the DANCE stages (matplotlib, Agg backend, PNG files)."""
+"""Figures of the DANCE stages (PNG files, drawn without pyplot: ``dance3d.figures``)."""
 
 from __future__ import annotations
 
@@ -6,22 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from dance3d.figures import subplots
 
 
 def plot_variability(before: dict[str, np.ndarray], after: dict[str, np.ndarray], path: str | Path) -> Path:
     """Histograms of per-unit CV (across clips) and per-clip CV (within a clip), before vs after AVA."""
-    plt = _pyplot()
     keys = [k for k in before if k in after]
     columns = (len(keys) + 1) // 2
-    fig, axes = plt.subplots(2, columns, figsize=(3.4 * columns, 5.6), squeeze=False)
+    fig, axes = subplots(2, columns, figsize=(3.4 * columns, 5.6), squeeze=False)
     for ax in axes.flat[len(keys) :]:
         ax.axis("off")
     for ax, key in zip(axes.flat, keys, strict=False):
@@ -34,14 +26,12 @@ def plot_variability(before: dict[str, np.ndarray], after: dict[str, np.ndarray]
     fig.suptitle("AVA: coefficient of variation of per-unit mean |activation|", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)
 
 
 def plot_tradeoff(points: dict[str, list[tuple[float, float]]], path: str | Path, *, dense_top1: float) -> Path:
     """Top-1 vs mean MAC fraction, one series per method (empty series are left out)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.0, 3.6))
+    fig, ax = subplots(figsize=(5.0, 3.6))
     for label, series in points.items():
         if not series:
             continue
@@ -54,14 +44,12 @@ def plot_tradeoff(points: dict[str, list[tuple[float, float]]], path: str | Path
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)
 
 
 def plot_adaptivity(redundancy: np.ndarray, mac_fraction: np.ndarray, path: str | Path, *, rho: float) -> Path:
     """Per-clip MAC fraction against the clip's redundancy score."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.6, 3.6))
+    fig, ax = subplots(figsize=(4.6, 3.6))
     ax.scatter(redundancy, mac_fraction, s=6, alpha=0.5)
     ax.set_xlabel("clip redundancy (metadata)")
     ax.set_ylabel("per-clip MAC fraction")
@@ -69,5 +57,4 @@ def plot_adaptivity(redundancy: np.ndarray, mac_fraction: np.ndarray, path: str 
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)

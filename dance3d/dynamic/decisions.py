@@ -74,16 +74,3 @@ class BlockDecision:
     @property
     def kept_tiles(self) -> torch.Tensor:
         return self.tiles.sum(dim=1)
-
-    def channel_indices(self, clip: int) -> torch.Tensor:
-        return self.channels[clip].nonzero().flatten()
-
-    def frame_indices(self, clip: int) -> torch.Tensor:
-        return self.frames[clip].nonzero().flatten()
-
-    def tile_indices(self, clip: int) -> torch.Tensor:
-        return self.tiles[clip].nonzero().flatten()
-
-    def bucket(self, clip: int) -> tuple[int, int, int]:
-        """The (kept frames, kept channels, kept tiles) shape bucket of one clip."""
-        return (int(self.kept_frames[clip]), int(self.kept_channels[clip]), int(self.kept_tiles[clip]))

@@ -27,13 +27,13 @@ TEMP_SUFFIX = ".tmp"
 
 def checkpoint_path(path: str | Path) -> Path:
     """``path`` resolved to its one absolute spelling, with a clear error (naming it as given) unless it is a file."""
-    given = Path(path)
+    given = Path(path).expanduser()
     if given.is_dir():
         hint = f"; did you mean {given / 'model.pt'}?" if (given / "model.pt").is_file() else ""
         raise CheckpointError(f"checkpoint {given} is a directory, not a file{hint}")
     if not given.is_file():
         raise CheckpointError(f"checkpoint not found: {given}")
-    return given.expanduser().resolve()
+    return given.resolve()
 
 
 def temp_files(path: Path) -> list[Path]:

@@ -38,9 +38,9 @@ def run(args: argparse.Namespace) -> int:
     from dance3d.models import create_model, model_info
 
     if args.checkpoint:
+        import dance3d.loading  # noqa: F401 - registers every kind: older files get theirs inferred
         from dance3d.checkpoint import DENSE, load_checkpoint, load_network
         from dance3d.errors import ConfigError
-        from dance3d.loading import load_model  # noqa: F401 - registers every kind: older files get theirs inferred
 
         checkpoint = load_checkpoint(args.checkpoint)
         spec, data = checkpoint.model, checkpoint.data

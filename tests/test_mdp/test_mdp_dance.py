@@ -67,7 +67,7 @@ def test_cli_ava_aap_eval_on_a_pruned_checkpoint(tmp_path, pruned_checkpoint, ca
     assert main(["ava", "--checkpoint", str(path), "--out", str(ava_out), *common, "--set", "ava.batch_size=8",
                  "--set", "ava.progress=false"]) == 0  # fmt: skip
     ava = load_model(ava_out / "model.pt")
-    assert ava.checkpoint["model"] == load_checkpoint(path)["model"]  # the pruned spec travels on
+    assert ava.kind == "pruned" and ava.checkpoint.model == load_checkpoint(path).model  # the pruned spec travels on
     assert {k: v.shape for k, v in ava.model.state_dict().items()} == {
         k: v.shape for k, v in pruned.state_dict().items()
     }
@@ -77,7 +77,8 @@ def test_cli_ava_aap_eval_on_a_pruned_checkpoint(tmp_path, pruned_checkpoint, ca
     loaded = load_model(aap_out / "model.pt")
     assert loaded.kind == "dynamic" and isinstance(loaded.model, DynamicModel)
     assert loaded.model.block_names == ["blocks.0", "blocks.3"]
-    assert loaded.checkpoint["model"]["backbone"]["removed_blocks"] == ["blocks.1", "blocks.2"]
+    assert loaded.checkpoint.model["backbone"]["removed_blocks"] == ["blocks.1", "blocks.2"]
+    assert loaded.checkpoint.model["backbone_kind"] == "pruned"
     capsys.readouterr()
     assert main(["eval", "--checkpoint", str(aap_out / "model.pt"), "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -1,1 +1,1 @@
-"""Dense training: configs, the trainer loop, atomic checkpoints, distributed helpers."""
+"""Dense training: configs, the trainer loop, distributed helpers (checkpoints: ``dance3d.checkpoint``)."""

@@ -11,8 +11,8 @@ not depend on them) gets decisions drawn at the keep-rate mix recorded by the DA
 (``benchmarks/results/dance_moving_digits.json``), scaled to its recorded mean MAC fraction, the
 cost of the controller and its decisions measured separately and added. Dense and compact run
 interleaved in one process, warmed up over every decision set, median of many repeats; the dense
-baseline is the fastest of eager PyTorch, the oneDNN path compact uses (DESIGN.md §3, "PyTorch CPU
-trap") and that path with BatchNorm folded into the convs. Freed host memory is retained (glibc
+baseline is the fastest of eager PyTorch, the oneDNN path compact uses (docs/design.md §2.6, "the CPU conv3d
+backend trap") and that path with BatchNorm folded into the convs. Freed host memory is retained (glibc
 ``mallopt``; ``--release-freed-memory`` for the default), so neither model page-faults its
 activations in every pass. Per clip shape and batch size:
 MAC ratio, wall-clock ratio, realisation efficiency (speedup / MAC-reduction ratio), overhead shares

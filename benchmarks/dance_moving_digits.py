@@ -11,7 +11,7 @@ Without a dense checkpoint at ``PATH`` (default ``runs/dense/model.pt``) it trai
 Static baselines at the mean MACs of DANCE runs: magnitude channel pruning with every frame kept,
 and with the residual branches at ``static_frame_keep`` (half) of the frames, evenly spaced, and
 correspondingly more channels; their widths are rounded to ``dynamic.channel_multiple`` like
-DANCE's levels (oneDNN runs 8 channels as slowly as 16, DESIGN §3): the narrowest rounded widths
+DANCE's levels (oneDNN runs 8 channels as slowly as 16, docs/design.md §2.2): the narrowest rounded widths
 that cost at least DANCE's MACs (less 2 points). DANCE must beat both (each where it reaches
 DANCE's MACs within 2 points: half the frames with every channel may cost less) to count as
 beating the static baseline. ``--extra-static-frame-keep F`` adds baselines at fraction ``F`` of the
@@ -402,7 +402,7 @@ def main() -> int:
     records = {"dense": dense_result.records}  # per-clip test results of every model, for paired comparisons
 
     def dense_forward(clip: torch.Tensor) -> torch.Tensor:
-        with fast_conv_backend():  # the oneDNN path compact execution uses (DESIGN §3, CPU trap)
+        with fast_conv_backend():  # the oneDNN path compact execution uses (docs/design.md §2.6)
             return dense(clip)
 
     latency_forwards = {"dense": dense_forward}

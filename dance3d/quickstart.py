@@ -118,7 +118,7 @@ def _block_macs(checkpoint: Path, dataset, *, clips: int = 64) -> tuple[list[flo
 
 def _profile_latency(dense_checkpoint: Path, dynamic_checkpoint: Path, clip: torch.Tensor) -> list[dict[str, Any]]:
     """Batch-1 median latency: the dense model eagerly and through oneDNN (the backend compact execution
-    uses; DESIGN §3, CPU trap), and the dynamic model in each execution mode."""
+    uses; docs/design.md §2.6), and the dynamic model in each execution mode."""
     from dance3d.dynamic import EXECUTION_MODES, set_execution_mode
     from dance3d.dynamic.compact_backend import fast_conv_backend
     from profiling import measure_latency

@@ -2,7 +2,7 @@
 
 Each gated block keeps the ``round(keep_fraction x C)`` inner channels whose producing conv filters
 have the largest L1 norm, rounded to ``channel_multiple`` as the dynamic model's levels are (a
-backend that computes channels in blocks of 16 runs 8 of them as slowly as 16, DESIGN §3); tiles
+backend that computes channels in blocks of 16 runs 8 of them as slowly as 16, docs/design.md §2.2); tiles
 are all kept. Frames are all kept too, or, with
 ``frame_keep_fraction < 1``, the same evenly spaced frames of every clip in every block that can
 skip frames (a fixed lower frame rate of the residual branches, in the dynamic model's

@@ -1,4 +1,4 @@
-"""Analytic MAC accounting of what executes (DESIGN.md §4 convention).
+"""Analytic MAC accounting of what executes (docs/design.md §3 convention).
 
 Dense cost of a conv: ``output elements x in_channels / groups x kernel volume``; of a linear
 layer: ``output elements x in_features``; per clip. A gated block's branch convs scale with the

@@ -1,4 +1,4 @@
-"""One fast convolution path for dense and compact execution (DESIGN.md §3, "PyTorch CPU trap").
+"""One fast convolution path for dense and compact execution (docs/design.md §2.6).
 
 For small batch-1 ``conv3d`` calls eager PyTorch picks its native ``slow_conv3d`` kernel instead
 of oneDNN (2.5-10x slower); pruned (narrower) layers fall into that path more often. On CPU

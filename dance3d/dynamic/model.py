@@ -1,6 +1,6 @@
 """Dynamic model: a backbone whose residual blocks are gated per clip by a stem-fed controller.
 
-Frame semantics ("compressed clip", DESIGN §3): a block's residual branch runs on the clip made of
+Frame semantics ("compressed clip", docs/design.md §2.1): a block's residual branch runs on the clip made of
 the input frames under its kept output frames only, as if they were contiguous, and its output
 lands at the kept frames; skipped frames get the shortcut alone. Removing a pause from a clip
 thus changes nothing for the frames around it, and compact execution computes exactly the kept

@@ -181,7 +181,7 @@ def _gap_free_runs(item: FieldSeries, series_index: int, start: int, stop: int) 
 def _split_runs(series: list[FieldSeries], fractions: Sequence[float]) -> dict[str, list[_Run]]:
     """Gap-free runs of each split: time steps of one series, or whole series of several."""
     count = series[0].num_steps if len(series) == 1 else len(series)
-    bounds = np.round(np.cumsum([0.0, *fractions]) * count).astype(int)
+    bounds = np.floor(np.cumsum([0.0, *fractions]) * count + 1e-9).astype(int)
     bounds[-1] = count
     runs: dict[str, list[_Run]] = {}
     for name, low, high in zip(SPLITS, bounds[:-1], bounds[1:], strict=True):

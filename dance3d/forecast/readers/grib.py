@@ -22,8 +22,9 @@ def read_grib(path: str | Path, *, variables: Sequence[str] | None = None) -> Fi
     """Read every message of a GRIB file into a (time, variable, y, x) series."""
     eccodes = require("eccodes", install="pip install eccodes", purpose="reading GRIB")
     fields: dict[tuple[str, np.datetime64], np.ndarray] = {}
-    grids: dict[str, tuple] = {}
+    reference_grid: tuple | None = None
     units: dict[str, str] = {}
+    seen: list[str] = []
     lat = lon = None
     with open(path, "rb") as handle:
         while True:
@@ -35,6 +36,8 @@ def read_grib(path: str | Path, *, variables: Sequence[str] | None = None) -> Fi
                 break
             try:
                 name = eccodes.codes_get(message, "shortName")
+                if name not in seen:
+                    seen.append(name)
                 if variables is not None and name not in variables:
                     continue
                 time = _validity_time(eccodes, message)
@@ -50,28 +53,36 @@ def read_grib(path: str | Path, *, variables: Sequence[str] | None = None) -> Fi
                     eccodes.codes_get(message, "Nj"),
                     eccodes.codes_get(message, "Ni"),
                 )
-                grids.setdefault(name, grid)
-                if grid != grids[name] or grid[1:] != next(iter(grids.values()))[1:]:
-                    raise FieldDataError(f"{path}: variable {name!r} changes grid ({grid} vs {grids[name]})")
+                reference_grid = reference_grid or grid
+                if grid != reference_grid:
+                    raise FieldDataError(
+                        f"{path}: variable {name!r} at {time} is on grid {grid} (type, rows, columns), "
+                        f"the file's first field on {reference_grid}; a series has one grid"
+                    )
                 fields[key] = _values(eccodes, message, grid[1], grid[2])
                 units.setdefault(name, str(eccodes.codes_get(message, "units")))
                 if lat is None and grid[0] in LAT_LON_GRIDS:
                     lat, lon = _lat_lon(eccodes, message, grid[1], grid[2])
             finally:
                 eccodes.codes_release(message)
-    return _assemble(path, fields, units, lat, lon, variables)
+    return _assemble(path, fields, units, lat, lon, variables, seen)
 
 
-def _assemble(path, fields, units, lat, lon, variables) -> FieldSeries:
-    found = list(dict.fromkeys(name for name, _ in fields))
-    names = list(variables) if variables is not None else found
-    missing = [name for name in names if name not in found]
-    if missing or not names:
-        raise FieldDataError(
-            f"{path}: no GRIB messages of variable {missing or 'any'}; it has {found}"
-            if found
-            else f"{path}: no GRIB message of {list(names)}"
-        )
+def _assemble(
+    path: str | Path,
+    fields: dict[tuple[str, np.datetime64], np.ndarray],
+    units: dict[str, str],
+    lat: np.ndarray | None,
+    lon: np.ndarray | None,
+    variables: Sequence[str] | None,
+    seen: list[str],
+) -> FieldSeries:
+    if not seen:
+        raise FieldDataError(f"{path}: no GRIB message in the file")
+    names = list(variables) if variables is not None else seen
+    missing = [name for name in names if name not in seen]
+    if missing:
+        raise FieldDataError(f"{path}: no GRIB messages of variable {missing}; it has {seen}")
     times = sorted({time for _, time in fields})
     for name in names:
         absent = [str(time) for time in times if (name, time) not in fields]

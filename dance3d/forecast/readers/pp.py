@@ -104,6 +104,8 @@ def _extra_latitudes(extra: np.ndarray, rows: int) -> np.ndarray | None:
     position = 0
     while position < words.size:
         count, kind = divmod(int(words[position]), 1000)
+        if count <= 0:
+            return None  # not a vector header: stop rather than guess
         if kind == EXTRA_LATITUDES and count == rows:
             return reals[position + 1 : position + 1 + count]
         position += 1 + count

@@ -8,6 +8,7 @@ level or ensemble member) are dropped; larger ones are an error.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,18 @@ def read_zarr(path: str | Path, *, variables: Sequence[str] | None = None) -> Fi
     xr = require("xarray", install="pip install xarray zarr", purpose="reading zarr")
     require("zarr", install="pip install zarr", purpose="reading zarr")
     try:
-        with xr.open_zarr(path, mask_and_scale=True) as dataset:
+        with xr.open_zarr(path, mask_and_scale=True, consolidated=_is_consolidated(Path(path))) as dataset:
             return series_from_dataset(dataset, source=str(path), variables=variables)
     except (OSError, ValueError, KeyError) as error:
         raise FieldDataError(f"{path}: cannot be read as zarr ({error})") from error
+
+
+def _is_consolidated(path: Path) -> bool:
+    """Whether a zarr store has consolidated metadata (v2 ``.zmetadata`` or v3 ``zarr.json``'s own key)."""
+    if (path / ".zmetadata").is_file():
+        return True
+    root = path / "zarr.json"
+    return root.is_file() and json.loads(root.read_text()).get("consolidated_metadata") is not None
 
 
 def series_from_dataset(dataset: Any, *, source: str, variables: Sequence[str] | None = None) -> FieldSeries:

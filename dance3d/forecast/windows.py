@@ -178,11 +178,17 @@ def _gap_free_runs(item: FieldSeries, series_index: int, start: int, stop: int) 
     return [_Run(series_index, a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
 
 
+def split_bounds(count: int, fractions: Sequence[float]) -> np.ndarray:
+    """Where train, val and test start and end among ``count`` steps (or series): 4 ints, floors of the shares."""
+    bounds = np.floor(np.cumsum([0.0, *fractions]) * count + 1e-9).astype(int)
+    bounds[-1] = count
+    return bounds
+
+
 def _split_runs(series: list[FieldSeries], fractions: Sequence[float]) -> dict[str, list[_Run]]:
     """Gap-free runs of each split: time steps of one series, or whole series of several."""
     count = series[0].num_steps if len(series) == 1 else len(series)
-    bounds = np.floor(np.cumsum([0.0, *fractions]) * count + 1e-9).astype(int)
-    bounds[-1] = count
+    bounds = split_bounds(count, fractions)
     runs: dict[str, list[_Run]] = {}
     for name, low, high in zip(SPLITS, bounds[:-1], bounds[1:], strict=True):
         if len(series) == 1:

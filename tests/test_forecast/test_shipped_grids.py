@@ -60,3 +60,16 @@ def test_missing_python_package_says_what_to_install(monkeypatch):
 def test_missing_debian_package_says_what_to_install():
     with pytest.raises(MissingPackageError, match="no-such-doc-package-dance3d"):
         debian_doc_file("no-such-doc-package-dance3d", "safrica.grib2")
+
+
+def test_describe_row_reports_the_series():
+    from dance3d.forecast.readers.__main__ import describe
+    from dance3d.forecast.series import FieldSeries
+
+    values = np.zeros((20, 1, 3, 4), np.float32)
+    values[5, 0, 0, 0] = np.nan
+    times = np.datetime64("2014-02-24T00") + np.arange(20) * np.timedelta64(6, "h")
+    row = describe("demo", FieldSeries(values, ("air",), times, np.zeros(3), np.zeros(4), "demo", ("K",)))
+    assert row[:4] == ["demo", "20x1x3x4", "air", "K"]
+    assert row[5] == "6 h" and row[6] == "0.4" and row[7] == "14/3/3" and row[8] == "lat-lon"
+    assert row[9] == "1.00"  # a constant field never changes

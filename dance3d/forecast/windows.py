@@ -199,20 +199,24 @@ def _split_runs(series: list[FieldSeries], fractions: Sequence[float]) -> dict[s
 
 
 def _train_stats(series: list[FieldSeries], runs: list[_Run], source: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean/std (float32, shape (C,)) over the train part, ignoring NaN."""
+    """Per-channel mean/std (float32, shape (C,)) over the train part, ignoring NaN; one run in memory at a time."""
     if not runs:
         raise FieldDataError(f"{source}: the train split is empty; give it a larger share of split_fractions")
-    parts = [series[run.series_index].values[run.start : run.stop] for run in runs]
-    channels = parts[0].shape[1]
-    flat = np.concatenate([part.transpose(1, 0, 2, 3).reshape(channels, -1) for part in parts], axis=1)
-    valid = np.isfinite(flat)
-    if not valid.any(axis=1).all():
-        empty = [name for name, ok in zip(series[0].variables, valid.any(axis=1), strict=True) if not ok]
+    channels = series[0].values.shape[1]
+    count, total, squares = np.zeros(channels), np.zeros(channels), np.zeros(channels)
+    for run in runs:
+        part = series[run.series_index].values[run.start : run.stop].astype(np.float64)
+        valid = np.isfinite(part)
+        part = np.where(valid, part, 0.0)
+        count += valid.sum(axis=(0, 2, 3))
+        total += part.sum(axis=(0, 2, 3))
+        squares += (part * part).sum(axis=(0, 2, 3))
+    if not count.all():
+        empty = [name for name, n in zip(series[0].variables, count, strict=True) if not n]
         raise FieldDataError(f"{source}: variables {empty} have no valid value in the train split")
-    with np.errstate(invalid="ignore"):
-        mean = np.nanmean(flat.astype(np.float64), axis=1)
-        std = np.nanstd(flat.astype(np.float64), axis=1)
-    std = np.where(std > 0, std, 1.0)  # a constant channel normalises to 0 instead of dividing by 0
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
+    std = np.where(std > 1e-6 * np.maximum(np.abs(mean), 1.0), std, 1.0)  # a constant channel normalises to 0
     return mean.astype(np.float32), std.astype(np.float32)
 
 

@@ -36,7 +36,7 @@ def _named(series: FieldSeries, name: str) -> FieldSeries:
 
 
 def iris_air_temp(scenario: str = "A1B") -> FieldSeries:
-    """Met Office HadCM3 1.5 m air temperature over North America, 240 yearly steps (1860-2099) x 37 x 49."""
+    """Met Office model 1.5 m air temperature over North America, 240 annual means (1860-2099) x 37 x 49."""
     name = "iris-air-temp" if scenario == "A1B" else f"iris-air-temp-{scenario.lower()}"
     return _named(read_netcdf(_iris_file(f"{scenario}_north_america.nc"), variables=["air_temperature"]), name)
 
@@ -47,7 +47,7 @@ def iris_sst() -> FieldSeries:
 
 
 def iris_sea_ice() -> FieldSeries:
-    """HadGEM northward sea-ice velocity, 120 monthly PP files (1890-1899) x 215 x 360."""
+    """Climate-model northward sea-ice velocity, 120 monthly PP files (1890-1899) x 215 x 360."""
     folder = _iris_file("UM")
     paths = sorted(folder.glob("northward_sea_ice_velocity.*.pp"))
     if not paths:

@@ -135,3 +135,11 @@ def test_series_validation():
         FieldSeries(np.zeros((3, 1, 4, 4), np.float32), ("a",), None, np.zeros(5), None, "bad.nc")
     with pytest.raises(FieldDataError, match="no variable"):
         _series(5).select(["sst"])
+
+
+def test_default_collate_batches_samples():
+    data = WindowedFieldDataset(_series(40, variables=("t2m", "vil")), t_in=3, t_out=2, split="train")
+    batch = next(iter(torch.utils.data.DataLoader(data, batch_size=4)))
+    assert batch["inputs"].shape == (4, 3, 2, 4, 5) and batch["targets"].shape == (4, 2, 2, 4, 5)
+    assert batch["meta"]["index"].tolist() == [0, 1, 2, 3]
+    assert batch["meta"]["calm_fraction"].dtype == torch.float64

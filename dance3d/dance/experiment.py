@@ -55,6 +55,7 @@ class ComparisonSettings:
     static_distill: bool = False  # fine-tune static baselines with AAP's distillation from the dense model too
     retarget: bool = False  # re-target the trained ``dance`` model to every baseline's and curve run's MACs
     latency_clips: int = 32
+    compile_controller: bool = True  # also time DANCE with its controller torch.compile'd (slow to compile)
 
     def __post_init__(self) -> None:
         if min(self.train_clips, self.val_clips, self.test_clips, self.latency_clips) < 1:
@@ -179,7 +180,9 @@ def run_experiment(
         log(f"{label}: top-1 {result.top1:.4f}, mean MAC fraction {runs[label]['mean_mac_fraction']:.3f}")
         if label == "dance":
             dance_model = copy.deepcopy(outcome.model)  # before compact execution is set on it
-            forwards.update(dance_forwards(outcome.model, test, log=log))
+            forwards.update(
+                dance_forwards(outcome.model, test, compile_controller=comparison.compile_controller, log=log)
+            )
 
     t = time.perf_counter()
     static_teacher = teacher(dense) if comparison.static_distill else None

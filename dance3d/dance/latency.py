@@ -52,10 +52,14 @@ def compact_forward(model: DynamicModel, decisions: list[BlockDecision] | None =
     return lambda clip: model(clip, decisions=fixed)
 
 
-def dance_forwards(model: DynamicModel, clips: ClipCache, *, log=print) -> dict[str, Forward]:
-    """Compact forwards of a DANCE model (``dance``) and of a copy with its controller ``torch.compile``'d
-    (``dance_compiled_controller``, where it compiles)."""
+def dance_forwards(
+    model: DynamicModel, clips: ClipCache, *, compile_controller: bool = True, log=print
+) -> dict[str, Forward]:
+    """Compact forwards of a DANCE model (``dance``) and, with ``compile_controller``, of a copy with its controller
+    ``torch.compile``'d (``dance_compiled_controller``, where it compiles)."""
     forwards = {"dance": compact_forward(model)}
+    if not compile_controller:
+        return forwards
     compiled = copy.deepcopy(model)
     compiled.compile_controller()
     forward = compact_forward(compiled)

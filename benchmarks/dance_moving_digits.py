@@ -112,7 +112,9 @@ def print_table(experiment: Experiment) -> None:
     rows += [{"model": name, "top1": run["top1"], "mean_mac_fraction": run["mean_mac_fraction"],
               "latency_ms": run.get("compact_latency_ms_batch1", np.nan)}
              for name, run in experiment.runs.items()]  # fmt: skip
-    print(pd.DataFrame(rows).set_index("model").to_string(float_format=lambda x: f"{x:.4f}"))
+    table = pd.DataFrame(rows).set_index("model")
+    table["latency_vs_dense"] = table["latency_ms"] / experiment.dense["latency_ms_batch1"]
+    print(table.to_string(float_format=lambda x: f"{x:.4f}"))
     for name, gap in experiment.paired.items():
         print(f"{name}: {gap['top1_diff_points']:+.2f} points, {gap['only_a_correct']} vs "
               f"{gap['only_b_correct']} clips only one gets right, McNemar p = {gap['mcnemar_p']:.3f}")  # fmt: skip

@@ -4,7 +4,6 @@ from dataclasses import asdict
 
 import pytest
 import yaml
-from conftest import TINY_DATA
 
 from dance3d.cli.main import main
 from dance3d.config import to_dict
@@ -84,18 +83,19 @@ def test_the_smoke_preset_is_the_benchmarks_quick_setting():
     assert comparison.curve_targets == (0.5,) and comparison.static_targets == ("dance",)
 
 
-def test_run_config_layers_preset_data_and_overrides():
-    config = load_run_config(preset_name="quickstart", data=to_dict(TINY_DATA), overrides=["aap.epochs=5"])
-    assert config.data == TINY_DATA
+def test_run_config_layers_preset_data_and_overrides(tiny_run_config):
+    data = tiny_run_config.data
+    config = load_run_config(preset_name="quickstart", data=to_dict(data), overrides=["aap.epochs=5"])
+    assert config.data == data
     assert (config.aap.epochs, config.aap.joint_epochs, config.ava.epochs) == (5, 6, 1)
     with pytest.raises(ConfigError, match="unknown DANCE preset 'fast'; known: default, quickstart, smoke"):
-        load_run_config(preset_name="fast", data=to_dict(TINY_DATA), overrides=[])
+        load_run_config(preset_name="fast", data=to_dict(data), overrides=[])
 
 
 @pytest.mark.parametrize("removed", ["aap.settle_epochs=1", "aap.channel_logit_penalty=0.1"])
-def test_removed_aap_options_are_unknown_keys(removed):
+def test_removed_aap_options_are_unknown_keys(removed, tiny_run_config):
     with pytest.raises(ConfigError, match="unknown config key"):
-        load_run_config(data=to_dict(TINY_DATA), overrides=[removed])
+        load_run_config(data=to_dict(tiny_run_config.data), overrides=[removed])
 
 
 def test_checkpoints_that_saved_a_removed_controller_option_load_only_at_its_neutral_value():
@@ -118,16 +118,16 @@ def test_cli_preset_sets_both_stages_and_bad_presets_exit_2(trained_tiny, tmp_pa
     assert "unknown DANCE preset 'fast'" in err and "Traceback" not in err
 
 
-def test_run_dance_runs_both_stages_evaluates_and_resumes(trained_tiny, tmp_path):
+def test_run_dance_runs_both_stages_evaluates_and_resumes(trained_tiny, tiny_run_config, tmp_path):
     config = DanceRunConfig(
-        data=TINY_DATA,
+        data=tiny_run_config.data,
         ava=AvaSettings(epochs=1, batch_size=8, num_train_clips=16, measure_clips=8, progress=False),
         aap=AapSettings(epochs=1, joint_epochs=0, batch_size=8, num_train_clips=16, measure_clips=8, progress=False),
         dynamic=DynamicConfig(channel_multiple=4),
     )
     run = run_dance(config, trained_tiny, tmp_path)
     assert run.ava_checkpoint == tmp_path / "ava" / "model.pt" and run.aap_checkpoint.is_file()
-    assert run.test["num_clips"] == TINY_DATA.num_test
+    assert run.test["num_clips"] == tiny_run_config.data.num_test
     assert all(0 < r["mac_fraction"] <= 1.05 for r in run.test["records"])
     stamps = [p.stat().st_mtime_ns for p in (run.ava_checkpoint, run.aap_checkpoint)]
     again = run_dance(config, trained_tiny, tmp_path)  # every stage finished: reused, not rerun

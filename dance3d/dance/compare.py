@@ -95,7 +95,7 @@ def static_baseline(
     mac_fraction: float,
     kind: StaticKind,
     *,
-    shape,
+    shape: tuple[int, int, int],
     classes: tuple[str, ...],
     aap: AapSettings,
     lr: float,

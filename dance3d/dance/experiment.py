@@ -124,7 +124,10 @@ def run_experiment(
     progress_path: Path | None = None,
 ) -> Experiment:
     """Every run of the comparison (module docstring); ``progress_path`` gets each finished AAP run as it lands.
-    Seeds come from ``config.ava.seed`` and ``config.aap.seed``."""
+
+    Batches follow ``config.ava.seed`` / ``config.aap.seed`` and each AAP run seeds its controller; the global
+    torch RNG, which draws nothing the results depend on, is the caller's (the benchmark seeds it first).
+    """
     comparison, aap = config.comparison, config.aap
     timings: dict[str, float] = {}
     started_all = time.perf_counter()

@@ -37,6 +37,8 @@ from dance3d.errors import ConfigError
 from dance3d.evaluation import evaluate
 from dance3d.training.checkpoint import load_model, save_checkpoint
 
+ClipShape = tuple[int, int, int]  # frames, height, width
+
 
 @dataclass(frozen=True)
 class DanceSettings:
@@ -86,7 +88,7 @@ def load_run_config(
 
 
 def ava_stage(
-    dense: torch.nn.Module, train: ClipCache, val: ClipCache, settings: AvaSettings, *, shape, log=print
+    dense: torch.nn.Module, train: ClipCache, val: ClipCache, settings: AvaSettings, *, shape: ClipShape, log=print
 ) -> tuple[torch.nn.Module, AvaResult, DynamicModel]:
     """AVA on a copy of ``dense`` (clips of ``shape`` (T, H, W)): the amplified dense model, the stage's
     measurements on ``val`` and the dynamic model it was trained as."""
@@ -109,7 +111,7 @@ def aap_stage(
     train: ClipCache,
     settings: AapSettings,
     *,
-    shape,
+    shape: ClipShape,
     dynamic: DynamicConfig,
     teacher: torch.Tensor | None = None,
     log=print,
@@ -128,7 +130,7 @@ def aap_stage(
     return AapOutcome(model, history, time.perf_counter() - started)
 
 
-def dense_teacher(backbone: torch.nn.Module, train: ClipCache, *, shape) -> torch.Tensor:
+def dense_teacher(backbone: torch.nn.Module, train: ClipCache, *, shape: ClipShape) -> torch.Tensor:
     """The logits of ``backbone`` (every unit kept) on the train clips, AAP's distillation target."""
     return teacher_logits(convert_model(copy.deepcopy(backbone), clip_shape=shape), train)
 

@@ -20,12 +20,9 @@ that keeps frames moving about as much as the clip's moving frames and drops fra
 them (tiles: prefers tiles with more activity and motion than the clip's mean), so an untrained
 controller already skips the frames of a pause.
 
-Channel biases start at ``init_logit``. With ``channel_bias_spread`` > 0 they start spread by a
-ranking of the gate's channels (``channel_priors``, e.g. their filter norms): from ``init_logit``
-for the first, down in steps of ``channel_bias_spread / n``. Spread, a shift of all biases drops
-channels one at a time, least important first. With equal starts (the default) every channel
-crosses zero at about the same Adam step (Adam moves each bias at about the learning rate,
-whatever the size of its gradient), so a gate's kept count tends to jump between levels.
+Channel biases start at ``init_logit``, all equal: every channel crosses zero at about the same
+Adam step (Adam moves each bias at about the learning rate, whatever the size of its gradient), so
+a gate's kept count tends to jump between levels.
 """
 
 from __future__ import annotations
@@ -75,14 +72,6 @@ def _upper_quartile(values: torch.Tensor) -> torch.Tensor:
     return values.kthvalue(rank, dim=1, keepdim=True).values
 
 
-def _descending_rank_fraction(scores: torch.Tensor) -> torch.Tensor:
-    """Per score: its rank from the largest, divided by the count (0, 1/n, ..., (n-1)/n); ties: lower index first."""
-    order = scores.argsort(descending=True, stable=True)
-    fraction = torch.empty(len(scores))
-    fraction[order] = torch.arange(len(scores), dtype=torch.float32) / len(scores)
-    return fraction
-
-
 def _stacked_linear(layers: list[nn.Linear], x: torch.Tensor) -> torch.Tensor:
     """The outputs of several linear layers on the same input, concatenated along the last dim, as one matmul."""
     weight = torch.cat([layer.weight for layer in layers])
@@ -109,8 +98,7 @@ class StemController(nn.Module):
     """Lightweight controller; ``gates`` fixes its output sizes, ``stem_channels`` its input.
 
     ``temporal_edge``: frames at each end of the stem output distorted by temporal zero padding
-    (see :meth:`maps`). ``channel_priors``: per gate, a score per channel (larger: dropped later)
-    that orders the channels' starting biases when ``channel_bias_spread`` > 0; None: index order.
+    (see :meth:`maps`).
     """
 
     def __init__(
@@ -121,10 +109,7 @@ class StemController(nn.Module):
         hidden: int = 64,
         init_logit: float = 3.0,
         prior_weight: float = 3.0,
-        channel_bias_spread: float = 0.0,
-        channel_context_shift: bool = False,
         temporal_edge: int = 0,
-        channel_priors: list[torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
         self.temporal_edge = temporal_edge
@@ -137,19 +122,10 @@ class StemController(nn.Module):
         self.frame_bias = nn.ModuleList(nn.Linear(hidden, 1) for _ in gates)
         self.tile_bias = nn.ModuleList(nn.Linear(hidden, 1) for _ in gates)
         self.channel_heads = nn.ModuleList(nn.Linear(hidden, g.num_channels) for g in gates)
-        self.channel_shift = nn.ModuleList(nn.Linear(hidden, 1) for _ in gates) if channel_context_shift else None
         for head in [*self.frame_bias, *self.tile_bias, *self.channel_heads]:
             nn.init.normal_(head.weight, std=0.01)
             nn.init.constant_(head.bias, init_logit)
-        for head in self.channel_shift or []:  # starts near 0: the channel biases alone set the start
-            nn.init.normal_(head.weight, std=0.01)
-            nn.init.zeros_(head.bias)
-        if channel_priors is not None and [len(p) for p in channel_priors] != [g.num_channels for g in gates]:
-            raise ValueError("channel_priors needs one score per channel of each gate")
         with torch.no_grad():  # prior: prefer frames/tiles with more motion and activity than the clip's mean
-            for i, head in enumerate(self.channel_heads):
-                scores = channel_priors[i] if channel_priors is not None else -torch.arange(head.out_features)
-                head.bias.sub_(channel_bias_spread * _descending_rank_fraction(scores))
             for head in self.frame_weights:
                 head.weight.copy_(torch.tensor([[0.0, 0.0, 0.0, prior_weight]]))
                 head.bias.zero_()
@@ -204,12 +180,9 @@ class StemController(nn.Module):
         per_frame = torch.stack([frame_level, frame_level_rel, motion, motion_rel], dim=1)  # (B, F, T)
         level_map, diff_map = level.mean(dim=1), diff.mean(dim=1)  # (B, H, W)
         n = len(self.gates)
-        shift = list(self.channel_shift or [])
-        heads = _stacked_linear([*self.frame_bias, *self.tile_bias, *shift, *self.channel_heads], context)
-        sizes = [n, n, len(shift), *(g.num_channels for g in self.gates)]
-        frame_bias, tile_bias, channel_shift, *channels = heads.split(sizes, dim=1)
-        if shift:  # one context bias per gate, added to all of its channel logits
-            channels = [logits + channel_shift[:, i : i + 1] for i, logits in enumerate(channels)]
+        heads = _stacked_linear([*self.frame_bias, *self.tile_bias, *self.channel_heads], context)
+        sizes = [n, n, *(g.num_channels for g in self.gates)]
+        frame_bias, tile_bias, *channels = heads.split(sizes, dim=1)
         frames: list[torch.Tensor | None] = [None] * n
         tiles: list[torch.Tensor | None] = [None] * n
         for length, members in _groups([g.num_frames for g in self.gates]).items():  # one matmul per geometry

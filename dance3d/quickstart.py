@@ -27,8 +27,9 @@ import torch
 
 from dance3d.checkpoint import load_checkpoint, load_network
 from dance3d.config import save_config
-from dance3d.dance.aap import AapRunConfig, AapSettings, run_aap
-from dance3d.dance.ava import AvaRunConfig, AvaSettings, run_ava
+from dance3d.dance.aap import AapSettings
+from dance3d.dance.ava import AvaSettings
+from dance3d.dance.pipeline import PRESETS, DanceRunConfig, run_dance
 from dance3d.dance.plots import plot_adaptivity, plot_tradeoff
 from dance3d.data.registry import DataConfig, build_dataset
 from dance3d.dynamic.budget import retarget_checkpoint
@@ -54,8 +55,6 @@ from studies.deploy import most_accurate
 
 QUICK_DATA = DataConfig(num_frames=16, height=32, width=32, num_train=1200, num_val=200, num_test=400)
 QUICK_TRAIN = TrainConfig(model="tiny", epochs=5, batch_size=16, lr=3e-3, num_workers=0)
-QUICK_AVA = AvaSettings(epochs=1, measure_clips=128)
-QUICK_AAP = AapSettings(epochs=2, joint_epochs=6, joint_lr=5e-4, target_mac_fraction=0.4, measure_clips=128)
 QUICK_LATENCY = LatencyRuntime(threads=1, warmup=2, repeats=5, rounds=2)  # 1 thread: steady on a busy machine
 QUICK_MDP = MdpSettings(target_latency="0.6", importance_batches=4, refine_rounds=2, progress=False)
 QUICK_MDP_FINETUNE = TrainConfig(model="tiny", epochs=1, batch_size=16, lr=1e-3, warmup_steps=10, num_workers=0)
@@ -73,8 +72,8 @@ class QuickstartConfig:
     """Every stage's settings; override any with ``--set run.train.epochs=2``, ``aap.target_mac_fraction=0.5``..."""
 
     run: RunConfig = field(default_factory=lambda: RunConfig(data=QUICK_DATA, train=QUICK_TRAIN))
-    ava: AvaSettings = QUICK_AVA
-    aap: AapSettings = QUICK_AAP
+    ava: AvaSettings = PRESETS["quickstart"].ava
+    aap: AapSettings = PRESETS["quickstart"].aap
     latency: LatencyRuntime = QUICK_LATENCY  # how the MDP latency table and models are timed
     mdp: MdpSettings = QUICK_MDP
     mdp_finetune: TrainConfig = QUICK_MDP_FINETUNE
@@ -318,9 +317,8 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
         figures=[plot_per_class(dense["per_class_accuracy"], out_dir / "per_class.png")],
     )
 
-    ava_ckpt = out_dir / "ava" / "model.pt"
-    if not ava_ckpt.is_file():
-        run_ava(AvaRunConfig(data=data, ava=config.ava), dense_ckpt, ava_ckpt.parent)
+    dance = run_dance(DanceRunConfig(data=data, ava=config.ava, aap=config.aap), dense_ckpt, out_dir)
+    ava_ckpt, aap_ckpt, dynamic = dance.ava_checkpoint, dance.aap_checkpoint, dance.test
     ava = load_checkpoint(ava_ckpt)["ava"]
     cv = pd.DataFrame({"before": ava["cv_mean_before"], "after": ava["cv_mean_after"]})
     report.add(
@@ -332,10 +330,6 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
         figures=[ava_ckpt.parent / "ava_variability.png"],
     )
 
-    aap_ckpt = out_dir / "aap" / "model.pt"
-    if not aap_ckpt.is_file():
-        run_aap(AapRunConfig(data=data, aap=config.aap), ava_ckpt, aap_ckpt.parent)
-    dynamic = _evaluated(aap_ckpt, test_set, out_dir / "dance_eval.json")
     fractions = _mac_fractions(dynamic)
     redundancy = np.array([r["redundancy"] for r in dynamic["records"]])
     rho = redundancy_spearman(redundancy, fractions)

@@ -29,7 +29,9 @@ def tiny_quickstart(run) -> QuickstartConfig:
     return QuickstartConfig(
         run=replace(run, train=replace(run.train, epochs=1)),
         ava=AvaSettings(epochs=1, batch_size=8, measure_clips=16, progress=False),
-        aap=AapSettings(epochs=1, batch_size=8, target_mac_fraction=0.5, measure_clips=16, progress=False),
+        aap=AapSettings(
+            epochs=1, joint_epochs=0, batch_size=8, target_mac_fraction=0.5, measure_clips=16, progress=False
+        ),
         latency=LatencyRuntime(warmup=1, repeats=2, rounds=1),
         mdp=MdpSettings(target_latency="0.6", importance_batches=1, refine_rounds=1, progress=False),
         mdp_finetune=replace(run.train, epochs=1),
@@ -57,7 +59,9 @@ def test_quickstart_writes_every_section_with_figures_and_resumes(tmp_path, tiny
     for figure in figures:
         assert (out / figure).stat().st_size > 5_000, figure  # a real plot, not an empty canvas
     assert "mean MAC fraction" in text and "complete trials" in text
-    evals = [json.loads((out / f"{name}_eval.json").read_text())["records"] for name in ("dance", "dense")]
+    evals = [
+        json.loads(path.read_text())["records"] for path in (out / "aap" / "test_eval.json", out / "dense_eval.json")
+    ]
     paired = paired_accuracy(*evals)
     assert f"DANCE {paired['only_a_correct']}, dense {paired['only_b_correct']} (McNemar" in text
     latency = pd.read_csv(out / "latency.csv").set_index("execution")

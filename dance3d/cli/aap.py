@@ -17,14 +17,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lr", type=float)
     parser.add_argument("--target-mac-fraction", type=float, help="aap.target_mac_fraction")
     parser.add_argument("--mac-penalty", type=float, help="aap.mac_penalty")
+    parser.add_argument(
+        "--preset", default="default", help="DANCE settings: default, quickstart or smoke (dance3d.dance.pipeline)"
+    )
     add_config_args(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from dance3d.checkpoint import load_checkpoint
-    from dance3d.config import load_config
-    from dance3d.dance.aap import AapRunConfig, run_aap
+    from dance3d.dance.pipeline import load_run_config, run_aap
 
     checkpoint = load_checkpoint(args.checkpoint)
     flags = {
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         "mac_penalty": args.mac_penalty,
     }
     overrides = [f"aap.{k}={v}" for k, v in flags.items() if v is not None] + args.overrides
-    config = load_config(AapRunConfig, path=args.config, overrides=overrides, base={"data": checkpoint["data"]})
+    config = load_run_config(preset_name=args.preset, data=checkpoint["data"], path=args.config, overrides=overrides)
     result = run_aap(config, args.checkpoint, args.out)
     print(
         f"saved {result.checkpoint_path} (val top-1 {result.val_top1:.4f}, "

@@ -16,23 +16,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--lr", type=float)
     parser.add_argument("--weight", type=float, help="variability weight lambda (ava.variability_weight)")
+    parser.add_argument(
+        "--preset", default="default", help="DANCE settings: default, quickstart or smoke (dance3d.dance.pipeline)"
+    )
     add_config_args(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from dance3d.checkpoint import load_checkpoint
-    from dance3d.config import load_config
-    from dance3d.dance.ava import AvaRunConfig, run_ava
+    from dance3d.dance.pipeline import load_run_config, run_ava
 
     checkpoint = load_checkpoint(args.checkpoint)
     flags = {"epochs": args.epochs, "lr": args.lr, "variability_weight": args.weight}
     overrides = [f"ava.{k}={v}" for k, v in flags.items() if v is not None] + args.overrides
-    config = load_config(AvaRunConfig, path=args.config, overrides=overrides, base={"data": checkpoint["data"]})
-    result = run_ava(config, args.checkpoint, args.out)
-    summary = result.summary()
+    config = load_run_config(preset_name=args.preset, data=checkpoint["data"], path=args.config, overrides=overrides)
+    run = run_ava(config, args.checkpoint, args.out)
+    summary = run.result.summary()
     print(
-        f"saved {result.checkpoint_path} (val top-1 {summary['top1_before']:.4f} -> {summary['top1_after']:.4f}; "
+        f"saved {run.checkpoint_path} (val top-1 {summary['top1_before']:.4f} -> {summary['top1_after']:.4f}; "
         f"mean CV {_mean(summary['cv_mean_before']):.3f} -> {_mean(summary['cv_mean_after']):.3f})"
     )
     return 0

@@ -4,14 +4,14 @@ Loss = cross-entropy - ``variability_weight`` x mean over kinds of the (capped) 
 variation of the per-unit statistics that AAP's decisions act on (channel / frame / tile mean
 |activation| of each gated block's inner activation), across clips and within a clip. The CV is
 scale-free, so it cannot be inflated by scaling weights or BN gammas; each term saturates at
-``cv_cap`` so amplification cannot run away from accuracy.
+``cv_cap`` so amplification cannot run away from accuracy. The file-level stage (checkpoint in,
+checkpoint out) is :func:`dance3d.dance.pipeline.run_ava`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,21 +19,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from dance3d.checkpoint import Checkpoint, save_checkpoint
-from dance3d.config import to_dict
-from dance3d.dance.common import (
-    accuracy,
-    batches,
-    clip_shape,
-    start_stage,
-    write_jsonl,
-)
-from dance3d.dance.data import ClipCache, cached_split
-from dance3d.dance.plots import plot_variability
+from dance3d.dance.common import accuracy, batches
+from dance3d.dance.data import ClipCache
 from dance3d.dance.variability import cv_across_clips, cv_within_clip, unit_statistics, variability_terms
-from dance3d.data.registry import DataConfig
-from dance3d.dynamic import DynamicConfig, DynamicModel, convert_model
-from dance3d.dynamic.checkpoint import dense_state_dict
+from dance3d.dynamic import DynamicConfig, DynamicModel
 
 
 @dataclass(frozen=True)
@@ -58,15 +47,10 @@ class AvaSettings:
             raise ValueError("need lr > 0, variability_weight >= 0, cv_cap > 0")
 
 
-@dataclass(frozen=True)
-class AvaRunConfig:
-    data: DataConfig = field(default_factory=DataConfig)
-    ava: AvaSettings = field(default_factory=AvaSettings)
-
-
 @dataclass
 class AvaResult:
-    checkpoint_path: Path
+    """One AVA fine-tune: its epoch rows, and the variability and top-1 (all units kept) before and after."""
+
     history: list[dict[str, Any]]
     variability_before: dict[str, np.ndarray]
     variability_after: dict[str, np.ndarray]
@@ -154,25 +138,9 @@ def train_ava(model: DynamicModel, train: ClipCache, settings: AvaSettings, *, l
     return history
 
 
-def run_ava(config: AvaRunConfig, checkpoint_path: str | Path, out_dir: str | Path) -> AvaResult:
-    """Load a dense checkpoint, measure, fine-tune with AVA, measure again, save a dense checkpoint."""
-    settings = config.ava
-    checkpoint, dense, out_dir, classes = start_stage(
-        config, checkpoint_path, out_dir, threads=settings.threads, seed=settings.seed
-    )
-    model = convert_model(dense, clip_shape=clip_shape(config.data), config=DynamicConfig(tile_size=settings.tile_size))
-    train = cached_split(config.data, "train", classes=classes, limit=settings.num_train_clips)
-    val = cached_split(config.data, "val", classes=classes, limit=settings.measure_clips)
+def amplify(model: DynamicModel, train: ClipCache, val: ClipCache, settings: AvaSettings, *, log=print) -> AvaResult:
+    """Stage 1 in memory: measure ``model`` on ``val``, fine-tune its backbone on ``train``, measure again."""
     before, top1_before = measure_variability(model, val), accuracy(model, val, keep_all=True)
-    history = train_ava(model, train, settings, log=tqdm.write)
+    history = train_ava(model, train, settings, log=log)
     after, top1_after = measure_variability(model, val), accuracy(model, val, keep_all=True)
-    result = AvaResult(out_dir / "model.pt", history, before, after, top1_before, top1_after)
-    ava = {"settings": to_dict(settings), **result.summary()}
-    record = Checkpoint.create(  # the input's kind: AVA fine-tunes the same network
-        checkpoint.kind, checkpoint.model, dense_state_dict(model),
-        data=config.data, classes=classes, config=config, history=history, ava=ava,
-    )  # fmt: skip
-    save_checkpoint(record, result.checkpoint_path)
-    write_jsonl(out_dir / "metrics.jsonl", history)
-    plot_variability(before, after, out_dir / "ava_variability.png")
-    return result
+    return AvaResult(history, before, after, top1_before, top1_after)

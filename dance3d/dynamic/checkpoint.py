@@ -39,6 +39,18 @@ def applied_knobs(model: DynamicModel) -> dict[str, float]:
     return {name: value for name, value in current_knobs(model).items() if value != 0.0}
 
 
+REMOVED_OPTIONS: dict[str, Any] = {"channel_bias_spread": 0.0, "channel_context_shift": False}
+"""Controller options that no longer exist, with their neutral values: a checkpoint that saved them so still loads."""
+
+
+def saved_dynamic_config(saved: dict[str, Any]) -> DynamicConfig:
+    """The dynamic config of a checkpoint's spec; one trained with a removed option on is refused by name."""
+    used = [name for name, neutral in REMOVED_OPTIONS.items() if saved.get(name, neutral) != neutral]
+    if used:
+        raise CheckpointError(f"the checkpoint was trained with {', '.join(used)}, an option this version removed")
+    return from_dict(DynamicConfig, {k: v for k, v in saved.items() if k not in REMOVED_OPTIONS})
+
+
 KNOB_RECORDS = ("study_trial", "budget")
 """Checkpoint entries saying where its knobs came from (``study deploy``, ``budget``): only the latest is kept."""
 
@@ -67,7 +79,7 @@ def build_dynamic_model(checkpoint: Checkpoint) -> DynamicModel:
     """Rebuild in ``simulate`` mode."""
     spec = checkpoint.model
     dense = build_network(spec["backbone"], backbone_kind(spec))
-    model = convert_model(dense, clip_shape=tuple(spec["clip_shape"]), config=from_dict(DynamicConfig, spec["dynamic"]))
+    model = convert_model(dense, clip_shape=tuple(spec["clip_shape"]), config=saved_dynamic_config(spec["dynamic"]))
     model.load_state_dict(checkpoint.state_dict)
     try:
         apply_knobs(model, spec.get("knobs", {}))  # checkpoints written before knobs were saved have none

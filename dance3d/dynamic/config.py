@@ -13,12 +13,6 @@ class DynamicConfig:
     rounded up to ``channel_multiple`` (16 for CPU/oneDNN, 8 for GPU), so compact execution sees
     a few shapes. Tiles are at least ``tile_size`` x ``tile_size`` block-output positions (the
     whole map when it is smaller).
-
-    ``channel_bias_spread``: the controller's channel biases start spread over this many logits,
-    ranked by filter norm (0: every channel starts at ``init_logit``); see
-    :class:`controllers.StemController`. ``channel_context_shift``: the controller also adds one
-    value per gate, a linear map of its context, to all of that gate's channel logits (as frames
-    and tiles get one), so a clip can move its kept channel count up or down as a whole.
     """
 
     frame_keep_fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
@@ -29,8 +23,6 @@ class DynamicConfig:
     controller_hidden: int = 64
     init_logit: float = 3.0
     prior_weight: float = 3.0
-    channel_bias_spread: float = 0.0
-    channel_context_shift: bool = False
     ste_temperature: float = 1.0
 
     def __post_init__(self) -> None:
@@ -42,5 +34,3 @@ class DynamicConfig:
             raise ValueError("channel_multiple and tile_size must be >= 1")
         if self.controller_hidden < 1 or not self.ste_temperature > 0:
             raise ValueError("controller_hidden must be >= 1 and ste_temperature > 0")
-        if not self.channel_bias_spread >= 0:
-            raise ValueError(f"channel_bias_spread must be >= 0, got {self.channel_bias_spread}")

@@ -219,10 +219,7 @@ class DynamicModel(nn.Module):
             hidden=config.controller_hidden,
             init_logit=config.init_logit,
             prior_weight=config.prior_weight,
-            channel_bias_spread=config.channel_bias_spread,
-            channel_context_shift=config.channel_context_shift,
             temporal_edge=stem_temporal_padding(stem),
-            channel_priors=self.channel_filter_norms(),
         )
         self.controller_macs_per_clip = self.controller.macs_per_clip(self.stem_shape)  # the clip shape is fixed
         self.register_buffer("logit_offsets", torch.zeros(len(self.gate_specs), 3), persistent=False)

@@ -79,6 +79,8 @@ def test_cli_ava_aap_eval_end_to_end(tmp_path, dense_checkpoint, capsys):
                 "--set",
                 "aap.progress=false",
                 "--set",
+                "aap.joint_epochs=0",
+                "--set",
                 "dynamic.channel_multiple=4",
                 *SHRINK,
             ]
@@ -103,7 +105,8 @@ def test_cli_ava_aap_eval_end_to_end(tmp_path, dense_checkpoint, capsys):
 
 def test_cli_aap_rejects_a_dynamic_checkpoint_as_input(tmp_path, dense_checkpoint, capsys):
     out = tmp_path / "aap"
-    args = ["--set", "aap.progress=false", "--set", "dynamic.channel_multiple=4", *SHRINK]
+    args = ["--set", "aap.progress=false", "--set", "aap.joint_epochs=0", "--set", "dynamic.channel_multiple=4"]
+    args += SHRINK
     assert main(["aap", "--checkpoint", str(dense_checkpoint), "--out", str(out), "--epochs", "1", *args]) == 0
     assert main(["aap", "--checkpoint", str(out / "model.pt"), "--out", str(tmp_path / "x"), *args]) == 2
     assert "expected a dense one" in capsys.readouterr().err

@@ -73,7 +73,7 @@ def test_cli_ava_aap_eval_on_a_pruned_checkpoint(tmp_path, pruned_checkpoint, ca
     }
     assert main(["aap", "--checkpoint", str(ava_out / "model.pt"), "--out", str(aap_out), *common,
                  "--set", "aap.batch_size=8", "--set", "aap.progress=false",
-                 "--set", "dynamic.channel_multiple=2"]) == 0  # fmt: skip
+                 "--set", "aap.joint_epochs=0", "--set", "dynamic.channel_multiple=2"]) == 0  # fmt: skip
     loaded = load_model(aap_out / "model.pt")
     assert loaded.kind == "dynamic" and isinstance(loaded.model, DynamicModel)
     assert loaded.model.block_names == ["blocks.0", "blocks.3"]
@@ -93,5 +93,6 @@ def test_cli_ava_aap_eval_on_a_pruned_checkpoint(tmp_path, pruned_checkpoint, ca
         assert "dense" in capsys.readouterr().err
     # AAP straight from the pruned checkpoint too
     assert main(["aap", "--checkpoint", str(path), "--out", str(tmp_path / "aap2"), *common,
-                 "--set", "aap.batch_size=8", "--set", "aap.progress=false"]) == 0  # fmt: skip
+                 "--set", "aap.batch_size=8", "--set", "aap.progress=false",
+                 "--set", "aap.joint_epochs=0"]) == 0  # fmt: skip
     assert load_model(tmp_path / "aap2" / "model.pt").model.block_names == ["blocks.0", "blocks.3"]

@@ -8,14 +8,16 @@ by wall-clock epoch seconds: record the run's [start, end] with ``time.time()`` 
 from __future__ import annotations
 
 import csv
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from profiling.integrate import window_energy_j
+from profiling.meters.integrate import window_energy_j
 from profiling.meters.jetson import total_power_w
 
 _SUFFIX = "_mW"
+MIN_LOG_SAMPLES = 10  # a window holding fewer samples is refused: it would measure the interpolation
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,16 @@ class RailLog:
         ]
 
     def energy_j(self, start_epoch_s: float, end_epoch_s: float, *, rails: Sequence[str] | None = None) -> float:
-        """Energy between two wall-clock instants (must lie inside the logged span)."""
-        return window_energy_j(self.epoch_s, self.power_w(rails), start_epoch_s, end_epoch_s)
+        """Energy between two wall-clock instants (inside the logged span, holding >= MIN_LOG_SAMPLES samples)."""
+        energy_j = window_energy_j(self.epoch_s, self.power_w(rails), start_epoch_s, end_epoch_s)
+        inside = bisect_right(self.epoch_s, end_epoch_s) - bisect_left(self.epoch_s, start_epoch_s)
+        if inside < MIN_LOG_SAMPLES:
+            raise ValueError(
+                f"the window [{start_epoch_s:.3f}, {end_epoch_s:.3f}] ({end_epoch_s - start_epoch_s:.3f} s) holds "
+                f"{inside} rail-log samples, fewer than {MIN_LOG_SAMPLES}: energy would be interpolated between "
+                "samples, not measured. Loop the work for longer (at least 20 logger intervals)"
+            )
+        return energy_j
 
 
 def _parse_row(row: list[str], width: int) -> list[float] | None:

@@ -114,20 +114,23 @@ def write_log(path: Path, header: str, rows: list[str]) -> Path:
 
 
 def test_alignment_interpolates_at_the_run_edges(tmp_path: Path) -> None:
-    log = load_rail_log(
-        write_log(
-            tmp_path / "r.csv",
-            "epoch_s,VDD_IN_mW,VDD_SOC_mW",
-            ["100.0,1000,10", "101.0,3000,10", "102.0,3000,10", "103.0,1000,10"],
-        )
-    )
-    # P(100.5) = 2 W, P(102.5) = 2 W: 0.5*(2+3)/2 + 3 + 0.5*(3+2)/2
-    assert log.energy_j(100.5, 102.5) == pytest.approx(5.5)
-    assert log.energy_j(100.0, 103.0) == pytest.approx(2 + 3 + 2)
+    times = [100.0 + 0.25 * i for i in range(13)]  # 100.0 .. 103.0
+    rows = [f"{t},{1000 + 1000 * (t - 100):.1f},10" for t in times]  # VDD_IN ramps 1 W -> 4 W
+    log = load_rail_log(write_log(tmp_path / "r.csv", "epoch_s,VDD_IN_mW,VDD_SOC_mW", rows))
+    # integral of 1 + (t - 100) W over [100.1, 102.6]: 2.5 + (2.6^2 - 0.1^2) / 2 (exact for a ramp)
+    assert log.energy_j(100.1, 102.6) == pytest.approx(5.875)
     with pytest.raises(ValueError, match="not covered"):
-        log.energy_j(99.0, 101.0)
+        log.energy_j(99.0, 102.0)
     with pytest.raises(KeyError, match="GPU"):
-        log.energy_j(100.0, 101.0, rails=["GPU"])
+        log.energy_j(100.0, 103.0, rails=["GPU"])
+
+
+def test_a_window_shorter_than_ten_samples_is_refused(tmp_path: Path) -> None:
+    rows = [f"{100 + 0.05 * i:.2f},5000" for i in range(100)]  # the logger's default 50 ms
+    log = load_rail_log(write_log(tmp_path / "r.csv", "epoch_s,VDD_IN_mW", rows))
+    with pytest.raises(ValueError, match="holds 0 rail-log samples, fewer than 10"):
+        log.energy_j(101.01, 101.04)  # a 30 ms run: ~3 calls of a 10 ms model
+    assert log.energy_j(101.0, 102.0) == pytest.approx(5.0)
 
 
 def test_loader_sums_rails_without_an_input_rail_and_drops_a_torn_line(tmp_path: Path) -> None:
@@ -136,7 +139,7 @@ def test_loader_sums_rails_without_an_input_rail_and_drops_a_torn_line(tmp_path:
         handle.write("3.5,20")  # the logger was killed mid-line
     log = load_rail_log(path)
     assert log.epoch_s == [1.0, 3.0]
-    assert log.energy_j(1.0, 3.0) == pytest.approx(6.0)
+    assert log.power_w() == [pytest.approx(3.0), pytest.approx(3.0)]
 
 
 def test_loader_rejects_foreign_or_broken_files(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 from profiling.meters.base import EnergyMeter, MeterError, _Measured
@@ -108,3 +110,88 @@ class ScriptedMeter(EnergyMeter):
 
     def close(self) -> None:
         self.closed = True
+
+
+class FakeJtop:
+    """A jetson-stats 4.2 ``jtop`` client and its service, in real time.
+
+    The service publishes every ``server_interval`` s (the interval of the service's first client,
+    which may differ from the one this client asked for; ``jetson.interval`` reports the real one).
+    ``ok()`` blocks until the next publication and returns False, without raising, when none comes
+    within three intervals, as jtop does. ``power`` is built as jtop builds it: INA3221 channels have
+    ``type`` "I2C", power-supply entries ``type`` "SYSTEM" (the ``ucsi-source-psy-`` prefix dropped);
+    an input rail (``VDD_IN``/``POM_5V_IN``) is moved to ``tot`` with its name, otherwise ``tot``
+    sums every entry, power supplies included. ``stall()``/``resume()`` stop and restart publishing.
+    """
+
+    def __init__(
+        self,
+        rails_mw: dict[str, int],
+        *,
+        interval: float,
+        server_interval: float | None = None,
+        supplies_mw: dict[str, int] | None = None,
+    ) -> None:
+        self.rails_mw = dict(rails_mw)  # tests change it while the service runs
+        self.supplies_mw = dict(supplies_mw or {})
+        self.requested_interval = interval
+        self.interval = server_interval if server_interval is not None else interval
+        self._trigger = threading.Event()
+        self._published = threading.Event()
+        self._running = threading.Event()
+        self._stalled = threading.Event()
+        self._power: dict = {}
+        self._thread: threading.Thread | None = None
+        self.exited = False
+
+    def _entry(self, mw: int, kind: str) -> dict:
+        return {"type": kind, "volt": 5000, "curr": mw // 5, "power": mw, "avg": 123_456, "warn": 32760, "unit": "m"}
+
+    def _publish(self) -> None:
+        rail = {name: self._entry(mw, "I2C") for name, mw in self.rails_mw.items()}
+        rail.update({name: self._entry(mw, "SYSTEM") for name, mw in self.supplies_mw.items()})
+        total_name = next((n for n in rail if n in ("POM_5V_IN", "VDD_IN")), "")
+        if total_name:
+            total = dict(rail.pop(total_name), name=total_name)
+        else:
+            total = {"power": sum(e["power"] for e in rail.values()), "avg": 0, "unit": "m"}
+        self._power = {"rail": rail, "tot": total}
+        self._published.set()
+        self._trigger.set()
+
+    def _service(self) -> None:
+        while self._running.is_set():
+            if not self._stalled.is_set():
+                self._publish()
+            time.sleep(self.interval)
+
+    def __enter__(self) -> FakeJtop:
+        self._running.set()
+        self._thread = threading.Thread(target=self._service, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._running.clear()
+        self.exited = True
+
+    def ok(self) -> bool:
+        if not self._trigger.wait(self.interval * 3):
+            return False
+        self._trigger.clear()
+        return True
+
+    @property
+    def power(self) -> dict:
+        return self._power
+
+    def wait_publication(self) -> None:
+        """Return just after the service's next publication."""
+        self._published.clear()
+        assert self._published.wait(10.0)
+
+    def stall(self) -> None:
+        self._stalled.set()
+
+    def resume(self) -> None:
+        self._stalled.clear()

@@ -25,6 +25,15 @@ def test_import_is_cheap_and_touches_no_torch_or_matplotlib() -> None:
     assert done.stdout.strip() == "[]"
 
 
+def test_meters_import_nothing_from_the_profiling_package_above_them() -> None:
+    code = (
+        "import sys, profiling.meters; "
+        "print(sorted(m for m in sys.modules if m.startswith('profiling.') and not m.startswith('profiling.meters')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"  # no profiling <-> profiling.meters import cycle
+
+
 def test_every_public_name_resolves() -> None:
     for name in profiling.__all__:
         assert getattr(profiling, name) is not None, name

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from profiling.conditions import collect_conditions
 from profiling.energy import NOT_REQUESTED, EnergyResult, measure_or_estimate, no_energy, resolve_meter
 from profiling.env import device_name
 from profiling.inputs import to_device
@@ -116,7 +117,9 @@ def _row(
     counts: MacCount,
     latency: LatencyStats,
     energy: EnergyResult,
+    conditions: Mapping[str, Any],
 ) -> dict[str, Any]:
+    """One table row; ``conditions`` (power mode, clocks, governor, sensor averaging) go in as columns."""
     clips = point.batch_size
     return {
         "variant": point.variant,
@@ -152,6 +155,7 @@ def _row(
         "window_end_epoch_s": energy.window_end_epoch_s,
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "torch_version": torch.__version__,
+        **conditions,
     }
 
 
@@ -299,6 +303,7 @@ def _run_points(
         for variant in dict.fromkeys(p.variant for p in todo):
             model = variants[variant]().to(dev)
             params = count_params(model)
+            conditions = collect_conditions(str(dev))  # re-read per variant: clocks and modes can change
             runners: dict[str, Callable[..., Any]] = {}
             for (group_variant, mode, batch_size), points in groups.items():
                 if group_variant != variant:
@@ -321,6 +326,7 @@ def _run_points(
                         counts=counts,
                         latency=latency,
                         energy=energy,
+                        conditions=conditions,
                     )
                     _append_journal(journal_path(out), row)
                     rows.append(row)

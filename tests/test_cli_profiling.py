@@ -24,6 +24,15 @@ def test_show_env_explains_every_meter(capsys):
         assert meter["available"] or meter["reason"]
 
 
+def test_show_env_text_lists_the_measurement_conditions(capsys):
+    code, out, _ = run_cli(capsys, "show-env")
+    assert code == 0
+    conditions = out[out.index("conditions:") :].splitlines()
+    assert {"  nvpmodel_mode", "  jetson_clocks", "  cpu_governor", "  ina3221_samples"} <= {
+        line.partition(":")[0] for line in conditions
+    }
+
+
 def test_profile_zoo_model_by_clip_shape(capsys):
     code, out, _ = run_cli(capsys, "profile", "--model", "tiny-test", "--clip-shape", "3x8x32x32",
                            "--repeats", "2", "--no-energy", "--format", "json")  # fmt: skip

@@ -241,3 +241,23 @@ class FakeJtop:
 
     def resume(self) -> None:
         self._stalled.clear()
+
+
+def make_jetson_conditions(root: Path, *, pinned: bool) -> None:
+    """An Orin Nano's power-mode, release and clock files (JetPack 5.1.2, power mode 0 = 15W)."""
+    write(
+        root / "etc/nv_tegra_release", "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64"
+    )
+    write(root / "var/lib/nvpmodel/status", "pmode:0000 fmode:quiet")
+    write(
+        root / "etc/nvpmodel.conf", "< POWER_MODEL ID=0 NAME=15W >\nCPU_ONLINE CORE_0 1\n< POWER_MODEL ID=1 NAME=7W >"
+    )
+    for policy in ("policy0", "policy4"):
+        cpufreq = root / "sys/devices/system/cpu/cpufreq" / policy
+        write(cpufreq / "scaling_governor", "schedutil")
+        write(cpufreq / "scaling_min_freq", 1510400 if pinned else 115200)
+        write(cpufreq / "scaling_max_freq", 1510400)
+    gpu = root / "sys/class/devfreq/17000000.ga10b"
+    write(gpu / "cur_freq", 624750000)
+    write(gpu / "min_freq", 624750000 if pinned else 306000000)
+    write(gpu / "max_freq", 624750000)

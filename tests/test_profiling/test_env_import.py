@@ -61,6 +61,7 @@ def test_collect_env_reports_versions_devices_and_meters(tmp_path: Path, monkeyp
     nvml = [m for m in env["meters"] if m["meter"] == "nvml-energy"]
     assert len(nvml) >= 1 and all(m["reason"] or m["available"] for m in nvml)
     assert len({(m["meter"], m["device"]) for m in env["meters"]}) == len(env["meters"])
+    assert env["conditions"]["ina3221_update_interval_ms"] == "6" and env["conditions"]["ina3221_samples"] == "1"
 
 
 def _git(repo: Path, *args: str) -> str:

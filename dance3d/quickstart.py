@@ -18,7 +18,7 @@ import shutil
 import time
 import warnings
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from dance3d.errors import ConfigError
 from dance3d.evaluation import EvalResult, evaluate
 from dance3d.mdp.lut import LatencyRuntime, LatencyTable
 from dance3d.mdp.pipeline import MdpSettings
+from dance3d.quickstart_energy import energy_rows, energy_section, open_energy_stage, with_energy_objective
 from dance3d.reporting import (
     Report,
     paired_accuracy,
@@ -371,6 +372,8 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
         "torch.compile (`--compile-controller` in eval and profile).",
         table=latency.set_index(["model", "execution"]),
     )
+    energy = open_energy_stage("cpu")
+    report.add(*energy_section(energy, energy_rows(dense_ckpt, aap_ckpt, test_set[0]["clip"], energy)))
 
     table_path, table, mdp_ckpt = _mdp(config, dense_ckpt, out_dir)
     solution = json.loads((mdp_ckpt.parent / "solution.json").read_text())
@@ -402,15 +405,17 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
     )
 
     storage = f"sqlite:///{(out_dir / 'study.db').resolve()}"
+    study_config = replace(config.study, objectives=with_energy_objective(config.study.objectives, energy))
+    energy.close()  # the study opens its own meter
     study_run = run_study(
-        config.study, checkpoint=aap_ckpt, storage=storage, split="val", limit=config.study_clips, progress=True
+        study_config, checkpoint=aap_ckpt, storage=storage, split="val", limit=config.study_clips, progress=True
     )
     status = study_status(study_run.study)
     figures = [p for p in study_figures(storage, study_run.study_name, out_dir / "study") if p.suffix == ".png"]
     report.add(
         "Study: run-time knobs (Optuna)",
         f"{study_run.complete_trials} complete trials over the controller's per-stage logit offsets; "
-        f"objectives {', '.join(config.study.objectives)} on {config.study_clips} validation clips. "
+        f"objectives {', '.join(study_config.objectives)} on {config.study_clips} validation clips. "
         f"Storage `{storage}` (re-run `dance3d study plot --storage {storage} --out DIR` to redraw).",
         table=status.pareto.dropna(axis=1, how="all").set_index("number"),
         figures=figures,

@@ -21,7 +21,8 @@ from profiling import count_macs
 from studies import StudyConfig
 
 SECTIONS = (
-    "Data", "Dense training", "Dense evaluation", "AVA", "AAP", "budgets", "Profile", "MDP", "Study", "Deploy", "Run"
+    "Data", "Dense training", "Dense evaluation", "AVA", "AAP", "budgets", "Profile", "Energy", "MDP", "Study",
+    "Deploy", "Run"
 )  # fmt: skip
 
 

@@ -373,7 +373,8 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
         table=latency.set_index(["model", "execution"]),
     )
     energy = open_energy_stage("cpu")
-    report.add(*energy_section(energy, energy_rows(dense_ckpt, aap_ckpt, test_set[0]["clip"], energy)))
+    heading, text, table = energy_section(energy, energy_rows(dense_ckpt, aap_ckpt, test_set[0]["clip"], energy))
+    report.add(heading, text, table=table)
 
     table_path, table, mdp_ckpt = _mdp(config, dense_ckpt, out_dir)
     solution = json.loads((mdp_ckpt.parent / "solution.json").read_text())

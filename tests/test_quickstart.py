@@ -58,6 +58,7 @@ def test_quickstart_writes_every_section_with_figures_and_resumes(tmp_path, tiny
     for figure in figures:
         assert (out / figure).stat().st_size > 5_000, figure  # a real plot, not an empty canvas
     assert "mean MAC fraction" in text and "complete trials" in text
+    assert "Not measured: no energy meter works on this machine (rapl: " in text or "## Energy (measured: " in text
     evals = [json.loads((out / f"{name}_eval.json").read_text())["records"] for name in ("dance", "dense")]
     paired = paired_accuracy(*evals)
     assert f"DANCE {paired['only_a_correct']}, dense {paired['only_b_correct']} (McNemar" in text

@@ -30,12 +30,12 @@ from dance3d.dance.aap import AapRunConfig, AapSettings, run_aap
 from dance3d.dance.ava import AvaRunConfig, AvaSettings, run_ava
 from dance3d.dance.plots import plot_adaptivity, plot_tradeoff
 from dance3d.data.registry import DataConfig, build_dataset
+from dance3d.dynamic import set_execution_mode
 from dance3d.dynamic.budget import retarget_checkpoint
 from dance3d.errors import ConfigError
 from dance3d.evaluation import EvalResult, evaluate
 from dance3d.mdp.lut import LatencyRuntime, LatencyTable
 from dance3d.mdp.pipeline import MdpSettings
-from dance3d.quickstart_energy import energy_rows, energy_section, open_energy_stage, with_energy_objective
 from dance3d.reporting import (
     Report,
     paired_accuracy,
@@ -49,8 +49,10 @@ from dance3d.reporting import (
 )
 from dance3d.training.checkpoint import load_checkpoint, load_model
 from dance3d.training.trainer import RunConfig, TrainConfig, train
+from profiling.energy_stage import energy_rows, energy_section, open_energy_stage
 from studies import StudyConfig, deploy_trial, pick_trial, run_study, study_figures, study_status
 from studies.deploy import most_accurate
+from studies.objectives import with_energy_objective
 
 QUICK_DATA = DataConfig(num_frames=16, height=32, width=32, num_train=1200, num_val=200, num_test=400)
 QUICK_TRAIN = TrainConfig(model="tiny", epochs=5, batch_size=16, lr=3e-3, num_workers=0)
@@ -373,7 +375,10 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
         table=latency.set_index(["model", "execution"]),
     )
     energy = open_energy_stage("cpu")
-    heading, text, table = energy_section(energy, energy_rows(dense_ckpt, aap_ckpt, test_set[0]["clip"], energy))
+    dance = load_model(aap_ckpt).model.eval()
+    set_execution_mode(dance, "compact")
+    models = {"dense": load_model(dense_ckpt).model.eval(), "dance (compact)": dance}
+    heading, text, table = energy_section(energy, energy_rows(models, test_set[0]["clip"], energy))
     report.add(heading, text, table=table)
 
     table_path, table, mdp_ckpt = _mdp(config, dense_ckpt, out_dir)
@@ -406,7 +411,8 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
     )
 
     storage = f"sqlite:///{(out_dir / 'study.db').resolve()}"
-    study_config = replace(config.study, objectives=with_energy_objective(config.study.objectives, energy))
+    objectives = with_energy_objective(config.study.objectives, meter_works=energy.meter is not None)
+    study_config = replace(config.study, objectives=objectives)
     energy.close()  # the study opens its own meter
     study_run = run_study(
         study_config, checkpoint=aap_ckpt, storage=storage, split="val", limit=config.study_clips, progress=True

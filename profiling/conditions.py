@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from profiling.meters.nvml import _import_pynvml
+from profiling.meters.nvml import import_pynvml
 from profiling.meters.sysfs import under_root
 
 _GPU_DEVFREQ = re.compile(r".*(gpu|g[a-z]\d+b)$")  # 17000000.ga10b (Orin), 17000000.gv11b, 57000000.gpu (Nano)
@@ -94,7 +94,7 @@ def nvml_conditions(index: int) -> dict[str, Any]:
         ("nvidia_driver", "gpu_sm_clock_mhz", "gpu_mem_clock_mhz", "gpu_power_limit_w", "nvml_note")
     )
     try:
-        nvml = _import_pynvml()
+        nvml = import_pynvml()
         nvml.nvmlInit()
     except Exception as exc:  # noqa: BLE001 - any NVML failure only means "not known here"
         fields["nvml_note"] = f"NVML unavailable: {exc}"

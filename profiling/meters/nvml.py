@@ -36,7 +36,8 @@ _EXPLANATIONS = {
 NVML_FI_DEV_POWER_INSTANT = 186  # nvml.h; pynvml names it in nvidia-ml-py >= 12.535
 
 
-def _import_pynvml() -> ModuleType:
+def import_pynvml() -> ModuleType:
+    """NVIDIA's ``pynvml`` (nvidia-ml-py); :class:`MeterError` saying how to fix it if missing or shadowed."""
     try:
         import pynvml
     except ImportError as exc:
@@ -72,7 +73,7 @@ class _NvmlDevice:
 
     def open(self) -> ModuleType:
         if self.nvml is None:
-            nvml = _import_pynvml()
+            nvml = import_pynvml()
             self.nvml = nvml
             try:
                 self.call("init", nvml.nvmlInit)

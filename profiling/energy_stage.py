@@ -1,27 +1,23 @@
-"""The quickstart's energy stage: joules per clip from the meter ``dance3d show-env`` selects.
+"""Energy per clip of a few named models with the meter ``dance3d show-env`` selects (the quickstart's
+energy stage), or one line saying why there is none.
 
-Where a meter works (Jetson INA3221 rails, NVML, RAPL, jtop), the dense and the DANCE model are
-measured clip by clip (batch 1) in one meter window each, with the idle power measured first so
-the energy above idle is reported too, and the study gains energy per clip as an objective, so its
-Pareto front is energy-accuracy. Where none works, the report says so in one line: the meters'
-reasons (the ones ``show-env`` prints) and how to get one. No estimate is shown in place of a
-measurement.
+Where a meter works (Jetson INA3221 rails, NVML, RAPL, jtop), each model is measured clip by clip
+(batch 1) in one meter window, with the idle power measured first so the energy above idle is
+reported too. Where none works, the section is one line: the meters' reasons (the ones ``show-env``
+prints) and how to get one. No estimate is shown in place of a measurement.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from dance3d.dynamic import set_execution_mode
-from dance3d.training.checkpoint import load_model
 from profiling.energy import measure_energy
 from profiling.meters import EnergyMeter, MeterError, measure_idle_power, select_meter
 
-ENERGY_OBJECTIVE = "energy_per_clip_j"
 MIN_WINDOW_S = 2.0  # per model: long against every meter's update step
 IDLE_S = 2.0
 HOW_TO_GET_A_METER = (
@@ -33,7 +29,7 @@ HOW_TO_GET_A_METER = (
 
 @dataclass
 class EnergyStage:
-    """The meter the quickstart measures with on ``device`` (None, and why, where none works)."""
+    """The meter used on ``device`` (None, and why, where none works)."""
 
     device: str
     meter: EnergyMeter | None
@@ -50,25 +46,17 @@ def open_energy_stage(device: str = "cpu") -> EnergyStage:
     return EnergyStage(device=device, meter=selection.meter, reason=selection.reason)
 
 
-def with_energy_objective(objectives: tuple[str, ...], stage: EnergyStage) -> tuple[str, ...]:
-    """A study's ``objectives`` plus energy per clip where a meter works; unchanged otherwise."""
-    if stage.meter is None or ENERGY_OBJECTIVE in objectives:
-        return objectives
-    return (*objectives, ENERGY_OBJECTIVE)
-
-
 def energy_rows(
-    dense_checkpoint: Path,
-    dynamic_checkpoint: Path,
+    models: Mapping[str, Callable[[torch.Tensor], Any]],
     clip: torch.Tensor,
     stage: EnergyStage,
     *,
     window_s: float = MIN_WINDOW_S,
     idle_s: float = IDLE_S,
-) -> list[dict]:
-    """Measured joules per clip of the dense model and of the DANCE model in compact execution.
+) -> list[dict[str, Any]]:
+    """Measured joules per clip of each model on ``clip`` (batch 1); empty without a meter.
 
-    Each model loops over ``clip`` for >= ``window_s`` (and the meter's own minimum) in one window;
+    Each model loops over the clip for >= ``window_s`` (and the meter's own minimum) in one window;
     the idle power is measured first for ``idle_s``.
     """
     if stage.meter is None:
@@ -77,12 +65,9 @@ def energy_rows(
     try:
         idle = measure_idle_power(meter, duration_s=idle_s)
     except MeterError:
-        idle = None  # the model windows below report the meter's failure in their status
-    dense = load_model(dense_checkpoint).model.eval()
-    dynamic = load_model(dynamic_checkpoint).model.eval()
-    set_execution_mode(dynamic, "compact")
+        idle = None  # the model windows below report the meter's state in their status
     rows = []
-    for name, model in (("dense", dense), ("dance (compact)", dynamic)):
+    for name, model in models.items():
         with torch.no_grad():
             result = measure_energy(
                 model, clip[None], meter=meter, min_window_s=max(window_s, meter.min_window_s), idle=idle
@@ -102,17 +87,17 @@ def energy_rows(
     return rows
 
 
-def energy_section(stage: EnergyStage, rows: list[dict]) -> tuple[str, str, Any]:
-    """The report section: a table of measurements, or one line saying why there is none."""
+def energy_section(stage: EnergyStage, rows: list[dict[str, Any]]) -> tuple[str, str, Any]:
+    """(heading, text, table): a table of measurements, or one line saying why there is none (table None)."""
     import pandas as pd
 
     if stage.meter is None:
         line = f"Not measured: no energy meter works on this machine ({stage.reason}); {HOW_TO_GET_A_METER}."
         return "Energy", line, None
     text = (
-        f"Measured with `{stage.meter.name}` on {stage.device} (what it covers: see docs/profiling.md): one test clip "
+        f"Measured with `{stage.meter.name}` on {stage.device} (what it covers: see docs/profiling.md): one clip "
         f"at a time, looped for >= {MIN_WINDOW_S:g} s in one meter window, energy divided by the clips. Idle power "
-        f"was measured first ({IDLE_S:g} s) with the same meter; `dynamic` is the energy above idle. The study "
-        f"below has energy per clip as an objective."
+        f"was measured first ({IDLE_S:g} s) with the same meter; `dynamic` is the energy above idle. Energy per "
+        "clip is also a study objective wherever a meter works."
     )
     return f"Energy (measured: {stage.meter.name})", text, pd.DataFrame(rows).set_index("model")

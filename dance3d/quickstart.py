@@ -18,7 +18,7 @@ import shutil
 import time
 import warnings
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from dance3d.dance.ava import AvaSettings
 from dance3d.dance.pipeline import PRESETS, DanceRunConfig, run_dance
 from dance3d.dance.plots import plot_adaptivity, plot_tradeoff
 from dance3d.data.registry import DataConfig, build_dataset
+from dance3d.dynamic import set_execution_mode
 from dance3d.dynamic.budget import retarget_checkpoint
 from dance3d.errors import ConfigError
 from dance3d.evaluation import EvalResult, evaluate
@@ -50,8 +51,10 @@ from dance3d.reporting import (
     redundancy_table,
 )
 from dance3d.training.trainer import RunConfig, TrainConfig, train
+from profiling.energy_stage import energy_rows, energy_section, open_energy_stage
 from studies import StudyConfig, deploy_trial, pick_trial, run_study, study_figures, study_status
 from studies.deploy import most_accurate
+from studies.objectives import with_energy_objective
 
 QUICK_DATA = DataConfig(num_frames=16, height=32, width=32, num_train=1200, num_val=200, num_test=400)
 QUICK_TRAIN = TrainConfig(model="tiny", epochs=5, batch_size=16, lr=3e-3, num_workers=0)
@@ -365,6 +368,12 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
         "torch.compile (`--compile-controller` in eval and profile).",
         table=latency.set_index(["model", "execution"]),
     )
+    energy = open_energy_stage("cpu")
+    dance = load_model(aap_ckpt).model.eval()
+    set_execution_mode(dance, "compact")
+    models = {"dense": load_model(dense_ckpt).model.eval(), "dance (compact)": dance}
+    heading, text, table = energy_section(energy, energy_rows(models, test_set[0]["clip"], energy))
+    report.add(heading, text, table=table)
 
     table_path, table, mdp_ckpt = _mdp(config, dense_ckpt, out_dir)
     solution = json.loads((mdp_ckpt.parent / "solution.json").read_text())
@@ -396,15 +405,18 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
     )
 
     storage = f"sqlite:///{(out_dir / 'study.db').resolve()}"
+    objectives = with_energy_objective(config.study.objectives, meter_works=energy.meter is not None)
+    study_config = replace(config.study, objectives=objectives)
+    energy.close()  # the study opens its own meter
     study_run = run_study(
-        config.study, checkpoint=aap_ckpt, storage=storage, split="val", limit=config.study_clips, progress=True
+        study_config, checkpoint=aap_ckpt, storage=storage, split="val", limit=config.study_clips, progress=True
     )
     status = study_status(study_run.study)
     figures = [p for p in study_figures(storage, study_run.study_name, out_dir / "study") if p.suffix == ".png"]
     report.add(
         "Study: run-time knobs (Optuna)",
         f"{study_run.complete_trials} complete trials over the controller's per-stage logit offsets; "
-        f"objectives {', '.join(config.study.objectives)} on {config.study_clips} validation clips. "
+        f"objectives {', '.join(study_config.objectives)} on {config.study_clips} validation clips. "
         f"Storage `{storage}` (re-run `dance3d study plot --storage {storage} --out DIR` to redraw).",
         table=status.pareto.dropna(axis=1, how="all").set_index("number"),
         figures=figures,

@@ -22,10 +22,33 @@ from profiling.meters.base import EnergyMeter, MeterError
 from profiling.meters.estimated import EstimatedEnergyModel
 from profiling.meters.idle import IdleBaseline
 from profiling.meters.select import select_meter
+from profiling.rail_log import MIN_LOG_SAMPLES
 
 MEASURED, ESTIMATED, NONE = "measured", "estimated", "none"
 OK, NOT_REQUESTED = "ok", "not requested"
 NAN = math.nan
+RAIL_LOG_INTERVAL_S = 0.05  # rail_logger.py's default sampling interval
+MIN_TIMED_WINDOW_S = 1.0
+TIMED_WINDOW_SAMPLES = 20  # default timed window: this many logger samples (and >= MIN_TIMED_WINDOW_S)
+
+
+def timed_window_s(rail_log_interval_s: float, min_window_s: float | None = None) -> float:
+    """Length of a meterless window that an external rail log will integrate.
+
+    Default: ``max(MIN_TIMED_WINDOW_S, TIMED_WINDOW_SAMPLES * interval)``. A requested window that
+    would hold fewer than ``MIN_LOG_SAMPLES`` samples is refused: between two samples the log can
+    only interpolate, so such a window measures the interpolation, not the work.
+    """
+    if rail_log_interval_s <= 0:
+        raise ValueError(f"rail_log_interval_s must be positive, got {rail_log_interval_s}")
+    if min_window_s is None:
+        return max(MIN_TIMED_WINDOW_S, TIMED_WINDOW_SAMPLES * rail_log_interval_s)
+    if min_window_s < MIN_LOG_SAMPLES * rail_log_interval_s:
+        raise ValueError(
+            f"a {min_window_s} s window holds fewer than {MIN_LOG_SAMPLES} rail-log samples at "
+            f"{rail_log_interval_s} s; use min_window_s >= {MIN_LOG_SAMPLES * rail_log_interval_s:g}"
+        )
+    return min_window_s
 
 
 @dataclass(frozen=True)
@@ -74,11 +97,13 @@ def measure_energy(
     min_iterations: int = 3,
     idle: IdleBaseline | None = None,
     unavailable_reason: str = "no meter",
+    rail_log_interval_s: float = RAIL_LOG_INTERVAL_S,
 ) -> EnergyResult:
     """Call ``fn(inputs)`` repeatedly for >= ``min_window_s`` (default: the meter's) and divide.
 
     With ``meter=None`` the window still runs and its epoch edges are recorded (for a rail log
-    recorded by another process), and the status is ``"unavailable: <unavailable_reason>"``.
+    recorded by another process every ``rail_log_interval_s``; the window defaults to
+    :func:`timed_window_s`), and the status is ``"unavailable: <unavailable_reason>"``.
     A meter that fails gives ``"failed: <why>"``; an exception from ``fn`` propagates.
     """
     if min_iterations < 1:
@@ -88,7 +113,7 @@ def measure_energy(
             f"the idle baseline was measured with {idle.meter!r} but energy is measured with {meter.name!r}"
         )
     dev = torch.device(device) if device is not None else device_of(inputs)
-    window_s = min_window_s if min_window_s is not None else (meter.min_window_s if meter else 0.0)
+    window_s = timed_window_s(rail_log_interval_s, min_window_s) if meter is None else NAN
     meter_name = meter.name if meter is not None else "none"
     with torch.inference_mode():
         synchronize(dev)
@@ -98,6 +123,8 @@ def measure_energy(
                 meter.begin()
             except MeterError as exc:
                 return no_energy(f"failed: {exc}", meter=meter_name)
+            # read after begin(): a meter may learn its update step only once connected (jtop)
+            window_s = min_window_s if min_window_s is not None else meter.min_window_s
         t0, iterations = time.perf_counter(), 0
         try:
             while iterations < min_iterations or time.perf_counter() - t0 < window_s:
@@ -169,6 +196,7 @@ def measure_or_estimate(
     idle: IdleBaseline | None = None,
     unavailable_reason: str = "no meter",
     timed_window: bool = False,
+    rail_log_interval_s: float = RAIL_LOG_INTERVAL_S,
 ) -> EnergyResult:
     """Measure with ``meter`` if there is one, else estimate with ``energy_model`` if given.
 
@@ -186,6 +214,7 @@ def measure_or_estimate(
             min_iterations=min_iterations,
             idle=idle,
             unavailable_reason=unavailable_reason,
+            rail_log_interval_s=rail_log_interval_s,
         )
     if energy_model is not None:
         return estimate_energy(energy_model, macs=macs, bytes_moved=bytes_moved, latency_s=latency_s)

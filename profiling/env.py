@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from profiling.conditions import collect_conditions
 from profiling.meters.select import candidate_meters
 
 
@@ -123,4 +124,5 @@ def collect_env(*, root: str | Path = "/") -> dict[str, Any]:
         "board": _read_first(root / "proc/device-tree/model"),
         "devices": devices,
         "meters": meter_status(["cpu", *cuda_devices], root=root),
+        "conditions": collect_conditions("cuda:0" if torch.cuda.is_available() else "cpu", root=root),
     }

@@ -23,12 +23,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from profiling.conditions import collect_conditions
 from profiling.energy import NOT_REQUESTED, EnergyResult, measure_or_estimate, no_energy, resolve_meter
 from profiling.env import device_name
 from profiling.inputs import to_device
 from profiling.latency import LatencyStats, measure_latency
 from profiling.macs import MacCount, count_macs
-from profiling.meters.base import EnergyMeter
+from profiling.meters.base import EnergyMeter, MeterError
 from profiling.meters.estimated import EstimatedEnergyModel
 from profiling.meters.idle import IdleBaseline, measure_idle_power
 from profiling.profiler import count_params
@@ -116,7 +117,9 @@ def _row(
     counts: MacCount,
     latency: LatencyStats,
     energy: EnergyResult,
+    conditions: Mapping[str, Any],
 ) -> dict[str, Any]:
+    """One table row; ``conditions`` (power mode, clocks, governor, sensor averaging) go in as columns."""
     clips = point.batch_size
     return {
         "variant": point.variant,
@@ -152,6 +155,7 @@ def _row(
         "window_end_epoch_s": energy.window_end_epoch_s,
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "torch_version": torch.__version__,
+        **conditions,
     }
 
 
@@ -174,6 +178,23 @@ class _Measurer:
     min_window_iterations: int
     idle: IdleBaseline | None
     timed_window: bool
+    idle_s: float = 0.0
+    cold_idle_w: float = float("nan")
+    idle_variant: str | None = None
+
+    def rebaseline(self, variant: str) -> None:
+        """Re-measure idle power once per variant, after its warm-up (``idle_s > 0``): devices idle
+        higher once warm, so a cold baseline alone overstates dynamic energy."""
+        if self.idle_s > 0 and self.meter is not None and self.idle_variant != variant:
+            self.idle_variant = variant
+            try:
+                self.idle = measure_idle_power(self.meter, duration_s=self.idle_s)
+            except MeterError:
+                self.idle = None  # no stale baseline; the energy window reports the meter's state
+
+    def idle_drift_w(self) -> float:
+        """Current idle power minus the cold one measured before the sweep (NaN without both)."""
+        return self.idle.power_w - self.cold_idle_w if self.idle is not None else float("nan")
 
     def latency(self, runner: Callable[..., Any], inputs: Any) -> LatencyStats:
         return measure_latency(runner, inputs, warmup=self.warmup, repeats=self.latency_repeats, device=self.device)
@@ -226,7 +247,9 @@ def run_sweep(
     for every variant). ``prepare(model, mode)`` returns what to call in that execution mode
     (default: ``model.eval()``). ``meter``: ``"auto"``, a meter, or None (no energy);
     ``energy_model`` estimates energy where no meter works. ``idle`` (a baseline taken with the
-    same meter) or ``idle_s > 0`` (measure idle power first) makes rows carry dynamic energy.
+    same meter) or ``idle_s > 0`` (measure idle power first) makes rows carry dynamic energy; with
+    ``idle_s > 0`` idle power is measured again for each variant after its warm-up, and rows carry
+    ``idle_drift_w``, that baseline minus the first (cold) one.
     ``timed_window=True`` runs the energy window even without a meter, so a separately recorded
     rail log can be joined on the window epoch columns. A failing idle measurement raises
     :class:`MeterError` before anything is measured.
@@ -260,6 +283,8 @@ def run_sweep(
             min_window_iterations=min_window_iterations,
             idle=idle,
             timed_window=timed_window,
+            idle_s=idle_s if idle_s > 0 else 0.0,
+            cold_idle_w=idle.power_w if idle is not None else float("nan"),
         )
         _run_points(
             todo,
@@ -299,6 +324,7 @@ def _run_points(
         for variant in dict.fromkeys(p.variant for p in todo):
             model = variants[variant]().to(dev)
             params = count_params(model)
+            conditions = collect_conditions(str(dev))  # re-read per variant: clocks and modes can change
             runners: dict[str, Callable[..., Any]] = {}
             for (group_variant, mode, batch_size), points in groups.items():
                 if group_variant != variant:
@@ -311,7 +337,8 @@ def _run_points(
                 counts = count_macs(runner, inputs, module=model)
                 for point in points:
                     bar.set_postfix_str(f"{variant}/{mode}/b{batch_size}/r{point.repeat}")
-                    latency = measurer.latency(runner, inputs)
+                    latency = measurer.latency(runner, inputs)  # also the variant's warm-up
+                    measurer.rebaseline(variant)
                     energy = measurer.energy(runner, inputs, counts, latency)
                     row = _row(
                         point,
@@ -321,6 +348,7 @@ def _run_points(
                         counts=counts,
                         latency=latency,
                         energy=energy,
+                        conditions={**conditions, "idle_drift_w": measurer.idle_drift_w()},
                     )
                     _append_journal(journal_path(out), row)
                     rows.append(row)

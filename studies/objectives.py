@@ -34,6 +34,14 @@ METRICS: dict[str, Metric] = {
     )
 }
 ENERGY_METRICS = ("energy_j", "energy_per_clip_j")
+ENERGY_OBJECTIVE = "energy_per_clip_j"
+
+
+def with_energy_objective(objectives: tuple[str, ...], *, meter_works: bool) -> tuple[str, ...]:
+    """``objectives`` plus energy per clip where a meter works (the front is then energy-accuracy); else unchanged."""
+    if not meter_works or any(name in ENERGY_METRICS for name in objectives):
+        return objectives
+    return (*objectives, ENERGY_OBJECTIVE)
 
 
 def parse_objectives(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:

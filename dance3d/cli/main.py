@@ -28,6 +28,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("show_env", "show-env", "versions, devices and which energy meters work"),
     ("profile", "profile", "MACs, bytes, latency and energy per clip"),
     ("sweep", "sweep", "energy/latency sweep to a CSV/Parquet table"),
+    ("rail_energy", "rail-energy", "energy of a run from a Jetson rail log (rail_logger.py on old JetPacks)"),
     ("study", "study", "Optuna search of pruning knobs: accuracy vs energy/latency/MACs, Pareto plots"),
 )
 

@@ -1,4 +1,5 @@
-"""``dance3d show-env``: torch/CUDA versions, devices, and which energy meters work (and why not)."""
+"""``dance3d show-env``: torch/CUDA versions, devices, which energy meters work (and why not), and the
+measurement conditions (power mode, clocks, governors, sensor averaging)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"{key}:")
             for item in value:
                 print("  " + ", ".join(f"{k}={v}" for k, v in item.items()))
+        elif isinstance(value, dict):
+            print(f"{key}:")
+            for name, item in value.items():
+                print(f"  {name}: {item}")
         else:
             print(f"{key}: {value}")
     return 0

@@ -8,7 +8,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 
 class MeterError(RuntimeError):
@@ -88,7 +87,7 @@ class EnergyMeter(ABC):
     callers loop work until a window is at least that long and divide.
     """
 
-    name: ClassVar[str]
+    name: str  # a class attribute; a meter may refine it once it knows its source (nvml-power-avg)
     min_window_s: float = 1.0
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:

@@ -7,8 +7,8 @@ import time
 from abc import abstractmethod
 from collections.abc import Callable
 
-from profiling.integrate import trapezoid_j
 from profiling.meters.base import EnergyMeter, MeterError, _Measured
+from profiling.meters.integrate import trapezoid_j
 
 
 class PollingMeter(EnergyMeter):

@@ -11,7 +11,7 @@ import torch
 from profiling_fakes import ScriptedMeter, make_hwmon, make_powercap
 
 from profiling import EstimatedEnergyModel, measure_energy, measure_idle_power, select_meter
-from profiling.energy import estimate_energy
+from profiling.energy import estimate_energy, timed_window_s
 from profiling.meters import JetsonRailMeter, MeterError
 from profiling.meters.idle import IdleBaseline
 
@@ -31,6 +31,19 @@ def test_energy_per_call_is_window_energy_over_iterations() -> None:
 def test_window_is_at_least_the_requested_length() -> None:
     result = measure_energy(lambda x: None, torch.zeros(1), meter=ScriptedMeter([1.0]), min_window_s=0.05)
     assert result.window_iterations > 1
+
+
+def test_timed_window_without_a_meter_spans_twenty_rail_log_samples() -> None:
+    result = measure_energy(lambda x: None, torch.zeros(1), meter=None, unavailable_reason="rails logged apart")
+    assert result.window_s >= 1.0  # >= max(1 s, 20 x the logger's 50 ms), not ~3 calls
+    assert result.window_end_epoch_s - result.window_start_epoch_s >= 1.0
+    assert result.energy_status == "unavailable: rails logged apart"
+
+
+def test_timed_window_that_would_hold_under_ten_log_samples_is_refused() -> None:
+    with pytest.raises(ValueError, match="fewer than 10 rail-log samples"):
+        measure_energy(lambda x: None, torch.zeros(1), meter=None, min_window_s=0.03)
+    assert timed_window_s(0.2) == pytest.approx(4.0)  # 20 samples of a 200 ms logger
 
 
 def test_dynamic_energy_subtracts_idle() -> None:

@@ -25,6 +25,15 @@ def test_import_is_cheap_and_touches_no_torch_or_matplotlib() -> None:
     assert done.stdout.strip() == "[]"
 
 
+def test_meters_import_nothing_from_the_profiling_package_above_them() -> None:
+    code = (
+        "import sys, profiling.meters; "
+        "print(sorted(m for m in sys.modules if m.startswith('profiling.') and not m.startswith('profiling.meters')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"  # no profiling <-> profiling.meters import cycle
+
+
 def test_every_public_name_resolves() -> None:
     for name in profiling.__all__:
         assert getattr(profiling, name) is not None, name
@@ -52,6 +61,7 @@ def test_collect_env_reports_versions_devices_and_meters(tmp_path: Path, monkeyp
     nvml = [m for m in env["meters"] if m["meter"] == "nvml-energy"]
     assert len(nvml) >= 1 and all(m["reason"] or m["available"] for m in nvml)
     assert len({(m["meter"], m["device"]) for m in env["meters"]}) == len(env["meters"])
+    assert env["conditions"]["ina3221_update_interval_ms"] == "6" and env["conditions"]["ina3221_samples"] == "1"
 
 
 def _git(repo: Path, *args: str) -> str:

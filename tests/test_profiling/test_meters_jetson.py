@@ -23,6 +23,16 @@ def test_hwmon_discovery_skips_unconnected_and_sum_channels(tmp_path: Path) -> N
     assert rails[1].read_power_w() == pytest.approx(2.0)  # 5000 mV x 400 mA
 
 
+def test_summed_current_channel_is_not_a_rail(tmp_path: Path) -> None:
+    hwmon = make_hwmon(tmp_path, 0, {"VDD_IN": (5000, 1000), "VDD_SOC": (5000, 300)})
+    assert (hwmon / "curr4_input").is_file() and not (hwmon / "curr7_input").exists()  # as the driver has it
+    rails = discover_rails(tmp_path)
+    assert [(r.name, r.current_file.name if r.current_file else None) for r in rails] == [
+        ("VDD_IN", "curr1_input"),
+        ("VDD_SOC", "curr2_input"),
+    ]
+
+
 def test_orin_nano_hwmon_energy_uses_the_input_rail(tmp_path: Path) -> None:
     hwmon = make_hwmon(tmp_path, 0, ORIN_NANO)
     clock = FakeClock(100.0)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
+import types
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,11 @@ class FakeNvml:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.energy_mj = 1_000
         self.power_mw = 100_000
+        self.instant_mw = 150_000
+        self.instant_supported = True
+        self.step_w: float | None = None  # set: the counter steps in real time, every step_s
+        self.step_s = 0.1
+        self.started = time.monotonic()
         self.energy_error: int | None = None
         self.init_error: int | None = None
         self.inits = self.shutdowns = 0
@@ -29,6 +36,7 @@ class FakeNvml:
         monkeypatch.setattr(pynvml, "nvmlDeviceGetHandleByUUID", lambda u: self._handle(("uuid", u)))
         monkeypatch.setattr(pynvml, "nvmlDeviceGetTotalEnergyConsumption", self.energy)
         monkeypatch.setattr(pynvml, "nvmlDeviceGetPowerUsage", self.power)
+        monkeypatch.setattr(pynvml, "nvmlDeviceGetFieldValues", self.field_values)
 
     def _handle(self, key: object) -> object:
         self.handles.append(key)
@@ -45,7 +53,23 @@ class FakeNvml:
     def energy(self, handle: object) -> int:
         if self.energy_error is not None:
             raise pynvml.NVMLError(self.energy_error)
+        if self.step_w is not None:  # the counter advances in steps, as the driver's does
+            steps = int((time.monotonic() - self.started) / self.step_s)
+            return self.energy_mj + int(steps * self.step_w * self.step_s * 1e3)
         return self.energy_mj
+
+    def field_values(self, handle: object, field_ids: list[int]) -> object:
+        """Real ctypes field values: the call succeeds; each field carries its own return code."""
+        values = (pynvml.c_nvmlFieldValue_t * len(field_ids))()
+        for value, field_id in zip(values, field_ids, strict=True):
+            value.fieldId = field_id
+            supported = field_id == pynvml.NVML_FI_DEV_POWER_INSTANT and self.instant_supported
+            supported = supported and self.energy_error is None
+            failure = self.energy_error if self.energy_error is not None else pynvml.NVML_ERROR_NOT_SUPPORTED
+            value.nvmlReturn = pynvml.NVML_SUCCESS if supported else failure
+            value.valueType = pynvml.NVML_VALUE_TYPE_UNSIGNED_INT
+            value.value.uiVal = self.instant_mw if supported else 0
+        return values
 
     def power(self, handle: object) -> int:
         if self.energy_error is not None:
@@ -60,7 +84,7 @@ def nvml(monkeypatch: pytest.MonkeyPatch) -> FakeNvml:
 
 def test_energy_counter_window(nvml: FakeNvml) -> None:
     clock = FakeClock(10.0)
-    meter = NvmlEnergyMeter(0, clock=clock)
+    meter = NvmlEnergyMeter(0, tick_timeout_s=0.01, clock=clock)
     assert meter.probe().ok
     meter.begin()
     nvml.energy_mj = 4_500
@@ -78,8 +102,19 @@ def test_device_by_uuid(nvml: FakeNvml) -> None:
     assert nvml.handles == [("uuid", "GPU-1234")]
 
 
-def test_counter_reset_fails_the_window(nvml: FakeNvml) -> None:
+def test_window_edges_are_counter_steps(nvml: FakeNvml) -> None:
+    nvml.step_w = 100.0  # 10 J every 100 ms
     meter = NvmlEnergyMeter(0)
+    assert meter.min_window_s >= 5.0
+    with meter.window() as window:
+        time.sleep(0.45)  # 4 or 5 steps for a window that does not start at a step: 89 or 111 W
+    assert window.power_w == pytest.approx(100.0, rel=0.03)
+    assert window.energy_j in (pytest.approx(40.0), pytest.approx(50.0))
+    meter.close()
+
+
+def test_counter_reset_fails_the_window(nvml: FakeNvml) -> None:
+    meter = NvmlEnergyMeter(0, tick_timeout_s=0.01)
     with pytest.raises(MeterError, match="went backwards"):
         with meter.window():
             nvml.energy_mj = 10
@@ -112,13 +147,34 @@ def test_pynvml_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "pip install nvidia-ml-py" in NvmlEnergyMeter(0).probe().reason
 
 
-def test_power_polling_integrates(nvml: FakeNvml) -> None:
+def test_power_polling_reads_the_instantaneous_field(nvml: FakeNvml) -> None:
     clock = FakeClock()
     meter = NvmlPowerMeter(0, interval_s=3600.0, clock=clock)
-    meter.begin()  # 100 W
+    meter.begin()  # 150 W instantaneous (the 1 s average says 100 W)
+    nvml.instant_mw = 250_000
+    clock.t = 3.0
+    assert meter.end().energy_j == pytest.approx((150 + 250) / 2 * 3)
+    assert meter.name == "nvml-power"
+
+
+def test_power_polling_falls_back_to_the_averaged_reading_and_says_so(nvml: FakeNvml) -> None:
+    nvml.instant_supported = False
+    clock = FakeClock()
+    meter = NvmlPowerMeter(0, interval_s=3600.0, clock=clock)
+    meter.begin()  # 100 W, averaged over the last second
     nvml.power_mw = 200_000
     clock.t = 3.0
-    assert meter.end().energy_j == pytest.approx((100 + 200) / 2 * 3)
+    reading = meter.end()
+    assert reading.energy_j == pytest.approx((100 + 200) / 2 * 3)
+    assert reading.meter == meter.name == "nvml-power-avg" and meter.min_window_s >= 5.0
+
+
+def test_the_old_unofficial_pynvml_package_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    shadow = types.ModuleType("pynvml")  # the old 'pynvml' package: no _nvmlGetFunctionPointer
+    shadow.nvmlInit = lambda: None  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pynvml", shadow)
+    reason = NvmlEnergyMeter(0).probe().reason
+    assert "not NVIDIA's nvidia-ml-py" in reason and "pip uninstall pynvml" in reason
 
 
 def test_select_on_jetson_falls_through_to_rails(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
-from profiling_fakes import FakeClock, make_powercap, write
+from profiling_fakes import FakeClock, RaplCounter, make_powercap, write
 
 from profiling.meters import MeterError, RaplMeter, discover_packages
 from profiling.meters.rapl import energy_delta_uj
@@ -18,6 +19,14 @@ def test_only_package_zones_are_summed(tmp_path: Path) -> None:
     zones = discover_packages(tmp_path)
     assert [z.name for z in zones] == ["package-0", "package-1"]  # no core subzone, psys or mmio
     assert all(z.max_energy_range_uj == MAX_UJ for z in zones)
+
+
+def test_counter_advancing_in_real_time(tmp_path: Path) -> None:
+    base = make_powercap(tmp_path, {0: 0})
+    meter = RaplMeter(root=tmp_path)
+    with RaplCounter(base, power_w=20.0), meter.window() as window:
+        time.sleep(0.2)
+    assert window.power_w == pytest.approx(20.0, rel=0.1)
 
 
 def test_energy_with_a_wrap_between_begin_and_end(tmp_path: Path) -> None:

@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 
 from dance3d.cli.common import (
     add_command,
@@ -66,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         if checkpoint.is_file():
             base = load_checkpoint(checkpoint).get("config")
     config = load_config(RunConfig, base=base, path=args.config, overrides=_flag_overrides(args) + args.overrides)
-    result = train(config, out, resume=args.resume)
+    with contextlib.redirect_stdout(sys.stderr) if args.format == "json" else contextlib.nullcontext():
+        result = train(config, out, resume=args.resume)  # its log lines stay off a JSON stdout
     last = result.history[-1] if result.history else {}
     if args.format == "json":
         print_json({"checkpoint": str(result.checkpoint_path), "already_finished": result.already_finished,

@@ -20,7 +20,8 @@ from dance3d.errors import ConfigError
 LOCK_NAME = ".lock"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -41,7 +42,7 @@ def read_lock(path: Path) -> dict | None:
 def _is_stale(holder: dict | None) -> bool:
     if holder is None:  # half-written by a process killed between create and write
         return True
-    return holder.get("host") == socket.gethostname() and not _pid_alive(int(holder.get("pid", -1)))
+    return holder.get("host") == socket.gethostname() and not pid_alive(int(holder.get("pid", -1)))
 
 
 def acquire(directory: str | Path) -> Path:

@@ -166,3 +166,10 @@ def test_json_output_has_null_not_nan(capsys):
     text = capsys.readouterr().out
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"top1": None, "per_class": {"a": None, "b": 0.5}}
+
+
+def test_exponent_numbers_without_a_dot_are_numbers():
+    from dance3d.config import load_config
+    from dance3d.training.trainer import RunConfig
+
+    assert load_config(RunConfig, overrides=["train.lr=1e-3"]).train.lr == pytest.approx(0.001)

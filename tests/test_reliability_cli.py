@@ -67,7 +67,8 @@ def test_shared_options_have_one_name_and_default():
     runs_model = ("train", "eval", "ava", "aap", "budget", "latency-table", "mdp", "profile", "sweep", "study run")
     for verb in runs_model:
         assert any(a.dest == "threads" for a in _options(PARSERS[verb])), f"{verb} lacks --threads"
-    prints_result = ("train", "eval", "budget", "models", "show-env", "profile", "study status", "study deploy")
+    prints_result = ("train", "eval", "budget", "models", "show-env", "profile", "sweep", "latency-table",
+                     "study status", "study deploy")  # fmt: skip
     for verb in prints_result:
         assert any(a.dest == "format" for a in _options(PARSERS[verb])), f"{verb} lacks --format"
 

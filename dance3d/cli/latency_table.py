@@ -8,11 +8,13 @@ from dance3d.cli.common import (
     add_command,
     add_device_arg,
     add_force_arg,
+    add_format_arg,
     add_repeats_arg,
     add_threads_arg,
     check_out_file,
     non_negative_int,
     positive_int,
+    print_json,
     print_table,
 )
 
@@ -42,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the pruned models measured")
     parser.add_argument("--out", required=True, help="JSON file to write")
     add_force_arg(parser)
+    add_format_arg(parser)
     parser.set_defaults(func=run)
 
 
@@ -83,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )  # fmt: skip
     table.save(args.out)
+    if args.format == "json":
+        print_json({"out": str(args.out), **table.to_dict()})
+        return 0
     rows = [("model", spec["name"]), ("clip", "x".join(map(str, clip_shape))), ("runtime", runtime),
             ("layers", len(table.layers)), ("groups", len(table.group_grids)),
             ("dense latency ms", table.dense_latency_ms), ("dense entries ms", table.dense_entries_ms)]  # fmt: skip

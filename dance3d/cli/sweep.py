@@ -15,10 +15,12 @@ from dance3d.cli.common import (
     add_command,
     add_device_arg,
     add_energy_arg,
+    add_format_arg,
     add_repeats_arg,
     add_threads_arg,
     check_out_file,
     positive_int,
+    print_json,
 )
 from dance3d.errors import ConfigError
 
@@ -40,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_device_arg(parser)
     add_threads_arg(parser)
     add_energy_arg(parser)
+    add_format_arg(parser)
     parser.add_argument("--out", required=True, help="table path ending in .csv or .parquet (resumed if it exists)")
     parser.set_defaults(func=run)
 
@@ -102,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
         latency_repeats=args.repeats,
         meter="auto" if args.energy else None,
     )
+    if args.format == "json":
+        print_json({"out": str(args.out), "rows": table.to_dict(orient="records")})
+        return 0
     print(table.to_string(max_rows=30, max_cols=12))
     print(f"wrote {len(table)} rows to {args.out}")
     return 0

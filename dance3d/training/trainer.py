@@ -8,7 +8,6 @@ the uninterrupted run would have. Runs under ``torchrun`` as DistributedDataPara
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from dance3d import run_lock
+from dance3d.benchmark_results import dumps_strict
 from dance3d.config import check_range, config_differences, save_config, to_dict
 from dance3d.data.registry import DataConfig, build_dataset, dataset_classes
 from dance3d.errors import ConfigError, DataError
@@ -365,7 +365,7 @@ def _train(
         _log(ctx, "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
         checkpoint()
         if ctx.is_main:
-            (out_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+            (out_dir / "metrics.jsonl").write_text("".join(dumps_strict(r, indent=None) + "\n" for r in history))
     shutdown(ctx)
     return TrainResult(checkpoint_path, history, skipped_videos=skipped)
 

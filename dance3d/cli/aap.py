@@ -8,6 +8,7 @@ from dance3d.cli.common import (
     add_command,
     add_config_args,
     add_threads_arg,
+    check_out_dir,
     fraction,
     non_negative_float,
     positive_float,
@@ -37,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from dance3d.dance.aap import AapRunConfig, run_aap
     from dance3d.training.checkpoint import load_checkpoint
 
+    check_out_dir(args.out)
     checkpoint = load_checkpoint(args.checkpoint)
     flags = {
         "epochs": args.epochs,

@@ -8,6 +8,7 @@ from dance3d.cli.common import (
     add_command,
     add_config_args,
     add_threads_arg,
+    check_out_dir,
     non_negative_float,
     positive_float,
     positive_int,
@@ -33,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from dance3d.dance.ava import AvaRunConfig, run_ava
     from dance3d.training.checkpoint import load_checkpoint
 
+    check_out_dir(args.out)
     checkpoint = load_checkpoint(args.checkpoint)
     flags = {"epochs": args.epochs, "lr": args.lr, "variability_weight": args.weight}
     overrides = [f"ava.{k}={v}" for k, v in flags.items() if v is not None] + args.overrides

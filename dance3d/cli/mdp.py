@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import argparse
 
-from dance3d.cli.common import add_command, add_config_args, add_threads_arg, positive_float, positive_int
+from dance3d.cli.common import (
+    add_command,
+    add_config_args,
+    add_threads_arg,
+    check_out_dir,
+    positive_float,
+    positive_int,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from dance3d.mdp.pipeline import MdpRunConfig, config_base, require_dense, run_mdp
     from dance3d.training.checkpoint import load_checkpoint
 
+    check_out_dir(args.out)
     overrides = [f"mdp.target_latency={json.dumps(args.target_latency)}"]
     flags = {"train.epochs": args.epochs, "train.lr": args.lr, "mdp.width_step": args.width_step}
     overrides += [f"{k}={v}" for k, v in flags.items() if v is not None]

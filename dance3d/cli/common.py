@@ -38,9 +38,10 @@ def _number(kind: type, text: str, *, low: float, low_inclusive: bool, high: flo
             f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
         ) from None
     if value != value or (value < low if low_inclusive else value <= low) or (high is not None and value > high):
-        sign = ">=" if low_inclusive else ">"
-        upper = f" and <= {high:g}" if high is not None else ""
-        raise argparse.ArgumentTypeError(f"must be {sign} {low:g}{upper}, got {text}")
+        if high is not None:
+            opening = "[" if low_inclusive else "("
+            raise argparse.ArgumentTypeError(f"must be in {opening}{low:g}, {high:g}], got {text}")
+        raise argparse.ArgumentTypeError(f"must be {'>=' if low_inclusive else '>'} {low:g}, got {text}")
     return value
 
 
@@ -199,7 +200,7 @@ def check_out_file(path: str | Path, *, force: bool, flag: str = "--out", suffix
     if path.is_dir():
         raise ConfigError(f"{flag} {path} is a directory; give a file path")
     if path.exists() and not force:
-        raise ConfigError(f"{flag} {path} exists; pass --force to overwrite it or choose another path")
+        raise ConfigError(f"{flag} {path} exists; pass --force to overwrite it, or write another file")
     _writable_parent(path, flag)
     return path
 

@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--rounds", type=positive_int, default=3, help="rounds over the whole grid; the lowest median is kept"
     )
     parser.add_argument(
-        "--calibrate", type=positive_int, default=4, help="pruned models measured to fit scale + overhead"
+        "--calibrate", type=non_negative_int, default=4, help="pruned models measured to fit scale + overhead"
     )
     parser.add_argument(
         "--validate", type=non_negative_int, default=4, help="other pruned models measured to check predictions"

@@ -235,11 +235,13 @@ def _train(
         raise ConfigError(f"{checkpoint_path} exists; pass --resume to continue it or choose another --out")
 
     train_set = build_dataset(config.data, "train")
-    skipped = _probe_videos(train_set, config.data, progress=tc.progress and ctx.is_main)
+    skipped = _probe_videos(train_set, config.data, progress=tc.progress and ctx.is_main, what="training")
     classes = dataset_classes(train_set)
     val_set = _optional_split(config.data, "val", classes)
     if val_set is None:
         _log(ctx, f"no val split in {config.data.source}: epochs are not validated")
+    else:
+        skipped += _probe_videos(val_set, config.data, progress=tc.progress and ctx.is_main, what="validation")
     torch.manual_seed(tc.seed)
     if start is not None:
         model, model_spec = start.module.to(device), start.spec
@@ -370,19 +372,19 @@ def _train(
     return TrainResult(checkpoint_path, history, skipped_videos=skipped)
 
 
-def _probe_videos(train_set: Dataset, data: DataConfig, *, progress: bool) -> list[tuple[str, str]]:
-    """Check every training video's first frame before the first step: bad files are an error listing them,
-    or with ``skip_bad`` are left out of training (and returned as ``(path, reason)``)."""
-    if not hasattr(train_set, "scan_bad_videos"):
+def _probe_videos(videos: Dataset, data: DataConfig, *, progress: bool, what: str) -> list[tuple[str, str]]:
+    """Check every video's first frame before the first step: bad files are an error listing them, or with
+    ``skip_bad`` are left out of the run (and returned as ``(path, reason)``)."""
+    if not hasattr(videos, "scan_bad_videos"):
         return []
     if not data.skip_bad:
-        train_set.validate(progress=progress)
+        videos.validate(progress=progress)
         return []
-    bad = train_set.scan_bad_videos(progress=progress)
+    bad = videos.scan_bad_videos(progress=progress)
     if bad:
-        train_set.drop([path for path, _ in bad])
+        videos.drop([path for path, _ in bad])
         listed = ", ".join(f"{path} ({why})" for path, why in bad)
-        tqdm.write(f"left {len(bad)} bad videos out of training: {listed}")
+        tqdm.write(f"left {len(bad)} bad videos out of {what}: {listed}")
     return bad
 
 

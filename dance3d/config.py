@@ -24,6 +24,39 @@ else:  # pragma: no cover - Python 3.10
 ConfigT = TypeVar("ConfigT")
 
 
+def check_range(
+    name: str,
+    value: float,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """Raise :class:`ConfigError` naming ``name`` and the allowed range unless ``value`` lies in it."""
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high or value != value:
+        parts = []
+        if low is not None:
+            parts.append(f"{'>' if low_open else '>='} {low:g}")
+        if high is not None:
+            parts.append(f"{'<' if high_open else '<='} {high:g}")
+        raise ConfigError(f"{name} must be {' and '.join(parts)}, got {value}")
+
+
+def config_differences(stored: dict[str, Any], requested: dict[str, Any], prefix: str = "") -> list[str]:
+    """``"key: stored -> requested"`` for each leaf value that differs between two nested config dicts."""
+    out = []
+    for key in sorted(set(stored) | set(requested)):
+        old, new = stored.get(key), requested.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            out += config_differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            out.append(f"{prefix}{key}: {old!r} -> {new!r}")
+    return out
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML or TOML file into a dict (by suffix: .yaml/.yml/.toml)."""
     path = Path(path)
@@ -122,6 +155,11 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
     if annotation is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)

@@ -3,6 +3,10 @@
 A model may expose ``clip_stats() -> list[dict]`` describing each clip of its last forward pass
 (dynamic models report their MACs and keep rates this way); those fields join the per-clip
 records and get mean/p10/p50/p90 summaries.
+
+A video folder read with ``skip_bad`` is scored without its bad videos: each is dropped (never
+replaced by another clip, which would be scored twice) and reported in ``EvalResult.skipped``,
+also when DataLoader workers read them.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from dance3d.errors import DataError
 from dance3d.progress import progress_bar
@@ -28,6 +32,7 @@ class EvalResult:
     per_class_accuracy: dict[str, float]
     clip_stat_summary: dict[str, dict[str, float]] = field(default_factory=dict)
     records: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) of bad videos left out
 
     def to_dict(self, *, with_records: bool = True) -> dict[str, Any]:
         out = {
@@ -36,6 +41,7 @@ class EvalResult:
             "num_clips": self.num_clips,
             "per_class_accuracy": self.per_class_accuracy,
             "clip_stat_summary": self.clip_stat_summary,
+            "skipped": {"count": len(self.skipped), "videos": [{"path": p, "reason": r} for p, r in self.skipped]},
         }
         if with_records:
             out["records"] = self.records
@@ -65,6 +71,34 @@ def _summarise(records: list[dict[str, Any]], keys: set[str]) -> dict[str, dict[
     return summary
 
 
+class _DropBad(Dataset):
+    """A video dataset whose bad items come back as ``{"bad": (path, reason)}`` instead of being replaced."""
+
+    def __init__(self, videos: Dataset) -> None:
+        self.videos = videos
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from dance3d.data.video_io import BadVideoError
+
+        try:
+            return self.videos.load(index)
+        except BadVideoError as exc:
+            return {"bad": (exc.path, exc.reason)}
+
+
+def _collate(items: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:
+    good = [item for item in items if "bad" not in item]
+    return (default_collate(good) if good else None), [tuple(item["bad"]) for item in items if "bad" in item]
+
+
+def _skips_bad(dataset: Dataset) -> bool:
+    config = getattr(dataset, "config", None)
+    return bool(getattr(config, "skip_bad", False)) and hasattr(dataset, "load")
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -77,19 +111,25 @@ def evaluate(
     limit: int | None = None,
     progress: bool = True,
 ) -> EvalResult:
-    """Run ``model`` over ``dataset`` (or its first ``limit`` clips) and score it."""
+    """Run ``model`` over ``dataset`` (or its first ``limit`` clips) and score it (bad videos dropped, see above)."""
+    if _skips_bad(dataset):
+        dataset = _DropBad(dataset)
     if limit is not None:
         dataset = torch.utils.data.Subset(dataset, range(min(limit, len(dataset))))
     if len(dataset) == 0:
         raise DataError("the evaluation dataset is empty")
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate)
+    skipped: list[tuple[str, str]] = []
     model = model.to(device).eval()
     clip_stats = getattr(model, "clip_stats", None)
     records: list[dict[str, Any]] = []
     stat_keys: set[str] = set()
     top5_hits = 0
     index = 0
-    for batch in progress_bar(loader, desc="eval", unit="batch", disable=not progress):
+    for batch, bad in progress_bar(loader, desc="eval", unit="batch", disable=not progress):
+        skipped += bad
+        if batch is None:
+            continue
         clips = batch["clip"].to(device)
         logits = model(clips).float()
         if not torch.isfinite(logits).all():
@@ -114,6 +154,8 @@ def evaluate(
             )
             index += 1
     num = len(records)
+    if num == 0:
+        raise DataError(f"every one of the {len(skipped)} videos evaluated is bad: {_listed(skipped)}")
     per_class = {}
     for class_index, name in enumerate(classes):
         hits = [r["correct"] for r in records if r["label"] == class_index]
@@ -125,4 +167,9 @@ def evaluate(
         per_class_accuracy=per_class,
         clip_stat_summary=_summarise(records, stat_keys),
         records=records,
+        skipped=skipped,
     )
+
+
+def _listed(skipped: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{path} ({reason})" for path, reason in skipped[:10]) + (" ..." if len(skipped) > 10 else "")

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dance3d.benchmark_results import dumps_strict
 from dance3d.checkpoint import load_checkpoint, load_network
 from dance3d.config import save_config
 from dance3d.dance.aap import AapSettings
@@ -102,7 +103,7 @@ def _evaluated(checkpoint: Path, dataset, out: Path, *, fresh: bool = False) -> 
         return json.loads(out.read_text())
     loaded = load_model(checkpoint)
     result: EvalResult = evaluate(loaded.model, dataset, classes=loaded.classes, progress=True)
-    out.write_text(json.dumps(result.to_dict(), indent=2))
+    out.write_text(dumps_strict(result.to_dict()))
     return result.to_dict()
 
 

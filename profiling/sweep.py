@@ -325,15 +325,15 @@ def _run_points(
             model = variants[variant]().to(dev)
             params = count_params(model)
             conditions = collect_conditions(str(dev))  # re-read per variant: clocks and modes can change
-            runners: dict[str, Callable[..., Any]] = {}
+            runner, prepared_mode = None, None
             for (group_variant, mode, batch_size), points in groups.items():
                 if group_variant != variant:
                     continue
-                if mode not in runners:
-                    runners[mode] = prepare(model, mode)
+                if mode != prepared_mode:  # prepare may set the model's mode in place: once per change of mode
+                    runner, prepared_mode = prepare(model, mode), mode
                 if batch_size not in inputs_cache:
                     inputs_cache[batch_size] = to_device(make_inputs(batch_size), dev)
-                runner, inputs = runners[mode], inputs_cache[batch_size]
+                inputs = inputs_cache[batch_size]
                 counts = count_macs(runner, inputs, module=model)
                 for point in points:
                     bar.set_postfix_str(f"{variant}/{mode}/b{batch_size}/r{point.repeat}")
@@ -354,7 +354,7 @@ def _run_points(
                     rows.append(row)
                     write_table(pd.DataFrame.from_records(rows), out)
                     bar.update(1)
-            del model, runners
+            del model, runner
             gc.collect()
             if dev.type == "cuda":
                 torch.cuda.empty_cache()

@@ -18,7 +18,7 @@ from dance3d.dynamic import apply_knobs
 from dance3d.dynamic.checkpoint import save_with_knobs
 from dance3d.errors import ConfigError
 from studies.objectives import METRICS, is_feasible
-from studies.runner import load_dynamic
+from studies.runner import load_dynamic, weights_fingerprint
 from studies.table import BASELINES_ATTR, study_spec
 
 CONTEXT_KEYS = ("execution_mode", "batch_size", "num_clips", "device_name", "energy_source")
@@ -89,6 +89,12 @@ def deploy_trial(
     if checkpoint is None and not source.is_file():
         raise ConfigError(f"the study's checkpoint {source} is not here; pass the same model with --checkpoint")
     loaded = load_dynamic(source)
+    recorded = spec.get("weights_sha256")
+    if recorded is not None and weights_fingerprint(loaded.checkpoint["state_dict"]) != recorded:
+        raise ConfigError(
+            f"{source} is not the model study {study.study_name!r} searched (its weights differ from those the "
+            f"study measured); deploy the study's own checkpoint, or run a study of this one"
+        )
     knobs = {name: float(value) for name, value in trial.user_attrs["knobs"].items()}
     try:
         apply_knobs(loaded.model, knobs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import socket
@@ -13,12 +14,14 @@ from typing import Any
 
 import optuna
 import torch
+from optuna.trial import TrialState
 from torch.utils.data import Dataset
 
 from dance3d.data.registry import DataConfig, build_dataset
 from dance3d.dynamic import DynamicModel
 from dance3d.errors import ConfigError
 from dance3d.loading import LoadedModel, load_model
+from dance3d.run_lock import pid_alive
 from profiling.env import device_name
 from studies.config import DEFAULT_STUDY_NAME, StudyConfig
 from studies.measure import EnergySetup, EvalSet, Measurer, load_eval_set, setup_energy
@@ -26,7 +29,7 @@ from studies.objectives import directions, needs_energy, parse_constraints, pars
 from studies.samplers import make_sampler
 from studies.search import MeasurePoint, make_objective, optimize_to_budget
 from studies.space import Point, SearchSpace, build_space, configure, dense_forward
-from studies.storage import open_storage, quiet_optuna
+from studies.storage import open_storage, quiet_optuna, retry_callback
 from studies.table import BASELINES_ATTR, STUDY_ATTR
 
 
@@ -50,6 +53,36 @@ def load_dynamic(checkpoint: str | Path) -> LoadedModel:
     return loaded
 
 
+def weights_fingerprint(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 of a state dict's names, dtypes, shapes and bytes: which weights a study measured."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def fail_dead_workers_trials(study: optuna.Study, *, max_retry: int) -> list[int]:
+    """RUNNING trials whose worker process on this host is gone: FAIL now, not after the heartbeat grace
+    period, and re-queued (up to ``max_retry`` times) so this run measures them. Returns their numbers."""
+    host = socket.gethostname()
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
+        if worker_host != host or not pid.isdigit() or pid_alive(int(pid)):
+            continue
+        try:
+            study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"worker pid {pid} died")
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        except RuntimeError:  # finished meanwhile (another process failed it first)
+            continue
+        with quiet_optuna():
+            retry_callback(max_retry)(study, study._storage.get_trial(trial._trial_id))
+        failed.append(trial.number)
+    return failed
+
+
 def worker_attrs(device: torch.device, energy: EnergySetup) -> dict[str, Any]:
     """Who measured a trial, on what: stored with every trial."""
     return {
@@ -69,7 +102,14 @@ def worker_attrs(device: torch.device, energy: EnergySetup) -> dict[str, Any]:
 
 
 def _study_spec(
-    config: StudyConfig, space: SearchSpace, objectives, constraints, *, checkpoint: str | Path, eval_set: EvalSet
+    config: StudyConfig,
+    space: SearchSpace,
+    objectives,
+    constraints,
+    *,
+    checkpoint: str | Path,
+    weights_sha256: str,
+    eval_set: EvalSet,
 ) -> dict[str, Any]:
     """What the study was made with: compared on resume (objectives, constraints, space) or kept for reports."""
     return {
@@ -78,6 +118,7 @@ def _study_spec(
         "constraints": [str(c) for c in constraints],
         "space": space.describe(),
         "checkpoint": str(checkpoint),
+        "weights_sha256": weights_sha256,
         "num_clips": len(eval_set),
         "config": asdict(config),
     }
@@ -108,8 +149,8 @@ def _check_resumable(study: optuna.Study, spec: dict[str, Any], *, wait_s: float
         time.sleep(0.2)
     if stored is None:
         raise ConfigError(f"study {study.study_name!r} exists but was not made by dance3d; use another --study-name")
-    for key in ("objectives", "constraints", "space"):
-        if stored.get(key) != spec[key]:
+    for key in ("objectives", "constraints", "space", "weights_sha256"):
+        if key in stored and stored.get(key) != spec[key]:
             raise ConfigError(
                 f"study {study.study_name!r} was created with other {key} ({stored.get(key)}); "
                 f"this run asks for {spec[key]}: use another --study-name"
@@ -202,7 +243,11 @@ def run_study(
             grace_period_s=config.grace_period_s,
             max_retry=config.max_retry,
         )
-        spec = _study_spec(config, space, objectives, constraints, checkpoint=loaded.path, eval_set=eval_set)
+        fingerprint = weights_fingerprint(loaded.checkpoint["state_dict"])
+        spec = _study_spec(
+            config, space, objectives, constraints,
+            checkpoint=loaded.path, weights_sha256=fingerprint, eval_set=eval_set,
+        )
         study, created = open_or_create(rdb, study_name=study_name, spec=spec, sampler=make_sampler(config))
         model = loaded.model.to(device).eval()
         measurer = Measurer(
@@ -224,6 +269,7 @@ def run_study(
             constraints=constraints,
             worker_attrs=worker_attrs(device, energy),
         )
+        fail_dead_workers_trials(study, max_retry=config.max_retry)
         done = optimize_to_budget(study, objective, target=config.trials, progress=progress)
     finally:
         energy.close()

@@ -3,13 +3,17 @@
 A worker that dies mid-trial stops writing heartbeats; once ``grace_period_s`` has passed, the
 next worker to start a trial (or the next ``study run``) marks that trial FAIL and, up to
 ``max_retry`` times, enqueues a copy with the same parameters (Optuna's retry callback).
+
+A SQLite file is created (its schema written) under an exclusive ``flock`` on ``<file>.lock``, so
+several ``study run`` processes started at once on a new file do not race on the schema.
 """
 
 from __future__ import annotations
 
+import fcntl
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import optuna
@@ -61,6 +65,17 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(url[len("sqlite:///") :])
 
 
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) between processes and threads."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def open_storage(
     url: str,
     *,
@@ -81,14 +96,15 @@ def open_storage(
             raise ConfigError(f"storage file not found: {path}")
         if not must_exist and not path.parent.exists():
             raise ConfigError(f"storage directory not found: {path.parent}")
+    creating = _file_lock(path.with_name(path.name + ".lock")) if path is not None and not must_exist else nullcontext()
     try:
-        with quiet_optuna():
+        with quiet_optuna(), creating:
             kwargs = {}
             if heartbeat_interval_s is not None:
                 kwargs = {
                     "heartbeat_interval": heartbeat_interval_s,
                     "grace_period": grace_period_s,
-                    _CALLBACK_ARG: _RetryCallback(max_retry=max_retry),
+                    _CALLBACK_ARG: retry_callback(max_retry),
                 }
             return RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **kwargs)
     except ImportError as exc:
@@ -96,6 +112,11 @@ def open_storage(
     except Exception as exc:  # sqlalchemy errors: bad URL, unreachable server, auth, schema
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"cannot open storage {redact(url)}: {first_line}") from exc
+
+
+def retry_callback(max_retry: int):
+    """Optuna's callback that enqueues a WAITING copy of a failed trial (up to ``max_retry`` times)."""
+    return _RetryCallback(max_retry=max_retry)
 
 
 def study_names(storage: RDBStorage) -> list[str]:

@@ -59,7 +59,9 @@ def test_eval_names_a_broken_video(run_cli, tmp_path, trained_tiny):
     code, out, err = run_cli("eval", "--checkpoint", trained_tiny, "--data", str(tmp_path / "videos"),
                              "--skip-bad", "--format", "json")  # fmt: skip
     assert code == 0
-    assert "skipped 1 of" in json.loads(out)["skipped"]
+    report = json.loads(out)
+    assert report["skipped"]["count"] == 1 and report["skipped"]["videos"][0]["path"] == str(bad)
+    assert report["num_clips"] == 4
 
 
 @pytest.mark.parametrize(

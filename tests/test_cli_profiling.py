@@ -47,7 +47,7 @@ def test_profile_checkpoint_on_data_gives_per_clip_macs(run_cli, trained_tiny):
 
 def test_sweep_writes_tidy_table_and_resumes(run_cli, tmp_path, trained_tiny):
     out_path = tmp_path / "sweep.csv"
-    args = ("sweep", "--checkpoint", trained_tiny, "--batch-sizes", "1,2", "--latency-repeats", "2",
+    args = ("sweep", "--checkpoint", trained_tiny, "--batch-sizes", "1,2", "--repeats", "2",
             "--no-energy", "--out", str(out_path))  # fmt: skip
     assert run_cli(*args)[0] == 0
     first = pd.read_csv(out_path)

@@ -51,7 +51,7 @@ def test_bad_values_name_the_key(override, message):
 
 
 def test_validation_errors_become_config_errors():
-    with pytest.raises(ConfigError, match="epochs and batch_size must be >= 1"):
+    with pytest.raises(ConfigError, match="train.epochs must be >= 1, got 0"):
         load_config(RunConfig, overrides=["train.epochs=0"])
     with pytest.raises(ConfigError, match="not one of 'adamw', 'sgd'"):
         load_config(RunConfig, overrides=["train.optimizer=adam"])

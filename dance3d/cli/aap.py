@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import argparse
 
-from dance3d.cli.common import add_config_args
+from dance3d.cli.common import (
+    add_command,
+    add_config_args,
+    add_threads_arg,
+    check_out_dir,
+    fraction,
+    non_negative_float,
+    positive_float,
+    positive_int,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("aap", help="DANCE stage 2 (AAP controller)", description=__doc__)
+    parser = add_command(subparsers, "aap", __doc__)
     parser.add_argument(
         "--checkpoint", required=True, help="dense or pruned model.pt (from 'dance3d train', 'ava' or 'mdp')"
     )
     parser.add_argument("--out", required=True, help="run directory (model.pt, config.yaml, metrics.jsonl)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--target-mac-fraction", type=float, help="aap.target_mac_fraction")
-    parser.add_argument("--mac-penalty", type=float, help="aap.mac_penalty")
+    parser.add_argument("--epochs", type=positive_int, help="controller training epochs (aap.epochs)")
+    parser.add_argument("--lr", type=positive_float, help="learning rate (aap.lr)")
+    parser.add_argument(
+        "--target-mac-fraction", type=fraction, help="mean MAC fraction to train for (aap.target_mac_fraction)"
+    )
+    parser.add_argument("--mac-penalty", type=non_negative_float, help="weight of the MAC penalty (aap.mac_penalty)")
+    add_threads_arg(parser)
     parser.add_argument(
         "--preset", default="default", help="DANCE settings: default, quickstart or smoke (dance3d.dance.pipeline)"
     )
@@ -28,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from dance3d.checkpoint import load_checkpoint
     from dance3d.dance.pipeline import load_run_config, run_aap
 
+    check_out_dir(args.out)
     checkpoint = load_checkpoint(args.checkpoint)
     flags = {
         "epochs": args.epochs,

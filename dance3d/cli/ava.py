@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import argparse
 
-from dance3d.cli.common import add_config_args
+from dance3d.cli.common import (
+    add_command,
+    add_config_args,
+    add_threads_arg,
+    check_out_dir,
+    non_negative_float,
+    positive_float,
+    positive_int,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("ava", help="DANCE stage 1 (AVA fine-tune)", description=__doc__)
+    parser = add_command(subparsers, "ava", __doc__)
     parser.add_argument(
         "--checkpoint", required=True, help="dense or pruned model.pt (from 'dance3d train' or 'dance3d mdp')"
     )
     parser.add_argument("--out", required=True, help="run directory (model.pt, config.yaml, metrics.jsonl, PNG)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--weight", type=float, help="variability weight lambda (ava.variability_weight)")
+    parser.add_argument("--epochs", type=positive_int, help="fine-tune epochs (ava.epochs)")
+    parser.add_argument("--lr", type=positive_float, help="learning rate (ava.lr)")
+    parser.add_argument("--weight", type=non_negative_float, help="variability weight lambda (ava.variability_weight)")
+    add_threads_arg(parser)
     parser.add_argument(
         "--preset", default="default", help="DANCE settings: default, quickstart or smoke (dance3d.dance.pipeline)"
     )
@@ -27,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from dance3d.checkpoint import load_checkpoint
     from dance3d.dance.pipeline import load_run_config, run_ava
 
+    check_out_dir(args.out)
     checkpoint = load_checkpoint(args.checkpoint)
     flags = {"epochs": args.epochs, "lr": args.lr, "variability_weight": args.weight}
     overrides = [f"ava.{k}={v}" for k, v in flags.items() if v is not None] + args.overrides

@@ -10,24 +10,34 @@ from __future__ import annotations
 
 import argparse
 
-from dance3d.cli.common import add_data_args, add_format_arg, print_json, print_table
+from dance3d.cli.common import (
+    add_command,
+    add_data_args,
+    add_force_arg,
+    add_format_arg,
+    add_threads_arg,
+    check_out_file,
+    fraction,
+    positive_int,
+    print_json,
+    print_table,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "budget",
-        help="re-target a dynamic checkpoint to a mean MAC fraction (no training)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_command(subparsers, "budget", __doc__)
     parser.add_argument("--checkpoint", required=True, help="dynamic model checkpoint (aap, or study deploy)")
-    parser.add_argument("--target-mac-fraction", type=float, required=True, help="mean MACs / dense MACs, e.g. 0.3")
+    parser.add_argument(
+        "--target-mac-fraction", type=fraction, required=True, help="mean MACs / dense MACs in (0, 1], e.g. 0.3"
+    )
     parser.add_argument("--out", required=True, help="checkpoint to write")
+    add_force_arg(parser)
     add_data_args(parser)
     parser.add_argument("--split", default="val", choices=("train", "val", "test"), help="clips to fit on")
-    parser.add_argument("--limit", type=int, default=256, help="fit on the first N clips of the split")
+    parser.add_argument("--limit", type=positive_int, default=256, help="fit on the first N clips of the split")
     parser.add_argument("--knobs", default="", help="shift only these knobs, comma-separated (default: all)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="clips per forward pass")
+    add_threads_arg(parser)
     add_format_arg(parser)
     parser.set_defaults(func=run)
 
@@ -35,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dance3d.dynamic.budget import retarget_checkpoint
 
+    check_out_file(args.out, force=args.force)
     knobs = tuple(v.strip() for v in args.knobs.split(",") if v.strip())
     done = retarget_checkpoint(
         args.checkpoint,

@@ -1,22 +1,38 @@
-"""``dance3d eval``: evaluate a checkpoint on moving-digits or a class-per-folder video directory."""
+"""``dance3d eval``: evaluate a checkpoint on moving-digits or a class-per-folder video directory.
+
+With ``--skip-bad`` a bad video is dropped from the score and listed (count and names), also with
+``--workers``; it is never replaced by another clip.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from dance3d.cli.common import add_data_args, add_format_arg, data_for_checkpoint, print_json, print_table
+from dance3d.cli.common import (
+    add_command,
+    add_data_args,
+    add_device_arg,
+    add_format_arg,
+    add_threads_arg,
+    data_for_checkpoint,
+    non_negative_int,
+    positive_int,
+    print_json,
+    print_table,
+)
 from dance3d.cli.profiling_inputs import add_execution_args, apply_execution
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("eval", help="evaluate a checkpoint", description=__doc__)
+    parser = add_command(subparsers, "eval", __doc__)
     parser.add_argument("--checkpoint", required=True, help="model.pt written by train/ava/aap/mdp")
     add_data_args(parser)
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
-    parser.add_argument("--limit", type=int, help="evaluate only the first N clips")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="split to score")
+    parser.add_argument("--limit", type=positive_int, help="evaluate only the first N clips")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="clips per forward pass")
+    add_device_arg(parser)
+    add_threads_arg(parser)
+    parser.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader worker processes")
     parser.add_argument("--records", action="store_true", help="with --format json: include per-clip records")
     add_execution_args(parser)
     add_format_arg(parser)
@@ -52,20 +68,19 @@ def run(args: argparse.Namespace) -> int:
         report["execution"] = loaded.model.mode
         report["knobs"] = applied_knobs(loaded.model)
         report["distinct_keep_rates_per_gate"] = distinct_keep_rates(result.records)
-    if getattr(dataset, "skipped", None):
-        report["skipped"] = dataset.summary()
     if args.format == "json":
         print_json(report)
         return 0
     rows = [("data", data.source), ("clips", result.num_clips), ("top-1", result.top1), ("top-5", result.top5)]
-    rows += [(f"  class {name}", acc) for name, acc in result.per_class_accuracy.items()]
+    if result.skipped:
+        listed = ", ".join(f"{path} ({reason})" for path, reason in result.skipped)
+        rows.append(("skipped (not scored)", f"{len(result.skipped)}: {listed}"))
+    rows += [(f"  class {name}", acc if acc == acc else "no clips") for name, acc in result.per_class_accuracy.items()]
     for key, stats in result.clip_stat_summary.items():
         rows.append((key, " ".join(f"{k}={v:.3f}" for k, v in stats.items())))
     if report.get("knobs"):
         rows.append(("knobs", " ".join(f"{k}={v:g}" for k, v in report["knobs"].items())))
     for axis, counts in report.get("distinct_keep_rates_per_gate", {}).items():
         rows.append((f"distinct {axis} per gate", ", ".join(map(str, counts))))
-    if "skipped" in report:
-        rows.append(("skipped", report["skipped"]))
     print_table(rows)
     return 0

@@ -4,33 +4,54 @@ from __future__ import annotations
 
 import argparse
 
-from dance3d.cli.common import print_table
+from dance3d.cli.common import (
+    add_command,
+    add_device_arg,
+    add_force_arg,
+    add_format_arg,
+    add_repeats_arg,
+    add_threads_arg,
+    check_out_file,
+    non_negative_int,
+    positive_int,
+    print_json,
+    print_table,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("latency-table", help="per-layer latency table for MDP", description=__doc__)
+    parser = add_command(subparsers, "latency-table", __doc__)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="zoo model name, with --clip-shape and --num-classes")
     source.add_argument("--checkpoint", help="dense model.pt: its model, head size and clip shape")
     parser.add_argument("--clip-shape", help="CxTxHxW for --model (default: the model's own clip)")
-    parser.add_argument("--num-classes", type=int, default=400, help="head size for --model")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (the deployment device)")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
-    parser.add_argument("--step", type=int, help="width grid step (default: 16 on CPU, 8 on GPU)")
-    parser.add_argument("--max-points", type=int, default=8, help="most grid widths per group")
-    parser.add_argument("--repeats", type=int, default=10, help="timed repeats per entry and round (their median)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds over the whole grid; the lowest median is kept")
-    parser.add_argument("--calibrate", type=int, default=4, help="pruned models measured to fit scale + overhead")
-    parser.add_argument("--validate", type=int, default=4, help="other pruned models measured to check predictions")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-classes", type=positive_int, default=400, help="head size for --model")
+    add_device_arg(parser)
+    add_threads_arg(parser)
+    parser.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32", help="numeric precision")
+    parser.add_argument("--step", type=positive_int, help="width grid step (default: 16 on CPU, 8 on GPU)")
+    parser.add_argument("--max-points", type=positive_int, default=8, help="most grid widths per group")
+    add_repeats_arg(parser, default=10)
+    parser.add_argument(
+        "--rounds", type=positive_int, default=3, help="rounds over the whole grid; the lowest median is kept"
+    )
+    parser.add_argument(
+        "--calibrate", type=non_negative_int, default=4, help="pruned models measured to fit scale + overhead"
+    )
+    parser.add_argument(
+        "--validate", type=non_negative_int, default=4, help="other pruned models measured to check predictions"
+    )
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the pruned models measured")
     parser.add_argument("--out", required=True, help="JSON file to write")
+    add_force_arg(parser)
+    add_format_arg(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    check_out_file(args.out, force=args.force, suffixes=(".json",))
     from dance3d.cli.profiling_inputs import parse_clip_shape
     from dance3d.mdp.calibration import measure_table, summarize_validation
     from dance3d.mdp.lut import LatencyRuntime
@@ -65,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )  # fmt: skip
     table.save(args.out)
+    if args.format == "json":
+        print_json({"out": str(args.out), **table.to_dict()})
+        return 0
     rows = [("model", spec["name"]), ("clip", "x".join(map(str, clip_shape))), ("runtime", runtime),
             ("layers", len(table.layers)), ("groups", len(table.group_grids)),
             ("dense latency ms", table.dense_latency_ms), ("dense entries ms", table.dense_entries_ms)]  # fmt: skip

@@ -33,6 +33,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def command_help(command: str) -> str:
+    """The one-line help of ``command`` (the single place it is written)."""
+    return next(text for _, name, text in COMMANDS if name == command)
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dance3d",
@@ -54,15 +59,35 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version, or a usage error argparse has already printed
+        return stop.code if isinstance(stop.code, int) else 2
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0 if args.command is None else 2
     try:
+        _apply_common(args)
         return int(args.func(args) or 0)
     except Dance3dError as exc:
         print(f"dance3d {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file that cannot be read or written: the user's to fix
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"dance3d {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"dance3d {args.command}: interrupted; finished work is saved, re-run to resume", file=sys.stderr)
         return 130
+
+
+def _apply_common(args: argparse.Namespace) -> None:
+    """Options shared by many verbs: ``--threads`` and ``--device`` (``auto`` resolved, CUDA checked)."""
+    if getattr(args, "threads", 0):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if getattr(args, "device", None):
+        from dance3d.training.trainer import resolve_device
+
+        args.device = str(resolve_device(args.device))

@@ -9,20 +9,30 @@ from __future__ import annotations
 
 import argparse
 
-from dance3d.cli.common import add_config_args
+from dance3d.cli.common import (
+    add_command,
+    add_config_args,
+    add_threads_arg,
+    check_out_dir,
+    positive_float,
+    positive_int,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("mdp", help="MDP static pruning under a latency budget", description=__doc__)
+    parser = add_command(subparsers, "mdp", __doc__)
     parser.add_argument("--checkpoint", required=True, help="dense model.pt (from 'dance3d train')")
     parser.add_argument("--latency-table", required=True, help="JSON from 'dance3d latency-table'")
     parser.add_argument("--target-latency", required=True, help="fraction of dense latency (0.5) or time (12ms)")
     parser.add_argument("--out", required=True, help="run directory (model.pt, solution.json, mdp.yaml, ...)")
-    parser.add_argument("--epochs", type=int, help="fine-tune epochs (train.epochs)")
-    parser.add_argument("--lr", type=float, help="fine-tune learning rate (train.lr)")
+    parser.add_argument("--epochs", type=positive_int, help="fine-tune epochs (train.epochs)")
+    parser.add_argument("--lr", type=positive_float, help="fine-tune learning rate (train.lr)")
     parser.add_argument("--no-finetune", action="store_true", help="save the pruned model without fine-tuning")
     parser.add_argument("--no-block-removal", action="store_true", help="prune channels only")
-    parser.add_argument("--width-step", type=int, help="solver width step inside the table's grid (mdp.width_step)")
+    add_threads_arg(parser)
+    parser.add_argument(
+        "--width-step", type=positive_int, help="solver width step inside the table's grid (mdp.width_step)"
+    )
     add_config_args(parser)
     parser.set_defaults(func=run)
 
@@ -34,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from dance3d.config import load_config
     from dance3d.mdp.pipeline import MdpRunConfig, config_base, require_dense, run_mdp
 
+    check_out_dir(args.out)
     overrides = [f"mdp.target_latency={json.dumps(args.target_latency)}"]
     flags = {"train.epochs": args.epochs, "train.lr": args.lr, "mdp.width_step": args.width_step}
     overrides += [f"{k}={v}" for k, v in flags.items() if v is not None]

@@ -6,15 +6,15 @@ import argparse
 
 import numpy as np
 
-from dance3d.cli.common import add_format_arg, print_json, print_table
+from dance3d.cli.common import add_command, add_energy_arg, add_format_arg, add_repeats_arg, print_json, print_table
 from dance3d.cli.profiling_inputs import add_model_source_args, load_model_and_clips
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("profile", help="MACs, bytes, latency, energy per clip", description=__doc__)
+    parser = add_command(subparsers, "profile", __doc__)
     add_model_source_args(parser)
-    parser.add_argument("--repeats", type=int, default=20, help="timed repeats (median and p90 reported)")
-    parser.add_argument("--no-energy", action="store_true", help="skip energy measurement")
+    add_repeats_arg(parser, default=20)
+    add_energy_arg(parser)
     parser.add_argument("--layers", action="store_true", help="with --format json: per-layer and per-operator rows")
     add_format_arg(parser)
     parser.set_defaults(func=run)
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from profiling import per_clip_macs, profile
 
     name, model, clips = load_model_and_clips(args)
-    meter = None if args.no_energy else "auto"
+    meter = "auto" if args.energy else None
     report = profile(model, clips[:1], device=args.device, repeats=args.repeats, meter=meter)
     result = report.to_dict(tables=args.layers)
     result["model"] = name

@@ -7,7 +7,7 @@ import argparse
 import torch
 import torch.nn as nn
 
-from dance3d.cli.common import data_for_checkpoint
+from dance3d.cli.common import add_device_arg, add_threads_arg, data_for_checkpoint, positive_int
 from dance3d.errors import ConfigError
 
 
@@ -20,6 +20,31 @@ def parse_clip_shape(text: str) -> tuple[int, int, int, int]:
     if len(shape) != 4 or min(shape) < 1:
         raise ConfigError(f"--clip-shape must look like CxTxHxW (e.g. 3x16x112x112), got {text!r}")
     return shape  # type: ignore[return-value]
+
+
+MAX_CLIP_BYTES = 2**31
+"""Largest float32 clip the profiling commands build (2 GiB): beyond it a typo, not a video clip."""
+
+
+def check_clip_size(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Refuse a clip shape whose float32 tensor would exceed ``MAX_CLIP_BYTES``, before allocating it."""
+    count = 1
+    for size in shape:
+        count *= size
+    if count * 4 > MAX_CLIP_BYTES:
+        raise ConfigError(f"a clip of shape {'x'.join(map(str, shape))} needs {count * 4 / 2**30:.1f} GiB; "
+                          f"the limit is {MAX_CLIP_BYTES / 2**30:.0f} GiB")  # fmt: skip
+    return shape
+
+
+def check_model_takes(model: nn.Module, clips: torch.Tensor, what: str) -> None:
+    """One forward pass of ``clips``; a shape the model cannot take becomes one clear :class:`ConfigError`."""
+    try:
+        with torch.no_grad():
+            model(clips)
+    except (RuntimeError, ValueError, IndexError, MemoryError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"the model cannot take {what} (shape {tuple(clips.shape[1:])}): {first}") from None
 
 
 def parse_knob_settings(settings: list[str]) -> dict[str, float]:
@@ -96,11 +121,12 @@ def add_model_source_args(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--model", help="zoo model name (random weights), with --clip-shape")
     source.add_argument("--checkpoint", help="model.pt written by train/ava/aap/mdp")
     parser.add_argument("--clip-shape", help="CxTxHxW for --model (default: the model's own clip)")
-    parser.add_argument("--num-classes", type=int, default=400, help="head size for --model")
+    parser.add_argument("--num-classes", type=positive_int, default=400, help="head size for --model")
     parser.add_argument("--data", help="clips to profile with --checkpoint (default: its training data)")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
-    parser.add_argument("--limit", type=int, default=16, help="clips to count per-clip MACs on")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="clips from this split")
+    parser.add_argument("--limit", type=positive_int, default=16, help="clips to count per-clip MACs on")
+    add_device_arg(parser)
+    add_threads_arg(parser)
     add_execution_args(parser)
 
 
@@ -113,7 +139,9 @@ def load_model_and_clips(args: argparse.Namespace) -> tuple[str, nn.Module, torc
         shape = parse_clip_shape(args.clip_shape) if args.clip_shape else (3, frames, height, width)
         model = create_model(args.model, num_classes=args.num_classes).eval()
         apply_execution(model, args)
-        return args.model, model, torch.randn(1, *shape)
+        clip = torch.randn(1, *check_clip_size(shape))
+        check_model_takes(model, clip, f"--clip-shape {'x'.join(map(str, shape))}")
+        return args.model, model, clip
     from dance3d.data.registry import build_dataset
     from dance3d.loading import load_model
 
@@ -121,7 +149,5 @@ def load_model_and_clips(args: argparse.Namespace) -> tuple[str, nn.Module, torc
     apply_execution(loaded.model, args)
     dataset = build_dataset(data_for_checkpoint(loaded.data, args), args.split, classes=loaded.classes)
     count = min(args.limit, len(dataset))
-    if count < 1:
-        raise ConfigError("--limit must be >= 1")
     clips = torch.stack([dataset[i]["clip"] for i in range(count)])
     return str(args.checkpoint), loaded.model, clips

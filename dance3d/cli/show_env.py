@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 
-from dance3d.cli.common import add_format_arg, print_json
+from dance3d.cli.common import add_command, add_format_arg, print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("show-env", help="versions, devices and energy meters", description=__doc__)
+    parser = add_command(subparsers, "show-env", __doc__)
     add_format_arg(parser)
     parser.set_defaults(func=run)
 

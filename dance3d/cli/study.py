@@ -13,19 +13,43 @@
 from __future__ import annotations
 
 import argparse
+import json
+from dataclasses import dataclass, field, replace
 
+from dance3d.cli.common import (
+    add_command,
+    add_config_args,
+    add_device_arg,
+    add_energy_arg,
+    add_force_arg,
+    add_format_arg,
+    add_threads_arg,
+    check_out_file,
+    non_negative_int,
+    positive_int,
+    print_json,
+    unit_interval,
+)
+from dance3d.config import load_config
 from dance3d.errors import ConfigError
+from studies.config import DEFAULT_STUDY_NAME, SAMPLERS, StudyConfig
 
 DEFAULT_STORAGE = "sqlite:///study.db"
 
 
+@dataclass(frozen=True)
+class StudyRunConfig:
+    """``study run``'s config file / ``--set`` root: ``study.<StudyConfig field>``."""
+
+    study: StudyConfig = field(default_factory=StudyConfig)
+
+
+SHORTCUTS = ("objectives", "trials", "sampler", "seed", "knobs", "device")
+"""StudyConfig fields with their own ``study run`` option; every field can be set with ``--set study.NAME=...``."""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "study",
-        help="Optuna search of pruning knobs: accuracy vs energy/latency/MACs",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_command(subparsers, "study", __doc__)
     actions = parser.add_subparsers(dest="study_command", metavar="ACTION", required=True)
     _add_run(actions)
     for name, help_text in (
@@ -35,10 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ):
         sub = actions.add_parser(name, help=help_text, description=help_text)
         _add_storage_args(sub)
-        if name != "status":
-            sub.add_argument(
-                "--out", required=True, help="folder (plot) or table path ending in .parquet/.csv (export)"
-            )
+        if name == "plot":
+            sub.add_argument("--out", required=True, help="folder for the figures")
+        if name == "export":
+            sub.add_argument("--out", required=True, help="table path ending in .parquet or .csv")
+            add_force_arg(sub)
+        if name == "status":
+            add_format_arg(sub)
         sub.set_defaults(func=run)
     _add_deploy(actions)
 
@@ -48,15 +75,20 @@ def _add_deploy(actions: argparse._SubParsersAction) -> None:
     sub = actions.add_parser("deploy", help=help_text, description=help_text)
     _add_storage_args(sub)
     which = sub.add_mutually_exclusive_group(required=True)
-    which.add_argument("--trial", type=int, help="trial number (see 'study status')")
+    which.add_argument("--trial", type=non_negative_int, help="trial number (see 'study status')")
     which.add_argument(
         "--max-accuracy-drop",
-        type=float,
+        type=unit_interval,
         help="instead: the Pareto trial with the lowest cost (the study's first objective besides accuracy) "
         "within this accuracy of the dense model (0.01 = 1 point)",
     )
     sub.add_argument("--out", required=True, help="checkpoint to write, e.g. runs/deployed/model.pt")
-    sub.add_argument("--checkpoint", help="the study's dynamic checkpoint, if it is not where the study saw it")
+    add_force_arg(sub)
+    sub.add_argument(
+        "--checkpoint",
+        help="the study's dynamic checkpoint, if it is not where the study saw it (its weights must match)",
+    )
+    add_format_arg(sub)
     sub.set_defaults(func=run)
 
 
@@ -70,40 +102,28 @@ def _add_storage_args(parser: argparse.ArgumentParser, *, study_default: str | N
 
 
 def _add_run(actions: argparse._SubParsersAction) -> None:
-    from studies.config import DEFAULT_STUDY_NAME, SAMPLERS, StudyConfig
-
-    defaults = StudyConfig()
-    sub = actions.add_parser("run", help="create or resume a study and run it to its trial budget")
+    help_text = "create or resume a study and run it to its trial budget (settings: --config/--set study.NAME=...)"
+    sub = actions.add_parser("run", help=help_text, description=help_text)
     sub.add_argument("--checkpoint", required=True, help="dynamic model checkpoint (dance3d aap output)")
     _add_storage_args(sub, study_default=DEFAULT_STUDY_NAME)
-    sub.add_argument("--objectives", default=",".join(defaults.objectives), help="e.g. accuracy,energy_j")
+    sub.add_argument("--objectives", help="study.objectives, e.g. accuracy,energy_j")
     sub.add_argument("--constraint", action="append", default=[], help='e.g. "accuracy>=0.95" (repeatable)')
-    sub.add_argument("--trials", type=int, default=defaults.trials, help="complete trials the study should hold")
-    sub.add_argument("--sampler", choices=SAMPLERS, default=defaults.sampler)
-    sub.add_argument("--seed", type=int, default=defaults.seed, help="sampler seed (give each worker its own)")
-    sub.add_argument("--population-size", type=int, default=defaults.population_size, help="NSGA-II population")
-    sub.add_argument("--knobs", default="", help="search only these knobs, comma-separated (others stay 0)")
-    sub.add_argument("--knob-range", default=f"{defaults.knob_low:g},{defaults.knob_high:g}", help="LOW,HIGH")
-    sub.add_argument("--knob-step", type=float, help="search a grid with this step (default: continuous)")
-    sub.add_argument("--execution-modes", default=",".join(defaults.execution_modes), help="comma-separated")
-    sub.add_argument("--batch-sizes", default=",".join(map(str, defaults.batch_sizes)), help="for latency/energy")
-    sub.add_argument("--data", help="validation clips (default: the checkpoint's data)")
-    sub.add_argument("--split", default="val", choices=("train", "val", "test"))
-    sub.add_argument("--limit", type=int, help="use only the first N clips of the split")
-    sub.add_argument("--device", default=defaults.device)
-    sub.add_argument("--latency-repeats", type=int, default=defaults.latency_repeats)
-    sub.add_argument("--latency-warmup", type=int, default=defaults.latency_warmup)
-    sub.add_argument(
-        "--energy",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="measure energy (default: only when an objective or constraint needs it)",
-    )
+    sub.add_argument("--trials", type=positive_int, help="complete trials the study should hold (study.trials)")
+    sub.add_argument("--sampler", choices=SAMPLERS, help="study.sampler")
+    sub.add_argument("--seed", type=non_negative_int, help="sampler seed, give each worker its own (study.seed)")
+    sub.add_argument("--knobs", help="search only these knobs, comma-separated; others stay 0 (study.knobs)")
+    add_device_arg(sub, default=None)
+    add_threads_arg(sub)
+    sub.add_argument("--repeats", type=positive_int, help="timed latency repeats (study.latency_repeats)")
+    add_energy_arg(sub, default=None)
     sub.add_argument(
         "--energy-estimate",
         metavar="J_PER_MAC,J_PER_BYTE,STATIC_W",
-        help="estimate energy with these coefficients where no meter works (labelled estimated)",
+        help="estimate energy with these coefficients where no meter works, labelled estimated (study.energy_estimate)",
     )
+    sub.add_argument("--data", help="validation clips (default: the checkpoint's data)")
+    sub.add_argument("--split", default="val", choices=("train", "val", "test"), help="clips from this split")
+    sub.add_argument("--limit", type=positive_int, help="use only the first N clips of the split")
     sub.add_argument(
         "--baseline-checkpoint",
         action="append",
@@ -111,10 +131,8 @@ def _add_run(actions: argparse._SubParsersAction) -> None:
         metavar="[NAME=]PATH",
         help="also measure this (e.g. static) checkpoint as a baseline (repeatable)",
     )
-    sub.add_argument("--heartbeat-s", type=int, default=defaults.heartbeat_interval_s)
-    sub.add_argument("--grace-period-s", type=int, default=defaults.grace_period_s)
-    sub.add_argument("--max-retry", type=int, default=defaults.max_retry, help="retries of a killed worker's trial")
-    sub.add_argument("--no-progress", action="store_true")
+    sub.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_args(sub)
     sub.set_defaults(func=run)
 
 
@@ -126,10 +144,6 @@ def _floats(text: str, what: str, count: int) -> tuple[float, ...]:
     if len(values) != count:
         raise ConfigError(f"{what} needs {count} comma-separated numbers, got {text!r}")
     return values
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
 def _baselines(items: list[str]) -> dict[str, str]:
@@ -146,37 +160,20 @@ def _baselines(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _run_config(args: argparse.Namespace):
-    from studies.config import StudyConfig
+def _run_config(args: argparse.Namespace) -> StudyConfig:
+    """Defaults < --config < shortcut options < --set."""
     from studies.objectives import parse_constraints, parse_objectives
 
-    try:
-        batch_sizes = tuple(int(v) for v in _names(args.batch_sizes))
-    except ValueError:
-        raise ConfigError(f"--batch-sizes must be integers like 1,8; got {args.batch_sizes!r}") from None
-    low, high = _floats(args.knob_range, "--knob-range", 2)
-    estimate = _floats(args.energy_estimate, "--energy-estimate", 3) if args.energy_estimate else None
-    return StudyConfig(
-        objectives=parse_objectives(args.objectives),
-        constraints=tuple(str(c) for c in parse_constraints(args.constraint)),
-        trials=args.trials,
-        sampler=args.sampler,
-        seed=args.seed,
-        population_size=args.population_size,
-        knob_low=low,
-        knob_high=high,
-        knob_step=args.knob_step,
-        knobs=_names(args.knobs),
-        execution_modes=_names(args.execution_modes),
-        batch_sizes=batch_sizes,
-        device=args.device,
-        latency_warmup=args.latency_warmup,
-        latency_repeats=args.latency_repeats,
-        energy=args.energy,
-        energy_estimate=estimate,
-        heartbeat_interval_s=args.heartbeat_s,
-        grace_period_s=args.grace_period_s,
-        max_retry=args.max_retry,
+    flags: dict[str, object] = {name: getattr(args, name) for name in SHORTCUTS}
+    flags["latency_repeats"] = args.repeats
+    flags["energy"] = args.energy
+    if args.energy_estimate:
+        flags["energy_estimate"] = list(_floats(args.energy_estimate, "--energy-estimate", 3))
+    overrides = [f"study.{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
+    config = load_config(StudyRunConfig, path=args.config, overrides=overrides + args.overrides).study
+    constraints = parse_constraints([*config.constraints, *args.constraint])
+    return replace(
+        config, objectives=parse_objectives(config.objectives), constraints=tuple(str(c) for c in constraints)
     )
 
 
@@ -189,14 +186,33 @@ def run(args: argparse.Namespace) -> int:
         for path in study_figures(args.storage, args.study_name, args.out):
             print(path)
         return 0
+    if args.study_command in ("deploy", "export"):
+        suffixes = (".parquet", ".csv") if args.study_command == "export" else ()
+        check_out_file(args.out, force=args.force, suffixes=suffixes)
     study = load_study(open_storage(args.storage, must_exist=True), args.study_name)
     if args.study_command == "status":
-        print(format_status(study_status(study)))
+        status = study_status(study)
+        if args.format == "json":
+            print_json(status_dict(status))
+        else:
+            print(format_status(status))
     elif args.study_command == "deploy":
         _print_deployed(study, args)
     else:
         print(f"wrote {export_trials(study, args.out)}")
     return 0
+
+
+def status_dict(status) -> dict:
+    """``study status --format json``: counts, Pareto trials and baselines as plain records."""
+    return {
+        "study_name": status.study_name,
+        "objectives": list(status.objectives),
+        "constraints": list(status.constraints),
+        "counts": status.counts,
+        "pareto": status.pareto.to_dict(orient="records"),
+        "baselines": status.baselines.to_dict(orient="records"),
+    }
 
 
 def _print_deployed(study, args: argparse.Namespace) -> None:
@@ -209,6 +225,10 @@ def _print_deployed(study, args: argparse.Namespace) -> None:
         number = pick_trial(study, max_accuracy_drop=args.max_accuracy_drop).number
     deployed = deploy_trial(study, number, args.out, checkpoint=args.checkpoint)
     measured = deployed.measured
+    if args.format == "json":
+        print_json({"checkpoint": str(deployed.path), "study_name": deployed.study_name, "trial": deployed.number,
+                    "knobs": deployed.knobs, "feasible": deployed.feasible, "measured": measured})  # fmt: skip
+        return
     knobs = " ".join(f"{name}={value:g}" for name, value in deployed.knobs.items())
     print(f"wrote {deployed.path}: trial {deployed.number} of study {deployed.study_name}, knobs {knobs}")
     metrics = [
@@ -224,8 +244,6 @@ def _print_deployed(study, args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from dance3d.checkpoint import load_checkpoint
     from studies import format_status, run_study, study_status
 

@@ -1,6 +1,8 @@
 """``dance3d sweep``: measure checkpoints x batch sizes x execution modes into a tidy CSV/Parquet table.
 
-Interrupted sweeps resume: rows already in --out are not measured again.
+Each row runs in its own execution mode (``default``: the checkpoint's own; ``simulate`` or
+``compact``: dynamic checkpoints only). Interrupted sweeps resume: rows already in --out are not
+measured again.
 """
 
 from __future__ import annotations
@@ -9,21 +11,39 @@ import argparse
 
 import torch
 
+from dance3d.cli.common import (
+    add_command,
+    add_device_arg,
+    add_energy_arg,
+    add_format_arg,
+    add_repeats_arg,
+    add_threads_arg,
+    check_out_file,
+    positive_int,
+    print_json,
+)
 from dance3d.errors import ConfigError
+
+SWEEP_MODES = ("default", "simulate", "compact")
+"""``default``: as the checkpoint runs; the others set a dynamic checkpoint's execution mode."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("sweep", help="energy/latency sweep to CSV or Parquet", description=__doc__)
+    parser = add_command(subparsers, "sweep", __doc__)
     parser.add_argument("--checkpoint", action="append", required=True, help="model.pt (repeatable)")
     parser.add_argument("--data", help="clips to feed (default: each checkpoint's training data)")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="clips from this split")
     parser.add_argument("--batch-sizes", default="1", help="comma-separated, e.g. 1,8")
-    parser.add_argument("--modes", default="default", help="execution modes, comma-separated")
-    parser.add_argument("--repeats", type=int, default=1, help="measurements per grid point")
-    parser.add_argument("--latency-repeats", type=int, default=20)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--no-energy", action="store_true")
-    parser.add_argument("--out", required=True, help="table path ending in .csv or .parquet")
+    parser.add_argument(
+        "--modes", default="default", help=f"execution modes, comma-separated: {', '.join(SWEEP_MODES)}"
+    )
+    parser.add_argument("--runs", type=positive_int, default=1, help="measurements (rows) per grid point")
+    add_repeats_arg(parser, default=20)
+    add_device_arg(parser)
+    add_threads_arg(parser)
+    add_energy_arg(parser)
+    add_format_arg(parser)
+    parser.add_argument("--out", required=True, help="table path ending in .csv or .parquet (resumed if it exists)")
     parser.set_defaults(func=run)
 
 
@@ -37,13 +57,37 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def parse_modes(text: str, kinds: dict[str, str]) -> list[str]:
+    """``--modes`` checked against ``SWEEP_MODES`` and against each checkpoint's kind (path -> kind)."""
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in SWEEP_MODES]
+    if not modes or unknown:
+        raise ConfigError(f"--modes takes {', '.join(SWEEP_MODES)}; got {text!r}")
+    static = [path for path, kind in kinds.items() if kind != "dynamic"]
+    if static and set(modes) - {"default"}:
+        raise ConfigError(f"{static[0]} is a {kinds[static[0]]!r} checkpoint: it runs in --modes default only")
+    return modes
+
+
+def prepare_mode(model: torch.nn.Module, mode: str) -> torch.nn.Module:
+    """The model in sweep mode ``mode`` (eval mode; a dynamic model's execution mode set unless ``default``)."""
+    if mode != "default":
+        from dance3d.dynamic import set_execution_mode
+
+        set_execution_mode(model, mode)
+    return model.eval()
+
+
 def run(args: argparse.Namespace) -> int:
+    from dance3d.checkpoint import load_checkpoint
     from dance3d.cli.common import data_for_checkpoint
     from dance3d.data.registry import build_dataset
     from dance3d.loading import load_model
     from profiling import run_sweep
 
+    check_out_file(args.out, force=True, suffixes=(".csv", ".parquet"))
     batch_sizes = _int_list(args.batch_sizes)
+    modes = parse_modes(args.modes, {p: load_checkpoint(p).get("kind", "dense") for p in args.checkpoint})
     first = load_model(args.checkpoint[0])
     dataset = build_dataset(data_for_checkpoint(first.data, args), args.split, classes=first.classes)
     if len(dataset) < max(batch_sizes):
@@ -55,12 +99,16 @@ def run(args: argparse.Namespace) -> int:
         lambda batch_size: clips[:batch_size],
         args.out,
         batch_sizes=batch_sizes,
-        modes=[m for m in args.modes.split(",") if m],
-        repeats=args.repeats,
+        modes=modes,
+        prepare=prepare_mode,
+        repeats=args.runs,
         device=args.device,
-        latency_repeats=args.latency_repeats,
-        meter=None if args.no_energy else "auto",
+        latency_repeats=args.repeats,
+        meter="auto" if args.energy else None,
     )
+    if args.format == "json":
+        print_json({"out": str(args.out), "rows": table.to_dict(orient="records")})
+        return 0
     print(table.to_string(max_rows=30, max_cols=12))
     print(f"wrote {len(table)} rows to {args.out}")
     return 0

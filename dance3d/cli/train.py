@@ -1,42 +1,83 @@
-"""``dance3d train``: train a dense model."""
+"""``dance3d train``: train a dense model.
+
+``--resume`` continues the run saved in ``--out`` with the settings it was started with (its
+``config.yaml``); a flag that contradicts them is refused, naming both values.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 
-from dance3d.cli.common import add_config_args, add_data_args, data_overrides
+from dance3d.cli.common import (
+    add_command,
+    add_config_args,
+    add_data_args,
+    add_device_arg,
+    add_format_arg,
+    add_threads_arg,
+    check_out_dir,
+    data_overrides,
+    positive_float,
+    positive_int,
+    print_json,
+)
 from dance3d.config import load_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="train a dense model", description=__doc__)
-    parser.add_argument("--model", help="zoo model name (see 'dance3d models')")
+    parser = add_command(subparsers, "train", __doc__)
+    parser.add_argument("--model", help="zoo model name (see 'dance3d models'; train.model)")
     add_data_args(parser)
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
+    parser.add_argument("--epochs", type=positive_int, help="epochs to train (train.epochs)")
+    parser.add_argument("--batch-size", type=positive_int, help="clips per step (train.batch_size)")
+    parser.add_argument("--lr", type=positive_float, help="peak learning rate (train.lr)")
+    add_device_arg(parser, default=None)
+    add_threads_arg(parser)
     parser.add_argument("--pretrained", metavar="FILE", help="local weights file to start from")
     parser.add_argument("--out", required=True, help="run directory (model.pt, config.yaml, metrics.jsonl)")
-    parser.add_argument("--resume", action="store_true", help="continue the killed run in --out")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out with its own settings")
     add_config_args(parser)
+    add_format_arg(parser)
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from dance3d.training.trainer import RunConfig, train
-
+def _flag_overrides(args: argparse.Namespace) -> list[str]:
     flags = {
         "model": args.model,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "lr": args.lr,
         "device": args.device,
+        "threads": args.threads or None,
         "pretrained": args.pretrained,
     }
-    overrides = data_overrides(args) + [f"train.{k}={v}" for k, v in flags.items() if v is not None]
-    config = load_config(RunConfig, path=args.config, overrides=overrides + args.overrides)
-    result = train(config, args.out, resume=args.resume)
+    return data_overrides(args) + [f"train.{k}={v}" for k, v in flags.items() if v is not None]
+
+
+def run(args: argparse.Namespace) -> int:
+    from dance3d.training.trainer import RunConfig, train
+
+    out = check_out_dir(args.out)
+    base = None
+    if args.resume:
+        from dance3d.checkpoint import load_checkpoint
+
+        checkpoint = out / "model.pt"
+        if checkpoint.is_file():
+            base = load_checkpoint(checkpoint).get("config")
+    config = load_config(RunConfig, base=base, path=args.config, overrides=_flag_overrides(args) + args.overrides)
+    with contextlib.redirect_stdout(sys.stderr) if args.format == "json" else contextlib.nullcontext():
+        result = train(config, out, resume=args.resume)  # its log lines stay off a JSON stdout
     last = result.history[-1] if result.history else {}
-    print(f"saved {result.checkpoint_path} (val top-1 {last.get('val_top1', float('nan')):.4f})")
+    if args.format == "json":
+        print_json({"checkpoint": str(result.checkpoint_path), "already_finished": result.already_finished,
+                    "history": result.history, "skipped_videos": [list(v) for v in result.skipped_videos]})  # fmt: skip
+        return 0
+    if result.already_finished:
+        print(f"{result.checkpoint_path} already finished its {config.train.epochs} epochs; nothing to do")
+        return 0
+    val = f"val top-1 {last['val_top1']:.4f}" if "val_top1" in last else f"no val split in {config.data.source}"
+    print(f"saved {result.checkpoint_path} ({val})")
     return 0

@@ -1,9 +1,11 @@
 """Video-folder datasets (UCF101, HMDB51, Kinetics layout): ``root/<class_name>/<video file>``.
 
-Videos are decoded with PyAV when an item is read, so a bad file (corrupt, truncated, zero
-frames) is only found then: it raises :class:`BadVideoError` naming the file, or, with
-``skip_bad=True``, is warned about, recorded in ``skipped`` and replaced by the next good video.
-``scan_bad_videos()`` / ``validate()`` check every file up front instead.
+Videos are decoded with PyAV when an item is read (only up to the last sampled frame), so a bad
+file (corrupt, truncated, zero frames) is found then: it raises :class:`BadVideoError` naming the
+file, or, with ``skip_bad=True``, is warned about, recorded in ``skipped`` and replaced by the next
+good video. Replacing is for training only: evaluation reads items with ``load`` and drops bad
+videos instead (``dance3d.evaluation``). ``scan_bad_videos()`` / ``validate()`` check every file's
+first frame up front, and ``drop()`` leaves the bad ones out.
 
 With DataLoader workers each worker process holds its own copy of the dataset, so ``skipped``
 and ``summary()`` only count the files seen in the calling process (the warnings and errors
@@ -154,7 +156,16 @@ class VideoFolderDataset(Dataset):
         """Draw different random windows each epoch (still deterministic given the seed)."""
         self.epoch = epoch
 
-    def _load(self, index: int) -> dict[str, Any]:
+    def drop(self, paths: Sequence[str]) -> None:
+        """Leave the videos at ``paths`` out of the dataset (e.g. those ``scan_bad_videos`` found)."""
+        gone = {str(p) for p in paths}
+        self.samples = [(p, label) for p, label in self.samples if str(p) not in gone]
+        self._bad.clear()
+        if not self.samples:
+            raise DataError(f"every video in {self.root} is bad")
+
+    def load(self, index: int) -> dict[str, Any]:
+        """Item ``index``; a bad video raises :class:`BadVideoError` whatever ``skip_bad`` says."""
         path, label = self.samples[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         video = decode_video(path, select=lambda total: frame_indices(total, self.config, rng))
@@ -190,13 +201,13 @@ class VideoFolderDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} videos")
         if not self.config.skip_bad:
-            return self._load(index)
+            return self.load(index)
         for offset in range(len(self)):
             candidate = (index + offset) % len(self)
             if candidate in self._bad:
                 continue
             try:
-                return self._load(candidate)
+                return self.load(candidate)
             except BadVideoError as exc:
                 self._bad.add(candidate)
                 self.skipped.append((exc.path, exc.reason))

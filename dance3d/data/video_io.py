@@ -45,7 +45,7 @@ class DecodedVideo:
     """Frames picked from a decoded video, with the file's frame count and frame rate."""
 
     frames: np.ndarray  # (len(selected), H, W, 3) uint8
-    num_frames: int  # frames decoded from the file
+    num_frames: int  # frames in the file (the header's count when decoding stopped after the last kept frame)
     fps: float
 
 
@@ -83,32 +83,70 @@ def write_video(path: str | Path, frames: np.ndarray, *, fps: float = 8.0, codec
     return path
 
 
-def decode_video(path: str | Path, *, select: Callable[[int], Sequence[int]] | None = None) -> DecodedVideo:
-    """Decode every frame of ``path``; keep those at ``select(num_frames)`` (default: all).
+def _header_frame_count(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> int:
+    """The frame count the container claims (0 when it says nothing usable)."""
+    if stream.frames:
+        return int(stream.frames)
+    rate = stream.average_rate or stream.guessed_rate
+    if container.duration and rate:
+        return round(container.duration / av.time_base * float(rate))
+    return 0
 
-    The frame count is only known after decoding (container headers are often wrong), so all
-    decoded frames are held briefly in their compact YUV form; only the kept ones become RGB.
+
+def _decode(
+    path: str | Path, select: Callable[[int], Sequence[int]] | None, *, trust_header: bool
+) -> tuple[dict[int, av.VideoFrame], list[int], int, float]:
+    """Decode ``path`` up to its last selected frame: ``({index: frame}, selected, frame count, fps)``.
+
+    With ``trust_header``, frames are picked from the header's frame count and decoding stops after the
+    last one, holding only the picked frames; the count returned is then the header's, unless the
+    video turned out shorter (then it is ``-1``, and the caller decodes again without the header).
+    """
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise BadVideoError.for_file(path, "no video stream")
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+        total = _header_frame_count(container, stream) if trust_header and select is not None else 0
+        if total > 0:
+            selected = list(select(total))
+            wanted, last = set(selected), max(selected)
+            kept = {}
+            for index, frame in enumerate(container.decode(stream)):
+                if index in wanted:
+                    kept[index] = frame
+                if index == last:
+                    return kept, selected, total, fps
+            return kept, selected, -1, fps  # shorter than its header says
+        decoded = dict(enumerate(container.decode(stream)))
+        selected = list(range(len(decoded)) if select is None or not decoded else select(len(decoded)))
+        return decoded, selected, len(decoded), fps
+
+
+def decode_video(path: str | Path, *, select: Callable[[int], Sequence[int]] | None = None) -> DecodedVideo:
+    """Decode ``path``; keep the frames at ``select(num_frames)`` (default: all).
+
+    With ``select``, frames are picked from the container's frame count and decoding stops after the
+    last picked frame, so a long video costs no more memory than the frames kept. When the header has
+    no count, or the video ends before the count it claims, every frame is decoded (held in its
+    compact YUV form; only the kept ones become RGB) and picked from the true count.
 
     Raises :class:`BadVideoError` naming the file for anything that is not a readable video
     with at least one frame.
     """
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise BadVideoError.for_file(path, "no video stream")
-            stream = container.streams.video[0]
-            decoded = list(container.decode(stream))
-            fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+        frames, selected, total, fps = _decode(path, select, trust_header=True)
+        if total < 0:
+            frames, selected, total, fps = _decode(path, select, trust_header=False)
     except av.error.FileNotFoundError:
         raise BadVideoError.for_file(path, "file not found") from None
     except (av.error.FFmpegError, OSError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise BadVideoError.for_file(path, f"cannot decode: {reason}") from None
-    if not decoded:
+    if not frames:
         raise BadVideoError.for_file(path, "zero frames")
-    indices = range(len(decoded)) if select is None else select(len(decoded))
-    frames = np.stack([decoded[i].to_ndarray(format="rgb24") for i in indices])
-    return DecodedVideo(frames=frames, num_frames=len(decoded), fps=fps)
+    picked = np.stack([frames[i].to_ndarray(format="rgb24") for i in selected])
+    return DecodedVideo(frames=picked, num_frames=total, fps=fps)
 
 
 def read_video_frames(path: str | Path) -> np.ndarray:

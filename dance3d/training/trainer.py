@@ -8,7 +8,6 @@ the uninterrupted run would have. Runs under ``torchrun`` as DistributedDataPara
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 from collections.abc import Iterator
@@ -22,8 +21,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from dance3d import run_lock
+from dance3d.benchmark_results import dumps_strict
 from dance3d.checkpoint import DENSE, Checkpoint, load_checkpoint, save_checkpoint
-from dance3d.config import save_config
+from dance3d.config import check_range, config_differences, save_config, to_dict
 from dance3d.data.registry import DataConfig, build_dataset, dataset_classes
 from dance3d.errors import ConfigError, DataError
 from dance3d.evaluation import evaluate
@@ -54,10 +55,18 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be >= 1")
-        if not self.lr > 0:
-            raise ValueError("lr must be > 0")
+        for name in ("epochs", "batch_size", "checkpoint_every_steps"):
+            check_range(f"train.{name}", getattr(self, name), low=1)
+        for name in ("warmup_steps", "num_workers", "threads", "weight_decay"):
+            check_range(f"train.{name}", getattr(self, name), low=0)
+        check_range("train.lr", self.lr, low=0, low_open=True)
+        check_range("train.momentum", self.momentum, low=0, high=1, high_open=True)
+        check_range("train.label_smoothing", self.label_smoothing, low=0, high=1, high_open=True)
+        check_device_name(self.device, "train.device")
+
+
+RESUMABLE_CHANGES = frozenset({"train.device", "train.num_workers", "train.threads", "train.progress"})
+"""Config keys a resumed run may change: where and how fast it runs, not what it computes."""
 
 
 @dataclass(frozen=True)
@@ -80,9 +89,32 @@ class StartModel:
 class TrainResult:
     checkpoint_path: Path
     history: list[dict[str, Any]]
+    already_finished: bool = False  # a resumed run that had done all its epochs: nothing was run or written
+    skipped_videos: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) left out of training
+
+
+def check_resume_config(stored: dict[str, Any], config: RunConfig, checkpoint_path: Path) -> None:
+    """Refuse to resume with settings that contradict the run's own (naming both values)."""
+    conflicts = [d for d in config_differences(stored, to_dict(config)) if d.split(":")[0] not in RESUMABLE_CHANGES]
+    if conflicts:
+        raise ConfigError(
+            f"--resume: {checkpoint_path} was started with other settings ({'; '.join(conflicts)}); "
+            "resume without those flags to continue it as it was started"
+        )
+
+
+def check_device_name(name: str, what: str = "device") -> None:
+    """Refuse a device string torch cannot parse (``gpu``, ``cpu:abc``) with one line naming ``what``."""
+    if name == "auto":
+        return
+    try:
+        torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"{what} must be auto, cpu, cuda, cuda:N or mps, got {name!r}") from None
 
 
 def resolve_device(name: str) -> torch.device:
+    check_device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -151,7 +183,12 @@ def _log(ctx: DistContext, message: str) -> None:
 def train(
     config: RunConfig, out_dir: str | Path, *, resume: bool = False, start: StartModel | None = None
 ) -> TrainResult:
-    """Train ``config.train.model`` (or ``start.module``) on ``config.data``; writes ``model.pt``, ``metrics.jsonl``."""
+    """Train ``config.train.model`` (or ``start.module``) on ``config.data``; writes ``model.pt``, ``metrics.jsonl``.
+
+    The run holds ``out_dir``'s lock (:mod:`dance3d.run_lock`) while it runs, so a second run on the
+    same folder is refused instead of overwriting it. ``resume=True`` continues the run saved there,
+    with the settings it was started with (``config`` may differ only in ``RESUMABLE_CHANGES``).
+    """
     out_dir = Path(out_dir)
     tc = config.train
     device = resolve_device(tc.device)
@@ -161,6 +198,24 @@ def train(
     if ctx.enabled and device.type == "cuda":
         device = torch.device("cuda", ctx.local_rank)
         torch.cuda.set_device(device)
+    lock = run_lock.acquire(out_dir) if ctx.is_main else None
+    try:
+        return _train(config, out_dir, device=device, ctx=ctx, resume=resume, start=start)
+    finally:
+        if lock is not None:
+            run_lock.release(lock)
+
+
+def _train(
+    config: RunConfig,
+    out_dir: Path,
+    *,
+    device: torch.device,
+    ctx: DistContext,
+    resume: bool,
+    start: StartModel | None,
+) -> TrainResult:
+    tc = config.train
     checkpoint_path = out_dir / "model.pt"
     state = None
     if resume:
@@ -170,12 +225,23 @@ def train(
         kind = start.kind if start else DENSE
         if state.get("kind") != kind or "optimizer" not in state:
             raise ConfigError(f"--resume: {checkpoint_path} is not a resumable {kind} training checkpoint")
+        if "config" in state:
+            check_resume_config(state["config"], config, checkpoint_path)
+        if state.get("epochs_done", 0) >= tc.epochs:
+            _log(ctx, f"{checkpoint_path} already finished its {tc.epochs} epochs; nothing to do")
+            shutdown(ctx)
+            return TrainResult(checkpoint_path, list(state["history"]), already_finished=True)
     elif checkpoint_path.exists():
         raise ConfigError(f"{checkpoint_path} exists; pass --resume to continue it or choose another --out")
 
     train_set = build_dataset(config.data, "train")
+    skipped = _probe_videos(train_set, config.data, progress=tc.progress and ctx.is_main, what="training")
     classes = dataset_classes(train_set)
     val_set = _optional_split(config.data, "val", classes)
+    if val_set is None:
+        _log(ctx, f"no val split in {config.data.source}: epochs are not validated")
+    else:
+        skipped += _probe_videos(val_set, config.data, progress=tc.progress and ctx.is_main, what="validation")
     torch.manual_seed(tc.seed)
     if start is not None:
         model, model_spec = start.module.to(device), start.spec
@@ -237,6 +303,8 @@ def train(
     start_epoch = global_step // steps_per_epoch
     for epoch in range(start_epoch, tc.epochs):
         sampler.epoch = epoch
+        if hasattr(train_set, "set_epoch"):  # random clip windows differ per epoch
+            train_set.set_epoch(epoch)
         sampler.skip_batches = global_step - epoch * steps_per_epoch
         loader = DataLoader(
             train_set,
@@ -289,13 +357,33 @@ def train(
             row["val_top1"] = evaluate(
                 model, val_set, classes=classes, batch_size=tc.batch_size, device=device, progress=False
             ).top1
+        replaced = getattr(train_set, "skipped", [])
+        if replaced:
+            row["replaced_videos"] = len(replaced)
+            _log(ctx, f"epoch {epoch + 1}: {train_set.summary()}; each was replaced by the next good video")
         history.append(row)
         _log(ctx, "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
         checkpoint()
         if ctx.is_main:
-            (out_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+            (out_dir / "metrics.jsonl").write_text("".join(dumps_strict(r, indent=None) + "\n" for r in history))
     shutdown(ctx)
-    return TrainResult(checkpoint_path, history)
+    return TrainResult(checkpoint_path, history, skipped_videos=skipped)
+
+
+def _probe_videos(videos: Dataset, data: DataConfig, *, progress: bool, what: str) -> list[tuple[str, str]]:
+    """Check every video's first frame before the first step: bad files are an error listing them, or with
+    ``skip_bad`` are left out of the run (and returned as ``(path, reason)``)."""
+    if not hasattr(videos, "scan_bad_videos"):
+        return []
+    if not data.skip_bad:
+        videos.validate(progress=progress)
+        return []
+    bad = videos.scan_bad_videos(progress=progress)
+    if bad:
+        videos.drop([path for path, _ in bad])
+        listed = ", ".join(f"{path} ({why})" for path, why in bad)
+        tqdm.write(f"left {len(bad)} bad videos out of {what}: {listed}")
+    return bad
 
 
 def _optional_split(data: DataConfig, split: str, classes: tuple[str, ...]) -> Dataset | None:

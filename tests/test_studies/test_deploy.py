@@ -137,7 +137,7 @@ def test_pick_trial_takes_the_cheapest_pareto_trial_within_the_accuracy_drop(stu
     assert main(["study", "deploy", "--storage", url, "--max-accuracy-drop", "1", "--out", str(out)]) == 0
     assert f"trial {cheapest.number} of study" in capsys.readouterr().out
     assert main(["study", "deploy", "--storage", url, "--max-accuracy-drop", "5", "--out", str(out)]) == 2
-    assert "a fraction in [0, 1]" in capsys.readouterr().err
+    assert "argument --max-accuracy-drop: must be in [0, 1], got 5" in capsys.readouterr().err
 
     baselines = study.user_attrs["baselines"]
     best = max(t.user_attrs["accuracy"] for t in pareto)

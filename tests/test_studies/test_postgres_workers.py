@@ -36,8 +36,8 @@ def _worker(checkpoint: str, url: str, trials: int, seed: int, log: Path) -> sub
     args = [
         sys.executable, "-m", "dance3d", "study", "run", "--checkpoint", checkpoint, "--storage", url,
         "--study-name", "shared", "--trials", str(trials), "--seed", str(seed), "--limit", "8",
-        "--latency-repeats", "40", "--latency-warmup", "0", "--heartbeat-s", "1",
-        "--grace-period-s", str(GRACE_S), "--no-progress",
+        "--repeats", "40", "--set", "study.latency_warmup=0", "--set", "study.heartbeat_interval_s=1",
+        "--set", f"study.grace_period_s={GRACE_S}", "--no-progress",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
     return subprocess.Popen(args, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)

@@ -9,7 +9,7 @@ import studies.measure
 from dance3d.cli.main import main
 from profiling.meters.select import MeterSelection
 
-FAST = ["--limit", "6", "--latency-repeats", "1", "--latency-warmup", "0", "--no-progress"]
+FAST = ["--limit", "6", "--repeats", "1", "--set", "study.latency_warmup=0", "--no-progress"]
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_cli_errors_are_one_clear_line(dynamic_checkpoint, dense_checkpoint, tmp
     assert "unknown objective(s) speed" in _error([*run, "--objectives", "accuracy,speed"], capsys)
     assert "use <= or >=" in _error([*run, "--constraint", "accuracy>0.9"], capsys)
     assert "--energy-estimate" in _error([*run, "--objectives", "accuracy,energy_j"], capsys)
-    assert "not available" in _error([*run, "--execution-modes", "turbo"], capsys)
+    assert "not available" in _error([*run, "--set", "study.execution_modes=turbo"], capsys)
     bad_ck = ["study", "run", "--checkpoint", dense_checkpoint, "--storage", url, *FAST]
     assert "needs a dynamic model" in _error(bad_ck, capsys)
     pg = "postgresql://nobody@127.0.0.1:9/none?connect_timeout=2"

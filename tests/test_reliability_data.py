@@ -5,6 +5,7 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
+from video_fixtures import make_bad_file, ramp_frames
 
 from dance3d.data import video_io
 from dance3d.data.registry import DataConfig
@@ -12,7 +13,6 @@ from dance3d.data.video_folder import VideoFolderConfig, VideoFolderDataset
 from dance3d.data.video_io import decode_video, export_moving_digits, write_video
 from dance3d.evaluation import evaluate
 from dance3d.models import create_model
-from tests.video_fixtures import make_bad_file, ramp_frames
 
 DATA = DataConfig(num_frames=8, height=32, width=32)
 

@@ -8,6 +8,7 @@ import socket
 import subprocess
 
 import pytest
+from video_fixtures import make_bad_file
 
 from dance3d import run_lock
 from dance3d.checkpoint import load_checkpoint
@@ -15,7 +16,6 @@ from dance3d.cli.main import main
 from dance3d.data.video_folder import VideoFolderDataset
 from dance3d.data.video_io import export_moving_digits
 from dance3d.training import trainer
-from tests.video_fixtures import make_bad_file
 
 TINY = ["--model", "tiny-test", "--batch-size", "8", "--set", "data.num_frames=8", "--set", "data.height=32",
         "--set", "data.width=32", "--set", "data.num_train=16", "--set", "data.num_val=8", "--set",

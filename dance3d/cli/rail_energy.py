@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import argparse
 
-from dance3d.cli.common import add_format_arg, print_json, print_table
+from dance3d.cli.common import add_command, add_format_arg, positive_float, positive_int, print_json, print_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("rail-energy", help="energy of a run from a Jetson rail log", description=__doc__)
+    parser = add_command(subparsers, "rail-energy", __doc__)
     parser.add_argument("--log", required=True, help="CSV written by profiling/rail_logger.py")
     window = parser.add_mutually_exclusive_group(required=True)
     window.add_argument("--sweep", help="sweep table (.csv/.parquet) with timed windows: adds rail_* columns")
-    window.add_argument("--start", type=float, help="run start, epoch seconds (time.time()), with --end")
-    parser.add_argument("--end", type=float, help="run end, epoch seconds")
-    parser.add_argument("--calls", type=int, default=1, help="calls in the --start/--end window (energy per call)")
+    window.add_argument("--start", type=positive_float, help="run start, epoch seconds (time.time()), with --end")
+    parser.add_argument("--end", type=positive_float, help="run end, epoch seconds")
+    parser.add_argument(
+        "--calls", type=positive_int, default=1, help="calls in the --start/--end window (energy per call)"
+    )
     parser.add_argument("--rails", help="comma-separated rails to sum instead of the board total")
     parser.add_argument("--out", help="with --sweep: where to write the joined table (default: print it)")
     add_format_arg(parser)
@@ -36,8 +38,6 @@ def run(args: argparse.Namespace) -> int:
     rails = [r for r in args.rails.split(",") if r] if args.rails else None
     if args.start is not None and args.end is None:
         raise ConfigError("--start needs --end")
-    if args.calls < 1:
-        raise ConfigError(f"--calls must be >= 1, got {args.calls}")
     try:
         log = load_rail_log(args.log)
     except (OSError, ValueError) as exc:

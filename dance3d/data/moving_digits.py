@@ -17,8 +17,22 @@ and records that in its metadata:
   a model must tell from the actor: none unless ``max_moving_distractors`` is set);
 - ``noise_std``: standard deviation of the additive Gaussian noise;
 - ``digit_scale``: the labelled digit's side as a fraction of the frame's shorter side;
-- ``redundancy``: ``0.5 * static_frame_fraction + 0.5 * background_fraction``, the single score
-  that input-adaptive pruning is expected to track.
+- ``redundancy``: ``0.5 * actor_static_fraction + 0.5 * background_fraction``, the single score
+  that input-adaptive pruning is expected to track. It uses the labelled digit's own pause, not
+  frame repeats: moving clutter hides frame repeats but not the actor's pause.
+
+**Untrimmed clips** (``untrimmed=True``, at least 32 frames) model untrimmed video, where the
+labelled event occupies a segment of the clip that differs per clip. The actor stands still except
+for one out-and-back excursion along the labelled direction, lasting ``event_length`` frames from
+``event_start``: from a short, fast burst that half- or quarter-rate sampling misses, to a slow
+drift over the whole clip. The rest of the clip is idle (static distractors, noise, moving clutter
+if enabled). Each untrimmed clip also records ``event_start``, ``event_length``,
+``event_amplitude_px`` (the excursion's peak displacement), ``event_speed_px_per_frame`` (its path
+length over its duration) and ``frames_needed``: how many of the clip's frames a tracker must see
+so that successive seen frames are at most a quarter of the digit's side apart along the actor's
+path, ``min(event_length, max(2, ceil(path_px / (side / 4))))`` — larger for longer and faster
+events, never more than the event's own frames (a one-frame event is a single displaced frame).
+It is the per-clip demand an input-adaptive controller should follow (see ``frames_needed``).
 
 Clips are generated on the fly, deterministically from ``(seed, split, index)``. Digit sprites
 are split disjointly between train, val and test.
@@ -64,6 +78,11 @@ CLIP_FACTORS: tuple[str, ...] = (
     "num_moving_distractors", "noise_std", "digit_scale",
 )  # fmt: skip
 """The per-clip factors in every clip's metadata, besides ``redundancy`` (which summarises two of them)."""
+EVENT_FACTORS: tuple[str, ...] = (
+    "event_start", "event_length", "event_amplitude_px", "event_speed_px_per_frame", "frames_needed",
+)  # fmt: skip
+"""The extra per-clip factors of untrimmed clips."""
+MIN_UNTRIMMED_FRAMES = 32
 
 
 def task_classes(task: str) -> tuple[str, ...]:
@@ -93,11 +112,17 @@ class MovingDigitsConfig:
     min_digit_scale: float = 0.22  # sprite side as a fraction of the frame's shorter side
     max_digit_scale: float = 0.45
     task: str = "direction"
+    untrimmed: bool = False  # one out-and-back event of per-clip length, position and speed; the rest idle
+    min_event_frames: int = 1  # untrimmed only: the shortest event (1: a single displaced frame)
 
     def __post_init__(self) -> None:
         task_classes(self.task)  # raises for an unknown task
         if self.num_frames < 4:
             raise ValueError("num_frames must be at least 4 (motion needs frames)")
+        if self.untrimmed and self.num_frames < MIN_UNTRIMMED_FRAMES:
+            raise ValueError(f"untrimmed clips need num_frames >= {MIN_UNTRIMMED_FRAMES}, got {self.num_frames}")
+        if self.untrimmed and not 1 <= self.min_event_frames <= self.num_frames:
+            raise ValueError(f"min_event_frames must be in [1, num_frames], got {self.min_event_frames}")
         if min(self.height, self.width) < 16:
             raise ValueError("height and width must be at least 16 pixels")
         if not 0.0 <= self.max_static_fraction <= 0.9:
@@ -164,6 +189,32 @@ def _motion_schedule(rng: np.random.Generator, num_frames: int, num_static: int)
     return np.cumsum(moving)
 
 
+def event_displacement(num_frames: int, start: int, length: int) -> np.ndarray:
+    """Displacement of the actor per frame, as a fraction of its peak: 0 outside the event, a triangle
+    (out, then back) inside ``[start, start + length)``; every event frame is displaced."""
+    displacement = np.zeros(num_frames, dtype=np.float64)
+    phase = (np.arange(1, length + 1) / (length + 1)).astype(np.float64)
+    displacement[start : start + length] = 1.0 - np.abs(2.0 * phase - 1.0)
+    return displacement
+
+
+def frames_needed(path_px: float, side_px: int, length: int) -> int:
+    """Frames a tracker must see so successive seen frames are at most ``side_px / 4`` apart along a
+    path of ``path_px`` pixels: at least 2, capped by the event's ``length``."""
+    return int(min(length, max(2, np.ceil(path_px / max(side_px / 4.0, 1.0)))))
+
+
+def _draw_event(rng: np.random.Generator, config: MovingDigitsConfig, room_px: float) -> tuple[int, int, float]:
+    """(start, length, amplitude_px) of an untrimmed clip's event: length log-uniform in
+    ``[min_event_frames, num_frames]``, start uniform, peak displacement 25-55% of the free room."""
+    T = config.num_frames
+    log_length = rng.uniform(np.log(config.min_event_frames), np.log(T))
+    length = int(np.clip(round(np.exp(log_length)), config.min_event_frames, T))
+    start = int(rng.integers(0, T - length + 1))
+    amplitude = float(rng.uniform(0.25, 0.55) * room_px)
+    return start, length, amplitude
+
+
 # Distractors: sprite side relative to the actor's size range, and the range of their colours
 DISTRACTOR_SCALE, DISTRACTOR_COLOR = 0.8, (0.3, 0.8)  # static ones
 MOVER_SCALE, MOVER_COLOR = 0.7, (0.25, 0.55)  # moving ones
@@ -221,14 +272,27 @@ def generate_clip(config: MovingDigitsConfig, split: str, index: int) -> tuple[n
 
     short = min(H, W)
     side = int(round(rng.uniform(config.min_digit_scale, config.max_digit_scale) * short))
-    max_static = int(np.floor(config.max_static_fraction * (T - 1)))
-    num_static = int(rng.integers(0, max_static + 1))
-    steps = _motion_schedule(rng, T, num_static)
-    num_steps = int(steps[-1])
-    # Travel a visible distance: 25-55% of the free room along the motion.
     room_y, room_x = H - side, W - side
-    travel = rng.uniform(0.25, 0.55) * min(room_y if dy else np.inf, room_x if dx else np.inf)
-    speed = travel / max(num_steps, 1)
+    room = min(room_y if dy else np.inf, room_x if dx else np.inf)
+    event: dict[str, Any] = {}
+    if config.untrimmed:
+        event_start, event_length, travel = _draw_event(rng, config, room)
+        scale, offsets = travel, event_displacement(T, event_start, event_length)
+        path_px = 2.0 * travel
+        event = {
+            "event_start": event_start,
+            "event_length": event_length,
+            "event_amplitude_px": travel,
+            "event_speed_px_per_frame": path_px / (event_length + 1),
+            "frames_needed": frames_needed(path_px, side, event_length),
+        }
+    else:
+        max_static = int(np.floor(config.max_static_fraction * (T - 1)))
+        num_static = int(rng.integers(0, max_static + 1))
+        steps = _motion_schedule(rng, T, num_static)
+        # Travel a visible distance: 25-55% of the free room along the motion.
+        travel = rng.uniform(0.25, 0.55) * room
+        scale, offsets = travel / max(int(steps[-1]), 1), steps  # pixels per step, steps per frame
     span_y, span_x = abs(dy) * travel, abs(dx) * travel
     start_y = rng.uniform(0, room_y - span_y) + (span_y if dy < 0 else 0.0)
     start_x = rng.uniform(0, room_x - span_x) + (span_x if dx < 0 else 0.0)
@@ -246,7 +310,7 @@ def generate_clip(config: MovingDigitsConfig, split: str, index: int) -> tuple[n
         _paste(background, sprite, int(rng.integers(0, H - d_side)), int(rng.integers(0, W - d_side)))
 
     clean = np.repeat(background[:, None], T, axis=1)
-    positions = [(int(round(start_y + dy * speed * s)), int(round(start_x + dx * speed * s))) for s in steps]
+    positions = [(int(round(start_y + dy * scale * o)), int(round(start_x + dx * scale * o))) for o in offsets]
     for t, (top, left) in enumerate(positions):
         _paste(clean[:, t], actor, top, left)
 
@@ -259,15 +323,17 @@ def generate_clip(config: MovingDigitsConfig, split: str, index: int) -> tuple[n
     # Measured on the rendering: sub-pixel motion can round to a repeated frame too.
     static_fraction = float(np.mean([np.array_equal(clean[:, t], clean[:, t - 1]) for t in range(1, T)]))
     background_fraction = float((clean.max(axis=(0, 1)) < 0.05).mean())
+    actor_static = float(np.mean([positions[t] == positions[t - 1] for t in range(1, T)]))
     meta = {
         "static_frame_fraction": static_fraction,
-        "actor_static_fraction": float(np.mean([positions[t] == positions[t - 1] for t in range(1, T)])),
+        "actor_static_fraction": actor_static,
         "background_fraction": background_fraction,
         "num_distractors": num_distractors,
         "num_moving_distractors": num_movers,
         "noise_std": noise_std,
         "digit_scale": side / short,
-        "redundancy": 0.5 * static_fraction + 0.5 * background_fraction,
+        "redundancy": 0.5 * actor_static + 0.5 * background_fraction,
+        **event,
     }
     return clip, label, meta
 

@@ -32,6 +32,7 @@ class DataConfig:
     task: str = "direction"  # moving-digits only: "direction" (8 classes) or "digit-direction" (80)
     max_noise_std: float = 0.12  # moving-digits only: each clip's noise std is drawn from [0, max_noise_std]
     max_moving_distractors: int = 0  # moving-digits only: up to this many smaller, dimmer digits move too
+    untrimmed: bool = False  # moving-digits only: one event of per-clip length/position/speed (>= 32 frames)
 
     def __post_init__(self) -> None:
         if self.is_synthetic:
@@ -61,6 +62,7 @@ class DataConfig:
             task=self.task,
             max_noise_std=self.max_noise_std,
             max_moving_distractors=self.max_moving_distractors,
+            untrimmed=self.untrimmed,
         )
 
 

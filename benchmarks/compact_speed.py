@@ -58,16 +58,17 @@ KEEP_KEYS = {"frames": "frame_keep", "channels": "channel_keep", "tiles": "tile_
 # -- operating point -------------------------------------------------------------------------------
 def recorded_operating_point(path: Path) -> tuple[dict[str, float], float, tuple[int, ...]]:
     """Mean keep rate per axis (averaged over gates, as recorded), mean MAC fraction and clip shape of the DANCE
-    run in ``path``; SystemExit with one clear line when the file is missing or lacks them."""
+    run in ``path``; ValueError with one clear line when the file is missing or lacks them."""
     try:
         result = json.loads(Path(path).read_text())
         run = result["runs"]["dance"]
         rates = {axis: float(run["keep_rates"][key]) for axis, key in KEEP_KEYS.items()}
         return rates, float(run["mean_mac_fraction"]), tuple(int(v) for v in result["settings"]["clip_shape"])
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise SystemExit(
-            f"error: cannot read DANCE's operating point (runs.dance.keep_rates, runs.dance.mean_mac_fraction, "
-            f"settings.clip_shape) from {path}: {error!r}; run benchmarks/dance_moving_digits.py or pass --dance-result"
+        raise ValueError(
+            f"cannot read DANCE's operating point (runs.dance.keep_rates, runs.dance.mean_mac_fraction, "
+            f"settings.clip_shape) from {path} ({type(error).__name__}: {error}); "
+            "run benchmarks/dance_moving_digits.py or pass --dance-result"
         ) from None
 
 
@@ -463,7 +464,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.checkpoint and args.model != "tiny":
         parser.error("--model picks a zoo model for drawn decisions; a --checkpoint brings its own model")
     args.batch_sizes = [int(v) for v in args.batch_sizes.split(",")]
-    args.operating_point = None if args.checkpoint else recorded_operating_point(args.dance_result)
+    try:
+        args.operating_point = None if args.checkpoint else recorded_operating_point(args.dance_result)
+    except ValueError as error:
+        parser.error(str(error))
     recorded = "16x112x112" if args.checkpoint else "x".join(map(str, args.operating_point[2]))
     shapes = [tuple(int(v) for v in s.split("x")) for s in (args.clip_shapes or f"{recorded},16x112x112").split(",")]
     args.sweep = (0.25, 0.5, 0.75, 1.0) if args.sweep else ()

@@ -339,7 +339,7 @@ def run_shape(args, clip_shape: tuple[int, int, int]) -> dict[str, Any]:
     backbone = loaded.checkpoint["model"]["backbone"]["name"] if loaded is not None else args.model
     result: dict[str, Any] = {"model": backbone, "clip_shape": list(clip_shape), "operating_point": source}
     if args.calibrate:
-        result["calibration"] = str(save_calibration(args, model, clip_shape))
+        result["calibration"] = str(save_calibration(args, model, clip_shape).relative_to(args.results_root))
     else:
         result["calibration"] = "analytic default (no measured calibration)"
     for batch in args.batch_sizes:
@@ -474,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     args.sweep_pool, args.sweep_repeats = 4, max(10, args.repeats // 3)
     if args.quick:
         shapes, args.batch_sizes = shapes[:1], [1, 2]
-        args.repeats, args.pool, args.calibrate, args.compile_controller = 3, 2, False, False
+        args.repeats, args.pool, args.calibration_repeats, args.compile_controller = 3, 2, 1, False
         args.sweep, args.sweep_pool, args.sweep_repeats = (0.5, 1.0) if args.sweep else (), 1, 2
     if args.checkpoint:
         shapes = shapes[:1]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from dance3d.benchmark_results import RESULT_FILE, load_results, validate_result
+from dance3d.dynamic.compact_calibration import CompactCalibration
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -19,15 +20,23 @@ def run_quick(script: str, tmp_path: Path, *args: str) -> subprocess.CompletedPr
     return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=900)
 
 
-def only_result(tmp_path: Path, benchmark: str, tag: str) -> dict:
-    """The run's result.json: the only one written, in ``<benchmark>/<tag>/``, valid and marked quick."""
+def written_results(tmp_path: Path, benchmark: str, *tags: str) -> list[dict]:
+    """The run's result.json files, one per tag and no others, each valid and marked quick."""
     root = tmp_path / "results"
-    assert sorted(p.relative_to(root) for p in root.glob(f"**/{RESULT_FILE}")) == [Path(benchmark, tag, RESULT_FILE)]
-    (result,) = load_results(root)
-    assert validate_result(result) == []
-    assert (result["benchmark"], result["tag"], result["quick"]) == (benchmark, tag, True)
-    assert all(seconds > 0 for seconds in result["timings_s"].values())
-    return result
+    assert sorted(p.relative_to(root) for p in root.glob(f"**/{RESULT_FILE}")) == sorted(
+        Path(benchmark, tag, RESULT_FILE) for tag in tags
+    )
+    results = load_results(root)
+    for result in results:
+        assert validate_result(result) == []
+        assert (result["benchmark"], result["quick"]) == (benchmark, True)
+        assert all(seconds > 0 for seconds in result["timings_s"].values())
+    return sorted(results, key=lambda r: tags.index(r["tag"]))
+
+
+def only_result(tmp_path: Path, benchmark: str, tag: str) -> dict:
+    """The run's only result.json, in ``<benchmark>/<tag>/``."""
+    return written_results(tmp_path, benchmark, tag)[0]
 
 
 def dance_operating_point(path: Path) -> Path:
@@ -42,9 +51,12 @@ def test_compact_speed_quick(tmp_path):
     dance = dance_operating_point(tmp_path / "dance.json")
     done = run_quick("compact_speed.py", tmp_path, "--threads", "1", "--dance-result", str(dance))
     assert done.returncode == 0, done.stderr[-2000:]
-    result = only_result(tmp_path, "compact_speed", "cpu-quick")
+    result, calibration = written_results(tmp_path, "compact_speed", "cpu-quick", "calibration-8x32x32-quick")
     assert result["seed"] == 0 and result["settings"]["clip_shapes"] == ["8x32x32"]
     shape = result["results"]["8x32x32"]
+    saved = tmp_path / "results" / shape["calibration"]  # what dance3d eval --calibration reads
+    assert CompactCalibration.load(saved).choices == calibration["calibration"]["choices"]
+    assert calibration["settings"]["clip_shape"] == [8, 32, 32] and calibration["targets"] == {}
     assert [key for key in shape if key.startswith("batch")] == ["batch1", "batch2"]
     for entry in (shape["batch1"], shape["batch2"]):
         assert 0.1 < entry["mac_fraction"] < 1.0

@@ -66,11 +66,11 @@ def magnitude_plans(
 
 def match_predicted(plans: Sequence[PrunePlan], table: LatencyTable, *, budget_ms: float) -> PrunePlan:
     """The plan whose predicted latency is closest to ``budget_ms`` without exceeding it (the first on ties)."""
-    fitting = [(table.predict_ms(p), -i) for i, p in enumerate(plans) if table.predict_ms(p) <= budget_ms]
+    predicted = [table.predict_ms(p) for p in plans]
+    fitting = [i for i, ms in enumerate(predicted) if ms <= budget_ms]
     if not fitting:
-        fastest = min(table.predict_ms(p) for p in plans)
-        raise ConfigError(f"no plan is predicted within {budget_ms:.3f} ms (the fastest: {fastest:.3f} ms)")
-    return plans[-max(fitting)[1]]
+        raise ConfigError(f"no plan is predicted within {budget_ms:.3f} ms (the fastest: {min(predicted):.3f} ms)")
+    return plans[max(fitting, key=lambda i: (predicted[i], -i))]
 
 
 def match_measured(

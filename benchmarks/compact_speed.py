@@ -1,14 +1,16 @@
 """Dense vs compact execution of a DANCE model on CPU: measured speed against counted MACs.
 
-Writes ``benchmarks/results/compact_speed_cpu.json`` (``compact_speed_cpu_<model>.json`` for another zoo model).
-Usage::
+Writes ``benchmarks/results/compact_speed/<tag>/result.json``: tag ``cpu`` (``cpu-<model>`` for another
+zoo model, ``--tag`` to name it; a ``--quick`` run appends ``-quick``), and with calibration the
+measured per-block choices to ``compact_speed/calibration-<clip shape>/`` (``calibration.json`` there
+is what ``dance3d eval --execution compact --calibration`` reads). Usage::
 
     python benchmarks/compact_speed.py [--checkpoint AAP_MODEL_PT | --model NAME] [--threads 2] [--quick]
 
 Operating point: with ``--checkpoint`` (a dynamic checkpoint written by ``dance3d aap``) its own
 controller decides on moving-digits clips; by default a ``tiny`` model (random weights: speed does
 not depend on them) gets decisions drawn at the keep-rate mix recorded by the DANCE benchmark
-(``benchmarks/results/dance_moving_digits.json``), scaled to its recorded mean MAC fraction, the
+(``benchmarks/results/dance_moving_digits/default/result.json``), scaled to its recorded mean MAC fraction, the
 cost of the controller and its decisions measured separately and added. Dense and compact run
 interleaved in one process, warmed up over every decision set, median of many repeats; the dense
 baseline is the fastest of eager PyTorch, the oneDNN path compact uses (docs/design.md §2.6, "the CPU conv3d
@@ -16,7 +18,8 @@ backend trap") and that path with BatchNorm folded into the convs. Freed host me
 ``mallopt``; ``--release-freed-memory`` for the default), so neither model page-faults its
 activations in every pass. Per clip shape and batch size:
 MAC ratio, wall-clock ratio, realisation efficiency (speedup / MAC-reduction ratio), overhead shares
-and a per-block table (from a separate instrumented pass); plus a break-even sweep per axis.
+(the compact code's ``torch.profiler`` ranges, :mod:`dance3d.dynamic.compact_ranges`) and a per-block
+table (module hooks), both from a separate profiled pass; plus a break-even sweep per axis.
 ``--quick`` is a smoke run: its numbers mean nothing.
 """
 
@@ -28,6 +31,7 @@ import functools
 import json
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,25 +40,36 @@ import numpy as np
 import torch
 from torch.fx.experimental.optimization import fuse as fuse_conv_bn
 
-import dance3d.dynamic.compact as compact_module
-import dance3d.dynamic.model as model_module
+from dance3d.benchmark_results import ResultDir, save_result
 from dance3d.dynamic import BlockDecision, DynamicConfig, convert_model, set_execution_mode
 from dance3d.dynamic.compact_backend import fast_conv_backend
+from dance3d.dynamic.compact_ranges import PARTS, range_totals_ms
 from dance3d.dynamic.compact_tuning import calibrate
 from dance3d.models import create_model, list_models
 from profiling import collect_env, measure_interleaved, retain_freed_memory
 
+BENCHMARK = "compact_speed"
 RESULTS = Path(__file__).resolve().parent / "results"
-DANCE_RESULTS = RESULTS / "dance_moving_digits.json"
+DANCE_RESULT = RESULTS / "dance_moving_digits" / "default" / "result.json"
 AXES = ("frames", "channels", "tiles")
 KEEP_KEYS = {"frames": "frame_keep", "channels": "channel_keep", "tiles": "tile_keep"}
 
 
 # -- operating point -------------------------------------------------------------------------------
-def recorded_operating_point(path: Path) -> tuple[dict[str, float], float]:
-    """Mean keep rate per axis (averaged over gates, as recorded) and mean MAC fraction of the DANCE run."""
-    run = json.loads(path.read_text())["runs"]["dance"]
-    return {axis: float(run["keep_rates"][key]) for axis, key in KEEP_KEYS.items()}, float(run["mean_mac_fraction"])
+def recorded_operating_point(path: Path) -> tuple[dict[str, float], float, tuple[int, ...]]:
+    """Mean keep rate per axis (averaged over gates, as recorded), mean MAC fraction and clip shape of the DANCE
+    run in ``path``; ValueError with one clear line when the file is missing or lacks them."""
+    try:
+        result = json.loads(Path(path).read_text())
+        run = result["runs"]["dance"]
+        rates = {axis: float(run["keep_rates"][key]) for axis, key in KEEP_KEYS.items()}
+        return rates, float(run["mean_mac_fraction"]), tuple(int(v) for v in result["settings"]["clip_shape"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"cannot read DANCE's operating point (runs.dance.keep_rates, runs.dance.mean_mac_fraction, "
+            f"settings.clip_shape) from {path} ({type(error).__name__}: {error}); "
+            "run benchmarks/dance_moving_digits.py or pass --dance-result"
+        ) from None
 
 
 def per_gate_targets(model, rates: dict[str, float]) -> dict[str, list[float]]:
@@ -143,35 +158,13 @@ def controller_ms(model, clips: torch.Tensor, *, repeats: int, compiled: bool) -
 
 
 @contextmanager
-def instrumented(model, dense_blocks: list[torch.nn.Module] | None = None):
-    """Accumulate wall time of compact internals and of each gated block (an extra, slower pass)."""
+def block_timers(model, dense_blocks: list[torch.nn.Module]) -> Iterator[dict[str, float]]:
+    """Accumulate the wall ms of the stem and of each gated block, compact and dense (forward hooks)."""
     acc: dict[str, float] = defaultdict(float)
-    patched = []
-
-    def wrap(module, name: str, key: str) -> None:
-        original = getattr(module, name)
-
-        def timed(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                acc[key] += (time.perf_counter() - start) * 1e3
-
-        setattr(module, name, timed)
-        patched.append((module, name, original))
-
-    wrap(model_module, "host_decisions", "index: host decisions")
-    wrap(compact_module, "build_plan", "index: plan building")
-    wrap(compact_module, "_bucket_weights", "index: weight slicing")
-    wrap(compact_module, "_bucket_input", "gather")  # the compressed clip's frames
-    wrap(compact_module, "_gather", "gather")  # tile regions
-    wrap(compact_module, "_add_residual", "scatter")
-    wrap(compact_module, "conv3d", "convolutions")
     stem = model.backbone.get_submodule(model.stem_name)
     timed_modules = [("stem", stem)] + [
         (f"block{i % len(model.gated)}." + ("compact" if i < len(model.gated) else "dense"), block)
-        for i, block in enumerate(model.gated + (dense_blocks or []))
+        for i, block in enumerate(model.gated + dense_blocks)
     ]
     handles = []
     for key, block in timed_modules:
@@ -186,8 +179,6 @@ def instrumented(model, dense_blocks: list[torch.nn.Module] | None = None):
     try:
         yield acc
     finally:
-        for module, name, original in patched:
-            setattr(module, name, original)
         for handle in handles:
             handle.remove()
 
@@ -260,21 +251,22 @@ def measure(
 
 
 def breakdown(model, dense, pool, clips: torch.Tensor, *, ctrl_ms: float) -> dict[str, Any]:
-    """Overhead shares of compact time and a per-block dense/compact table (instrumented pass)."""
+    """Overhead shares of compact time and a per-block dense/compact table (a profiled pass)."""
     dense_blocks = [dense.get_submodule(name) for name in model.block_names]
     passes = max(4, len(pool))
-    with torch.inference_mode(), instrumented(model, dense_blocks) as acc:
-        for i in range(passes):
-            start = time.perf_counter()
-            model(clips, decisions=pool[i % len(pool)])
-            acc["total.compact"] += (time.perf_counter() - start) * 1e3
-            with fast_conv_backend():
-                dense(clips)
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    with torch.inference_mode(), block_timers(model, dense_blocks) as acc:
+        with torch.profiler.profile(activities=activities) as profile:
+            for i in range(passes):
+                start = time.perf_counter()
+                model(clips, decisions=pool[i % len(pool)])
+                acc["total.compact"] += (time.perf_counter() - start) * 1e3
+                with fast_conv_backend():
+                    dense(clips)
         block_macs = [float(m.mean()) for m in model.last_block_macs]
+    acc.update(range_totals_ms(profile.events()))  # the compact code's own ranges (dance3d.dynamic.compact_ranges)
     total = acc["total.compact"] / passes + ctrl_ms
-    shares = {key: acc[key] / passes / total for key in
-              ("index: host decisions", "index: plan building", "index: weight slicing", "gather", "scatter",
-               "convolutions")}  # fmt: skip
+    shares = {key: acc[key] / passes / total for key in PARTS}
     shares["stem"] = acc["stem"] / passes / total
     shares["controller"] = ctrl_ms / total
     shares["other (head, Python)"] = 1.0 - sum(shares.values())
@@ -315,7 +307,7 @@ def build(args, clip_shape: tuple[int, int, int]):
     torch.manual_seed(0)
     dense = create_model(args.model, num_classes=8).eval()
     model = convert_model(copy.deepcopy(dense), clip_shape=clip_shape, config=DynamicConfig()).eval()
-    return model, dense, f"decisions drawn at the keep rates recorded in {DANCE_RESULTS.name}", None
+    return model, dense, f"decisions drawn at the keep rates recorded in {args.dance_result}", None
 
 
 def controller_pool(model, loaded, batch: int, count: int) -> tuple[list[list[BlockDecision]], torch.Tensor]:
@@ -341,16 +333,13 @@ def run_shape(args, clip_shape: tuple[int, int, int]) -> dict[str, Any]:
     set_execution_mode(model, "compact")
     targets = None
     if loaded is None:
-        rates, recorded_fraction = recorded_operating_point(DANCE_RESULTS)
+        rates, recorded_fraction, _ = args.operating_point
         targets, scale = matched_targets(model, rates, recorded_fraction, draws=4 if args.quick else args.match_draws)
         source += f" (keep rates x {scale:.3f}: the recorded mean MAC fraction {recorded_fraction:.3f})"
     backbone = loaded.checkpoint["model"]["backbone"]["name"] if loaded is not None else args.model
     result: dict[str, Any] = {"model": backbone, "clip_shape": list(clip_shape), "operating_point": source}
     if args.calibrate:
-        cal_path = RESULTS / f"compact_speed_calibration_{'x'.join(map(str, clip_shape))}.json"
-        model.compact_calibration = calibrate(model, torch.rand(3, *clip_shape), repeats=args.calibration_repeats)
-        model.compact_calibration.save(cal_path)
-        result["calibration"] = str(cal_path.relative_to(RESULTS.parent.parent))
+        result["calibration"] = str(save_calibration(args, model, clip_shape).relative_to(args.results_root))
     else:
         result["calibration"] = "analytic default (no measured calibration)"
     for batch in args.batch_sizes:
@@ -391,6 +380,37 @@ def run_shape(args, clip_shape: tuple[int, int, int]) -> dict[str, Any]:
     if sweep:
         result["break_even_sweep_batch1"] = sweep
     return result
+
+
+def save_calibration(args, model, clip_shape: tuple[int, int, int]) -> Path:
+    """Calibrate ``model`` on this CPU; save it (``calibration.json``) and its result in ``calibration-<shape>``."""
+    started = time.perf_counter()
+    shape = "x".join(map(str, clip_shape))
+    model.compact_calibration = calibrate(model, torch.rand(3, *clip_shape), repeats=args.calibration_repeats)
+    calibration_s = time.perf_counter() - started
+    tag = f"calibration-{shape}" + ("-quick" if args.quick else "")
+    path = model.compact_calibration.save(ResultDir(args.results_root, BENCHMARK, tag).file("calibration.json"))
+    save_result(
+        {
+            "benchmark": BENCHMARK,
+            "tag": tag,
+            "seed": 0,
+            "quick": args.quick,
+            "settings": {
+                "model": args.model,
+                "clip_shape": list(clip_shape),
+                "repeats": args.calibration_repeats,
+                "threads": args.threads,
+            },
+            "machine": {**collect_env(), "threads": args.threads, "device": "cpu"},
+            "timings_s": {"calibration": calibration_s},
+            "targets": {},
+            "calibration_file": path.name,
+            "calibration": json.loads(path.read_text()),
+        },
+        args.results_root,
+    )
+    return path
 
 
 def targets_met(shape_result: dict[str, Any]) -> dict[str, Any]:
@@ -435,39 +455,60 @@ def main(argv: list[str] | None = None) -> int:
         help="keep glibc's default of returning freed blocks to the OS (default: retain them, both models alike; "
         "profiling.retain_freed_memory)",
     )
-    parser.add_argument("--quick", action="store_true", help="smoke run: tiny repeats, one shape")
-    parser.add_argument("--out", help="default: results/compact_speed_cpu.json (--quick: compact_speed_cpu_quick.json)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: tiny repeats, one shape (tag gets -quick)")
+    parser.add_argument("--dance-result", type=Path, default=DANCE_RESULT, help="the DANCE run whose operating point "
+                        "the drawn decisions follow (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--results-root", type=Path, default=RESULTS, help="default: %(default)s")
+    parser.add_argument("--tag", help="the run's name (default: cpu, or cpu-<model> for another zoo model)")
     args = parser.parse_args(argv)
     if args.checkpoint and args.model != "tiny":
         parser.error("--model picks a zoo model for drawn decisions; a --checkpoint brings its own model")
     args.batch_sizes = [int(v) for v in args.batch_sizes.split(",")]
-    recorded = "x".join(str(v) for v in json.loads(DANCE_RESULTS.read_text())["settings"]["clip_shape"])
+    try:
+        args.operating_point = None if args.checkpoint else recorded_operating_point(args.dance_result)
+    except ValueError as error:
+        parser.error(str(error))
+    recorded = "16x112x112" if args.checkpoint else "x".join(map(str, args.operating_point[2]))
     shapes = [tuple(int(v) for v in s.split("x")) for s in (args.clip_shapes or f"{recorded},16x112x112").split(",")]
     args.sweep = (0.25, 0.5, 0.75, 1.0) if args.sweep else ()
     args.sweep_pool, args.sweep_repeats = 4, max(10, args.repeats // 3)
     if args.quick:
         shapes, args.batch_sizes = shapes[:1], [1, 2]
-        args.repeats, args.pool, args.calibrate, args.compile_controller = 3, 2, False, False
+        args.repeats, args.pool, args.calibration_repeats, args.compile_controller = 3, 2, 1, False
         args.sweep, args.sweep_pool, args.sweep_repeats = (0.5, 1.0) if args.sweep else (), 1, 2
     if args.checkpoint:
         shapes = shapes[:1]
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "operating_point"}
+    settings["clip_shapes"] = ["x".join(map(str, shape)) for shape in shapes]
+    tag = args.tag or ("cpu" if args.model == "tiny" or args.checkpoint else f"cpu-{args.model}")
+    tag += "-quick" if args.quick else ""  # a smoke run never replaces a real result
     torch.set_num_threads(args.threads)
     retained = retain_freed_memory() if args.retain_freed_memory else False
     started = time.perf_counter()
-    results = {}
+    results, timings_s, targets = {}, {}, {}
     for shape in shapes:
+        shape_started = time.perf_counter()
         result = run_shape(args, shape)
         result["targets"] = targets_met(result)
-        results["x".join(map(str, result["clip_shape"]))] = result
+        name = "x".join(map(str, result["clip_shape"]))
+        results[name] = result
+        timings_s[name] = time.perf_counter() - shape_started
+        targets.update({f"{name}.{key}": met for key, met in result["targets"].items()})
+    timings_s["total"] = time.perf_counter() - started
     payload = {
-        "benchmark": "compact_speed",
+        "benchmark": BENCHMARK,
+        "tag": tag,
+        "seed": 0,  # weights and decision draws
         "quick": args.quick,
+        "settings": settings,  # after --quick's reductions: what ran
         "machine": {
             **collect_env(),
             "threads": args.threads,
             "device": "cpu",
             "freed_memory_retained": retained,
         },
+        "timings_s": timings_s,
+        "targets": targets,
         "notes": [
             "speedup = dense / compact median wall-clock; dense = fastest of eager, oneDNN-forced and oneDNN-forced "
             "with BatchNorm folded into the convs (torch.fx)",
@@ -476,21 +517,32 @@ def main(argv: list[str] | None = None) -> int:
             "so the replay's own host copy of them is counted twice (conservative)",
             "mac_fraction = analytic model.last_macs / dense MACs (spatial halo not counted)",
             "realisation_efficiency = speedup / mac_reduction_ratio = speedup * mac_fraction",
-            "breakdown comes from a separate instrumented pass (timers add overhead); shares are of its total",
+            "breakdown comes from a separate profiled pass (torch.profiler ranges of the compact code, module hooks "
+            "per block; the profiler adds overhead); shares are of its total",
             "speedup_bound_kernels_only = dense / (compact's block convolutions + stem + controller, from the "
-            "instrumented pass): the speedup if gathers, scatters, index work, head and Python took no time",
+            "profiled pass): the speedup if gathers, scatters, index work, head and Python took no time",
             "break-even sweep: one axis at a kept fraction in every gate, others kept; dense = oneDNN path only",
             "targets: batch 1 speedup >= 2.0 with efficiency >= 0.75; batch 8 throughput gain >= 1.8",
         ],
         "results": results,
-        "total_s": time.perf_counter() - started,
     }
-    name = "compact_speed_cpu" + ("" if args.model == "tiny" or args.checkpoint else f"_{args.model}")
-    out = Path(args.out or RESULTS / (f"{name}_quick.json" if args.quick else f"{name}.json"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(payload, indent=2))
-    print(f"wrote {out}")
+    print_table(results)
+    print(f"wrote {save_result(payload, args.results_root)}")
     return 0
+
+
+def print_table(results: dict[str, Any]) -> None:
+    """Per clip shape and batch: ratios, then the compact time's shares (profiled pass)."""
+    rows = [(shape, key, entry) for shape, r in results.items() for key, entry in r.items() if key.startswith("batch")]
+    parts = list(rows[0][2]["breakdown"]["shares"]) if rows else []
+    print(f"{'clip':<11}{'batch':>6}{'MAC frac':>9}{'speedup':>9}{'effic.':>8}{'kernel bound':>13}")
+    for shape, key, e in rows:
+        print(f"{shape:<11}{key[5:]:>6}{e['mac_fraction']:>9.3f}{e['wall_clock_speedup']:>8.2f}x"
+              f"{e['realisation_efficiency']:>8.2f}{e['speedup_bound_kernels_only']:>12.2f}x")  # fmt: skip
+    print("shares of compact time (profiled pass):")
+    print(f"{'part':<24}" + "".join(f"{shape + ' b' + key[5:]:>18}" for shape, key, _ in rows))
+    for part in parts:
+        print(f"{part:<24}" + "".join(f"{e['breakdown']['shares'][part]:>18.3f}" for _, _, e in rows))
 
 
 if __name__ == "__main__":

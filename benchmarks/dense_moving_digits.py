@@ -2,19 +2,20 @@
 
     python benchmarks/dense_moving_digits.py [--out runs/bench-dense] [--quick]
 
-Writes ``benchmarks/results/dense_moving_digits.json``: test top-1, training wall time, machine, and
-the distribution of each per-clip redundancy field over the test split.
+Writes ``benchmarks/results/dense_moving_digits/<tag>/result.json`` (tag ``default`` unless ``--tag``; a
+``--quick`` run appends ``-quick``): test top-1, training wall time, machine, and the distribution of
+each per-clip redundancy field over the test split.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
 
+from dance3d.benchmark_results import save_result
 from dance3d.config import to_dict
 from dance3d.data.registry import build_dataset
 from dance3d.evaluation import evaluate
@@ -23,29 +24,38 @@ from dance3d.reporting import redundancy_table
 from dance3d.training.trainer import RunConfig, train
 from profiling import collect_env
 
-RESULTS = Path(__file__).parent / "results"
+BENCHMARK = "dense_moving_digits"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/bench-dense")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 1 epoch on a small split")
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 epoch on small splits of short clips")
+    parser.add_argument("--results-root", type=Path, default=RESULTS, help="default: %(default)s")
+    parser.add_argument("--tag", default="default", help="the run's name (default: %(default)s)")
+    args = parser.parse_args(argv)
     config = RunConfig()
     if args.quick:
-        config = replace(config, data=replace(config.data, num_train=160, num_val=32, num_test=64),
-                         train=replace(config.train, epochs=1))  # fmt: skip
+        data = replace(config.data, num_frames=8, height=32, width=32, num_train=64, num_val=16, num_test=32)
+        config = replace(config, data=data, train=replace(config.train, epochs=1, num_workers=0, progress=False))
     shutil.rmtree(args.out, ignore_errors=True)
     started = time.perf_counter()
     result = train(config, args.out)
     train_s = time.perf_counter() - started
     loaded = load_model(result.checkpoint_path)
     test_set = build_dataset(config.data, "test")
-    evaluation = evaluate(loaded.model, test_set, classes=loaded.classes)
+    evaluation = evaluate(loaded.model, test_set, classes=loaded.classes, progress=not args.quick)
     table = redundancy_table([r for r in evaluation.records])
     payload = {
-        "benchmark": "dense_moving_digits",
+        "benchmark": BENCHMARK,
+        "tag": args.tag + ("-quick" if args.quick else ""),  # a smoke run never replaces a real result
+        "seed": config.train.seed,
         "quick": args.quick,
+        "settings": {"config": to_dict(config), "out": args.out},
+        "machine": collect_env(),
+        "timings_s": {"train": train_s, "evaluate": time.perf_counter() - started - train_s},
+        "targets": {},
         "model": config.train.model,
         "test_top1": evaluation.top1,
         "test_clips": evaluation.num_clips,
@@ -53,14 +63,10 @@ def main() -> None:
         "epochs": config.train.epochs,
         "history": result.history,
         "redundancy_distribution": table.to_dict(orient="index"),
-        "config": to_dict(config),
-        "machine": collect_env(),
     }
     print(f"test top-1 {evaluation.top1:.4f} after {train_s / 60:.1f} min of training")
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
-    RESULTS.mkdir(exist_ok=True)
-    name = "dense_moving_digits_quick.json" if args.quick else "dense_moving_digits.json"
-    (RESULTS / name).write_text(json.dumps(payload, indent=2))
+    print(f"wrote {save_result(payload, args.results_root)}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""MDP on moving-digits, single-thread CPU: MDP vs uniform width scaling vs magnitude pruning at equal measured latency.
+"""MDP on moving-digits, single-thread CPU: MDP vs uniform width scaling, magnitude pruning and greedy latency-aware
+pruning at equal measured latency.
 
     python benchmarks/mdp_moving_digits.py [--checkpoint runs/dense/model.pt] [--out runs/bench-mdp] [--quick]
 
@@ -9,10 +10,12 @@
    calibrated on a few pruned models (the latency model with the smallest leave-one-out error is
    kept) and validated on others (predicted vs measured).
 3. For each target (fraction of dense latency): MDP solves, materialises and measures, tightening
-   its budget while the solution measures over the target (``dance3d.mdp.refine``); then (a)
-   uniform width scaling (every group the same fraction, Taylor-chosen channels) and (b) magnitude
-   pruning (inner channels by filter L1 norm, residual stream dense, as the static DANCE baseline;
-   below its narrowest inner widths the stream shrinks too) are each shrunk until their *measured*
+   its budget while the solution measures over the target (``dance3d.mdp.refine``); then the baselines
+   of ``dance3d.mdp.baselines``: (a) uniform width scaling (every group the same fraction,
+   Taylor-chosen channels), (b) magnitude pruning (inner channels by filter L1 norm, residual stream
+   dense, as the static DANCE baseline; below its narrowest inner widths the stream shrinks too) and
+   (c) greedy latency-aware pruning (HALP-style: the width step losing the least Taylor importance
+   per predicted ms saved, repeatedly; no block removal) are each shrunk until their *measured*
    latency is at most MDP's measured latency (2% timing tolerance). This is done for all targets
    first, straight after the table, so that all timing happens in one stretch.
    Then all picked models and the dense one are timed again together, round-robin (as the table's
@@ -21,13 +24,13 @@
    trainer settings and evaluated on test.
 4. The MILP solve time on r2plus1d_18 (untrained; synthetic MAC-proportional latency table).
 
-Writes ``benchmarks/results/mdp_moving_digits.json`` (``_quick`` with --quick).
+Writes ``benchmarks/results/mdp_moving_digits/<tag>/result.json`` (tag ``default`` unless ``--tag``; a
+``--quick`` run appends ``-quick``) through ``dance3d.benchmark_results``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import time
 from pathlib import Path
@@ -36,18 +39,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from dance3d.benchmark_results import save_result
 from dance3d.checkpoint import load_checkpoint, load_network
 from dance3d.config import to_dict
 from dance3d.data.registry import DataConfig, build_dataset
 from dance3d.evaluation import evaluate
+from dance3d.mdp.baselines import TOLERANCE, greedy_steps, magnitude_plans, match_measured, uniform_plans
 from dance3d.mdp.calibration import measure_table, summarize_validation
 from dance3d.mdp.checkpoint import KIND, pruned_spec
-from dance3d.mdp.graph import Structure, extract_structure
+from dance3d.mdp.graph import extract_structure
 from dance3d.mdp.importance import Importance, magnitude_importance, taylor_importance
 from dance3d.mdp.lut import LatencyRuntime, LatencyTable, LayerTable, error_pct
 from dance3d.mdp.lut_measure import TableGrid, measure_model_ms, measure_models_ms
 from dance3d.mdp.materialize import materialize
-from dance3d.mdp.plan import PrunePlan, width_grid
+from dance3d.mdp.plan import full_plan, width_grid
 from dance3d.mdp.problem import build_problem
 from dance3d.mdp.refine import solve_measured
 from dance3d.mdp.solver import SolverConfig, solve
@@ -55,8 +60,8 @@ from dance3d.models import create_model
 from dance3d.training.trainer import RunConfig, StartModel, TrainConfig, train
 from profiling import collect_env
 
-RESULTS = Path(__file__).parent / "results"
-TOLERANCE = 1.02  # baselines may be this much slower than MDP, measured (timing noise)
+BENCHMARK = "mdp_moving_digits"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def settings(quick: bool) -> dict[str, Any]:
@@ -95,48 +100,6 @@ def dense_checkpoint(args: argparse.Namespace, cfg: dict[str, Any], out: Path) -
         return path
     shutil.rmtree(out / "dense", ignore_errors=True)
     return train(RunConfig(data=cfg["data"], train=cfg["dense_train"]), out / "dense").checkpoint_path
-
-
-def snap(grid: tuple[int, ...], width: float) -> int:
-    return min(grid, key=lambda w: abs(w - width))
-
-
-FRACTIONS = [float(f) for f in np.arange(1.0, 0.04, -0.05)]
-
-
-def scaled_plan(structure: Structure, table: LatencyTable, inner: float, other: float) -> PrunePlan:
-    """In-block groups at ``inner`` of their width, the others at ``other``, snapped to the table's grid."""
-    return PrunePlan({
-        g: snap(table.group_grids[g], (inner if info.block else other) * info.width)
-        for g, info in structure.groups.items()
-    })  # fmt: skip
-
-
-def uniform_plans(structure: Structure, table: LatencyTable) -> list[PrunePlan]:
-    """Every group at the same fraction of its width, widest first."""
-    return [scaled_plan(structure, table, f, f) for f in FRACTIONS]
-
-
-def magnitude_plans(structure: Structure, table: LatencyTable) -> list[PrunePlan]:
-    """Inner (in-block) groups shrink first, the rest dense; then, inner groups at their narrowest, the rest shrink.
-
-    The second half lets the baseline reach budgets that inner channels alone cannot.
-    """
-    first = [scaled_plan(structure, table, f, 1.0) for f in FRACTIONS]
-    return first + [scaled_plan(structure, table, FRACTIONS[-1], f) for f in FRACTIONS[1:]]
-
-
-def match_latency(structure, table, plans: list[PrunePlan], importance: Importance,
-                  limit_ms: float) -> tuple[PrunePlan, float]:  # fmt: skip
-    """The first (widest) of ``plans`` whose measured latency is within ``TOLERANCE`` of ``limit_ms``."""
-    start = next((i for i, p in enumerate(plans) if table.predict_ms(p) <= limit_ms), len(plans) - 1)
-    measured = float("inf")
-    for plan in plans[start:]:
-        model = materialize(structure, plan, keep=importance.keep_indices(plan.widths))
-        measured = measure_model_ms(model, table.clip_shape, table.runtime)
-        if measured <= limit_ms * TOLERANCE:
-            return plan, measured
-    return plan, measured
 
 
 def finetune_and_test(structure, plan, importance, spec, cfg, out: Path, classes) -> dict[str, float]:
@@ -182,16 +145,20 @@ def synthetic_r2plus1d_solve(clip_shape: tuple[int, int, int, int]) -> dict[str,
             "grid_points_per_group": {g: len(w) for g, w in grids.items()}, "solves": rows}  # fmt: skip
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", help="dense tiny checkpoint to start from (default: train one)")
     parser.add_argument("--out", default="runs/bench-mdp")
     parser.add_argument("--quick", action="store_true", help="smoke run: small clips and splits, 1 target, 1 epoch")
-    args = parser.parse_args()
+    parser.add_argument("--results-root", type=Path, default=RESULTS, help="default: %(default)s")
+    parser.add_argument("--tag", default="default", help="the run's name (default: %(default)s)")
+    args = parser.parse_args(argv)
     cfg = settings(args.quick)
     out = Path(args.out)
     started = time.perf_counter()
+    timings_s = {}
     checkpoint_path = dense_checkpoint(args, cfg, out)
+    timings_s["dense_checkpoint"] = time.perf_counter() - started
     checkpoint = load_checkpoint(checkpoint_path)
     cfg["data"] = DataConfig(**checkpoint["data"])
     spec, classes = checkpoint["model"], tuple(checkpoint["classes"])
@@ -203,6 +170,7 @@ def main() -> None:
     table = measure_table(dense, spec, clip_shape, runtime=runtime, grid=TableGrid(step=8, max_points=8),
                           calibrate=cfg["calibrate"], validate=cfg["validate"], seed=0)  # fmt: skip
     table.save(out / "lut.json")
+    timings_s["latency_table"] = time.perf_counter() - started - sum(timings_s.values())
     structure = extract_structure(dense, clip_shape)
     train_set = build_dataset(cfg["data"], "train", classes=classes)
     loader = torch.utils.data.DataLoader(train_set, batch_size=16, shuffle=True,
@@ -215,22 +183,29 @@ def main() -> None:
 
     # Phase 1, right after the table: every latency-dependent choice (MDP's measured budget
     # correction, the baselines' latency matching), so all timing sits in one stretch of time.
+    phase_started = time.perf_counter()
+
+    def measure_with(importance: Importance):
+        return lambda plan: measure_model_ms(
+            materialize(structure, plan, keep=importance.keep_indices(plan.widths)), clip_shape, runtime
+        )
+
+    greedy_path = [full_plan(structure), *(step.plan for step in greedy_steps(structure, table, taylor))]
     picks = []
     for target in cfg["targets"]:
         measured_solution = solve_measured(
-            structure, table, taylor, budget_ms=target * table.dense_latency_ms,
-            measure=lambda plan: measure_model_ms(
-                materialize(structure, plan, keep=taylor.keep_indices(plan.widths)), clip_shape, runtime
-            ),
-        )  # fmt: skip
+            structure, table, taylor, budget_ms=target * table.dense_latency_ms, measure=measure_with(taylor)
+        )
         solution = measured_solution.solution
         extra = {"solve_s": solution.solve_s, "mip_gap": solution.mip_gap, "rounds": measured_solution.rounds}
         mdp_ms = measured_solution.measured_ms
         picks.append((target, "mdp", solution.plan, mdp_ms, taylor, extra))
         for method, plans, importance in (("uniform", uniform_plans(structure, table), taylor),
-                                          ("magnitude", magnitude_plans(structure, table), magnitude)):  # fmt: skip
-            plan, measured = match_latency(structure, table, plans, importance, mdp_ms)
+                                          ("magnitude", magnitude_plans(structure, table), magnitude),
+                                          ("greedy", greedy_path, taylor)):  # fmt: skip
+            plan, measured = match_measured(plans, table, budget_ms=mdp_ms, measure=measure_with(importance))
             picks.append((target, method, plan, measured, importance, {}))
+    timings_s["solve_and_match"] = time.perf_counter() - phase_started
 
     # Phase 2: all picked models and the dense one timed again together, round-robin, as the
     # table's validation models were; the prediction error is read from these timings.
@@ -241,6 +216,7 @@ def main() -> None:
     dense_check_ms, check_ms = check_ms[0], check_ms[1:]
 
     # Phase 3: fine-tune and test every picked model (no timing from here on).
+    phase_started = time.perf_counter()
     rows = []
     for (target, method, plan, measured, importance, extra), checked in zip(picks, check_ms, strict=True):
         scores = finetune_and_test(structure, plan, importance, spec, cfg, out / "finetune" / f"{target}-{method}",
@@ -253,9 +229,12 @@ def main() -> None:
             "removed_blocks": list(plan.removed_blocks), "widths": plan.widths, **extra, **scores,
         })  # fmt: skip
 
+    timings_s["finetune_and_test"] = time.perf_counter() - phase_started
+    phase_started = time.perf_counter()
     r2plus1d = synthetic_r2plus1d_solve(cfg["r2plus1d_clip"])
+    timings_s["r2plus1d_18_solve"] = time.perf_counter() - phase_started
     validation = summarize_validation(table.validation)
-    floors = {
+    targets = {
         "mdp_prediction_within_10pct": all(abs(r["prediction_error_pct"]) <= 10 for r in rows if r["method"] == "mdp"),
         "mdp_at_least_as_accurate": all(
             next(r["top1"] for r in rows if r["target"] == t and r["method"] == "mdp")
@@ -267,9 +246,21 @@ def main() -> None:
             r["matched_ms"] <= 1.02 * r["budget_ms"] for r in rows if r["method"] == "mdp"
         ),
     }
+    timings_s["total"] = time.perf_counter() - started
     payload = {
-        "benchmark": "mdp_moving_digits",
+        "benchmark": BENCHMARK,
+        "tag": args.tag + ("-quick" if args.quick else ""),  # a smoke run never replaces a real result
+        "seed": cfg["dense_train"].seed,  # training, importance batches and table validation models use seed 0
         "quick": args.quick,
+        "settings": {
+            **{k: to_dict(v) if hasattr(v, "__dataclass_fields__") else v for k, v in cfg.items()},
+            "checkpoint": args.checkpoint,
+            "runtime": to_dict(runtime),
+            "baseline_tolerance": TOLERANCE,
+        },
+        "machine": collect_env(),
+        "timings_s": timings_s,
+        "targets": targets,
         "checkpoint": str(checkpoint_path),
         "dense_test_top1": dense_test,
         "dense_latency_ms": table.dense_latency_ms,
@@ -284,16 +275,9 @@ def main() -> None:
         },  # fmt: skip
         "rows": rows,
         "r2plus1d_18_solve": r2plus1d,
-        "floors": floors,
-        "settings": {k: to_dict(v) if hasattr(v, "__dataclass_fields__") else v for k, v in cfg.items()},
-        "runtime": to_dict(runtime),
-        "wall_s": time.perf_counter() - started,
-        "machine": collect_env(),
     }
     print_report(payload)
-    RESULTS.mkdir(exist_ok=True)
-    name = "mdp_moving_digits_quick.json" if args.quick else "mdp_moving_digits.json"
-    (RESULTS / name).write_text(json.dumps(payload, indent=2, default=float))
+    print(f"wrote {save_result(payload, args.results_root)}")
 
 
 def print_report(payload: dict[str, Any]) -> None:
@@ -320,7 +304,7 @@ def print_report(payload: dict[str, Any]) -> None:
     solves = pd.DataFrame(payload["r2plus1d_18_solve"]["solves"])
     print("r2plus1d_18 MILP:")
     print(solves[["target", "solve_s", "mip_gap", "status", "num_variables"]].to_string(index=False))
-    print("floors:", payload["floors"], f"(wall {payload['wall_s'] / 60:.1f} min)")
+    print("targets:", payload["targets"], f"(wall {payload['timings_s']['total'] / 60:.1f} min)")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,15 @@ from dance3d.dynamic.compact_backend import conv3d, fast_conv_backend
 from dance3d.dynamic.compact_branch import Stage, branch_stages, output_activation, shortcut_stages
 from dance3d.dynamic.compact_calibration import CompactCalibration
 from dance3d.dynamic.compact_plan import BucketPlan, Gather, build_plan
+from dance3d.dynamic.compact_ranges import (
+    CONVOLUTIONS,
+    GATHER,
+    HOST_DECISIONS,
+    PLAN_BUILDING,
+    SCATTER,
+    WEIGHT_SLICING,
+    compact_range,
+)
 from dance3d.dynamic.decisions import BlockDecision, TileGrid
 
 CACHE_SIZE = 256
@@ -84,16 +93,17 @@ def _tile_areas(grid: TileGrid) -> np.ndarray:
 
 def host_decisions(decisions: list[BlockDecision]) -> list[HostDecision]:
     """All blocks' masks in one device-to-host copy (the single sync of a compact forward)."""
-    parts = [t for d in decisions for t in (d.frames, d.channels, d.tiles)]
-    flat = torch.cat([t.reshape(t.shape[0], -1) for t in parts], dim=1).cpu().numpy().astype(bool)
-    out, start = [], 0
-    for d in decisions:
-        arrays = []
-        for t in (d.frames, d.channels, d.tiles):
-            arrays.append(flat[:, start : start + t.shape[1]])
-            start += t.shape[1]
-        out.append(HostDecision.of(*arrays))
-    return out
+    with compact_range(HOST_DECISIONS):
+        parts = [t for d in decisions for t in (d.frames, d.channels, d.tiles)]
+        flat = torch.cat([t.reshape(t.shape[0], -1) for t in parts], dim=1).cpu().numpy().astype(bool)
+        out, start = [], 0
+        for d in decisions:
+            arrays = []
+            for t in (d.frames, d.channels, d.tiles):
+                arrays.append(flat[:, start : start + t.shape[1]])
+                start += t.shape[1]
+            out.append(HostDecision.of(*arrays))
+        return out
 
 
 @dataclass
@@ -159,22 +169,24 @@ def _stage_weights(stage: Stage, kept: torch.Tensor | None, n: int) -> tuple[tor
 
 
 def _bucket_weights(stages: list[Stage], channels: np.ndarray, kept_count: int, device: torch.device) -> Weights:
-    n, total = channels.shape
-    kept = None
-    if kept_count < total:
-        kept = torch.as_tensor(np.nonzero(channels)[1].reshape(n, kept_count), device=device)
-    return [_stage_weights(st, kept if (st.gate_in or st.gate_out) else None, n) for st in stages]
+    with compact_range(WEIGHT_SLICING):
+        n, total = channels.shape
+        kept = None
+        if kept_count < total:
+            kept = torch.as_tensor(np.nonzero(channels)[1].reshape(n, kept_count), device=device)
+        return [_stage_weights(st, kept if (st.gate_in or st.gate_out) else None, n) for st in stages]
 
 
 def _gather(act: torch.Tensor, g: Gather) -> torch.Tensor:
     """Cut tile regions (S, R', n, C, D, rh, rw) out of a whole-map activation (S, 1, n, C, D, h, w)."""
-    n, channels = act.shape[2], act.shape[3]
-    dev = act.device
-    b = torch.arange(n, device=dev).view(1, 1, n, 1, 1)
-    c = torch.arange(channels, device=dev).view(1, 1, 1, channels, 1)
-    rh, rw, sh, sw = g.region
-    act = F.pad(act, g.pad_hw).unfold(5, rh, sh).unfold(6, rw, sw)  # (S, 1, n, C, D, rows, cols, rh, rw)
-    return act[0, 0, b, c, g.frames, g.rows, g.cols]
+    with compact_range(GATHER):
+        n, channels = act.shape[2], act.shape[3]
+        dev = act.device
+        b = torch.arange(n, device=dev).view(1, 1, n, 1, 1)
+        c = torch.arange(channels, device=dev).view(1, 1, 1, channels, 1)
+        rh, rw, sh, sw = g.region
+        act = F.pad(act, g.pad_hw).unfold(5, rh, sh).unfold(6, rw, sw)  # (S, 1, n, C, D, rows, cols, rh, rw)
+        return act[0, 0, b, c, g.frames, g.rows, g.cols]
 
 
 def _run_branch(stages: list[Stage], plan: BucketPlan, x: torch.Tensor, weights: Weights) -> torch.Tensor:
@@ -185,14 +197,15 @@ def _run_branch(stages: list[Stage], plan: BucketPlan, x: torch.Tensor, weights:
         if sp.gather is not None:
             act = _gather(act, sp.gather)
         s_, r_, _, channels, depth, h, w = act.shape
-        out = conv3d(
-            act.reshape(s_ * r_, n * channels, depth, h, w),
-            weight,
-            bias,
-            stride=stage.stride,
-            padding=(stage.padding[0], *((0, 0) if sp.tiled else stage.padding[1:])),
-            groups=groups,
-        )
+        with compact_range(CONVOLUTIONS):
+            out = conv3d(
+                act.reshape(s_ * r_, n * channels, depth, h, w),
+                weight,
+                bias,
+                stride=stage.stride,
+                padding=(stage.padding[0], *((0, 0) if sp.tiled else stage.padding[1:])),
+                groups=groups,
+            )
         if stage.act is not None:
             out = stage.act(out)
         act = out.view(s_, r_, n, -1, *out.shape[2:])
@@ -223,16 +236,22 @@ def _plan_index(plan: BucketPlan, kind: str, rows: torch.Tensor | None, channels
 
 def _bucket_input(x: torch.Tensor, plan: BucketPlan, rows: torch.Tensor | None) -> torch.Tensor:
     """The bucket's clips of ``x``, compressed to the input frames of their kept frames: (n, C, D, H, W)."""
-    if plan.input_frames is None:
-        return (x if rows is None else x.index_select(0, rows)).contiguous()
-    batch, channels, length, height, width = x.shape
-    index = _plan_index(plan, "input", rows, channels, length)  # rows of a (B * C * T, H * W) view
-    flat = x.reshape(batch * channels * length, height * width).index_select(0, index)
-    return flat.view(plan.input_frames.shape[0], channels, -1, height, width)
+    with compact_range(GATHER):
+        if plan.input_frames is None:
+            return (x if rows is None else x.index_select(0, rows)).contiguous()
+        batch, channels, length, height, width = x.shape
+        index = _plan_index(plan, "input", rows, channels, length)  # rows of a (B * C * T, H * W) view
+        flat = x.reshape(batch * channels * length, height * width).index_select(0, index)
+        return flat.view(plan.input_frames.shape[0], channels, -1, height, width)
 
 
 def _add_residual(out: torch.Tensor, plan: BucketPlan, residual: torch.Tensor, rows: torch.Tensor | None) -> None:
     """``out[rows] += residual`` at the bucket's kept positions (``rows``: the bucket's clips, None = all)."""
+    with compact_range(SCATTER):
+        _scatter_residual(out, plan, residual, rows)
+
+
+def _scatter_residual(out: torch.Tensor, plan: BucketPlan, residual: torch.Tensor, rows: torch.Tensor | None) -> None:
     if plan.residual_mask is not None:
         residual.mul_(plan.residual_mask)
     batch, channels, length = out.shape[:3]
@@ -269,21 +288,22 @@ def _bucket_plan(
     """The (cached) plan of one bucket of inputs ``shape``; ``dense``: all spatial positions of the kept frames."""
     runtime: BlockRuntime = gated.compact_runtime
     key = (dense, frames.tobytes(), tiles.tobytes(), level, shape)
-    return _cached(
-        runtime.plans,
-        key,
-        lambda: build_plan(
-            runtime.stages,
-            in_size=tuple(shape[2:]),
-            grid=gated.grid,
-            frames=[np.nonzero(f)[0] for f in frames],
-            frame_stride=gated.frame_stride,
-            tiles=[np.nonzero(t)[0] for t in tiles],
-            inner_kept=level[1],
-            device=device,
-            dense_positions=dense,
-        ),
-    )
+
+    def build() -> BucketPlan:
+        with compact_range(PLAN_BUILDING):
+            return build_plan(
+                runtime.stages,
+                in_size=tuple(shape[2:]),
+                grid=gated.grid,
+                frames=[np.nonzero(f)[0] for f in frames],
+                frame_stride=gated.frame_stride,
+                tiles=[np.nonzero(t)[0] for t in tiles],
+                inner_kept=level[1],
+                device=device,
+                dense_positions=dense,
+            )
+
+    return _cached(runtime.plans, key, build)
 
 
 def _positions_dense(level_choice: str | None, plan: BucketPlan) -> bool:
@@ -303,7 +323,8 @@ def _shortcut(gated: nn.Module, stages: list[Stage] | None, x: torch.Tensor) -> 
         with fast_conv_backend():
             return gated.adapter.shortcut(gated.block, x)
     for st in stages:
-        x = conv3d(x, st.weight, st.bias, stride=st.stride, padding=st.padding, groups=st.groups)
+        with compact_range(CONVOLUTIONS):
+            x = conv3d(x, st.weight, st.bias, stride=st.stride, padding=st.padding, groups=st.groups)
     return x
 
 

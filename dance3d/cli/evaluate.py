@@ -18,6 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--records", action="store_true", help="with --format json: include per-clip records")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a data setting, e.g. --set data.forecast.variables=t2m (repeatable)",
+    )  # fmt: skip
     add_execution_args(parser)
     add_format_arg(parser)
     parser.set_defaults(func=run)
@@ -32,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
 
     loaded = load_model(args.checkpoint)
     apply_execution(loaded.model, args)
+    if loaded.kind == "forecast":
+        from dance3d.forecast.report import run_forecast_eval
+
+        return run_forecast_eval(loaded, args)
     data = data_for_checkpoint(loaded.data, args)
     dataset = build_dataset(data, args.split, classes=loaded.classes)
     result = evaluate(

@@ -28,6 +28,7 @@ MODEL_BUILDERS: dict[str, str] = {
     "dense": "dance3d.training.checkpoint:build_dense_model",
     "dynamic": "dance3d.dynamic.checkpoint:build_dynamic_model",
     "pruned": "dance3d.mdp.checkpoint:build_pruned_model",
+    "forecast": "dance3d.forecast.checkpoint:build_forecast_model",
 }
 
 

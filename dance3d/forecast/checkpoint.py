@@ -1,0 +1,31 @@
+"""Forecast checkpoints (kind ``forecast``): a zoo forecaster, its weights and its data settings.
+
+The trainer writes them like dense checkpoints (atomic, resumable); ``classes`` holds the
+variables the model forecasts and ``model.options`` its ``t_in`` / ``t_out``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn as nn
+
+from dance3d.errors import CheckpointError
+
+
+def build_forecast_model(checkpoint: dict[str, Any]) -> nn.Module:
+    """``MODEL_BUILDERS['forecast']``: rebuild the forecaster and load its weights."""
+    from dance3d.models import create_model, model_info
+
+    spec = checkpoint["model"]
+    if model_info(spec["name"]).family != "forecast":
+        raise CheckpointError(f"a forecast checkpoint holds {spec['name']!r}, which is not a forecaster")
+    model = create_model(spec["name"], num_classes=spec["num_classes"], **spec.get("options", {}))
+    model.load_state_dict(checkpoint["state_dict"])
+    return model
+
+
+def frames(checkpoint: dict[str, Any]) -> tuple[int, int]:
+    """(t_in, t_out) the checkpoint's forecaster was built for."""
+    options = checkpoint["model"].get("options", {})
+    return int(options["t_in"]), int(options["t_out"])

@@ -45,10 +45,13 @@ def build_forecast_dataset(
 
 def _windowed(source: str, settings: ForecastDataConfig, split: str) -> Dataset:
     """A real field series (file or shipped grid) cut into windows."""
-    from dance3d.forecast.windows import WindowedFieldDataset
-
+    path = Path(source).expanduser()
+    if not source.startswith(GRID_PREFIX) and not path.exists():
+        raise DataError(f"data file not found: {path}")
     if settings.height is not None or settings.width is not None:
         raise ConfigError("data.forecast.height/width apply to synthetic data only; a field file has its own grid")
+    from dance3d.forecast.windows import WindowedFieldDataset
+
     if source.startswith(GRID_PREFIX):
         from dance3d.forecast.readers import SHIPPED_GRIDS
 
@@ -61,9 +64,6 @@ def _windowed(source: str, settings: ForecastDataConfig, split: str) -> Dataset:
     else:
         from dance3d.forecast.readers import open_field_source
 
-        path = Path(source).expanduser()
-        if not path.exists():
-            raise DataError(f"data file not found: {path}")
         series = open_field_source(path, variables=settings.variables or None)
     t_in = settings.t_in or REAL_DATA_FRAMES[0]
     t_out = settings.t_out or REAL_DATA_FRAMES[1]

@@ -11,6 +11,9 @@ import pytest
 
 from dance3d.dance.aap import AapSettings
 from dance3d.dance.ava import AvaSettings
+from dance3d.data.registry import DataConfig
+from dance3d.forecast.config import ForecastDataConfig
+from dance3d.forecast.quickstart_stage import ForecastStageSettings
 from dance3d.mdp import lut_measure
 from dance3d.mdp.lut import LatencyRuntime
 from dance3d.mdp.pipeline import MdpSettings
@@ -21,7 +24,8 @@ from profiling import count_macs
 from studies import StudyConfig
 
 SECTIONS = (
-    "Data", "Dense training", "Dense evaluation", "AVA", "AAP", "budgets", "Profile", "MDP", "Study", "Deploy", "Run"
+    "Data", "Dense training", "Dense evaluation", "AVA", "AAP", "budgets", "Profile", "MDP", "Study", "Deploy",
+    "Forecasting", "Run",
 )  # fmt: skip
 
 
@@ -36,6 +40,12 @@ def tiny_quickstart(run) -> QuickstartConfig:
         study=StudyConfig(objectives=("accuracy", "mac_fraction"), trials=3, startup_trials=2, latency_repeats=1),
         budget_targets=(0.01, 0.6),  # the first is out of reach: reported, not fatal
         study_clips=8,
+        forecast=ForecastStageSettings(
+            data=DataConfig(
+                source="storms", forecast=ForecastDataConfig(height=16, width=16, num_train=16, num_val=4, num_test=4)
+            ),
+            train=replace(run.train, model="simvp-test", epochs=1),
+        ),
     )
 
 

@@ -29,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dance3d.forecast.config import is_forecast_source
     from dance3d.training.trainer import RunConfig, train
 
     flags = {
@@ -40,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         "pretrained": args.pretrained,
     }
     overrides = data_overrides(args) + [f"train.{k}={v}" for k, v in flags.items() if v is not None]
-    base = forecast_defaults() if args.task == "forecast" else None
+    forecasting = args.task == "forecast" or (args.task is None and args.data and is_forecast_source(args.data))
+    base = forecast_defaults() if forecasting else None
     config = load_config(RunConfig, path=args.config, overrides=overrides + args.overrides, base=base)
     check_task(args.task, config.data.source)
     result = train(config, args.out, resume=args.resume)
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def forecast_defaults() -> dict:
-    """``--task forecast`` without --data / --model: the storms data and the SimVP forecaster."""
+    """Forecasting without --data / --model: the storms data and the SimVP forecaster."""
     from dance3d.forecast.config import SYNTHETIC_SOURCES
 
     return {"data": {"source": SYNTHETIC_SOURCES[0]}, "train": {"model": "simvp-tiny"}}

@@ -164,7 +164,7 @@ def train(
         torch.cuda.set_device(device)
     checkpoint_path = out_dir / "model.pt"
     forecast = ForecastTask.for_data(config.data)  # None: classification
-    kind = forecast.kind if forecast else start.kind if start else "dense"
+    kind = start.kind if start else forecast.kind if forecast else "dense"
     state = None
     if resume:
         if not checkpoint_path.is_file():

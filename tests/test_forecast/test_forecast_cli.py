@@ -35,6 +35,21 @@ def test_train_records_the_task_variables_and_frames(forecast_checkpoint):
     assert loaded.data.source == "storms" and loaded.kind == "forecast"
 
 
+def test_a_forecast_run_resumes_to_more_epochs(capsys, tmp_path):
+    out = tmp_path / "run"
+    common = ["train", "--model", "convlstm-test", "--data", "weather", "--out", str(out), *TINY]
+    assert main(common) == 0
+    code, out_text, _ = run_cli(capsys, *common, "--resume", "--epochs", "2")
+    assert code == 0 and "val MSE" in out_text
+    checkpoint = load_checkpoint(out / "model.pt")
+    assert [row["epoch"] for row in checkpoint["history"]] == [1, 2]
+    assert checkpoint["classes"] == ["t2m", "z500"] and checkpoint["model"]["options"] == {"t_in": 4, "t_out": 4}
+    code, out_text, _ = run_cli(capsys, "eval", "--checkpoint", str(out / "model.pt"), "--format", "json")
+    report = json.loads(out_text)
+    for side in ("model", "persistence"):
+        assert set(report[side]["lat_weighted_rmse"]) == {"t2m", "z500"} and "categorical" not in report[side]
+
+
 def test_eval_json_scores_model_and_persistence(capsys, forecast_checkpoint):
     code, out, _ = run_cli(capsys, "eval", "--checkpoint", str(forecast_checkpoint), "--format", "json", "--records")
     assert code == 0

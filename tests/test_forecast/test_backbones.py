@@ -65,3 +65,14 @@ def test_each_backbone_overfits_eight_samples(name):
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.5 * persistence
+
+
+@pytest.mark.parametrize("name", TEST_BACKBONES)
+def test_mac_count_is_the_same_in_inference_mode(name):
+    """No fused inference fast path hides work from the MAC counter (e.g. nn.MultiheadAttention's)."""
+    from profiling import count_macs
+
+    model = create_model(name, num_classes=1, t_in=4, t_out=2)
+    x = torch.randn(1, 4, 1, 16, 16)
+    training = count_macs(model.train(), x).macs_per_clip
+    assert training > 0 and count_macs(model.eval(), x).macs_per_clip == training

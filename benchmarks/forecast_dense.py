@@ -35,7 +35,7 @@ RESULTS = Path(__file__).parent / "results"
 BENCHMARK = "forecast_dense"
 BACKBONES = ("simvp-tiny", "convlstm-tiny", "stformer-tiny")
 DATASETS = ("storms", "traffic", "weather")
-FIGURE_SAMPLES = 3
+FIGURE_SAMPLES = 4
 
 
 def main() -> None:

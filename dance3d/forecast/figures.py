@@ -29,13 +29,14 @@ def prediction_figure(
     rows, cols = len(inputs), 3 + len(names)
     fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 1.9 * rows + 0.4), squeeze=False)
     lead = targets.shape[1]
+    low, high = float(min(inputs.min(), targets.min())), float(max(inputs.max(), targets.max()))
+    high = high if high > low else low + 1.0  # one colour scale for the whole figure: the data's range
     for r in range(rows):
         panels = [(inputs[r, -1], "last input"), (targets[r, 0], "truth +1"), (targets[r, -1], f"truth +{lead}")]
         panels += [(predictions[name][r, -1], f"{name} +{lead}") for name in names]
-        low, high = float(np.min(targets[r])), float(np.max(targets[r]))
         for c, (image, label) in enumerate(panels):
             ax = axes[r, c]
-            ax.imshow(image, vmin=low, vmax=high if high > low else low + 1, cmap="viridis")
+            ax.imshow(image, vmin=low, vmax=high, cmap="viridis")
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:

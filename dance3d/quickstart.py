@@ -5,9 +5,9 @@ Stages: data (redundancy distribution) → dense training → test evaluation �
 budgets (the controller re-targeted to other MAC fractions, no training) → profile (latency of
 dense vs dynamic execution) → MDP (latency table of this CPU, MILP at a latency target, the smaller
 model fine-tuned and evaluated) → Optuna study of the run-time knobs (Pareto front) → the study's
-pick deployed as a checkpoint and evaluated → report. A killed quickstart resumes: finished stages
-are reused (each leaves a ``model.pt``, a JSON or a study database), training continues from its
-checkpoint.
+pick deployed as a checkpoint and evaluated → a tiny forecaster on ``storms`` against persistence
+→ report. A killed quickstart resumes: finished stages are reused (each leaves a ``model.pt``, a
+JSON or a study database), training continues from its checkpoint.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from dance3d.evaluation import EvalResult, evaluate
 from dance3d.loading import load_model
 from dance3d.mdp.lut import LatencyRuntime, LatencyTable
 from dance3d.mdp.pipeline import MdpSettings
+from dance3d.quickstart_forecast import ForecastStageSettings, run_forecast_stage
 from dance3d.reporting import (
     Report,
     paired_accuracy,
@@ -85,6 +86,7 @@ class QuickstartConfig:
     budget_targets: tuple[float, ...] = (0.25, 0.3, 0.35, 0.5)  # the trained controller re-targeted (no training)
     study_clips: int = 200  # validation clips each trial evaluates (and each budget is fitted on)
     deploy_max_accuracy_drop: float = 0.01  # the deployed trial: fewest MACs within this of dense accuracy
+    forecast: ForecastStageSettings = field(default_factory=ForecastStageSettings)  # tiny forecaster vs persistence
 
 
 def _train_dense(config: RunConfig, out_dir: Path) -> Path:
@@ -426,6 +428,9 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
     study = study_run.study
     heading, text, table = _deploy_section(config, study, storage, out_dir, test_set, dense=dense, dynamic=dynamic)
     report.add(heading, text, table=table)
+
+    forecast = run_forecast_stage(config.forecast, out_dir / "forecast")
+    report.add(forecast.heading, forecast.text, table=forecast.table, figures=forecast.figures)
 
     report.add(
         "Run",

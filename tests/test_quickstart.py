@@ -12,17 +12,20 @@ import pytest
 from dance3d.checkpoint import load_checkpoint
 from dance3d.dance.aap import AapSettings
 from dance3d.dance.ava import AvaSettings
+from dance3d.data.forecast.config import ForecastDataConfig
+from dance3d.data.registry import DataConfig
 from dance3d.mdp import lut_measure
 from dance3d.mdp.lut import LatencyRuntime
 from dance3d.mdp.pipeline import MdpSettings
 from dance3d.quickstart import QuickstartConfig, run_quickstart
+from dance3d.quickstart_forecast import ForecastStageSettings
 from dance3d.reporting import paired_accuracy
 from profiling import count_macs
 from studies import StudyConfig
 
 SECTIONS = (
     "Data", "Dense training", "Dense evaluation", "AVA", "AAP", "budgets", "Profile", "Energy", "MDP", "Study",
-    "Deploy", "Run"
+    "Deploy", "Forecasting", "Run",
 )  # fmt: skip
 
 
@@ -39,6 +42,12 @@ def tiny_quickstart(run) -> QuickstartConfig:
         study=StudyConfig(objectives=("accuracy", "mac_fraction"), trials=3, startup_trials=2, latency_repeats=1),
         budget_targets=(0.01, 0.6),  # the first is out of reach: reported, not fatal
         study_clips=8,
+        forecast=ForecastStageSettings(
+            data=DataConfig(
+                source="storms", forecast=ForecastDataConfig(height=16, width=16, num_train=16, num_val=4, num_test=4)
+            ),
+            train=replace(run.train, model="simvp-test", epochs=1),
+        ),
     )
 
 

@@ -156,11 +156,23 @@ def data_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def data_for_checkpoint(trained_on: Any, args: argparse.Namespace) -> Any:
-    """The checkpoint's data settings, with the source and skip flag the user asked for."""
+    """The checkpoint's data settings, with the source, skip flag and ``--set data.*`` the user asked for."""
     from dataclasses import replace
 
     source = args.data or trained_on.source
-    return replace(trained_on, source=source, skip_bad=bool(getattr(args, "skip_bad", False)))
+    data = replace(trained_on, source=source, skip_bad=bool(getattr(args, "skip_bad", False)))
+    overrides = getattr(args, "overrides", None)
+    if not overrides:
+        return data
+    from dance3d.config import from_dict, merge, parse_overrides, to_dict
+    from dance3d.errors import ConfigError
+
+    nested = parse_overrides(overrides)
+    if set(nested) - {"data"}:
+        raise ConfigError(f"--set here takes data.* keys only, got {', '.join(sorted(set(nested) - {'data'}))}")
+    from dance3d.data.registry import DataConfig
+
+    return from_dict(DataConfig, merge(to_dict(data), nested["data"]), prefix="data.")
 
 
 def add_format_arg(parser: argparse.ArgumentParser) -> None:

@@ -34,6 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_threads_arg(parser)
     parser.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader worker processes")
     parser.add_argument("--records", action="store_true", help="with --format json: include per-clip records")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a data setting, e.g. --set data.forecast.variables=t2m (repeatable)",
+    )  # fmt: skip
     add_execution_args(parser)
     add_format_arg(parser)
     parser.set_defaults(func=run)
@@ -48,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
 
     loaded = load_model(args.checkpoint)
     apply_execution(loaded.model, args)
+    if loaded.kind == "forecast":
+        from dance3d.cli.forecast_eval import run_forecast_eval
+
+        return run_forecast_eval(loaded, args)
     data = data_for_checkpoint(loaded.data, args)
     dataset = build_dataset(data, args.split, classes=loaded.classes)
     result = evaluate(

@@ -131,11 +131,16 @@ def add_model_source_args(parser: argparse.ArgumentParser) -> None:
 
 
 def load_model_and_clips(args: argparse.Namespace) -> tuple[str, nn.Module, torch.Tensor]:
-    """(name, model in eval mode, clips (N, C, T, H, W)) from the command's arguments."""
+    """(name, model in eval mode, clips (N, C, T, H, W); forecasters: (N, T, C, H, W)) from the arguments."""
     if args.model:
         from dance3d.models import create_model, model_info
 
-        frames, height, width = model_info(args.model).default_clip
+        info = model_info(args.model)
+        frames, height, width = info.default_clip
+        if info.family == "forecast":  # a forecaster reads (T, C, H, W); its channels are the field's variables
+            channels, frames, height, width = parse_clip_shape(args.clip_shape or f"1x{frames}x{height}x{width}")
+            model = create_model(args.model, num_classes=channels, t_in=frames).eval()
+            return args.model, model, torch.randn(1, frames, channels, height, width)
         shape = parse_clip_shape(args.clip_shape) if args.clip_shape else (3, frames, height, width)
         model = create_model(args.model, num_classes=args.num_classes).eval()
         apply_execution(model, args)
@@ -147,7 +152,15 @@ def load_model_and_clips(args: argparse.Namespace) -> tuple[str, nn.Module, torc
 
     loaded = load_model(args.checkpoint)
     apply_execution(loaded.model, args)
-    dataset = build_dataset(data_for_checkpoint(loaded.data, args), args.split, classes=loaded.classes)
+    if loaded.kind == "forecast":
+        from dance3d.cli.forecast_eval import checkpoint_data
+
+        data, key = checkpoint_data(loaded, args), "inputs"
+    else:
+        data, key = data_for_checkpoint(loaded.data, args), "clip"
+    dataset = build_dataset(data, args.split, classes=loaded.classes)
     count = min(args.limit, len(dataset))
-    clips = torch.stack([dataset[i]["clip"] for i in range(count)])
+    if count < 1:
+        raise ConfigError("--limit must be >= 1")
+    clips = torch.stack([dataset[i][key] for i in range(count)])
     return str(args.checkpoint), loaded.model, clips

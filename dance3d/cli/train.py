@@ -29,6 +29,11 @@ from dance3d.config import load_config
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(subparsers, "train", __doc__)
     parser.add_argument("--model", help="zoo model name (see 'dance3d models'; train.model)")
+    parser.add_argument(
+        "--task",
+        choices=("classify", "forecast"),
+        help="what the data is for (default: inferred from --data); forecast defaults to storms and simvp-tiny",
+    )
     add_data_args(parser)
     parser.add_argument("--epochs", type=positive_int, help="epochs to train (train.epochs)")
     parser.add_argument("--batch-size", type=positive_int, help="clips per step (train.batch_size)")
@@ -57,6 +62,7 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dance3d.data.forecast.config import is_forecast_source
     from dance3d.training.trainer import RunConfig, train
 
     out = check_out_dir(args.out)
@@ -67,7 +73,10 @@ def run(args: argparse.Namespace) -> int:
         checkpoint = out / "model.pt"
         if checkpoint.is_file():
             base = load_checkpoint(checkpoint).get("config")
+    elif args.task == "forecast" or (args.task is None and args.data and is_forecast_source(args.data)):
+        base = forecast_defaults()
     config = load_config(RunConfig, base=base, path=args.config, overrides=_flag_overrides(args) + args.overrides)
+    check_task(args.task, config.data.source)
     with contextlib.redirect_stdout(sys.stderr) if args.format == "json" else contextlib.nullcontext():
         result = train(config, out, resume=args.resume)  # its log lines stay off a JSON stdout
     last = result.history[-1] if result.history else {}
@@ -78,6 +87,27 @@ def run(args: argparse.Namespace) -> int:
     if result.already_finished:
         print(f"{result.checkpoint_path} already finished its {config.train.epochs} epochs; nothing to do")
         return 0
-    val = f"val top-1 {last['val_top1']:.4f}" if "val_top1" in last else f"no val split in {config.data.source}"
+    if "val_mse" in last:
+        val = f"val MSE {last['val_mse']:.4f}, persistence {last['val_persistence_mse']:.4f}"
+    elif "val_top1" in last:
+        val = f"val top-1 {last['val_top1']:.4f}"
+    else:
+        val = f"no val split in {config.data.source}"
     print(f"saved {result.checkpoint_path} ({val})")
     return 0
+
+
+def forecast_defaults() -> dict:
+    """Forecasting without --data / --model: the storms data and the SimVP forecaster."""
+    from dance3d.data.forecast.config import SYNTHETIC_SOURCES
+
+    return {"data": {"source": SYNTHETIC_SOURCES[0]}, "train": {"model": "simvp-tiny"}}
+
+
+def check_task(task: str | None, source: str) -> None:
+    from dance3d.data.forecast.config import is_forecast_source
+    from dance3d.errors import ConfigError
+
+    inferred = "forecast" if is_forecast_source(source) else "classify"
+    if task is not None and task != inferred:
+        raise ConfigError(f"--task {task}: data {source!r} is {inferred} data")

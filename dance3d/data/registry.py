@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from dance3d.data.forecast.config import ForecastDataConfig, is_forecast_source
 from dance3d.data.moving_digits import MovingDigits, MovingDigitsConfig, task_classes
 from dance3d.errors import ConfigError, DataError
 
@@ -33,6 +34,7 @@ class DataConfig:
     max_noise_std: float = 0.12  # moving-digits only: each clip's noise std is drawn from [0, max_noise_std]
     max_moving_distractors: int = 0  # moving-digits only: up to this many smaller, dimmer digits move too
     untrimmed: bool = False  # moving-digits only: one event of per-clip length/position/speed (>= 32 frames)
+    forecast: ForecastDataConfig = field(default_factory=ForecastDataConfig)  # forecasting data only
 
     def __post_init__(self) -> None:
         if self.is_synthetic:
@@ -75,7 +77,15 @@ def _split_root(root: Path, split: str) -> Path:
 
 
 def build_dataset(config: DataConfig, split: str, *, classes: tuple[str, ...] | None = None) -> Dataset:
-    """The dataset of ``split``; ``classes`` fixes the label order (e.g. a checkpoint's)."""
+    """The dataset of ``split``; ``classes`` fixes the label order (e.g. a checkpoint's).
+
+    Forecasting sources (``storms``, ``traffic``, ``weather``, ``grid:NAME``, a field file) give
+    forecasting samples; for them ``classes`` are the variables the model forecasts.
+    """
+    if is_forecast_source(config.source):
+        from dance3d.data.forecast.data import build_forecast_dataset
+
+        return build_forecast_dataset(config.source, config.forecast, split, seed=config.seed, variables=classes)
     if config.is_synthetic:
         if classes is not None and tuple(classes) != task_classes(config.task):
             raise DataError(

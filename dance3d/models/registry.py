@@ -40,7 +40,7 @@ def register_model(
 
 def _ensure_loaded() -> None:
     # Importing the family modules runs their @register_model decorators.
-    from dance3d.models import builtin, pytorchvideo_zoo, torchvision_zoo  # noqa: F401
+    from dance3d.models import builtin, forecasters, pytorchvideo_zoo, torchvision_zoo  # noqa: F401
 
 
 def list_models(family: str | None = None) -> list[str]:

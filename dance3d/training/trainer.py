@@ -28,6 +28,7 @@ from dance3d.config import check_range, config_differences, save_config, to_dict
 from dance3d.data.registry import DataConfig, build_dataset, dataset_classes
 from dance3d.errors import ConfigError, DataError
 from dance3d.evaluation import evaluate
+from dance3d.forecast.task import ForecastTask
 from dance3d.models import create_model
 from dance3d.progress import progress_bar
 from dance3d.training.distributed import DistContext, all_reduce_sum, init_from_env, shutdown
@@ -217,12 +218,13 @@ def _train(
 ) -> TrainResult:
     tc = config.train
     checkpoint_path = out_dir / "model.pt"
+    forecast = ForecastTask.for_data(config.data)  # None: classification
+    kind = start.kind if start else forecast.kind if forecast else DENSE
     state = None
     if resume:
         if not checkpoint_path.is_file():
             raise ConfigError(f"--resume: no checkpoint at {checkpoint_path}")
         state = load_checkpoint(checkpoint_path)
-        kind = start.kind if start else DENSE
         if state.get("kind") != kind or "optimizer" not in state:
             raise ConfigError(f"--resume: {checkpoint_path} is not a resumable {kind} training checkpoint")
         if "config" in state:
@@ -234,25 +236,30 @@ def _train(
     elif checkpoint_path.exists():
         raise ConfigError(f"{checkpoint_path} exists; pass --resume to continue it or choose another --out")
 
-    train_set = build_dataset(config.data, "train")
-    skipped = _probe_videos(train_set, config.data, progress=tc.progress and ctx.is_main, what="training")
-    classes = dataset_classes(train_set)
-    val_set = _optional_split(config.data, "val", classes)
+    skipped: list = []
+    if forecast:
+        train_set, val_set, classes = forecast.datasets()  # classes: the forecast variables
+    else:
+        train_set = build_dataset(config.data, "train")
+        skipped = _probe_videos(train_set, config.data, progress=tc.progress and ctx.is_main, what="training")
+        classes = dataset_classes(train_set)
+        val_set = _optional_split(config.data, "val", classes)
+        if val_set is not None:
+            skipped += _probe_videos(val_set, config.data, progress=tc.progress and ctx.is_main, what="validation")
     if val_set is None:
         _log(ctx, f"no val split in {config.data.source}: epochs are not validated")
-    else:
-        skipped += _probe_videos(val_set, config.data, progress=tc.progress and ctx.is_main, what="validation")
     torch.manual_seed(tc.seed)
     if start is not None:
         model, model_spec = start.module.to(device), start.spec
     else:
-        model_spec = {"name": tc.model, "num_classes": len(classes), "options": dict(tc.model_options)}
+        options = forecast.model_options(tc.model, tc.model_options, train_set) if forecast else dict(tc.model_options)
+        model_spec = {"name": tc.model, "num_classes": len(classes), "options": options}
         if state is not None and state["model"] != model_spec:
             raise ConfigError(
                 f"--resume: {checkpoint_path} holds {state['model']}, this run asks for {model_spec}; "
                 "resume with the --model and train.model_options it was started with"
             )
-        model = create_model(tc.model, num_classes=len(classes), pretrained=tc.pretrained, **tc.model_options)
+        model = create_model(tc.model, num_classes=len(classes), pretrained=tc.pretrained, **options)
         model = model.to(device)
     optimizer = build_optimizer(model, tc)
     sampler = EpochSampler(len(train_set), seed=tc.seed, ctx=ctx, batch_size=tc.batch_size)
@@ -284,7 +291,7 @@ def _train(
     def checkpoint() -> None:
         if ctx.is_main:
             record = Checkpoint.create(
-                start.kind if start else DENSE,
+                kind,
                 model_spec,
                 model.state_dict(),
                 data=config.data,
@@ -326,10 +333,14 @@ def _train(
         )
         for batch in bar:
             torch.manual_seed(tc.seed * 1_000_003 + global_step)
-            clips, labels = batch["clip"].to(device), batch["label"].to(device)
             with torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext():
-                logits = net(clips)
-                loss = F.cross_entropy(logits.float(), labels, label_smoothing=tc.label_smoothing)
+                if forecast:
+                    loss, count = forecast.loss(net, batch, device)
+                else:
+                    clips, labels = batch["clip"].to(device), batch["label"].to(device)
+                    logits = net(clips)
+                    loss = F.cross_entropy(logits.float(), labels, label_smoothing=tc.label_smoothing)
+                    count = len(labels)
             if not torch.isfinite(loss):
                 raise DataError(f"training loss became {loss.item()} at step {global_step}; lower --set train.lr")
             optimizer.zero_grad(set_to_none=True)
@@ -338,22 +349,25 @@ def _train(
             scaler.update()
             scheduler.step()
             global_step += 1
-            totals += torch.tensor(
-                [loss.item() * len(labels), (logits.argmax(1) == labels).sum().item(), len(labels)],
-                dtype=torch.float64,
-            )
-            bar.set_postfix(loss=f"{totals[0] / totals[2]:.3f}", acc=f"{totals[1] / totals[2]:.3f}")
+            correct = 0 if forecast else (logits.argmax(1) == labels).sum().item()
+            totals += torch.tensor([loss.item() * count, correct, count], dtype=torch.float64)
+            shown = {"loss": f"{totals[0] / totals[2]:.3f}"}
+            if not forecast:
+                shown["acc"] = f"{totals[1] / totals[2]:.3f}"
+            bar.set_postfix(shown)
             if global_step % tc.checkpoint_every_steps == 0 and global_step % steps_per_epoch:
                 checkpoint()
         summed = all_reduce_sum(totals.clone(), ctx)
         row: dict[str, Any] = {
             "epoch": epoch + 1,
             "train_loss": float(summed[0] / summed[2]),
-            "train_top1": float(summed[1] / summed[2]),
+            **({} if forecast else {"train_top1": float(summed[1] / summed[2])}),
             "lr": scheduler.get_last_lr()[0],
             "epoch_s": time.perf_counter() - started,
         }
-        if val_set is not None and ctx.is_main:
+        if forecast and ctx.is_main:
+            row.update(forecast.validate(model, val_set, batch_size=tc.batch_size, device=device))
+        elif val_set is not None and ctx.is_main:
             row["val_top1"] = evaluate(
                 model, val_set, classes=classes, batch_size=tc.batch_size, device=device, progress=False
             ).top1

@@ -7,8 +7,8 @@ import pytest
 
 eccodes = pytest.importorskip("eccodes")
 
+from dance3d.data.forecast.readers import open_field_source  # noqa: E402
 from dance3d.errors import DataError  # noqa: E402
-from dance3d.forecast.readers import open_field_source  # noqa: E402
 
 PARAMETERS = {"t": (0, 0, 0), "prate": (0, 1, 7)}  # shortName -> discipline, category, number
 

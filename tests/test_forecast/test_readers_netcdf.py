@@ -8,9 +8,9 @@ import pytest
 xr = pytest.importorskip("xarray")
 netCDF4 = pytest.importorskip("netCDF4")
 
+from dance3d.data.forecast.readers import open_field_source  # noqa: E402
+from dance3d.data.forecast.windows import WindowedFieldDataset  # noqa: E402
 from dance3d.errors import DataError  # noqa: E402
-from dance3d.forecast.readers import open_field_source  # noqa: E402
-from dance3d.forecast.windows import WindowedFieldDataset  # noqa: E402
 
 LAT = np.linspace(-84.375, 84.375, 8)  # WeatherBench 5.625 deg latitudes, 8 of its 32
 LON = np.arange(16) * 5.625

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dance3d.data.forecast.readers import open_field_source, read_pp
 from dance3d.errors import DataError
-from dance3d.forecast.readers import open_field_source, read_pp
 
 MISSING = -1.0737418e9
 

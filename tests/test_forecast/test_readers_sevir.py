@@ -10,9 +10,9 @@ import pytest
 
 h5py = pytest.importorskip("h5py")
 
+from dance3d.data.forecast.readers import open_field_source, read_sevir_events  # noqa: E402
+from dance3d.data.forecast.windows import WindowedFieldDataset  # noqa: E402
 from dance3d.errors import DataError  # noqa: E402
-from dance3d.forecast.readers import open_field_source, read_sevir_events  # noqa: E402
-from dance3d.forecast.windows import WindowedFieldDataset  # noqa: E402
 
 FILE_NAME = "vil/2019/SEVIR_VIL_STORMEVENTS_2019_0101_0630.h5"
 OFFSETS = ":".join(str(minute) for minute in range(-120, 125, 5))

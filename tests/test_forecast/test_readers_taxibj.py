@@ -7,9 +7,9 @@ import pytest
 
 h5py = pytest.importorskip("h5py")
 
+from dance3d.data.forecast.readers import open_field_source  # noqa: E402
+from dance3d.data.forecast.windows import WindowedFieldDataset  # noqa: E402
 from dance3d.errors import DataError  # noqa: E402
-from dance3d.forecast.readers import open_field_source  # noqa: E402
-from dance3d.forecast.windows import WindowedFieldDataset  # noqa: E402
 
 
 def _dates(days=("20130701", "20130702"), skip=(("20130702", 5),)) -> list[bytes]:

@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import pytest
 
+from dance3d.data.forecast.readers import SHIPPED_GRIDS, MissingPackageError, load_shipped_grid
+from dance3d.data.forecast.readers.shipped import debian_doc_file
+from dance3d.data.forecast.windows import WindowedFieldDataset
 from dance3d.errors import DataError
-from dance3d.forecast.readers import SHIPPED_GRIDS, MissingPackageError, load_shipped_grid
-from dance3d.forecast.readers.shipped import debian_doc_file
-from dance3d.forecast.windows import WindowedFieldDataset
 
 # name -> (T, C, H, W), variables, lat-lon grid; as docs/forecast-data.md states them
 EXPECTED = {
@@ -63,8 +63,8 @@ def test_missing_debian_package_says_what_to_install():
 
 
 def test_describe_row_reports_the_series():
-    from dance3d.forecast.readers.__main__ import describe
-    from dance3d.forecast.series import FieldSeries
+    from dance3d.data.forecast.readers.__main__ import describe
+    from dance3d.data.forecast.series import FieldSeries
 
     values = np.zeros((20, 1, 3, 4), np.float32)
     values[5, 0, 0, 0] = np.nan

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from dance3d.data.forecast.series import FieldDataError, FieldSeries
+from dance3d.data.forecast.windows import WindowedFieldDataset
 from dance3d.errors import DataError
-from dance3d.forecast.series import FieldDataError, FieldSeries
-from dance3d.forecast.windows import WindowedFieldDataset
 
 
 def _series(steps: int = 40, *, variables=("t2m",), times=True, seed: int = 0, source="test.nc") -> FieldSeries:

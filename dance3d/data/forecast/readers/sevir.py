@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dance3d.forecast.readers.optional import require
-from dance3d.forecast.series import FieldDataError, FieldSeries
+from dance3d.data.forecast.readers.optional import require
+from dance3d.data.forecast.series import FieldDataError, FieldSeries
 
 CATALOG_NAME = "CATALOG.csv"
 CATALOG_COLUMNS = ("id", "file_name", "file_index", "img_type", "time_utc")
@@ -89,7 +89,7 @@ def find_catalog(path: Path, *, levels: int = 4) -> Path:
             return folder / CATALOG_NAME
     raise FieldDataError(
         f"{path}: a SEVIR file needs its {CATALOG_NAME} (event times and ids), not found in the file's folder "
-        f"or {levels - 1} above it; use dance3d.forecast.readers.sevir.read_sevir_events(catalog, ...)"
+        f"or {levels - 1} above it; use dance3d.data.forecast.readers.sevir.read_sevir_events(catalog, ...)"
     )
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dance3d.forecast.readers.optional import require
-from dance3d.forecast.series import FieldDataError, FieldSeries
+from dance3d.data.forecast.readers.optional import require
+from dance3d.data.forecast.series import FieldDataError, FieldSeries
 
 LAT_LON_GRIDS = ("regular_ll", "regular_gg")
 

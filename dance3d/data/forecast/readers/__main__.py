@@ -1,14 +1,14 @@
-"""``python -m dance3d.forecast.readers``: a table of the shipped grids installed here (sizes, time span, NaN)."""
+"""``python -m dance3d.data.forecast.readers``: a table of the shipped grids installed here (sizes, time span, NaN)."""
 
 from __future__ import annotations
 
 import numpy as np
 from tabulate import tabulate
 
-from dance3d.forecast.readers.optional import MissingPackageError
-from dance3d.forecast.readers.shipped import SHIPPED_GRIDS
-from dance3d.forecast.series import FieldSeries
-from dance3d.forecast.windows import WindowedFieldDataset, split_bounds
+from dance3d.data.forecast.readers.optional import MissingPackageError
+from dance3d.data.forecast.readers.shipped import SHIPPED_GRIDS
+from dance3d.data.forecast.series import FieldSeries
+from dance3d.data.forecast.windows import WindowedFieldDataset, split_bounds
 
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dance3d.forecast.series import FieldDataError, FieldSeries
+from dance3d.data.forecast.series import FieldDataError, FieldSeries
 
 HEADER_WORDS = 64
 # 0-based header positions (UMDP F3 names in comments)

@@ -12,11 +12,11 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from dance3d.forecast.readers.grib import read_grib
-from dance3d.forecast.readers.optional import MissingPackageError, require
-from dance3d.forecast.readers.pp import read_pp
-from dance3d.forecast.readers.xarray_fields import read_netcdf, series_from_dataset
-from dance3d.forecast.series import FieldDataError, FieldSeries
+from dance3d.data.forecast.readers.grib import read_grib
+from dance3d.data.forecast.readers.optional import MissingPackageError, require
+from dance3d.data.forecast.readers.pp import read_pp
+from dance3d.data.forecast.readers.xarray_fields import read_netcdf, series_from_dataset
+from dance3d.data.forecast.series import FieldDataError, FieldSeries
 
 IRIS_INSTALL = "pip install iris-sample-data"
 GRIB_DOC_PACKAGE = "python-grib-doc"

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from dance3d.forecast.readers.optional import require
-from dance3d.forecast.series import FieldDataError, FieldSeries
+from dance3d.data.forecast.readers.optional import require
+from dance3d.data.forecast.series import FieldDataError, FieldSeries
 
 TIME_DIMS = ("time", "valid_time")
 LAT_DIMS = ("lat", "latitude")

@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from dance3d.forecast.readers.grib import read_grib
-from dance3d.forecast.readers.optional import MissingPackageError, require
-from dance3d.forecast.readers.pp import read_pp
-from dance3d.forecast.readers.sevir import IMAGE_TYPES, read_sevir_events, read_sevir_file
-from dance3d.forecast.readers.shipped import SHIPPED_GRIDS, load_shipped_grid
-from dance3d.forecast.readers.taxibj import read_taxibj
-from dance3d.forecast.readers.xarray_fields import read_netcdf, read_zarr
-from dance3d.forecast.series import FieldDataError, FieldSeries
+from dance3d.data.forecast.readers.grib import read_grib
+from dance3d.data.forecast.readers.optional import MissingPackageError, require
+from dance3d.data.forecast.readers.pp import read_pp
+from dance3d.data.forecast.readers.sevir import IMAGE_TYPES, read_sevir_events, read_sevir_file
+from dance3d.data.forecast.readers.shipped import SHIPPED_GRIDS, load_shipped_grid
+from dance3d.data.forecast.readers.taxibj import read_taxibj
+from dance3d.data.forecast.readers.xarray_fields import read_netcdf, read_zarr
+from dance3d.data.forecast.series import FieldDataError, FieldSeries
 
 __all__ = [
     "SHIPPED_GRIDS",

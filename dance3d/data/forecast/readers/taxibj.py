@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dance3d.forecast.readers.optional import require
-from dance3d.forecast.series import FieldDataError, FieldSeries
+from dance3d.data.forecast.readers.optional import require
+from dance3d.data.forecast.series import FieldDataError, FieldSeries
 
 VARIABLES = ("inflow", "outflow")
 SLOTS_PER_DAY = 48

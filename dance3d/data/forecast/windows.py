@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dance3d.forecast.series import FieldDataError, FieldSeries
+from dance3d.data.forecast.series import FieldDataError, FieldSeries
 
 SPLITS = ("train", "val", "test")
 NAN_POLICIES = ("refuse", "fill")

@@ -13,12 +13,6 @@ TINY = ["--set", "data.forecast.num_train=16", "--set", "data.forecast.num_val=8
         "--set", "train.threads=1", "--set", "train.progress=false", "--epochs", "1", "--batch-size", "8"]  # fmt: skip
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture(scope="module")
 def forecast_checkpoint(tmp_path_factory):
     out = tmp_path_factory.mktemp("fc") / "run"
@@ -36,23 +30,26 @@ def test_train_records_the_task_variables_and_frames(forecast_checkpoint):
     assert loaded.data.source == "storms" and loaded.kind == "forecast"
 
 
-def test_a_forecast_run_resumes_to_more_epochs(capsys, tmp_path):
+def test_a_forecast_run_resumes_with_its_own_settings(run_cli, tmp_path):
     out = tmp_path / "run"
-    common = ["train", "--model", "convlstm-test", "--data", "weather", "--out", str(out), *TINY]
-    assert main(common) == 0
-    code, out_text, _ = run_cli(capsys, *common, "--resume", "--epochs", "2")
+    common = ["train", "--model", "convlstm-test", "--data", "weather", "--out", str(out), *TINY, "--epochs", "2"]
+    code, out_text, _ = run_cli(*common)
     assert code == 0 and "val MSE" in out_text
+    code, out_text, _ = run_cli("train", "--out", str(out), "--resume")  # the forecast kind resumes
+    assert code == 0 and "nothing to do" in out_text
+    code, _, err = run_cli("train", "--out", str(out), "--resume", "--epochs", "3")
+    assert code == 2 and "train.epochs" in err  # a flag contradicting the run is refused
     checkpoint = load_checkpoint(out / "model.pt")
     assert [row["epoch"] for row in checkpoint["history"]] == [1, 2]
     assert checkpoint["classes"] == ["t2m", "z500"] and checkpoint["model"]["options"] == {"t_in": 4, "t_out": 4}
-    code, out_text, _ = run_cli(capsys, "eval", "--checkpoint", str(out / "model.pt"), "--format", "json")
+    code, out_text, _ = run_cli("eval", "--checkpoint", str(out / "model.pt"), "--format", "json")
     report = json.loads(out_text)
     for side in ("model", "persistence"):
         assert set(report[side]["lat_weighted_rmse"]) == {"t2m", "z500"} and "categorical" not in report[side]
 
 
-def test_eval_json_scores_model_and_persistence(capsys, forecast_checkpoint):
-    code, out, _ = run_cli(capsys, "eval", "--checkpoint", str(forecast_checkpoint), "--format", "json", "--records")
+def test_eval_json_scores_model_and_persistence(run_cli, forecast_checkpoint):
+    code, out, _ = run_cli("eval", "--checkpoint", str(forecast_checkpoint), "--format", "json", "--records")
     assert code == 0
     report = json.loads(out)
     assert report["task"] == "forecast" and report["num_samples"] == 8
@@ -64,24 +61,24 @@ def test_eval_json_scores_model_and_persistence(capsys, forecast_checkpoint):
     assert all(0.0 <= r["calm_fraction"] <= 1.0 for r in report["records"])
 
 
-def test_eval_table_and_data_override(capsys, forecast_checkpoint):
-    code, out, _ = run_cli(capsys, "eval", "--checkpoint", str(forecast_checkpoint), "--split", "val",
+def test_eval_table_and_data_override(run_cli, forecast_checkpoint):
+    code, out, _ = run_cli("eval", "--checkpoint", str(forecast_checkpoint), "--split", "val",
                            "--set", "data.forecast.num_val=4")  # fmt: skip
     assert code == 0
     assert "MSE / persistence" in out and "CSI/POD/FAR >= 74" in out
     assert "samples             4" in out
 
 
-def test_profile_counts_the_forecaster(capsys, forecast_checkpoint):
-    code, out, _ = run_cli(capsys, "profile", "--checkpoint", str(forecast_checkpoint), "--repeats", "2",
+def test_profile_counts_the_forecaster(run_cli, forecast_checkpoint):
+    code, out, _ = run_cli("profile", "--checkpoint", str(forecast_checkpoint), "--repeats", "2",
                            "--no-energy", "--limit", "2", "--format", "json")  # fmt: skip
     assert code == 0
     report = json.loads(out)
     assert report["macs"] > 0 and report["params"] > 0 and report["latency_ms"] > 0
 
 
-def test_profile_a_zoo_forecaster_by_name(capsys):
-    code, out, _ = run_cli(capsys, "profile", "--model", "stformer-test", "--clip-shape", "2x4x16x16",
+def test_profile_a_zoo_forecaster_by_name(run_cli):
+    code, out, _ = run_cli("profile", "--model", "stformer-test", "--clip-shape", "2x4x16x16",
                            "--repeats", "2", "--no-energy", "--format", "json")  # fmt: skip
     assert code == 0 and json.loads(out)["macs"] > 0
 
@@ -97,14 +94,14 @@ def test_profile_a_zoo_forecaster_by_name(capsys):
         (["--task", "forecast", "--set", "data.forecast.t_out=0"], "forecast.t_out must be >= 1"),
     ],
 )
-def test_bad_input_gives_one_clear_line(capsys, tmp_path, args, message):
-    code, _, err = run_cli(capsys, "train", "--out", str(tmp_path / "run"), *args, *TINY)
+def test_bad_input_gives_one_clear_line(run_cli, tmp_path, args, message):
+    code, _, err = run_cli("train", "--out", str(tmp_path / "run"), *args, *TINY)
     assert code == 2
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "run" / "model.pt").exists()
 
 
-def test_eval_on_other_variables_is_refused(capsys, forecast_checkpoint):
-    code, _, err = run_cli(capsys, "eval", "--checkpoint", str(forecast_checkpoint), "--data", "traffic")
+def test_eval_on_other_variables_is_refused(run_cli, forecast_checkpoint):
+    code, _, err = run_cli("eval", "--checkpoint", str(forecast_checkpoint), "--data", "traffic")
     assert code == 2
     assert "the model forecasts variables ['vil'], traffic gives ['inflow', 'outflow']" in err

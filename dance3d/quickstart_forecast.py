@@ -19,6 +19,7 @@ from dance3d.data.registry import DataConfig, build_dataset
 from dance3d.forecast.evaluation import evaluate_forecast
 from dance3d.forecast.figures import prediction_figure
 from dance3d.training.trainer import RunConfig, TrainConfig, train
+from profiling.strict_json import dumps_strict
 
 FIGURE_SAMPLES = 3
 
@@ -63,7 +64,7 @@ def run_forecast_stage(settings: ForecastStageSettings, out_dir: Path) -> Foreca
         scores = json.loads(cached.read_text())
     else:
         scores = evaluate_forecast(loaded.model, test_set, progress=False).to_dict(with_records=False)
-        cached.write_text(json.dumps(scores, indent=2))
+        cached.write_text(dumps_strict(scores))
     figure = _figure(loaded.model, test_set, out_dir / "forecast_predictions.png")
     rows = {side: _row(scores[side]) for side in ("model", "persistence")}
     table = pd.DataFrame(rows).T.rename(index={"model": settings.train.model})

@@ -33,6 +33,7 @@ from profiling.meters.base import EnergyMeter, MeterError
 from profiling.meters.estimated import EstimatedEnergyModel
 from profiling.meters.idle import IdleBaseline, measure_idle_power
 from profiling.profiler import count_params
+from profiling.strict_json import dumps_strict
 
 KEY_COLUMNS = ("variant", "mode", "batch_size", "repeat")
 Key = tuple[str, str, int, int]
@@ -86,7 +87,7 @@ def write_table(table: pd.DataFrame, out: Path) -> None:
 
 def _append_journal(path: Path, row: dict[str, Any]) -> None:
     with open(path, "a") as handle:
-        handle.write(json.dumps(row) + "\n")
+        handle.write(dumps_strict(row, indent=None) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import dance3d.mdp.checkpoint  # noqa: F401 - registers "pruned": the stages sta
 from dance3d.checkpoint import Checkpoint, load_checkpoint, load_network
 from dance3d.dance.data import ClipCache
 from dance3d.errors import ConfigError
+from profiling.strict_json import dumps_strict
 
 STAGE_INPUT_KINDS = ("dense", "pruned")
 
@@ -69,7 +69,7 @@ def start_stage(
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path.write_text("".join(dumps_strict(r, indent=None) + "\n" for r in rows))
 
 
 @torch.no_grad()

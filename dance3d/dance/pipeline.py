@@ -36,6 +36,7 @@ from dance3d.dynamic.budget import mean_mac_fraction
 from dance3d.dynamic.checkpoint import KIND, dense_state_dict, dynamic_spec
 from dance3d.errors import ConfigError
 from dance3d.evaluation import evaluate
+from profiling.strict_json import dumps_strict
 
 ClipShape = tuple[int, int, int]  # frames, height, width
 
@@ -217,5 +218,5 @@ def run_dance(config: DanceRunConfig, dense_checkpoint: str | Path, out_dir: str
     if not evaluated.is_file():
         loaded = load_model(aap_checkpoint)
         test = build_dataset(config.data, "test", classes=loaded.classes)
-        evaluated.write_text(json.dumps(evaluate(loaded.model, test, classes=loaded.classes).to_dict(), indent=2))
+        evaluated.write_text(dumps_strict(evaluate(loaded.model, test, classes=loaded.classes).to_dict()))
     return DanceRun(ava_checkpoint, aap_checkpoint, json.loads(evaluated.read_text()))

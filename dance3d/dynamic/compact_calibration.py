@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from dance3d.errors import ConfigError
+from profiling.strict_json import dumps_strict
 
 Level = tuple[int, int, int]
 
@@ -54,7 +55,7 @@ class CompactCalibration:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
+        tmp.write_text(dumps_strict(asdict(self)))
         tmp.replace(path)
         return path
 

@@ -34,6 +34,7 @@ import numpy as np
 from dance3d.errors import ConfigError
 from dance3d.mdp.graph import Structure
 from dance3d.mdp.plan import PrunePlan
+from profiling.strict_json import dumps_strict
 
 FORMAT = "dance3d-latency-table"
 FORMAT_VERSION = 2  # 2: "predictor" and "predictor_candidates" (version 1 files still load)
@@ -238,7 +239,7 @@ class LatencyTable:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=1, default=float))
+        path.write_text(dumps_strict(self.to_dict(), indent=1))
         return path
 
     @classmethod

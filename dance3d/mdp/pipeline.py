@@ -7,7 +7,6 @@ latency, solve time and gap), ``mdp.yaml`` (the resolved config), and the traine
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from dance3d.mdp.refine import solve_measured
 from dance3d.mdp.solver import Solution, SolverConfig, solve
 from dance3d.mdp.targets import budget_ms
 from dance3d.training.trainer import RunConfig, StartModel, TrainConfig, train
+from profiling.strict_json import dumps_strict
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ def run_mdp(
         "runtime": to_dict(table.runtime),
         "block_importance": importance.blocks,
     }
-    (out / "solution.json").write_text(json.dumps(report, indent=2))
+    (out / "solution.json").write_text(dumps_strict(report))
     if config.mdp.finetune:
         result = train(RunConfig(data=data, train=config.train), out, start=StartModel(pruned, KIND, spec))
         return MdpResult(result.checkpoint_path, solution, measured, result.history, table.selected, rounds)

@@ -73,7 +73,8 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=600, help="frames in the test video")
     parser.add_argument("--size", default="640x480", help="WIDTHxHEIGHT of the test video")
     parser.add_argument("--quick", action="store_true", help="150 frames of 320x240")
-    parser.add_argument("--tag", default="default", help="result folder name")
+    parser.add_argument("--tag", default="default", help="result folder name (a --quick run adds -quick)")
+    parser.add_argument("--results-root", default=str(RESULTS), help="where <benchmark>/<tag>/ is written")
     parser.add_argument("--measure", nargs=3, metavar=("PATH", "WAY", "SAMPLING"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -113,7 +114,7 @@ def main() -> int:
                   f"{mb_ratio:>9.2f} {time_ratio:>10.2f}")  # fmt: skip
     payload = {
         "benchmark": "decode_memory",
-        "tag": args.tag,
+        "tag": args.tag + ("-quick" if args.quick else ""),
         "seed": 0,
         "quick": bool(args.quick),
         "settings": {"frames": frames, "width": width, "height": height, "clip_frames": 16},
@@ -126,7 +127,7 @@ def main() -> int:
             for sampling in SAMPLINGS
         },
     }
-    print(f"wrote {save_result(payload, RESULTS)}")
+    print(f"wrote {save_result(payload, args.results_root)}")
     return 0
 
 

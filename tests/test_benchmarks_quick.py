@@ -121,3 +121,13 @@ def test_mdp_moving_digits_quick(tmp_path):
     assert set(result["targets"]) == {"mdp_prediction_within_10pct", "mdp_at_least_as_accurate",
                                       "r2plus1d_solve_under_10s", "mdp_measured_within_budget_2pct"}  # fmt: skip
     assert len(result["r2plus1d_18_solve"]["solves"]) == 3
+
+
+@pytest.mark.slow  # four subprocesses that each import torch and decode a video
+def test_decode_memory_quick(tmp_path):
+    done = run_quick("decode_memory.py", tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = only_result(tmp_path, "decode_memory", "default-quick")
+    assert result["settings"]["frames"] == 150
+    assert set(result["rows"]) == {"uniform/whole", "uniform/stop_early", "center/whole", "center/stop_early"}
+    assert all(row["added_mb"] > 0 for row in result["rows"].values())

@@ -12,16 +12,16 @@ import torch.nn as nn
 
 from dance3d.checkpoint import Checkpoint, register_checkpoint_kind
 from dance3d.errors import CheckpointError
-from dance3d.models import create_model, model_info
-
-FORECAST = "forecast"
+from dance3d.forecast.task import KIND as FORECAST
+from dance3d.models import model_info
+from dance3d.models.checkpoint import build_zoo_network
 
 
 def build_forecaster(spec: dict[str, Any]) -> nn.Module:
     """The zoo forecaster of ``spec`` with fresh weights (refuses a spec that names no forecaster)."""
     if model_info(spec["name"]).family != "forecast":
         raise CheckpointError(f"a forecast checkpoint holds {spec['name']!r}, which is not a forecaster")
-    return create_model(spec["name"], num_classes=spec["num_classes"], **spec.get("options", {}))
+    return build_zoo_network(spec)
 
 
 def build_forecast_model(checkpoint: Checkpoint) -> nn.Module:

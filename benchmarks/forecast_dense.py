@@ -134,14 +134,18 @@ def grid_sources(text: str) -> list[str]:
 
 
 # Shipped grids whose val/test splits hold only 3-4 time steps: a shorter window than the real-data
-# default (4 -> 4) so that each split holds at least one sample.
+# default (4 -> 4) so that each split holds at least one sample. Grids with masked points (land in the
+# SST grid) fill them with the train mean of their variable (``nan_policy="fill"``).
 SHORT_GRID_WINDOWS = {"grid:hvsampledata-air": (2, 1), "grid:safrica-grib": (2, 2)}
 
 
 def data_config(source: str, args: argparse.Namespace) -> DataConfig:
     counts = (32, 16, 16) if args.quick else (args.train_samples, 64, args.test_samples)
     t_in, t_out = SHORT_GRID_WINDOWS.get(source, (None, None))
-    forecast = ForecastDataConfig(t_in=t_in, t_out=t_out, num_train=counts[0], num_val=counts[1], num_test=counts[2])
+    nan_policy = "fill" if source.startswith("grid:") else "refuse"
+    forecast = ForecastDataConfig(
+        t_in=t_in, t_out=t_out, num_train=counts[0], num_val=counts[1], num_test=counts[2], nan_policy=nan_policy
+    )
     return DataConfig(source=source, seed=args.seed, forecast=forecast)
 
 

@@ -156,8 +156,8 @@ def test_static_kinds_round_like_dance_except_the_unrounded_reference():
     assert [(k.name, k.frame_keep_fraction, k.channel_multiple, k.rounded) for k in kinds] == [
         ("static", 1.0, 16, True),
         ("static_frames", 0.5, 16, True),
-        ("static_frames_0.25", 0.25, 16, True),
         ("static_unrounded", 1.0, 1, False),
+        ("static_frames_0.25", 0.25, 16, True),
     ]
 
 

@@ -10,6 +10,8 @@ that spends at least about its MACs (:func:`beats_static_baselines`, within :dat
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +19,17 @@ import numpy as np
 import torch
 
 from dance3d.dance.aap import AapSettings
-from dance3d.dance.data import ClipCache
-from dance3d.dance.static_baseline import StaticPrunedModel, finetune_static, keep_fraction_for, magnitude_decisions
-from dance3d.data.moving_digits import CLIP_FACTORS
-from dance3d.dynamic import BlockDecision, DynamicModel, convert_model, set_execution_mode
+from dance3d.dance.data import ClipCache, every_nth_frame
+from dance3d.dance.latency import compact_forward
+from dance3d.dance.static_baseline import (
+    StaticPrunedModel,
+    finetune_static,
+    keep_fraction_for,
+    magnitude_decisions,
+    static_mac_fraction,
+)
+from dance3d.data.moving_digits import CLIP_FACTORS, EVENT_FACTORS
+from dance3d.dynamic import DynamicModel, convert_model, set_execution_mode
 from dance3d.dynamic.budget import fit_budget
 from dance3d.dynamic.gate_keys import distinct_keep_rates
 from dance3d.errors import ConfigError
@@ -39,7 +48,8 @@ def run_summary(result: EvalResult, *, dense_macs: int) -> dict[str, Any]:
     records = result.records
     fractions = np.array([r.get("mac_fraction", 1.0) for r in records])
     redundancy = np.array([r["redundancy"] for r in records])
-    factors = {factor: np.array([r[factor] for r in records]) for factor in CLIP_FACTORS if factor in records[0]}
+    names = (*CLIP_FACTORS, *EVENT_FACTORS)
+    factors = {factor: np.array([r[factor] for r in records]) for factor in names if factor in records[0]}
     by_factor = {  # a factor constant over the clips (no moving clutter, say) has no correlation
         factor: redundancy_spearman(values, fractions) for factor, values in factors.items() if np.ptp(values) > 0
     }
@@ -63,29 +73,103 @@ def run_summary(result: EvalResult, *, dense_macs: int) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class StaticKind:
-    """One family of static baselines: the fraction of frames every clip keeps, channel widths rounded to
-    ``channel_multiple``; ``rounded``: it counts in :func:`beats_static_baselines`."""
+    """One family of static baselines: the fraction of frames every clip's gated blocks keep, channel widths
+    rounded to ``channel_multiple``; ``rounded``: it counts in :func:`beats_static_baselines`.
+
+    ``input_frame_stride`` > 1: the model sees every n-th input frame only (a lower input frame rate,
+    stem included); with ``prune_channels`` False every channel is kept, so the family costs what
+    the frame rate costs (it cannot be matched to another model's MACs).
+    """
 
     name: str
     frame_keep_fraction: float
     channel_multiple: int
     rounded: bool = True
+    input_frame_stride: int = 1
+    prune_channels: bool = True
 
 
-def static_kinds(*, frame_keep: float, extra_frame_keeps: tuple[float, ...], channel_multiple: int) -> list[StaticKind]:
-    """Magnitude channels with every frame, with ``frame_keep`` of the frames, with each extra fraction of the
-    frames (all rounded like DANCE's levels), and channels at unrounded widths (a reference outside the rule)."""
-    kinds = [StaticKind("static", 1.0, channel_multiple), StaticKind("static_frames", frame_keep, channel_multiple)]
+DEFAULT_FAMILIES = ("static", "static_frames", "static_unrounded")
+_INPUT_RATE = re.compile(r"input_stride(\d+)(_channels)?")
+
+
+def static_kinds(
+    *,
+    frame_keep: float,
+    extra_frame_keeps: tuple[float, ...],
+    channel_multiple: int,
+    families: tuple[str, ...] = DEFAULT_FAMILIES,
+) -> list[StaticKind]:
+    """The static baseline families named in ``families``, then one per extra fraction of the frames:
+
+    ``static`` (magnitude channels, every frame), ``static_frames`` (``frame_keep`` of the frames in
+    the gated blocks, plus channels), ``static_unrounded`` (channels at unrounded widths: a
+    reference outside the rule), ``input_stride<n>`` (every n-th input frame, every channel) and
+    ``input_stride<n>_channels`` (every n-th input frame, plus channels).
+    """
+    kinds = []
+    for name in families:
+        if name == "static":
+            kinds.append(StaticKind(name, 1.0, channel_multiple))
+        elif name == "static_frames":
+            kinds.append(StaticKind(name, frame_keep, channel_multiple))
+        elif name == "static_unrounded":
+            kinds.append(StaticKind(name, 1.0, 1, rounded=False))
+        elif match := _INPUT_RATE.fullmatch(name):
+            stride, channels = int(match[1]), bool(match[2])
+            if stride < 2:
+                raise ConfigError(f"static family {name!r}: the input frame stride must be >= 2")
+            kinds.append(StaticKind(name, 1.0, channel_multiple, input_frame_stride=stride, prune_channels=channels))
+        else:
+            raise ConfigError(
+                f"unknown static family {name!r}; known: static, static_frames, static_unrounded, input_stride<n>, "
+                "input_stride<n>_channels"
+            )
     kinds += [StaticKind(f"static_frames_{keep:g}", keep, channel_multiple) for keep in extra_frame_keeps]
-    return kinds + [StaticKind("static_unrounded", 1.0, 1, rounded=False)]
+    return kinds
 
 
 @dataclass
 class StaticRun:
     summary: dict[str, Any]
     records: list[dict[str, Any]]
-    model: DynamicModel
-    decisions: list[BlockDecision]
+    forward: Callable[[torch.Tensor], Any]  # batch-1 compact execution, for latency
+    model: torch.nn.Module
+
+
+class EveryNthFrame(torch.nn.Module):
+    """``model`` fed every ``stride``-th input frame; per-clip MAC fractions rescaled to the full-rate dense
+    model's MACs (``mac_scale``: the model's own dense MACs over those)."""
+
+    def __init__(self, model: torch.nn.Module, stride: int, mac_scale: float) -> None:
+        super().__init__()
+        self.model, self.stride, self.mac_scale = model, stride, mac_scale
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        return self.model(clips[:, :, :: self.stride])
+
+    def clip_stats(self) -> list[dict[str, float]]:
+        return [
+            {k: v * self.mac_scale if k.endswith("mac_fraction") else v for k, v in row.items()}
+            for row in self.model.clip_stats()
+        ]
+
+
+class FixedCostModel(torch.nn.Module):
+    """A static ``model`` whose every clip costs ``macs`` (counted once), so :func:`~dance3d.evaluation.evaluate`
+    records the same MAC fields for it as for dynamic models."""
+
+    def __init__(self, model: torch.nn.Module, *, macs: float, dense_macs: int) -> None:
+        super().__init__()
+        self.model, self.macs, self.dense_macs = model, macs, dense_macs
+        self._batch = 0
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        self._batch = len(clips)
+        return self.model(clips)
+
+    def clip_stats(self) -> list[dict[str, float]]:
+        return [{"macs": self.macs, "mac_fraction": self.macs / self.dense_macs}] * self._batch
 
 
 def static_baseline(
@@ -106,9 +190,18 @@ def static_baseline(
     """Magnitude pruning of a copy of ``dense`` at ``mac_fraction`` (the narrowest widths of ``kind`` that reach it
     within :data:`MAC_MATCH`), fine-tuned as long as AAP trains (both phases, AAP's batch size and seed; with
     ``teacher``, the dense logits, distilled as AAP is), evaluated on ``test``."""
+    stride = kind.input_frame_stride
+    if shape[0] % stride:
+        raise ConfigError(f"static family {kind.name}: {shape[0]} frames are not a multiple of the stride {stride}")
+    shape = (shape[0] // stride, *shape[1:])
+    train = every_nth_frame(train, stride)
     model = convert_model(copy.deepcopy(dense), clip_shape=shape)
     widths = {"frame_keep_fraction": kind.frame_keep_fraction, "channel_multiple": kind.channel_multiple}
-    keep = keep_fraction_for(model, mac_fraction, slack=MAC_MATCH, **widths)
+    keep = 1.0
+    if kind.prune_channels:
+        static_mac_fraction(model, model.full_decisions(1))  # sets the model's own dense MACs
+        scale = model.dense_macs / dense_macs
+        keep = keep_fraction_for(model, min(1.0, mac_fraction / scale), slack=MAC_MATCH / scale, **widths)
     decisions = magnitude_decisions(model, keep, **widths)
     history = finetune_static(
         model,
@@ -124,15 +217,26 @@ def static_baseline(
         progress=False,
         log=log,
     )
-    result = evaluate(StaticPrunedModel(model, decisions), test, classes=classes, progress=False)
+    pruned: torch.nn.Module = StaticPrunedModel(model, decisions)
+    if stride > 1:
+        pruned = EveryNthFrame(pruned, stride, model.dense_macs / dense_macs)
+    result = evaluate(pruned, test, classes=classes, progress=False)
     summary = {
         "channel_keep_fraction": keep,
         "channel_multiple": kind.channel_multiple,
+        "input_frame_stride": stride,
         "kept_channels_per_block": [int(d.channels.sum()) for d in decisions],
         **run_summary(result, dense_macs=dense_macs),
         "history": history,
     }
-    return StaticRun(summary, result.records, model, decisions)
+    forward = compact_forward(model, decisions)
+    if stride > 1:
+        forward = _every_nth(forward, stride)
+    return StaticRun(summary, result.records, forward, pruned)
+
+
+def _every_nth(forward: Callable[[torch.Tensor], Any], stride: int) -> Callable[[torch.Tensor], Any]:
+    return lambda clip: forward(clip[:, :, ::stride])
 
 
 def retarget_runs(

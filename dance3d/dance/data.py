@@ -30,6 +30,13 @@ class ClipCache(Dataset):
         return self.clips[indices].float(), self.labels[indices]
 
 
+def every_nth_frame(cache: ClipCache, stride: int) -> ClipCache:
+    """The same clips at a ``stride`` times lower frame rate (every n-th frame, the first one included)."""
+    if stride == 1:
+        return cache
+    return ClipCache(cache.clips[:, :, ::stride].contiguous(), cache.labels, cache.metas)
+
+
 @lru_cache(maxsize=8)
 def cached_split(
     data: DataConfig, split: str, *, classes: tuple[str, ...] | None = None, limit: int | None = None

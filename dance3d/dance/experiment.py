@@ -23,8 +23,10 @@ import torch
 
 from dance3d.benchmark_results import dumps_strict
 from dance3d.dance.compare import (
+    DEFAULT_FAMILIES,
     RETARGETED,
     StaticKind,
+    StaticRun,
     dance_targets,
     paired_comparisons,
     retarget_runs,
@@ -33,11 +35,11 @@ from dance3d.dance.compare import (
     static_kinds,
 )
 from dance3d.dance.data import ClipCache, cached_split
-from dance3d.dance.latency import batch1_latency_ms, compact_forward, dance_forwards, dense_forward
+from dance3d.dance.latency import batch1_latency_ms, dance_forwards, dense_forward
 from dance3d.dance.pipeline import PRESETS, DanceSettings, aap_stage, ava_stage, dense_teacher
 from dance3d.data.registry import DataConfig
-from dance3d.dynamic import convert_model
-from dance3d.evaluation import evaluate
+from dance3d.dynamic import DynamicModel, convert_model
+from dance3d.evaluation import EvalResult, evaluate
 
 
 @dataclass(frozen=True)
@@ -50,14 +52,17 @@ class ComparisonSettings:
     curve_targets: tuple[float, ...] = (0.2, 0.45)  # more AAP runs on the AVA model, one per MAC target
     static_targets: tuple[str, ...] = ("dance", "dance_target_0.2")  # the runs whose MACs static baselines match
     static_lr: float = 5e-4
+    static_families: tuple[str, ...] = DEFAULT_FAMILIES  # see dance3d.dance.compare.static_kinds
     static_frame_keep: float = 0.5  # the frame-skipping static baseline keeps this fraction of the frames
     extra_static_frame_keeps: tuple[float, ...] = ()  # more frame-skipping baselines, counted the same way
     static_distill: bool = False  # fine-tune static baselines with AAP's distillation from the dense model too
     retarget: bool = False  # re-target the trained ``dance`` model to every baseline's and curve run's MACs
     latency_clips: int = 32
+    batch8_latency: bool = False  # also time dense and DANCE (compact) at batch 8
     compile_controller: bool = True  # also time DANCE with its controller torch.compile'd (slow to compile)
 
     def __post_init__(self) -> None:
+        static_kinds(frame_keep=0.5, extra_frame_keeps=(), channel_multiple=1, families=self.static_families)
         if min(self.train_clips, self.val_clips, self.test_clips, self.latency_clips) < 1:
             raise ValueError("train_clips, val_clips, test_clips and latency_clips must be >= 1")
         for keep in (self.static_frame_keep, *self.extra_static_frame_keeps):
@@ -79,6 +84,20 @@ class ExperimentConfig(DanceSettings):
 
 EXPERIMENTS: dict[str, ExperimentConfig] = {
     "default": ExperimentConfig(),
+    "untrimmed": ExperimentConfig(
+        aap=replace(PRESETS["default"].aap, target_mac_fraction=0.35),
+        comparison=ComparisonSettings(
+            train_clips=1200,
+            val_clips=400,
+            test_clips=2400,
+            curve_targets=(),
+            static_targets=("dance",),
+            static_families=("static", "input_stride2", "input_stride4", "input_stride2_channels"),
+            static_distill=True,
+            compile_controller=False,
+            batch8_latency=True,
+        ),
+    ),
     "smoke": ExperimentConfig(
         ava=PRESETS["smoke"].ava,
         aap=PRESETS["smoke"].aap,
@@ -87,7 +106,13 @@ EXPERIMENTS: dict[str, ExperimentConfig] = {
         ),
     ),
 }
-"""``default``: the benchmark's reported setting; ``smoke``: ``--quick``, a few clips, one epoch per phase."""
+"""``default``: the moving-digits benchmark's reported setting; ``untrimmed``: the untrimmed-clip benchmark's
+(``benchmarks/dance_untrimmed.py``); ``smoke``: ``--quick``, a few clips, one epoch per phase."""
+
+
+ExtraBaseline = Callable[..., StaticRun]
+"""``(mac_fraction, *, train, test, teacher, epochs, log) -> StaticRun``: a static model at ``mac_fraction`` of the
+dense MACs, fine-tuned ``epochs`` on ``train`` (distilled from ``teacher`` when given), evaluated on ``test``."""
 
 
 @dataclass
@@ -103,6 +128,7 @@ class Experiment:
     paired: dict[str, dict[str, float]]
     targets: dict[str, bool]
     timings_s: dict[str, float]
+    dance_model: DynamicModel  # the trained ``dance`` run, in simulate mode
 
 
 def _splits(data: DataConfig, classes, comparison: ComparisonSettings) -> tuple[DataConfig, ClipCache, ClipCache,
@@ -114,6 +140,105 @@ def _splits(data: DataConfig, classes, comparison: ComparisonSettings) -> tuple[
     return data, train, val, cached_split(data, "test", classes=classes, limit=comparison.test_clips)
 
 
+@dataclass
+class BaselineRuns:
+    """The dense model and every static family at one MAC fraction, before any DANCE run."""
+
+    data: DataConfig
+    clip_counts: dict[str, int]
+    dense: dict[str, Any]
+    runs: dict[str, dict[str, Any]]
+    records: dict[str, list[dict[str, Any]]]
+    timings_s: dict[str, float]
+
+
+def run_baselines(
+    dense: torch.nn.Module,
+    data: DataConfig,
+    classes: tuple[str, ...],
+    config: ExperimentConfig,
+    *,
+    mac_fraction: float,
+    extra_baselines: dict[str, ExtraBaseline] | None = None,
+    log=print,
+) -> BaselineRuns:
+    """Dense and every static family at ``mac_fraction`` (named ``<family>_at_target``), on the clips
+    :func:`run_experiment` uses, with the same fine-tuning: the baselines an experiment fixes before DANCE runs."""
+    started = time.perf_counter()
+    shape = (data.num_frames, data.height, data.width)
+    data, train, _, test = _splits(data, classes, config.comparison)
+    dense = dense.eval()
+    dense_result, dense_macs = _dense_reference(dense, test, shape=shape, classes=classes)
+    teacher = dense_teacher(dense, train, shape=shape) if config.comparison.static_distill else None
+    statics = static_runs(
+        dense, train, test, mac_fraction, config, label="target", kinds=experiment_kinds(config), shape=shape,
+        classes=classes, dense_macs=dense_macs, teacher=teacher, extra_baselines=extra_baselines, log=log,
+    )  # fmt: skip
+    records = {"dense": dense_result.records} | {name: static.records for name, static in statics.items()}
+    return BaselineRuns(
+        data=data,
+        clip_counts={"train": len(train), "test": len(test)},
+        dense={"top1": dense_result.top1, "macs_per_clip": dense_macs},
+        runs={name: {"target_mac_fraction": mac_fraction, **static.summary} for name, static in statics.items()},
+        records=records,
+        timings_s={"total_s": time.perf_counter() - started},
+    )
+
+
+def _dense_reference(
+    dense: torch.nn.Module, test: ClipCache, *, shape: tuple[int, int, int], classes: tuple[str, ...]
+) -> tuple[EvalResult, int]:
+    """The dense model's test results and its MACs per clip (as the dynamic models count them)."""
+    reference = convert_model(copy.deepcopy(dense), clip_shape=shape)
+    with torch.no_grad():
+        reference(torch.zeros(1, 3, *shape), decisions=reference.full_decisions(1))
+    return evaluate(dense, test, classes=classes, progress=False), reference.dense_macs
+
+
+def experiment_kinds(config: ExperimentConfig) -> list[StaticKind]:
+    """The static baseline families of ``config`` (:func:`~dance3d.dance.compare.static_kinds`)."""
+    comparison = config.comparison
+    return static_kinds(
+        frame_keep=comparison.static_frame_keep,
+        extra_frame_keeps=comparison.extra_static_frame_keeps,
+        channel_multiple=config.dynamic.channel_multiple,
+        families=comparison.static_families,
+    )
+
+
+def static_runs(
+    dense: torch.nn.Module,
+    train: ClipCache,
+    test: ClipCache,
+    mac_fraction: float,
+    config: ExperimentConfig,
+    *,
+    label: str,
+    kinds: list[StaticKind],
+    shape: tuple[int, int, int],
+    classes: tuple[str, ...],
+    dense_macs: int,
+    teacher: torch.Tensor | None,
+    extra_baselines: dict[str, ExtraBaseline] | None,
+    log=print,
+) -> dict[str, StaticRun]:
+    """Every static family (``kinds``, then ``extra_baselines``) at ``mac_fraction``, named ``<family>_at_<label>``,
+    each fine-tuned as long as AAP trains."""
+    aap, out = config.aap, {}
+    for kind in kinds:
+        out[f"{kind.name}_at_{label}"] = static_baseline(
+            dense, train, test, mac_fraction, kind, shape=shape, classes=classes, aap=aap,
+            lr=config.comparison.static_lr, dense_macs=dense_macs, teacher=teacher, log=log,
+        )  # fmt: skip
+    for family, baseline in (extra_baselines or {}).items():
+        out[f"{family}_at_{label}"] = baseline(
+            mac_fraction, train=train, test=test, teacher=teacher, epochs=aap.epochs + aap.joint_epochs, log=log
+        )
+    for name, static in out.items():
+        log(f"{name}: top-1 {static.summary['top1']:.4f} at MAC fraction {static.summary['mean_mac_fraction']:.3f}")
+    return out
+
+
 def run_experiment(
     dense: torch.nn.Module,
     data: DataConfig,
@@ -122,8 +247,12 @@ def run_experiment(
     *,
     log=print,
     progress_path: Path | None = None,
+    extra_baselines: dict[str, ExtraBaseline] | None = None,
 ) -> Experiment:
     """Every run of the comparison (module docstring); ``progress_path`` gets each finished AAP run as it lands.
+
+    ``extra_baselines``: more static families by name (e.g. an MDP-pruned model), each called like
+    :data:`ExtraBaseline` at every static target's MACs and judged like the built-in families.
 
     Batches follow ``config.ava.seed`` / ``config.aap.seed`` and each AAP run seeds its controller; the global
     torch RNG, which draws nothing the results depend on, is the caller's (the benchmark seeds it first).
@@ -137,13 +266,9 @@ def run_experiment(
     timings["data_s"] = time.perf_counter() - t
 
     dense = dense.eval()
-    reference = convert_model(copy.deepcopy(dense), clip_shape=shape)
-    dense_result = evaluate(dense, test, classes=classes, progress=False)
+    dense_result, dense_macs = _dense_reference(dense, test, shape=shape, classes=classes)
     records = {"dense": dense_result.records}
     forwards = {"dense": dense_forward(dense)}
-    with torch.no_grad():
-        reference(torch.zeros(1, 3, *shape), decisions=reference.full_decisions(1))
-    dense_macs = reference.dense_macs
     log(f"dense: top-1 {dense_result.top1:.4f}, {dense_macs / 1e9:.3f} GMACs/clip")
 
     t = time.perf_counter()
@@ -189,32 +314,15 @@ def run_experiment(
 
     t = time.perf_counter()
     static_teacher = teacher(dense) if comparison.static_distill else None
-    kinds = static_kinds(
-        frame_keep=comparison.static_frame_keep,
-        extra_frame_keeps=comparison.extra_static_frame_keeps,
-        channel_multiple=config.dynamic.channel_multiple,
-    )
+    kinds = experiment_kinds(config)
     for label in comparison.static_targets:
-        for kind in (k for k in kinds if k.rounded or label == "dance"):
-            name = f"{kind.name}_at_{label}"
-            static = static_baseline(
-                dense,
-                train,
-                test,
-                runs[label]["mean_mac_fraction"],
-                kind,
-                shape=shape,
-                classes=classes,
-                aap=aap,
-                lr=comparison.static_lr,
-                dense_macs=dense_macs,
-                teacher=static_teacher,
-                log=log,
-            )
-            runs[name], records[name] = static.summary, static.records
-            forwards[name] = compact_forward(static.model, static.decisions)
-            log(f"{kind.name} at {label}: top-1 {runs[name]['top1']:.4f} at MAC fraction "
-                f"{runs[name]['mean_mac_fraction']:.3f}")  # fmt: skip
+        statics = static_runs(
+            dense, train, test, runs[label]["mean_mac_fraction"], config, label=label, shape=shape, classes=classes,
+            dense_macs=dense_macs, teacher=static_teacher, extra_baselines=extra_baselines, log=log,
+            kinds=[k for k in kinds if k.rounded or label == "dance"],
+        )  # fmt: skip
+        for name, static in statics.items():
+            runs[name], records[name], forwards[name] = static.summary, static.records, static.forward
     timings["static_baselines_s"] = time.perf_counter() - t
     if comparison.retarget:
         t = time.perf_counter()
@@ -231,6 +339,13 @@ def run_experiment(
         for controller, name in (("eager", "dance"), ("compiled", "dance_compiled_controller"))
         if name in latency
     }
+    dense_summary = {"top1": dense_result.top1, "macs_per_clip": dense_macs, "latency_ms_batch1": latency["dense"]}
+    if comparison.batch8_latency:
+        batch8 = {name: forwards[name] for name in ("dense", "dance")}
+        latency8 = batch1_latency_ms(batch8, test, count=max(1, comparison.latency_clips // 8), batch_size=8)
+        dense_summary["latency_ms_batch8"] = latency8["dense"]
+        runs["dance"]["compact_latency_ms_batch8"] = latency8["dance"]
+        log(f"batch-8 latency (ms): dense {latency8['dense']:.2f}, dance {latency8['dance']:.2f}")
     runs["dance"]["compact_latency_ms_batch1"] = min(by_controller.values())  # a deployment keeps the faster
     runs["dance"]["compact_latency_ms_batch1_by_controller"] = by_controller
     for name, ms in latency.items():
@@ -244,7 +359,7 @@ def run_experiment(
     return Experiment(
         data=data,
         clip_counts={"train": len(train), "val": len(val), "test": len(test)},
-        dense={"top1": dense_result.top1, "macs_per_clip": dense_macs, "latency_ms_batch1": latency["dense"]},
+        dense=dense_summary,
         ava={
             "top1_after": ava_top1,
             "val_top1_before": ava_result.top1_before,
@@ -262,6 +377,7 @@ def run_experiment(
             runs, dense_top1=dense_result.top1, static_targets=comparison.static_targets, kinds=rounded
         ),
         timings_s=timings,
+        dance_model=dance_model,
     )
 
 

@@ -25,10 +25,12 @@ def _cycling(forward: Forward, inputs: list[torch.Tensor]) -> Callable[[], Any]:
 
 
 def batch1_latency_ms(forwards: dict[str, Forward], clips: ClipCache, *, count: int = 32,
-                      repeats: int = 5) -> dict[str, float]:  # fmt: skip
-    """Median batch-1 latency (ms) of each forward over the first ``count`` clips, timed round-robin (machine noise
-    hits all alike) after one warm-up pass over the clips; every forward sees the clips in the same order."""
-    inputs = [clips.batch(torch.tensor([i]))[0].float() for i in range(min(count, len(clips)))]
+                      repeats: int = 5, batch_size: int = 1) -> dict[str, float]:  # fmt: skip
+    """Median latency (ms) of each forward over the first ``count`` batches of ``batch_size`` clips (batch 1 by
+    default), timed round-robin (machine noise hits all alike) after one warm-up pass over them; every forward sees
+    the batches in the same order."""
+    count = min(count, len(clips) // batch_size)
+    inputs = [clips.batch(torch.arange(i * batch_size, (i + 1) * batch_size))[0].float() for i in range(count)]
     calls = {name: _cycling(forward, inputs) for name, forward in forwards.items()}
     stats = measure_interleaved(calls, warmup=len(inputs), repeats=repeats * len(inputs))
     return {name: s.median_ms for name, s in stats.items()}

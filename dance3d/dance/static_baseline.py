@@ -111,9 +111,9 @@ def keep_fraction_for(
     return (min(reaching) if reaching else max(candidates.values()))[1]
 
 
-def finetune_static(
-    model: DynamicModel,
-    decisions: list[BlockDecision],
+def finetune(
+    module: torch.nn.Module,
+    forward,
     train: ClipCache,
     *,
     epochs: int,
@@ -124,23 +124,25 @@ def finetune_static(
     distill_weight: float = 0.0,
     distill_temperature: float = 2.0,
     progress: bool = True,
+    desc: str = "fine-tune",
     log=print,
 ) -> list[dict[str, Any]]:
-    """Fine-tune the backbone under fixed ``decisions`` (BN statistics frozen); returns epoch rows.
+    """Fine-tune ``module``'s parameters through ``forward(clips) -> logits`` (BN statistics frozen); returns epoch
+    rows. Every static baseline trains here, so they all get the same schedule for the same budget.
 
     With ``teacher`` (dense logits of every train clip) the loss adds the same distillation term AAP
     uses, ``distill_weight`` at ``distill_temperature``.
     """
-    optimizer = torch.optim.AdamW(model.backbone.parameters(), lr=lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=0.0)
     history = []
-    model.eval()
+    module.eval()
     for epoch in range(epochs):
         started = time.perf_counter()
         loss_sum = correct = count = 0.0
         order = list(batches(len(train), batch_size, seed=seed, epoch=epoch))
-        for indices in tqdm(order, desc=f"static {epoch + 1}/{epochs}", unit="batch", disable=not progress):
+        for indices in tqdm(order, desc=f"{desc} {epoch + 1}/{epochs}", unit="batch", disable=not progress):
             clips, labels = train.batch(indices)
-            logits = model(clips, decisions=expand(decisions, len(clips)))
+            logits = forward(clips)
             loss = F.cross_entropy(logits, labels)
             if teacher is not None and distill_weight > 0:
                 loss = loss + distill_weight * distillation(logits, teacher[indices], distill_temperature)
@@ -155,6 +157,17 @@ def finetune_static(
         history.append(row)
         log("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
     return history
+
+
+def finetune_static(
+    model: DynamicModel, decisions: list[BlockDecision], train: ClipCache, **settings: Any
+) -> list[dict[str, Any]]:
+    """:func:`finetune` of the backbone under fixed ``decisions`` (the controller is not trained)."""
+    model.eval()
+    return finetune(
+        model.backbone, lambda clips: model(clips, decisions=expand(decisions, len(clips))), train,
+        desc="static", **settings,
+    )  # fmt: skip
 
 
 class StaticPrunedModel(torch.nn.Module):

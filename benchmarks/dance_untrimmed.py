@@ -34,8 +34,8 @@ import torch
 
 from dance3d.benchmark_results import ResultDir, save_result
 from dance3d.config import to_dict
-from dance3d.dance.compare import FixedCostModel, StaticRun, run_summary
 from dance3d.dance.common import batches
+from dance3d.dance.compare import FixedCostModel, StaticRun, run_summary
 from dance3d.dance.experiment import EXPERIMENTS, ExperimentConfig, run_baselines, run_experiment, tradeoff_series
 from dance3d.dance.latency import dense_forward
 from dance3d.dance.plots import plot_tradeoff
@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         "argv": sys.argv[1:] if argv is None else list(argv),
         "target_rules": TARGET_RULES,
     }
-    common = {"benchmark": BENCHMARK, "tag": folder.tag, "seed": args.seed, "quick": args.quick,
-              "machine": {**collect_env(), "note": "2 CPU cores shared with other jobs; timings are indicative"}}  # fmt: skip
+    machine = {**collect_env(), "note": "2 CPU cores shared with other jobs; timings are indicative"}
+    common = {"benchmark": BENCHMARK, "tag": folder.tag, "seed": args.seed, "quick": args.quick, "machine": machine}
     if args.baselines_only:
         done = run_baselines(loaded.model, loaded.data, loaded.classes, config, mac_fraction=DESIGN_TARGET,
                              extra_baselines=extra)  # fmt: skip

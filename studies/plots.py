@@ -21,7 +21,6 @@ FRONT_METRICS = ("mac_fraction", "latency_ms", "energy_j")
 FORMATS = ("png", "svg")
 
 
-
 def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     paths = []
     for fmt in FORMATS:

@@ -245,8 +245,13 @@ def run_study(
         )
         fingerprint = weights_fingerprint(loaded.checkpoint["state_dict"])
         spec = _study_spec(
-            config, space, objectives, constraints,
-            checkpoint=loaded.path, weights_sha256=fingerprint, eval_set=eval_set,
+            config,
+            space,
+            objectives,
+            constraints,
+            checkpoint=loaded.path,
+            weights_sha256=fingerprint,
+            eval_set=eval_set,
         )
         study, created = open_or_create(rdb, study_name=study_name, spec=spec, sampler=make_sampler(config))
         model = loaded.model.to(device).eval()

@@ -84,8 +84,9 @@ def test_untrimmed_targets_judge_only_baselines_that_spend_at_least_dances_macs(
 
 
 def test_static_families_by_name():
-    kinds = {k.name: k for k in static_kinds(frame_keep=0.5, extra_frame_keeps=(), channel_multiple=16,
-                                             families=("static", "input_stride2", "input_stride4_channels"))}  # fmt: skip
+    families = ("static", "input_stride2", "input_stride4_channels")
+    kinds = static_kinds(frame_keep=0.5, extra_frame_keeps=(), channel_multiple=16, families=families)
+    kinds = {k.name: k for k in kinds}
     assert (kinds["input_stride2"].input_frame_stride, kinds["input_stride2"].prune_channels) == (2, False)
     assert (kinds["input_stride4_channels"].input_frame_stride, kinds["input_stride4_channels"].prune_channels) == (
         4,

@@ -32,6 +32,7 @@ class DataConfig:
     skip_bad: bool = False
     task: str = "direction"  # moving-digits only: "direction" (8 classes) or "digit-direction" (80)
     max_noise_std: float = 0.12  # moving-digits only: each clip's noise std is drawn from [0, max_noise_std]
+    max_distractors: int = 3  # moving-digits only: up to this many static digits (clutter)
     max_moving_distractors: int = 0  # moving-digits only: up to this many smaller, dimmer digits move too
     untrimmed: bool = False  # moving-digits only: one event of per-clip length/position/speed (>= 32 frames)
     forecast: ForecastDataConfig = field(default_factory=ForecastDataConfig)  # forecasting data only
@@ -63,6 +64,7 @@ class DataConfig:
             num_test=self.num_test,
             task=self.task,
             max_noise_std=self.max_noise_std,
+            max_distractors=self.max_distractors,
             max_moving_distractors=self.max_moving_distractors,
             untrimmed=self.untrimmed,
         )

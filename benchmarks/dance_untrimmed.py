@@ -7,8 +7,8 @@ long as DANCE's AAP stage and distilled from the dense model like it, at DANCE's
 channel pruning, every 2nd / every 4th input frame, every 2nd frame plus channels, and an
 MDP-pruned model (channels and blocks from MDP's exact solver at a counted-MAC budget). Writes
 ``benchmarks/results/dance_untrimmed/<tag>/``: ``result.json``, ``clips.parquet`` (every model's
-per-clip test results), ``frames.parquet`` (DANCE's keep rate inside / outside each clip's event),
-``kept_frames.png`` and ``tradeoff.png``.
+per-clip test results), ``frames.parquet`` (DANCE's keep rate of every input frame, and inside /
+outside each clip's event), ``kept_frames.png`` and ``tradeoff.png``.
 
 ``--baselines-only`` runs the dense model and the static baselines at the design's MAC target
 (0.35) without DANCE: the record an experiment commits before its first DANCE run. Usage::
@@ -179,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     per_clip["event_length"] = [r["event_length"] for r in test]
     per_clip["frames_needed"] = [r["frames_needed"] for r in test]
     per_clip["mac_fraction"] = [r["mac_fraction"] for r in test]
+    per_clip["event_start"] = [r["event_start"] for r in test]
+    per_clip["keep_per_frame"] = list(keep)  # the (T,) input-frame keep rates: redraws kept_frames.png
     per_clip.to_parquet(folder.file("frames.parquet"), index=False)
     plot_kept_frames(keep, cache.metas, folder.file("kept_frames.png"))
     plot_tradeoff(tradeoff_series(experiment.runs, experiment.kinds) | {

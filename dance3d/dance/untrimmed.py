@@ -100,11 +100,12 @@ def plot_kept_frames(keep: np.ndarray, metas: list[dict[str, Any]], path: str | 
         start, length = metas[i]["event_start"], metas[i]["event_length"]
         ax.axvspan(start - 0.5, start + length - 0.5, color="tab:orange", alpha=0.3, lw=0)
         ax.bar(np.arange(T), keep[i], width=0.9, color="tab:blue")
-        ax.set_ylim(0, 1.05)
+        ax.fill_between([start - 0.5, start + length - 0.5], -0.25, -0.05, color="tab:orange", lw=0)  # visible
+        ax.set_ylim(-0.25, 1.05)
         ax.set_yticks([])
         ax.set_xlim(-0.5, T - 0.5)
         ax.set_ylabel(f"{length}f", rotation=0, ha="right", va="center", fontsize=8)
-    axes[-1].set_xlabel("input frame (bar: share of frame-gated blocks that keep it; shaded: event)")
+    axes[-1].set_xlabel("input frame (bar: share of frame-gated blocks that keep it; orange: the event)")
     axes[0].set_title("Frames DANCE keeps on untrimmed test clips, by event length")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -11,7 +11,10 @@ per-clip test results), ``frames.parquet`` (DANCE's keep rate of every input fra
 outside each clip's event), ``kept_frames.png`` and ``tradeoff.png``.
 
 ``--baselines-only`` runs the dense model and the static baselines at the design's MAC target
-(0.35) without DANCE: the record an experiment commits before its first DANCE run. Usage::
+(0.35) without DANCE: the record an experiment commits before its first DANCE run. ``--stack-mdp F``
+runs static + dynamic stacked instead: MDP prunes the dense model to F of its MACs (fine-tuned like
+the MDP baseline), then AVA and AAP on that model toward 0.35 of the dense MACs overall, compared on
+the same test clips with the designed run of the same seed (tag ``stack<F>``). Usage::
 
     dance3d train --model tiny --data moving-digits --set data.untrimmed=true --set data.num_frames=32 \\
         --set data.height=32 --set data.width=32 --set data.num_test=2400 --epochs 24 --out runs/dense-untrimmed
@@ -26,6 +29,7 @@ import argparse
 import copy
 import re
 import sys
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -62,6 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tag", default="", help="names this setting's result folder (letters, digits, '-')")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="root of the results folders")
     parser.add_argument("--baselines-only", action="store_true", help="dense and static baselines at 0.35, no DANCE")
+    parser.add_argument("--stack-mdp", type=float, metavar="F", help="DANCE on an MDP-pruned model at F of the MACs")
     args = parser.parse_args(argv)
     if args.tag and not re.fullmatch(r"[A-Za-z0-9-]+", args.tag):
         parser.error(f"--tag {args.tag!r}: use letters, digits and '-' only (it names a folder)")
@@ -79,7 +84,8 @@ def experiment_config(args: argparse.Namespace) -> ExperimentConfig:
 
 
 def result_tag(args: argparse.Namespace) -> str:
-    parts = ["quick"] * args.quick + ["baselines"] * args.baselines_only + [args.tag] * bool(args.tag)
+    stack = [f"stack{args.stack_mdp:g}"] if args.stack_mdp else []
+    parts = ["quick"] * args.quick + ["baselines"] * args.baselines_only + stack + [args.tag] * bool(args.tag)
     return "-".join(parts or ["default"]) + f"-seed{args.seed}"
 
 
@@ -105,6 +111,42 @@ def mdp_baseline(dense: torch.nn.Module, spec: dict, shape: tuple[int, int, int]
         return StaticRun(summary, result.records, dense_forward(pruned.model.eval()), model)
 
     return run
+
+
+def stacked_run(loaded, config: ExperimentConfig, mac_fraction: float, *, dense_macs: int, log=print) -> dict:
+    """MDP at ``mac_fraction`` (fine-tuned like the MDP baseline), then AVA + AAP on it toward the experiment's
+    target of the dense MACs: summaries, per-clip records and timings."""
+    from dance3d.dance.compare import EveryNthFrame
+    from dance3d.dance.experiment import _splits
+    from dance3d.dance.pipeline import aap_stage, ava_stage, dense_teacher
+    from dance3d.mdp.checkpoint import build_pruned_backbone, pruned_spec
+
+    started = time.perf_counter()
+    shape = (loaded.data.num_frames, loaded.data.height, loaded.data.width)
+    _, train, val, test = _splits(loaded.data, loaded.classes, config.comparison)
+    teacher = dense_teacher(loaded.model, train, shape=shape)
+    mdp = mdp_baseline(loaded.model, loaded.checkpoint["model"], shape, config=config, classes=loaded.classes,
+                       dense_macs=dense_macs)(mac_fraction, train=train, test=test, teacher=teacher,
+                                              epochs=config.aap.epochs + config.aap.joint_epochs, log=log)  # fmt: skip
+    backbone = build_pruned_backbone(pruned_spec(loaded.checkpoint["model"], (3, *shape), _plan(mdp.summary)))
+    backbone.load_state_dict(mdp.model.model.state_dict())
+    pruned_fraction = mdp.summary["mean_mac_fraction"]
+    amplified, _, _ = ava_stage(backbone.eval(), train, val, config.ava, shape=shape, log=log)
+    target = min(1.0, config.aap.target_mac_fraction / pruned_fraction)
+    outcome = aap_stage(amplified, train, replace(config.aap, target_mac_fraction=target), shape=shape,
+                        dynamic=config.dynamic, teacher=teacher, log=log)  # fmt: skip
+    model = EveryNthFrame(outcome.model.eval(), 1, outcome.model.dense_macs / dense_macs)
+    result = evaluate(model, test, classes=loaded.classes, progress=False)
+    summary = {"mdp_mac_fraction": pruned_fraction, "aap_target_of_pruned": target, "mdp_plan": mdp.summary["plan"],
+               **run_summary(result, dense_macs=dense_macs), "history": outcome.history}  # fmt: skip
+    return {"stacked": summary, "mdp_alone_at_stack": mdp.summary, "records": result.records,
+            "mdp_records": mdp.records, "total_s": time.perf_counter() - started}  # fmt: skip
+
+
+def _plan(summary: dict):
+    from dance3d.mdp.plan import PrunePlan
+
+    return PrunePlan.from_dict(summary["plan"])
 
 
 def dense_macs_of(dense: torch.nn.Module, shape: tuple[int, int, int]) -> int:
@@ -151,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     machine = {**collect_env(), "note": "2 CPU cores shared with other jobs; timings are indicative"}
     common = {"benchmark": BENCHMARK, "tag": folder.tag, "seed": args.seed, "quick": args.quick, "machine": machine}
+    if args.stack_mdp:
+        return stacked_main(args, loaded, config, common, settings)
     if args.baselines_only:
         done = run_baselines(loaded.model, loaded.data, loaded.classes, config, mac_fraction=DESIGN_TARGET,
                              extra_baselines=extra)  # fmt: skip
@@ -221,6 +265,37 @@ def main(argv: list[str] | None = None) -> int:
     )
     partial.unlink(missing_ok=True)
     print(f"wrote {out} in {experiment.timings_s['total_s']:.0f} s")
+    return 0
+
+
+def stacked_main(args, loaded, config, common: dict, settings: dict) -> int:
+    """``--stack-mdp F``: the stacked run, paired with the designed run of the same seed on the same test clips."""
+    from dance3d.reporting import paired_accuracy
+
+    shape = (loaded.data.num_frames, loaded.data.height, loaded.data.width)
+    designed_tag = result_tag(argparse.Namespace(**{**vars(args), "stack_mdp": None}))
+    designed = args.results_dir / BENCHMARK / designed_tag / "clips.parquet"
+    if not designed.is_file():
+        print(f"error: run the designed benchmark for seed {args.seed} first ({designed} is missing)", file=sys.stderr)
+        return 2
+    done = stacked_run(loaded, config, args.stack_mdp, dense_macs=dense_macs_of(loaded.model, shape))
+    others = pd.read_parquet(designed)
+    paired = {f"stacked_vs_{name}": paired_accuracy(done["records"], rows.to_dict("records"))
+              for name, rows in others.groupby("model") if name in ("dense", "dance", "mdp_at_dance")}  # fmt: skip
+    paired["stacked_vs_mdp_alone_at_stack"] = paired_accuracy(done["records"], done["mdp_records"])
+    stacked = done["stacked"]
+    print(f"stacked: top-1 {stacked['top1']:.4f} at {stacked['mean_mac_fraction']:.3f} (MDP alone at "
+          f"{stacked['mdp_mac_fraction']:.3f}: {done['mdp_alone_at_stack']['top1']:.4f})")  # fmt: skip
+    for name, gap in paired.items():
+        print(f"{name}: {gap['top1_diff_points']:+.2f} points, McNemar p = {gap['mcnemar_p']:.3g}")
+    folder = ResultDir(args.results_dir, BENCHMARK, common["tag"])
+    pd.DataFrame(done["records"]).to_parquet(folder.file("clips.parquet"), index=False)
+    payload = {**common, "settings": {**settings, "stack_mdp_mac_fraction": args.stack_mdp,
+                                      "compared_with": str(designed.relative_to(args.results_dir))},
+               "runs": {"stacked": stacked, "mdp_alone_at_stack": done["mdp_alone_at_stack"]},
+               "paired_comparisons": paired, "targets": {}, "timings_s": {"total_s": done["total_s"]},
+               "per_clip_table": "clips.parquet"}  # fmt: skip
+    print(f"wrote {save_result(payload, args.results_dir)}")
     return 0
 
 

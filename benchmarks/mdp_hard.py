@@ -38,11 +38,17 @@ from dance3d.data.registry import DataConfig, build_dataset
 from dance3d.evaluation import evaluate
 from dance3d.mdp.baselines import TOLERANCE
 from dance3d.mdp.calibration import measure_table, summarize_validation
-from dance3d.mdp.comparison import finetune_and_test, paired_comparisons, pick_at_equal_latency, target_rules
+from dance3d.mdp.comparison import (
+    finetune_and_test,
+    measure_plan_ms,
+    paired_comparisons,
+    pick_at_equal_latency,
+    target_rules,
+)
 from dance3d.mdp.graph import extract_structure
 from dance3d.mdp.importance import magnitude_importance, taylor_importance
 from dance3d.mdp.lut import LatencyRuntime, error_pct
-from dance3d.mdp.lut_measure import TableGrid, measure_model_ms, measure_models_ms
+from dance3d.mdp.lut_measure import TableGrid, measure_models_ms
 from dance3d.mdp.plots import plot_structures
 from dance3d.training.trainer import RunConfig, TrainConfig, train
 from profiling import collect_env
@@ -141,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     phase = time.perf_counter()
     picks = pick_at_equal_latency(structure, table, taylor=taylor, magnitude=magnitude_importance(structure),
                                   targets=cfg["targets"],
-                                  measure=lambda model: measure_model_ms(model, clip_shape, runtime))  # fmt: skip
+                                  measure=lambda plan: measure_plan_ms(structure, plan, runtime))  # fmt: skip
     check_ms = measure_models_ms([dense, *(p.model(structure) for p in picks)], clip_shape, runtime)
     dense_check_ms, check_ms = check_ms[0], check_ms[1:]
     timings_s["pick_and_time"] = time.perf_counter() - phase

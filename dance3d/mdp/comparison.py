@@ -26,7 +26,8 @@ from dance3d.mdp.baselines import greedy_steps, magnitude_plans, match_measured,
 from dance3d.mdp.checkpoint import KIND, pruned_spec
 from dance3d.mdp.graph import Structure
 from dance3d.mdp.importance import Importance
-from dance3d.mdp.lut import LatencyTable
+from dance3d.mdp.lut import LatencyRuntime, LatencyTable
+from dance3d.mdp.lut_measure import measure_model_ms
 from dance3d.mdp.materialize import materialize
 from dance3d.mdp.plan import PrunePlan, full_plan
 from dance3d.mdp.refine import solve_measured
@@ -62,14 +63,11 @@ def pick_at_equal_latency(
     taylor: Importance,
     magnitude: Importance,
     targets: Sequence[float],
-    measure: Callable[[torch.nn.Module], float],
+    measure: Callable[[PrunePlan], float],
 ) -> list[Pick]:
     """MDP at each target (fraction of the table's dense latency), then every baseline matched to MDP's measured
-    latency; ``measure(model)`` times a model on the table's device (ms). Picks in target order, MDP first."""
-
-    def measure_plan(importance: Importance) -> Callable[[PrunePlan], float]:
-        return lambda plan: measure(materialize(structure, plan, keep=importance.keep_indices(plan.widths)))
-
+    latency; ``measure(plan)`` times the plan's model on the table's device (ms; which channels a group keeps does
+    not change it, see :func:`measure_plan_ms`). Picks in target order, MDP first."""
     greedy_path = [full_plan(structure), *(step.plan for step in greedy_steps(structure, table, taylor))]
     baselines = (
         ("uniform", uniform_plans(structure, table), taylor),
@@ -78,18 +76,20 @@ def pick_at_equal_latency(
     )
     picks = []
     for target in targets:
-        measured = solve_measured(
-            structure, table, taylor, budget_ms=target * table.dense_latency_ms, measure=measure_plan(taylor)
-        )
+        measured = solve_measured(structure, table, taylor, budget_ms=target * table.dense_latency_ms, measure=measure)
         solution = measured.solution
         extra = {"solve_s": solution.solve_s, "mip_gap": solution.mip_gap, "rounds": measured.rounds}
         picks.append(Pick(target, "mdp", solution.plan, measured.measured_ms, taylor, extra))
         for method, plans, importance in baselines:
-            plan, matched_ms = match_measured(
-                plans, table, budget_ms=measured.measured_ms, measure=measure_plan(importance)
-            )
+            plan, matched_ms = match_measured(plans, table, budget_ms=measured.measured_ms, measure=measure)
             picks.append(Pick(target, method, plan, matched_ms, importance))
     return picks
+
+
+def measure_plan_ms(structure: Structure, plan: PrunePlan, runtime: LatencyRuntime) -> float:
+    """Batch-1 latency (ms) of ``plan``'s model on ``runtime`` (each group keeps its first channels: only the
+    widths matter for speed)."""
+    return measure_model_ms(materialize(structure, plan), structure.clip_shape, runtime)
 
 
 @dataclass(frozen=True)
@@ -171,6 +171,7 @@ __all__ = [
     "Pick",
     "finetune_and_test",
     "mdp_ahead",
+    "measure_plan_ms",
     "paired_comparisons",
     "pick_at_equal_latency",
     "target_rules",

@@ -2,7 +2,7 @@
 on ``tiny-deep`` (3 blocks per stage, so removing a block is a real option), MDP against uniform width scaling,
 magnitude (L1) channel pruning and greedy latency-aware (HALP-style) pruning at equal measured latency.
 
-    python benchmarks/mdp_hard.py [--seed N] [--out runs/bench-mdp-hard] [--threads 1] [--quick]
+    python benchmarks/mdp_hard.py [--seed N] [--out runs/bench-mdp-hard] [--threads 1] [--dense-epochs 8] [--quick]
 
 1. A dense ``tiny-deep`` on 16x32x32 clips, trained once with seed 0 into ``OUT/dense`` (reused by every seed;
    ``--checkpoint`` gives another one).
@@ -105,16 +105,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", help="dense tiny-deep checkpoint to start from (default: train one)")
     parser.add_argument("--seed", type=int, default=0, help="table models, importance batches, fine-tuning")
+    parser.add_argument("--dense-epochs", type=int, help="epochs of the dense model trained here (default: 8)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for training (timing: always 1)")
     parser.add_argument("--out", default="runs/bench-mdp-hard")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny splits, 8 frames, 2 targets, 1 epoch")
     parser.add_argument("--results-root", type=Path, default=RESULTS, help="default: %(default)s")
     parser.add_argument("--tag", default="default", help="the run's name (default: %(default)s)")
     args = parser.parse_args(argv)
-    if args.threads < 1 or args.seed < 0:
-        parser.error("--threads must be >= 1 and --seed >= 0")
+    if args.threads < 1 or args.seed < 0 or (args.dense_epochs is not None and args.dense_epochs < 1):
+        parser.error("--threads and --dense-epochs must be >= 1 and --seed >= 0")
     torch.set_num_threads(args.threads)
     cfg = settings(args.quick)
+    if args.dense_epochs:
+        cfg["dense_train"] = replace(cfg["dense_train"], epochs=args.dense_epochs)
     cfg["finetune"] = replace(cfg["finetune"], seed=args.seed, threads=args.threads)
     out = Path(args.out)
     tag = args.tag + (f"-seed{args.seed}" if args.seed else "") + ("-quick" if args.quick else "")

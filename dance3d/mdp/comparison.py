@@ -39,6 +39,7 @@ BASELINES = METHODS[1:]
 AHEAD_POINTS = 1.0  # MDP is ahead of a baseline by at least this many top-1 points ...
 AHEAD_P = 0.05  # ... or by less, with McNemar's p below this
 PREDICTION_TOLERANCE_PCT = 5.0
+EQUAL_LATENCY_RATIO = 0.95  # a baseline measuring faster than this fraction of MDP's latency is not at equal latency
 
 
 @dataclass(frozen=True)
@@ -142,11 +143,16 @@ def mdp_ahead(pair: dict[str, Any]) -> bool:
     return diff > 0 and (diff >= AHEAD_POINTS or pair["mcnemar_p"] < AHEAD_P)
 
 
+def at_equal_latency(pair: dict[str, Any]) -> bool:
+    """The baseline measured at least ``EQUAL_LATENCY_RATIO`` of MDP's latency (a slower baseline had more time)."""
+    return pair["latency_ratio"] >= EQUAL_LATENCY_RATIO
+
+
 def target_rules(rows: Sequence[dict[str, Any]], pairs: Sequence[dict[str, Any]]) -> dict[str, bool]:
     """The benchmark's pass/fail rules (see ``docs/mdp.md``):
 
     * ``mdp_ahead_of_every_baseline_at_equal_latency``: at the two lowest targets MDP is ahead
-      (:func:`mdp_ahead`) of every baseline;
+      (:func:`mdp_ahead`) of every baseline, each measured at equal latency (:func:`at_equal_latency`);
     * ``blocks_removed_at_some_target``: some MDP model has a removed block;
     * ``prediction_within_5pct``: every MDP model measures within 5% of its predicted latency.
     """
@@ -155,7 +161,8 @@ def target_rules(rows: Sequence[dict[str, Any]], pairs: Sequence[dict[str, Any]]
     complete = {(p["target"], p["baseline"]) for p in judged} == {(t, b) for t in lowest for b in BASELINES}
     mdp_rows = [r for r in rows if r["method"] == "mdp"]
     return {
-        "mdp_ahead_of_every_baseline_at_equal_latency": complete and all(mdp_ahead(p) for p in judged),
+        "mdp_ahead_of_every_baseline_at_equal_latency": complete
+        and all(mdp_ahead(p) and at_equal_latency(p) for p in judged),
         "blocks_removed_at_some_target": any(r["removed_blocks"] for r in mdp_rows),
         "prediction_within_5pct": bool(mdp_rows)
         and all(abs(r["prediction_error_pct"]) <= PREDICTION_TOLERANCE_PCT for r in mdp_rows),
@@ -165,10 +172,12 @@ def target_rules(rows: Sequence[dict[str, Any]], pairs: Sequence[dict[str, Any]]
 __all__ = [
     "AHEAD_P",
     "AHEAD_POINTS",
+    "EQUAL_LATENCY_RATIO",
     "BASELINES",
     "METHODS",
     "FinetuneResult",
     "Pick",
+    "at_equal_latency",
     "finetune_and_test",
     "mdp_ahead",
     "measure_plan_ms",

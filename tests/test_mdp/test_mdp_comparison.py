@@ -111,8 +111,8 @@ def _rows(errors_pct=(-1.0, 2.0, -3.0), removed=(("blocks.1",), (), ())):
 
 
 def _pairs(overrides=None, *, diff=2.0, p=0.2):
-    pairs = [{"target": t, "baseline": b, "top1_diff_points": diff, "mcnemar_p": p} for t in (0.6, 0.45, 0.3)
-             for b in BASELINES]  # fmt: skip
+    pairs = [{"target": t, "baseline": b, "top1_diff_points": diff, "mcnemar_p": p, "latency_ratio": 0.98}
+             for t in (0.6, 0.45, 0.3) for b in BASELINES]  # fmt: skip
     for (target, baseline), values in (overrides or {}).items():
         next(x for x in pairs if (x["target"], x["baseline"]) == (target, baseline)).update(values)
     return pairs
@@ -134,6 +134,9 @@ def test_target_rules_on_synthetic_records():
     assert target_rules(rows, _pairs({(0.6, "greedy"): {"top1_diff_points": -5.0}}))[rule]
     assert not target_rules(rows, _pairs({(0.45, "greedy"): {"top1_diff_points": 0.5}}))[rule]
     assert target_rules(rows, _pairs({(0.3, "uniform"): {"top1_diff_points": 0.5, "mcnemar_p": 0.01}}))[rule]
+    # A baseline measuring well under MDP's latency is not beaten at equal latency; one slower than MDP is.
+    assert not target_rules(rows, _pairs({(0.3, "greedy"): {"latency_ratio": 0.9}}))[rule]
+    assert target_rules(rows, _pairs({(0.3, "greedy"): {"latency_ratio": 1.3}}))[rule]
     missing = [p for p in _pairs() if (p["target"], p["baseline"]) != (0.3, "magnitude")]
     assert not target_rules(rows, missing)[rule]  # a baseline without a comparison is not beaten
     assert not target_rules(_rows(removed=((), (), ())), _pairs())[

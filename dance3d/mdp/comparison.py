@@ -102,7 +102,13 @@ class FinetuneResult:
 
 
 def finetune_and_test(
-    structure: Structure, pick: Pick, *, dense_spec: dict[str, Any], run: RunConfig, out: Path, classes
+    structure: Structure,
+    pick: Pick,
+    *,
+    dense_spec: dict[str, Any],
+    run: RunConfig,
+    out: Path,
+    classes: tuple[str, ...],
 ) -> FinetuneResult:
     """Fine-tune ``pick``'s model with ``run`` (a fresh run in ``out``) and evaluate it on the test split."""
     model = pick.model(structure)

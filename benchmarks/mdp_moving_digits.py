@@ -44,20 +44,18 @@ from dance3d.checkpoint import load_checkpoint, load_network
 from dance3d.config import to_dict
 from dance3d.data.registry import DataConfig, build_dataset
 from dance3d.evaluation import evaluate
-from dance3d.mdp.baselines import TOLERANCE, greedy_steps, magnitude_plans, match_measured, uniform_plans
+from dance3d.mdp.baselines import TOLERANCE
 from dance3d.mdp.calibration import measure_table, summarize_validation
-from dance3d.mdp.checkpoint import KIND, pruned_spec
+from dance3d.mdp.comparison import finetune_and_test, measure_plan_ms, pick_at_equal_latency
 from dance3d.mdp.graph import extract_structure
 from dance3d.mdp.importance import Importance, magnitude_importance, taylor_importance
 from dance3d.mdp.lut import LatencyRuntime, LatencyTable, LayerTable, error_pct
-from dance3d.mdp.lut_measure import TableGrid, measure_model_ms, measure_models_ms
-from dance3d.mdp.materialize import materialize
-from dance3d.mdp.plan import full_plan, width_grid
+from dance3d.mdp.lut_measure import TableGrid, measure_models_ms
+from dance3d.mdp.plan import width_grid
 from dance3d.mdp.problem import build_problem
-from dance3d.mdp.refine import solve_measured
 from dance3d.mdp.solver import SolverConfig, solve
 from dance3d.models import create_model
-from dance3d.training.trainer import RunConfig, StartModel, TrainConfig, train
+from dance3d.training.trainer import RunConfig, TrainConfig, train
 from profiling import collect_env
 
 BENCHMARK = "mdp_moving_digits"
@@ -100,18 +98,6 @@ def dense_checkpoint(args: argparse.Namespace, cfg: dict[str, Any], out: Path) -
         return path
     shutil.rmtree(out / "dense", ignore_errors=True)
     return train(RunConfig(data=cfg["data"], train=cfg["dense_train"]), out / "dense").checkpoint_path
-
-
-def finetune_and_test(structure, plan, importance, spec, cfg, out: Path, classes) -> dict[str, float]:
-    model = materialize(structure, plan, keep=importance.keep_indices(plan.widths))
-    test_set = build_dataset(cfg["data"], "test", classes=classes)
-    before = evaluate(model.eval(), test_set, classes=classes, batch_size=32, progress=False).top1
-    shutil.rmtree(out, ignore_errors=True)
-    start = StartModel(model, KIND, pruned_spec(spec, structure.clip_shape, plan))
-    started = time.perf_counter()
-    train(RunConfig(data=cfg["data"], train=cfg["finetune"]), out, start=start)
-    after = evaluate(model.eval(), test_set, classes=classes, batch_size=32, progress=False).top1
-    return {"top1_before_finetune": before, "top1": after, "finetune_s": time.perf_counter() - started}
 
 
 def synthetic_r2plus1d_solve(clip_shape: tuple[int, int, int, int]) -> dict[str, Any]:
@@ -184,49 +170,29 @@ def main(argv: list[str] | None = None) -> None:
     # Phase 1, right after the table: every latency-dependent choice (MDP's measured budget
     # correction, the baselines' latency matching), so all timing sits in one stretch of time.
     phase_started = time.perf_counter()
-
-    def measure_with(importance: Importance):
-        return lambda plan: measure_model_ms(
-            materialize(structure, plan, keep=importance.keep_indices(plan.widths)), clip_shape, runtime
-        )
-
-    greedy_path = [full_plan(structure), *(step.plan for step in greedy_steps(structure, table, taylor))]
-    picks = []
-    for target in cfg["targets"]:
-        measured_solution = solve_measured(
-            structure, table, taylor, budget_ms=target * table.dense_latency_ms, measure=measure_with(taylor)
-        )
-        solution = measured_solution.solution
-        extra = {"solve_s": solution.solve_s, "mip_gap": solution.mip_gap, "rounds": measured_solution.rounds}
-        mdp_ms = measured_solution.measured_ms
-        picks.append((target, "mdp", solution.plan, mdp_ms, taylor, extra))
-        for method, plans, importance in (("uniform", uniform_plans(structure, table), taylor),
-                                          ("magnitude", magnitude_plans(structure, table), magnitude),
-                                          ("greedy", greedy_path, taylor)):  # fmt: skip
-            plan, measured = match_measured(plans, table, budget_ms=mdp_ms, measure=measure_with(importance))
-            picks.append((target, method, plan, measured, importance, {}))
+    picks = pick_at_equal_latency(structure, table, taylor=taylor, magnitude=magnitude, targets=cfg["targets"],
+                                  measure=lambda plan: measure_plan_ms(structure, plan, runtime))  # fmt: skip
     timings_s["solve_and_match"] = time.perf_counter() - phase_started
 
     # Phase 2: all picked models and the dense one timed again together, round-robin, as the
     # table's validation models were; the prediction error is read from these timings.
-    check_ms = measure_models_ms(
-        [dense, *(materialize(structure, plan, keep=imp.keep_indices(plan.widths)) for _, _, plan, _, imp, _ in picks)],
-        clip_shape, runtime,
-    )  # fmt: skip
+    check_ms = measure_models_ms([dense, *(pick.model(structure) for pick in picks)], clip_shape, runtime)
     dense_check_ms, check_ms = check_ms[0], check_ms[1:]
 
     # Phase 3: fine-tune and test every picked model (no timing from here on).
     phase_started = time.perf_counter()
     rows = []
-    for (target, method, plan, measured, importance, extra), checked in zip(picks, check_ms, strict=True):
-        scores = finetune_and_test(structure, plan, importance, spec, cfg, out / "finetune" / f"{target}-{method}",
-                                   classes)  # fmt: skip
-        predicted = table.predict_ms(plan)
+    finetune_run = RunConfig(data=cfg["data"], train=cfg["finetune"])
+    for pick, checked in zip(picks, check_ms, strict=True):
+        tuned = finetune_and_test(structure, pick, dense_spec=spec, run=finetune_run, classes=classes,
+                                  out=out / "finetune" / f"{pick.target}-{pick.method}")  # fmt: skip
+        predicted = table.predict_ms(pick.plan)
         rows.append({
-            "target": target, "method": method, "budget_ms": target * table.dense_latency_ms,
-            "predicted_ms": predicted, "matched_ms": measured, "measured_ms": checked,
+            "target": pick.target, "method": pick.method, "budget_ms": pick.target * table.dense_latency_ms,
+            "predicted_ms": predicted, "matched_ms": pick.matched_ms, "measured_ms": checked,
             "prediction_error_pct": error_pct(predicted, checked),
-            "removed_blocks": list(plan.removed_blocks), "widths": plan.widths, **extra, **scores,
+            "removed_blocks": list(pick.plan.removed_blocks), "widths": pick.plan.widths, **pick.extra,
+            "top1_before_finetune": tuned.top1_before_finetune, "top1": tuned.top1, "finetune_s": tuned.finetune_s,
         })  # fmt: skip
 
     timings_s["finetune_and_test"] = time.perf_counter() - phase_started

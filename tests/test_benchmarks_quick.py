@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from dance3d.benchmark_results import RESULT_FILE, load_results, validate_result
@@ -121,6 +122,34 @@ def test_mdp_moving_digits_quick(tmp_path):
     assert set(result["targets"]) == {"mdp_prediction_within_10pct", "mdp_at_least_as_accurate",
                                       "r2plus1d_solve_under_10s", "mdp_measured_within_budget_2pct"}  # fmt: skip
     assert len(result["r2plus1d_18_solve"]["solves"]) == 3
+
+
+@pytest.mark.slow  # dense training, a latency table and eight fine-tunings on 8x32x32 clips: ~20 s
+def test_mdp_hard_quick(tmp_path):
+    done = run_quick("mdp_hard.py", tmp_path, "--out", str(tmp_path / "run"), "--seed", "1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = only_result(tmp_path, "mdp_hard", "default-seed1-quick")
+    assert result["seed"] == 1 and result["settings"]["finetune"]["seed"] == 1
+    assert result["settings"]["data"]["task"] == "digit-direction" and result["settings"]["dense_seed"] == 0
+    methods = ["mdp", "uniform", "magnitude", "greedy"]
+    assert [(r["target"], r["method"]) for r in result["rows"]] == [(t, m) for t in (0.6, 0.3) for m in methods]
+    assert all(r["measured_ms"] > 0 and 0.0 <= r["top1"] <= 1.0 for r in result["rows"])
+    assert [(p["target"], p["baseline"]) for p in result["paired"]] == [(t, m) for t in (0.6, 0.3) for m in methods[1:]]
+    assert set(result["targets"]) == {"mdp_ahead_of_every_baseline_at_equal_latency",
+                                      "blocks_removed_at_some_target", "prediction_within_5pct"}  # fmt: skip
+    folder = tmp_path / "results" / "mdp_hard" / "default-seed1-quick"
+    clips = pd.read_parquet(folder / "clips.parquet")
+    assert len(clips) == (1 + len(result["rows"])) * 48 and set(clips["seed"]) == {1}  # dense + every pick
+    top1 = clips.groupby(["target", "method"])["correct"].mean()
+    assert all(top1[(r["target"], r["method"])] == pytest.approx(r["top1"]) for r in result["rows"])
+    assert (folder / "structures.png").stat().st_size > 5000
+
+
+def test_mdp_hard_bad_arguments_are_one_clear_error(tmp_path):
+    done = run_quick("mdp_hard.py", tmp_path, "--threads", "0")
+    assert done.returncode == 2 and "--threads and --dense-epochs must be >= 1" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "results").exists()
 
 
 @pytest.mark.slow  # four subprocesses that each import torch and decode a video

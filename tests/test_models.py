@@ -8,6 +8,7 @@ from dance3d.models.weights import load_pretrained
 # Small clips each family accepts; heavyweight models are marked slow.
 FAST = {
     "tiny": (8, 32, 32),
+    "tiny-deep": (8, 32, 32),
     "tiny-test": (8, 32, 32),
     "tiny-test-deep": (8, 32, 32),
     "r3d_18": (4, 32, 32),

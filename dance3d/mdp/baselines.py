@@ -11,8 +11,8 @@
   MDP's MILP, so the two differ only in how they search; unlike MDP it never removes a block.
 
 Latency matching: :func:`match_predicted` picks, from a list of plans, the one predicted closest to
-the target without exceeding it; :func:`match_measured` goes on from there to narrower plans until
-one *measures* within the target on the device.
+the target without exceeding it; :func:`match_measured` goes on from there to the widest plan that
+*measures* within the target on the device (narrower while it measures over, wider while they fit).
 """
 
 from __future__ import annotations
@@ -81,19 +81,33 @@ def match_measured(
     measure: Callable[[PrunePlan], float],
     tolerance: float = TOLERANCE,
 ) -> tuple[PrunePlan, float]:
-    """Measure from :func:`match_predicted`'s plan (the fastest predicted when none fits) on through the narrower
-    ``plans`` (widest first) until one measures within ``budget_ms x tolerance``: (plan, measured ms). When none
-    does, the last one measured."""
+    """The widest of ``plans`` (widest first) that measures within ``budget_ms x tolerance``: (plan, measured ms).
+
+    The search starts at :func:`match_predicted`'s plan (the fastest predicted when none fits). While it measures
+    over, it walks to narrower plans; when it measures within, it walks to wider plans while they measure within
+    too, so a table that over-predicts this device does not leave the plan faster than the budget. When none
+    measures within, the last one measured.
+    """
     try:
-        start = plans.index(match_predicted(plans, table, budget_ms=budget_ms))
+        index = plans.index(match_predicted(plans, table, budget_ms=budget_ms))
     except ConfigError:
-        start = min(range(len(plans)), key=lambda i: table.predict_ms(plans[i]))
-    plan, measured = plans[start], float("inf")
-    for plan in plans[start:]:
-        measured = measure(plan)
-        if measured <= budget_ms * tolerance:
-            break
-    return plan, measured
+        index = min(range(len(plans)), key=lambda i: table.predict_ms(plans[i]))
+    limit = budget_ms * tolerance
+    measured = measure(plans[index])
+    if measured <= limit:
+        while index > 0:
+            wider = next((i for i in range(index - 1, -1, -1) if plans[i] != plans[index]), None)
+            if wider is None:
+                break
+            wider_ms = measure(plans[wider])
+            if wider_ms > limit:
+                break
+            index, measured = wider, wider_ms
+        return plans[index], measured
+    while index + 1 < len(plans) and measured > limit:
+        index += 1
+        measured = measure(plans[index])
+    return plans[index], measured
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@ closes the loop on the device: each round solves under an effective budget, meas
 and stops once the measurement is within ``tolerance_pct`` of the user's budget (or below it);
 otherwise the effective budget shrinks by ``budget / measured`` and the next round solves again.
 The latency model is left as it is, so every round's prediction error is an honest held-out one.
+A budget tightened below the fastest structure on the width grid is raised to it, and the rounds
+stop once that structure has been measured (a device far slower than its table, or a table timed in
+a quiet spell and a solution timed in a busy one, gets the fastest structure instead of an error).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dance3d.mdp.importance import Importance
 from dance3d.mdp.lut import LatencyTable, error_pct
 from dance3d.mdp.plan import PrunePlan
 from dance3d.mdp.problem import build_problem
-from dance3d.mdp.solver import Solution, SolverConfig, solve
+from dance3d.mdp.solver import Solution, SolverConfig, minimum_latency_ms, solve
 
 
 @dataclass
@@ -52,11 +55,13 @@ def solve_measured(
         raise ValueError("max_rounds must be >= 1")
     rounds: list[dict[str, Any]] = []
     effective_ms = budget_ms
+    floor_ms: float | None = None  # the fastest structure's prediction, computed once a budget is tightened
+    config = solver or SolverConfig(remove_blocks=remove_blocks)
     while True:
         problem = build_problem(
             structure, table, importance, budget_ms=effective_ms, width_step=width_step, remove_blocks=remove_blocks
         )
-        solution = solve(problem, solver or SolverConfig(remove_blocks=remove_blocks))
+        solution = solve(problem, config)
         measured = measure(solution.plan)
         rounds.append(
             {"round": len(rounds) + 1, "effective_budget_ms": effective_ms, "predicted_ms": solution.predicted_ms,
@@ -65,4 +70,8 @@ def solve_measured(
         )  # fmt: skip
         if measured <= budget_ms * (1.0 + tolerance_pct / 100.0) or len(rounds) == max_rounds:
             return MeasuredSolution(solution, measured, rounds)
-        effective_ms *= budget_ms / measured
+        if floor_ms is None:
+            floor_ms = minimum_latency_ms(problem, config) * (1.0 + 1e-9)
+        if effective_ms <= floor_ms:  # the fastest structure on the grid is measured: nothing tighter to solve
+            return MeasuredSolution(solution, measured, rounds)
+        effective_ms = max(effective_ms * budget_ms / measured, floor_ms)

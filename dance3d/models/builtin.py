@@ -117,3 +117,14 @@ def tiny_test_deep(num_classes: int, **kwargs) -> TinyVideoResNet:
         **kwargs,
     }
     return TinyVideoResNet(num_classes, **kwargs)
+
+
+@register_model(
+    "tiny-deep",
+    family="builtin",
+    default_clip=(16, 32, 32),
+    description="3D ResNet, 6 blocks (3 per stage, 32/64 wide): tiny with blocks to spare for block removal",
+)
+def tiny_deep(num_classes: int, **kwargs) -> TinyVideoResNet:
+    kwargs = {"blocks_per_stage": (3, 3), **kwargs}
+    return TinyVideoResNet(num_classes, **kwargs)

@@ -99,6 +99,26 @@ def test_latency_matching_walks_to_narrower_plans_until_one_measures_within_the_
     assert exact_plan == measured[0]
 
 
+def test_latency_matching_walks_to_wider_plans_on_a_device_faster_than_the_table(setup):
+    _, structure, table = setup
+    plans = uniform_plans(structure, table)
+    predicted = sorted({table.predict_ms(p) for p in plans})
+    budget = 1.001 * 0.75 * predicted[len(predicted) // 2]  # the middle plan fits this device, not the table
+    measured = []
+
+    def fast_device(plan: PrunePlan) -> float:  # runs 25% faster than the table predicts
+        measured.append(plan)
+        return 0.75 * table.predict_ms(plan)
+
+    plan, plan_ms = match_measured(plans, table, budget_ms=budget, measure=fast_device, tolerance=1.0)
+    assert measured[0] == match_predicted(plans, table, budget_ms=budget)  # starts at the predicted match
+    assert plan_ms == 0.75 * table.predict_ms(plan) <= budget
+    assert table.predict_ms(plan) > table.predict_ms(measured[0])  # wider than the predicted match
+    wider = [p for p in plans[: plans.index(plan)] if p != plan]
+    assert wider and 0.75 * table.predict_ms(wider[-1]) > budget  # the next wider plan measures over: widest fit
+    assert measured[-1] == wider[-1] and table.predict_ms(plan) == predicted[len(predicted) // 2]
+
+
 def test_greedy_pruner_meets_the_target_and_removes_low_importance_per_ms_groups_first(setup):
     _, structure, table = setup
     low = "blocks.2.conv_a"

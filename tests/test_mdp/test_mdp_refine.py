@@ -7,7 +7,9 @@ from mdp_helpers import randomize_bn, synthetic_table
 from dance3d.mdp.graph import extract_structure
 from dance3d.mdp.importance import magnitude_importance
 from dance3d.mdp.plan import full_plan
+from dance3d.mdp.problem import build_problem
 from dance3d.mdp.refine import solve_measured
+from dance3d.mdp.solver import minimum_latency_ms
 from dance3d.models import create_model
 
 
@@ -48,3 +50,17 @@ def test_an_accurate_table_needs_one_round_and_rounds_are_capped():
     assert len(capped.rounds) == 2
     with pytest.raises(ValueError, match="max_rounds"):
         solve_measured(structure, table, importance, budget_ms=budget, measure=table.predict_ms, max_rounds=0)
+
+
+def test_a_budget_tightened_below_the_fastest_structure_ends_at_it_instead_of_an_error():
+    structure, table, importance = _setup()
+    budget = 0.6 * table.predict_ms(full_plan(structure))
+
+    def crawling_device(plan):  # ten times slower than the table: no structure on the grid meets the budget
+        return 10.0 * table.predict_ms(plan)
+
+    result = solve_measured(structure, table, importance, budget_ms=budget, measure=crawling_device, max_rounds=5)
+    floor = minimum_latency_ms(build_problem(structure, table, importance, budget_ms=budget))
+    assert 2 <= len(result.rounds) < 5  # stops once the fastest structure has been measured
+    assert result.rounds[-1]["effective_budget_ms"] == pytest.approx(floor)
+    assert result.solution.predicted_ms == pytest.approx(floor) and result.measured_ms > budget

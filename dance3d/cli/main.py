@@ -22,6 +22,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("ava", "ava", "DANCE stage 1: fine-tune a dense model to amplify activation variability"),
     ("aap", "aap", "DANCE stage 2: train the per-clip pruning controller (dynamic model)"),
     ("budget", "budget", "re-target a dynamic checkpoint to a mean MAC fraction (no training)"),
+    ("cost_table", "cost-table", "DANCE: per gated block and keep level latency (joules) table on this device"),
     ("latency_table", "latency-table", "MDP: per-layer latency table over widths on this device"),
     ("mdp", "mdp", "MDP: latency-constrained channel + block pruning (MILP), then fine-tune"),
     ("models", "models", "list the model zoo"),

@@ -274,3 +274,16 @@ def load_for(path: str | Path, model: DynamicModel, *, cost: CostName) -> BlockC
             f"{path} holds no joules ({table.energy_status}); use the latency cost or rebuild it with a meter"
         )
     return table
+
+
+@torch.no_grad()
+def mean_table_cost(
+    model: DynamicModel, clips: torch.Tensor, table: BlockCostTable, *, cost: CostName = "latency",
+    batch_size: int = 32,
+) -> float:  # fmt: skip
+    """Mean per-clip table cost of ``model`` (as it is set now, controller included) over ``clips`` (N, C, T, H, W)."""
+    total = 0.0
+    for start in range(0, len(clips), batch_size):
+        model(clips[start : start + batch_size])
+        total += float(table.last_forward_cost(model, cost=cost).sum())
+    return total / len(clips)

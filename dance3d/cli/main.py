@@ -25,6 +25,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("cost_table", "cost-table", "DANCE: per gated block and keep level latency (joules) table on this device"),
     ("latency_table", "latency-table", "MDP: per-layer latency table over widths on this device"),
     ("mdp", "mdp", "MDP: latency-constrained channel + block pruning (MILP), then fine-tune"),
+    ("stack", "stack", "MDP at a latency target, then DANCE with the device objective on the smaller model"),
     ("models", "models", "list the model zoo"),
     ("show_env", "show-env", "versions, devices and which energy meters work"),
     ("profile", "profile", "MACs, bytes, latency and energy per clip"),

@@ -37,7 +37,7 @@ def latency_table(trained_tiny, tmp_path_factory) -> str:
     return str(table.save(tmp_path_factory.mktemp("lut") / "lut.json"))
 
 
-@pytest.mark.slow  # four stages end to end: about a minute on 2 idle cores
+@pytest.mark.slow  # four stages end to end (MDP, a cost table, AVA, AAP): minutes on the shared 2-core VM
 def test_stack_prunes_then_trains_aap_on_the_pruned_models_cost_table(trained_tiny, latency_table, run_cli, tmp_path):
     out = tmp_path / "stack"
     args = ["stack", "--checkpoint", trained_tiny, "--latency-table", latency_table, "--target-latency", "0.6",

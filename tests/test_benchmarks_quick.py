@@ -160,3 +160,20 @@ def test_decode_memory_quick(tmp_path):
     assert result["settings"]["frames"] == 150
     assert set(result["rows"]) == {"uniform/whole", "uniform/stop_early", "center/whole", "center/stop_early"}
     assert all(row["added_mb"] > 0 for row in result["rows"].values())
+
+
+@pytest.mark.slow  # dense training, AVA, two AAP runs, a static fine-tune, an MDP table and MDP + DANCE: minutes
+def test_device_aware_quick(tmp_path):
+    done = run_quick("device_aware.py", tmp_path, "--work-dir", str(tmp_path / "runs"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = only_result(tmp_path, "device_aware", "default-quick")
+    assert [r["method"] for r in result["rows"]] == ["dense", "dance_macs", "dance_latency", "static", "mdp_dance"]
+    assert all(r["measured_ms"] > 0 and 0.0 <= r["top1"] <= 1.0 for r in result["rows"])
+    twin, latency = result["rows"][1], result["rows"][2]
+    assert latency["target_latency_ms"] == pytest.approx(twin["val_table_ms"])  # matched cost
+    assert [r["keep_fraction"] for r in result["table_check"]] == [1.0, 0.5]
+    assert set(result["targets"]) == {
+        "latency_objective_ahead_of_mac_objective", "table_prediction_within_10pct", "stacked_on_front"
+    }  # fmt: skip
+    folder = tmp_path / "results" / "device_aware" / "default-quick"
+    assert (folder / "tradeoff.png").is_file() and (folder / "cost_table.json").is_file()

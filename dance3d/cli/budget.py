@@ -1,9 +1,11 @@
-"""``dance3d budget``: re-target a dynamic checkpoint to a mean MAC fraction, without training.
+"""``dance3d budget``: re-target a dynamic checkpoint to a mean MAC fraction or latency, without training.
 
     dance3d budget --checkpoint runs/aap/model.pt --target-mac-fraction 0.3 --out runs/aap-0.3/model.pt
+    dance3d budget --checkpoint runs/aap/model.pt --target-latency-ms 4 --cost-table cost.json --out ...
 
 Shifts the controller's logits (all run-time knobs, or ``--knobs``) by the largest offset whose mean
-MAC fraction on validation clips is at most the target, and writes a checkpoint that runs there.
+MAC fraction (or per-clip latency predicted by a 'dance3d cost-table' table) on validation clips is at
+most the target, and writes a checkpoint that runs there.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dance3d.cli.common import (
     add_threads_arg,
     check_out_file,
     fraction,
+    positive_float,
     positive_int,
     print_json,
     print_table,
@@ -27,9 +30,12 @@ from dance3d.cli.common import (
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(subparsers, "budget", __doc__)
     parser.add_argument("--checkpoint", required=True, help="dynamic model checkpoint (aap, or study deploy)")
-    parser.add_argument(
-        "--target-mac-fraction", type=fraction, required=True, help="mean MACs / dense MACs in (0, 1], e.g. 0.3"
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--target-mac-fraction", type=fraction, help="mean MACs / dense MACs in (0, 1], e.g. 0.3")
+    target.add_argument(
+        "--target-latency-ms", type=positive_float, help="mean per-clip latency by the --cost-table, in ms"
     )
+    parser.add_argument("--cost-table", help="JSON from 'dance3d cost-table' of this model (with --target-latency-ms)")
     parser.add_argument("--out", required=True, help="checkpoint to write")
     add_force_arg(parser)
     add_data_args(parser)
@@ -42,15 +48,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _cost(args: argparse.Namespace):
+    """The budget's cost: the MAC fraction, or the latency the cost table predicts."""
+    from dance3d.dynamic.budget import MAC_FRACTION, BudgetCost
+    from dance3d.errors import ConfigError
+
+    if args.target_latency_ms is None:
+        if args.cost_table is not None:
+            raise ConfigError("--cost-table goes with --target-latency-ms")
+        return MAC_FRACTION
+    if args.cost_table is None:
+        raise ConfigError("--target-latency-ms needs --cost-table (a table of this model from 'dance3d cost-table')")
+    from dance3d.dance.device_cost import BlockCostTable, mean_table_cost
+
+    table = BlockCostTable.load(args.cost_table)
+    return BudgetCost(
+        "latency_ms",
+        measure=lambda model, clips: mean_table_cost(model, clips, table, batch_size=args.batch_size),
+        check=table.check_matches,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from dance3d.dynamic.budget import retarget_checkpoint
 
     check_out_file(args.out, force=args.force)
     knobs = tuple(v.strip() for v in args.knobs.split(",") if v.strip())
+    cost = _cost(args)
     done = retarget_checkpoint(
         args.checkpoint,
         args.out,
-        args.target_mac_fraction,
+        args.target_mac_fraction or args.target_latency_ms,
+        cost=cost,
         data_source=args.data,
         skip_bad=args.skip_bad,
         split=args.split,
@@ -66,10 +95,7 @@ def run(args: argparse.Namespace) -> int:
         [
             ("wrote", str(done.path)),
             ("offset", f"{fit.offset:+.3f} on {', '.join(knobs) or 'every knob'}"),
-            (
-                f"mean MAC fraction ({fit.num_clips} {args.split} clips)",
-                f"{done.mac_fraction_before:.4f} -> {fit.mac_fraction:.4f}",
-            ),
+            (f"mean {fit.cost} ({fit.num_clips} {args.split} clips)", f"{done.before:.4f} -> {fit.value:.4f}"),
             ("knobs", " ".join(f"{k}={v:+.3f}" for k, v in fit.knobs.items()) or "none"),
             ("evaluate it", f"dance3d eval --checkpoint {done.path} --split test"),
         ]

@@ -29,6 +29,7 @@ from dance3d.dance.aap import AapSettings, teacher_logits, train_aap
 from dance3d.dance.ava import AvaResult, AvaSettings, amplify
 from dance3d.dance.common import accuracy, clip_shape, start_stage, write_jsonl
 from dance3d.dance.data import ClipCache, cached_split
+from dance3d.dance.device_cost import UNITS, load_for, mean_table_cost
 from dance3d.dance.plots import plot_variability
 from dance3d.data.registry import DataConfig, build_dataset
 from dance3d.dynamic import DynamicConfig, DynamicModel, convert_model
@@ -151,6 +152,7 @@ class AapRun:
     history: list[dict[str, Any]]
     val_top1: float
     val_mac_fraction: float
+    val_table_cost: float | None = None  # mean per-clip ms (J) the cost table predicts, for a latency (energy) cost
 
 
 def run_ava(config: DanceRunConfig, checkpoint_path: str | Path, out_dir: str | Path) -> AvaRun:
@@ -189,6 +191,11 @@ def run_aap(config: DanceRunConfig, checkpoint_path: str | Path, out_dir: str | 
     tqdm.write(f"val top-1 {run.val_top1:.4f}  mean MAC fraction {run.val_mac_fraction:.4f}")
     spec = dynamic_spec(model, checkpoint.model, backbone_kind=checkpoint.kind)
     aap = {"val_top1": run.val_top1, "val_mac_fraction": run.val_mac_fraction}
+    if settings.cost != "macs":
+        table = load_for(settings.cost_table, model, cost=settings.cost)
+        run.val_table_cost = mean_table_cost(model, val.clips.float(), table, cost=settings.cost, batch_size=64)
+        aap[f"val_table_{settings.cost}_{UNITS[settings.cost].lower()}"] = run.val_table_cost
+        tqdm.write(f"val mean table {settings.cost} {run.val_table_cost:.4g} {UNITS[settings.cost]} per clip")
     record = Checkpoint.create(
         KIND, spec, model.state_dict(),
         data=config.data, classes=classes, config=config, history=outcome.history, aap=aap,

@@ -395,6 +395,12 @@ class DynamicModel(nn.Module):
             total = macs if total is None else total + macs
         self.last_macs = total + fixed
 
+    def last_keep_counts(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Per gated block, the kept (frames, channels, tiles) counts (B,) of the last forward; in train mode
+        they carry the straight-through surrogate gradient to the controller, like :attr:`last_mac_fraction`."""
+        masks = self._context.masks or [_Masks.of(d) for d in self.last_decisions]
+        return [(m.frames.sum(dim=1), m.channels.sum(dim=1), m.tiles.sum(dim=1)) for m in masks]
+
     @property
     def last_mac_fraction(self) -> torch.Tensor:
         """Per-clip MAC fraction (B,) of the last forward vs the dense model (differentiable in train mode)."""

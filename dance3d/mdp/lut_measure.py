@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +86,25 @@ def measure_models_ms(
         for _ in range(runtime.rounds):
             for i, model in enumerate(copies):
                 best[i] = min(best[i], _round_median_ms(model, clip, runtime))
+                bar.update(1)
+    return best
+
+
+def measure_calls_ms(
+    calls: Mapping[str, Callable[[], Any]], runtime: LatencyRuntime, *, progress: bool = False, desc: str = "measure"
+) -> dict[str, float]:
+    """Latency of zero-argument calls already on the runtime's device, timed as :func:`measure_models_ms` times
+    models: rounds interleaved across the calls, the lowest round median kept."""
+    runtime_dtype(runtime)  # refuses a device or precision this machine cannot run
+    marker = torch.empty(0, device=runtime.device)  # what the timer synchronises
+    best = dict.fromkeys(calls, float("inf"))
+    with (
+        runtime_threads(runtime),
+        progress_bar(total=runtime.rounds * len(calls), desc=desc, unit="call", disable=not progress) as bar,
+    ):
+        for _ in range(runtime.rounds):
+            for name, call in calls.items():
+                best[name] = min(best[name], _round_median_ms(lambda _x, call=call: call(), marker, runtime))
                 bar.update(1)
     return best
 

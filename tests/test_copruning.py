@@ -187,3 +187,20 @@ def test_bad_settings_are_refused_with_a_clear_error(settings, message):
 def test_an_unknown_execution_mode_is_refused():
     with pytest.raises(ConfigError, match="execution mode must be one of simulate, compact"):
         make_copruned().set_mode("sparse")
+
+
+def test_the_mac_penalty_drives_the_masks_towards_the_target():
+    """A few generator steps on the penalty alone lower the hard MAC fraction from everything-kept."""
+    model = make_copruned(channel_threshold=0.3).train()
+    x = torch.randn(4, 3, 2, 16, 16)
+    optimizer = torch.optim.Adam(model.generator.parameters(), lr=0.05)
+    fractions = []
+    for _ in range(15):
+        model(x)
+        fractions.append(float(model.last_mac_fraction.detach().mean()))
+        loss = torch.relu(model.last_mac_fraction.mean() - 0.3)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert fractions[0] > 0.9  # S starts above the threshold: every tile kept
+    assert fractions[-1] < 0.6

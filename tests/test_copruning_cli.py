@@ -28,7 +28,7 @@ def dense_checkpoint(tmp_path_factory):
 def copruned(dense_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("cp") / "run"
     args = ["copruning", "--checkpoint", str(dense_checkpoint), "--out", str(out), "--tile-size", "4",
-            "--target-mac-fraction", "0.5", "--format", "json", *FAST]  # fmt: skip
+            "--target-mac-fraction", "0.5", "--distill-weight", "0.5", "--format", "json", *FAST]  # fmt: skip
     assert main(args) == 0
     return out
 
@@ -38,6 +38,7 @@ def test_copruning_writes_a_copruned_checkpoint_that_loads(copruned, dense_check
     assert checkpoint.kind == "copruned"
     assert checkpoint.model["name"] == "simvp-test" and checkpoint.model["copruning"]["target_mac_fraction"] == 0.5
     assert checkpoint.model["copruning"]["backbone"] == "simvp-test"  # taken from the dense checkpoint
+    assert checkpoint.config["train"]["distill_weight"] == 0.5
     row = checkpoint.history[0]
     assert set(row) >= {"train_loss", "train_mac_fraction", "val_mse", "val_persistence_mse", "val_mac_fraction"}
     assert 0 < row["val_mac_fraction"] <= 1.05

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
+import torch
 
 from dance3d.checkpoint import load_checkpoint
+from dance3d.cli.forecast_eval import checkpoint_data
 from dance3d.cli.main import main
 from dance3d.copruning import CoprunedSimVP
+from dance3d.data.registry import build_dataset
 from dance3d.loading import load_model
 
 DATA = ["--set", "data.forecast.num_train=16", "--set", "data.forecast.num_val=8", "--set", "data.forecast.num_test=8",
@@ -94,3 +98,16 @@ def test_an_existing_run_is_not_overwritten(run_cli, dense_checkpoint, copruned)
 def test_dynamic_only_flags_are_refused_on_a_copruned_model(run_cli, copruned):
     code, _, err = run_cli("eval", "--checkpoint", str(copruned / "model.pt"), "--knob", "a=1")
     assert code == 2 and "apply to dynamic checkpoints" in err
+
+
+def test_profile_counts_what_compact_execution_runs(run_cli, copruned):
+    """``profile --execution compact`` counts the MACs the masks leave for the first test sample."""
+    code, out, err = run_cli("profile", "--checkpoint", str(copruned / "model.pt"), "--execution", "compact",
+                             "--limit", "1", "--repeats", "1", "--no-energy", "--format", "json")  # fmt: skip
+    assert code == 0, err
+    loaded = load_model(copruned / "model.pt")
+    dataset = build_dataset(checkpoint_data(loaded, argparse.Namespace(data=None, overrides=[])), "test",
+                            classes=loaded.classes)  # fmt: skip
+    with torch.no_grad():
+        loaded.model.set_mode("compact")(dataset[0]["inputs"][None])
+    assert json.loads(out)["macs"] == loaded.model.last_macs.item()

@@ -35,7 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", required=True, help="trained simvp forecaster model.pt (from 'dance3d train')")
     parser.add_argument("--out", required=True, help="run directory (model.pt, config.yaml, metrics.jsonl)")
     parser.add_argument(
-        "--target-mac-fraction", type=fraction, help="mean MAC fraction to train for (copruning.target_mac_fraction)"
+        "--target-mac-fraction",
+        type=fraction,
+        help="ceiling of the mean MAC fraction: the penalty acts above it (copruning.target_mac_fraction)",
     )
     parser.add_argument("--tile-size", type=positive_int, help="data-mask tile side in pixels, a multiple of 4")
     parser.add_argument(

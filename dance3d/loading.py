@@ -4,6 +4,7 @@ Importing this module registers them: each method's ``checkpoint`` module regist
 with :mod:`dance3d.checkpoint` when imported (a new method adds its import here).
 """
 
+import dance3d.copruning.checkpoint  # noqa: F401 - kind "copruned"
 import dance3d.dynamic.checkpoint  # noqa: F401 - kind "dynamic"
 import dance3d.forecast.checkpoint  # noqa: F401 - kind "forecast"
 import dance3d.mdp.checkpoint  # noqa: F401 - kind "pruned"

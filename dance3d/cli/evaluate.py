@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     loaded = load_model(args.checkpoint)
     apply_execution(loaded.model, args)
-    if loaded.kind == "forecast":
+    if loaded.kind in ("forecast", "copruned"):
         from dance3d.cli.forecast_eval import run_forecast_eval
 
         return run_forecast_eval(loaded, args)

@@ -23,25 +23,34 @@ def checkpoint_data(loaded: LoadedModel, args: argparse.Namespace) -> DataConfig
 
 def run_forecast_eval(loaded: LoadedModel, args: argparse.Namespace) -> int:
     from dance3d.cli.common import print_json, print_table
+    from dance3d.copruning.recording import record_mac_fractions
     from dance3d.training.trainer import resolve_device
 
     data = checkpoint_data(loaded, args)
     dataset = build_dataset(data, args.split, classes=loaded.classes)
-    result = evaluate_forecast(
-        loaded.model,
-        dataset,
-        batch_size=args.batch_size,
-        device=resolve_device(args.device),
-        num_workers=args.workers,
-        limit=args.limit,
-        progress=args.format == "table",
-    )
+    with record_mac_fractions(loaded.model) as fractions:
+        result = evaluate_forecast(
+            loaded.model,
+            dataset,
+            batch_size=args.batch_size,
+            device=resolve_device(args.device),
+            num_workers=args.workers,
+            limit=args.limit,
+            progress=args.format == "table",
+        )
     report = result.to_dict(with_records=args.records)
     report.update({"checkpoint": str(args.checkpoint), "task": "forecast", "data": data.source, "split": args.split})
+    copruned = {}
+    if fractions:  # a co-pruned model: its execution mode and the MACs its masks left, per sample
+        copruned = {"execution": loaded.model.mode, "mac_fraction": sum(fractions) / len(fractions)}
+        report.update(copruned)
+        if args.records:
+            for row, value in zip(report["records"], fractions, strict=True):
+                row["mac_fraction"] = value
     if args.format == "json":
         print_json(report)
         return 0
-    print_table(table_rows(result, source=data.source))
+    print_table(table_rows(result, source=data.source) + list(copruned.items()))
     return 0
 
 

@@ -66,7 +66,8 @@ def add_execution_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--execution",
         choices=("simulate", "compact"),
-        help="dynamic checkpoints: 'simulate' (masks on dense tensors, default) or 'compact' (real sparse execution)",
+        help="dynamic and co-pruned checkpoints: 'simulate' (masks on dense tensors, default) or 'compact' "
+        "(real sparse execution)",
     )
     parser.add_argument("--calibration", metavar="JSON", help="with --execution compact: a saved compact calibration")
     parser.add_argument(
@@ -86,12 +87,20 @@ def add_execution_args(parser: argparse.ArgumentParser) -> None:
 
 def apply_execution(model: nn.Module, args: argparse.Namespace) -> None:
     """Set the execution mode asked for; ``--execution`` on a dense model is a user error."""
+    from dance3d.copruning import CoprunedSimVP
     from dance3d.dynamic import DynamicModel, set_execution_mode
 
     execution = getattr(args, "execution", None)
     calibration = getattr(args, "calibration", None)
     compile_controller = getattr(args, "compile_controller", False)
     knobs = parse_knob_settings(getattr(args, "knob", []))
+    if isinstance(model, CoprunedSimVP):
+        if calibration or compile_controller or knobs:
+            raise ConfigError(
+                "--calibration/--compile-controller/--knob apply to dynamic checkpoints (written by aap) only"
+            )
+        model.set_mode(execution or "simulate")
+        return
     if not isinstance(model, DynamicModel):
         if execution or calibration or compile_controller or knobs:
             raise ConfigError(
@@ -152,7 +161,7 @@ def load_model_and_clips(args: argparse.Namespace) -> tuple[str, nn.Module, torc
 
     loaded = load_model(args.checkpoint)
     apply_execution(loaded.model, args)
-    if loaded.kind == "forecast":
+    if loaded.kind in ("forecast", "copruned"):
         from dance3d.cli.forecast_eval import checkpoint_data
 
         data, key = checkpoint_data(loaded, args), "inputs"

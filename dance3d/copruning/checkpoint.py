@@ -1,0 +1,39 @@
+"""Co-pruned checkpoints (kind ``copruned``): the backbone's zoo spec plus the co-pruning settings.
+
+The spec is the dense forecaster's zoo spec (``name``, ``num_classes``, ``options`` with ``t_in`` /
+``t_out``) with a ``copruning`` entry, so tools that read a forecaster's frame counts read these too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn as nn
+
+from dance3d.checkpoint import Checkpoint, register_checkpoint_kind
+from dance3d.config import from_dict, to_dict
+from dance3d.copruning.config import CopruneConfig
+from dance3d.copruning.model import CoprunedSimVP
+from dance3d.forecast.checkpoint import build_forecaster
+
+KIND = "copruned"
+
+
+def copruned_spec(backbone_spec: dict[str, Any], config: CopruneConfig) -> dict[str, Any]:
+    return {**backbone_spec, "copruning": to_dict(config)}
+
+
+def build_copruned_network(spec: dict[str, Any]) -> nn.Module:
+    """The co-pruned forecaster of ``spec`` with fresh weights."""
+    backbone_spec = {key: value for key, value in spec.items() if key != "copruning"}
+    config = from_dict(CopruneConfig, spec["copruning"], prefix="copruning.")
+    return CoprunedSimVP(build_forecaster(backbone_spec), config)
+
+
+def build_copruned_model(checkpoint: Checkpoint) -> nn.Module:
+    model = build_copruned_network(checkpoint.model)
+    model.load_state_dict(checkpoint.state_dict)
+    return model
+
+
+register_checkpoint_kind(KIND, build_model=build_copruned_model, build_network=build_copruned_network)

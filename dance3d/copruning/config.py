@@ -1,0 +1,90 @@
+"""Settings of data–model co-pruning (Dyna-Pruner) and of its training, as checked dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dance3d.config import check_range
+from dance3d.errors import ConfigError
+
+SUPPORTED_BACKBONES = ("simvp-tiny", "simvp-test")
+"""Zoo forecasters co-pruning is built for (the SimVP CNN); the others are not built yet."""
+
+
+def check_backbone(name: str) -> None:
+    """Refuse a backbone co-pruning does not support, naming the ones it does."""
+    if name not in SUPPORTED_BACKBONES:
+        raise ConfigError(
+            f"co-pruning supports the backbones {', '.join(SUPPORTED_BACKBONES)}; got {name!r} "
+            "(ConvLSTM and Transformer forecasters are not built yet)"
+        )
+
+
+@dataclass(frozen=True)
+class CopruneConfig:
+    """How one importance map ``S`` per sample becomes a data mask and a model mask.
+
+    ``tile_size``: side of a data-mask tile in input pixels (a multiple of 4: a tile is
+    ``tile_size / 4`` cells of the SimVP latent map). A tile is computed when its mean ``S`` exceeds
+    ``data_threshold``; a translator MLP channel when its normalised ``S``-weighted response exceeds
+    ``channel_threshold``. ``temperature`` scales the soft masks' sigmoid (training only).
+    ``data_mask`` / ``model_mask`` switch either mask off (everything kept on that axis).
+    """
+
+    backbone: str = "simvp-tiny"
+    target_mac_fraction: float = 0.5
+    tile_size: int = 8
+    data_threshold: float = 0.5
+    channel_threshold: float = 0.2
+    temperature: float = 0.1
+    generator_width: int = 8
+    data_mask: bool = True
+    model_mask: bool = True
+
+    def __post_init__(self) -> None:
+        check_backbone(self.backbone)
+        check_range("copruning.target_mac_fraction", self.target_mac_fraction, low=0, low_open=True, high=1)
+        check_range("copruning.tile_size", self.tile_size, low=4)
+        if self.tile_size % 4:
+            raise ConfigError(
+                f"copruning.tile_size must be a multiple of 4 (the latent map's stride), got {self.tile_size}"
+            )
+        for name in ("data_threshold", "channel_threshold"):
+            check_range(f"copruning.{name}", getattr(self, name), low=0, high=1, low_open=True, high_open=True)
+        check_range("copruning.temperature", self.temperature, low=0, low_open=True)
+        check_range("copruning.generator_width", self.generator_width, low=1)
+
+
+@dataclass(frozen=True)
+class CopruneTrainConfig:
+    """Fine-tuning a dense forecaster into a co-pruned one.
+
+    Loss = forecast MSE + ``sparsity_weight`` x max(0, mean MAC fraction - target)
+    + ``distill_weight`` x MSE to the dense model's forecast.
+    """
+
+    epochs: int = 4
+    batch_size: int = 16
+    lr: float = 1e-3  # backbone fine-tuning
+    generator_lr: float = 1e-2
+    sparsity_weight: float = 2.0
+    distill_weight: float = 0.0
+    train_backbone: bool = True
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            check_range(f"train.{name}", getattr(self, name), low=1)
+        for name in ("lr", "generator_lr"):
+            check_range(f"train.{name}", getattr(self, name), low=0, low_open=True)
+        for name in ("sparsity_weight", "distill_weight"):
+            check_range(f"train.{name}", getattr(self, name), low=0)
+
+
+@dataclass(frozen=True)
+class CopruneRunConfig:
+    """A ``dance3d copruning`` run: the masks' settings and the training's."""
+
+    copruning: CopruneConfig = field(default_factory=CopruneConfig)
+    train: CopruneTrainConfig = field(default_factory=CopruneTrainConfig)

@@ -1,0 +1,176 @@
+"""The co-pruned SimVP forecaster: a mask generator, coupled masks and the dense backbone's weights.
+
+Per sample the generator gives ``S`` on the latent grid; ``S`` decides which tiles every stage
+computes (the data mask, the same tiles at 1/4, 1/2 and full resolution) and which hidden channels
+of each translator block's MLP run (the model mask). Skipped positions are zero in every feature
+map and the forecast there is **persistence**: the last input frame, exactly (the backbone
+predicts the change from it, and the change is not computed). Group norms take their statistics
+over the kept positions. With every tile and channel kept, the output is the dense backbone's.
+
+Execution modes: ``simulate`` applies the masks to dense tensors (the reference numerics, and the
+training path: soft masks with straight-through gradients in ``train()`` mode); ``compact``
+(:mod:`dance3d.copruning.compact`) computes only the kept tiles and channels, sample by sample,
+and gives the same outputs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from dance3d.copruning.accounting import DenseMacs, GatedLayer, dense_layer_macs, sample_macs
+from dance3d.copruning.compact import compact_forward
+from dance3d.copruning.config import CopruneConfig
+from dance3d.copruning.decisions import Decisions
+from dance3d.copruning.generator import LATENT_STRIDE, MaskGenerator
+from dance3d.copruning.masks import channel_importance, data_mask, model_mask, weighted_mean
+from dance3d.copruning.tiles import group_norm, position_mask, tile_scores
+from dance3d.dynamic.decisions import TileGrid
+from dance3d.errors import ConfigError
+from dance3d.models.forecast_backbones import SimVP
+from dance3d.models.forecast_backbones.common import check_inputs, pad_to_multiple
+
+EXECUTION_MODES = ("simulate", "compact")
+
+
+def masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return x if mask is None else x * mask
+
+
+def conv_norm_act(stage: nn.Sequential, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """A ``conv -> GroupNorm -> activation`` stage with norm statistics over the kept positions, zero elsewhere."""
+    conv, norm, act = stage
+    return masked(act(group_norm(conv(x), norm, mask)), mask)
+
+
+def per_frame(mask: torch.Tensor | None, frames: int) -> torch.Tensor | None:
+    """A per-sample mask (B, 1, h, w) repeated for each of a sample's frames (B * frames, 1, h, w)."""
+    return None if mask is None else mask.repeat_interleave(frames, dim=0)
+
+
+class CoprunedSimVP(nn.Module):
+    """(B, t_in, C, H, W) -> (B, t_out, C, H, W), skipping calm tiles and unneeded channels per sample.
+
+    After each forward: ``last_decisions`` (the masks), ``last_macs`` (B,) MACs per sample of what
+    the masks leave to compute (differentiable in training), ``last_mac_fraction`` (B,) the same
+    over the dense backbone's MACs.
+    """
+
+    def __init__(self, backbone: SimVP, config: CopruneConfig) -> None:
+        super().__init__()
+        if not isinstance(backbone, SimVP):
+            raise ConfigError(f"co-pruning wraps a SimVP forecaster, got {type(backbone).__name__}")
+        self.backbone = backbone
+        self.config = config
+        self.generator = MaskGenerator(backbone.channels, width=config.generator_width)
+        self.mode = "simulate"
+        self.last_decisions: Decisions | None = None
+        self.last_macs: torch.Tensor | None = None
+        self.last_mac_fraction: torch.Tensor | None = None
+        self._dense: dict[tuple[int, ...], tuple[DenseMacs, int]] = {}
+
+    @property
+    def blocks(self) -> list[nn.Module]:
+        return list(self.backbone.translator[1:-1])
+
+    def set_mode(self, mode: str) -> CoprunedSimVP:
+        if mode not in EXECUTION_MODES:
+            raise ConfigError(f"execution mode must be one of {', '.join(EXECUTION_MODES)}, got {mode!r}")
+        self.mode = mode
+        return self
+
+    def grid_for(self, height: int, width: int) -> TileGrid:
+        """The tile grid on a latent map of ``height x width``: tiles of the configured size, the last ones cut."""
+        cells = self.config.tile_size // LATENT_STRIDE
+        return TileGrid(height, width, math.ceil(height / cells), math.ceil(width / cells))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_inputs(x, t_in=self.backbone.t_in, channels=self.backbone.channels)
+        scores = self.generator(x)
+        grid = self.grid_for(*scores.shape[-2:])
+        if self.mode == "compact":
+            out, decisions = compact_forward(self, x, scores, grid)
+        else:
+            out, decisions = self._simulate(x, scores, grid)
+        self._account(x, decisions)
+        return out
+
+    def decide_tiles(self, scores: torch.Tensor, grid: TileGrid, *, soft: bool) -> torch.Tensor:
+        return data_mask(tile_scores(scores, grid), self.config, soft=soft)
+
+    def decide_channels(
+        self, z: torch.Tensor, weight: torch.Tensor, block: nn.Module, *, soft: bool
+    ) -> torch.Tensor | None:
+        """A block's hidden-channel mask from its normalised input ``z`` and the ``S``-weights ``weight``."""
+        if not self.config.model_mask:
+            return None
+        importance = channel_importance(weighted_mean(z, weight), block.mlp[0], block.mlp[2])
+        return model_mask(importance, self.config, soft=soft)
+
+    def _simulate(self, x: torch.Tensor, scores: torch.Tensor, grid: TileGrid) -> tuple[torch.Tensor, Decisions]:
+        bb, soft = self.backbone, self.training
+        batch, t_in, t_out = x.shape[0], bb.t_in, bb.t_out
+        tiles = self.decide_tiles(scores, grid, soft=soft)
+        everything = not soft and bool(tiles.all())
+        m0, m1, m2 = (None if everything else position_mask(tiles, grid, scale) for scale in (1, 2, 4))
+        frames, (height, width) = pad_to_multiple(x.flatten(0, 1), LATENT_STRIDE)
+        skip = conv_norm_act(bb.stem, frames, per_frame(m2, t_in))
+        latent = conv_norm_act(bb.encoder[0], skip, per_frame(m1, t_in))
+        latent = conv_norm_act(bb.encoder[1], latent, per_frame(m0, t_in))
+        h, w = latent.shape[-2:]
+        t = masked(bb.translator[0](latent.reshape(batch, -1, h, w)), m0)
+        weight = masked(scores[:, None], m0)
+        channels: list[torch.Tensor] = []
+        for block in self.blocks:
+            z = group_norm(block.spatial(t), block.norm, m0)
+            hidden = block.mlp[1](block.mlp[0](z))
+            kept = self.decide_channels(z, weight, block, soft=soft)
+            if kept is not None:
+                hidden = hidden * kept[:, :, None, None]
+                channels.append(kept)
+            t = t + masked(block.mlp[2](hidden), m0)
+        latent = masked(bb.translator[-1](t), m0).reshape(batch * t_out, -1, h, w)
+        decoded = conv_norm_act(bb.decoder[0][1], bb.decoder[0][0](latent), per_frame(m1, t_out))
+        decoded = conv_norm_act(bb.decoder[1][1], bb.decoder[1][0](decoded), per_frame(m2, t_out))
+        last_skip = skip.reshape(batch, t_in, *skip.shape[1:])[:, -1:]
+        last_skip = last_skip.expand(-1, t_out, -1, -1, -1).flatten(0, 1)
+        delta = masked(bb.head(torch.cat([decoded, last_skip], dim=1)), per_frame(m2, t_out))[..., :height, :width]
+        out = x[:, -1:] + delta.reshape(batch, t_out, bb.channels, height, width)
+        return out, Decisions(grid, tiles, channels if self.config.model_mask else None)
+
+    def dense_macs(self, x: torch.Tensor) -> tuple[DenseMacs, int]:
+        """(the backbone's dense MACs per layer, the generator's MACs) per sample of inputs shaped like ``x``."""
+        key = tuple(x.shape[1:])
+        if key not in self._dense:
+            sample = x[:1].detach()
+            self._dense[key] = (dense_layer_macs(self.backbone, sample), dense_layer_macs(self.generator, sample).total)
+        return self._dense[key]
+
+    def channel_decision_macs(self) -> int:
+        """MACs of the channel-importance responses (one per hidden channel of each block, per sample)."""
+        if not self.config.model_mask:
+            return 0
+        return sum(b.mlp[0].in_channels * b.mlp[0].out_channels for b in self.blocks)
+
+    def gated_layers(self) -> dict[str, GatedLayer]:
+        """The translator MLP convs the model mask gates: the expansion on its outputs, the projection on its inputs."""
+        out = {}
+        for index in range(len(self.blocks)):  # translator.0 is the input 1x1 conv; blocks follow it
+            out[f"translator.{index + 1}.mlp.0"] = GatedLayer(index, "out")
+            out[f"translator.{index + 1}.mlp.2"] = GatedLayer(index, "in")
+        return out
+
+    def _account(self, x: torch.Tensor, decisions: Decisions) -> None:
+        dense, generator_macs = self.dense_macs(x)
+        macs = sample_macs(
+            dense,
+            self.gated_layers(),
+            position_fraction=decisions.position_fraction(),
+            channel_fractions=decisions.channel_fractions(),
+            generator_macs=generator_macs,
+            decision_macs=self.channel_decision_macs(),
+        )
+        self.last_decisions, self.last_macs = decisions, macs
+        self.last_mac_fraction = macs / dense.total

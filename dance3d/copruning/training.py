@@ -1,0 +1,196 @@
+"""Co-prune a trained dense forecaster to a MAC target: fine-tune the mask generator (and the backbone).
+
+Each step runs the co-pruned model in simulate mode with soft masks (straight-through), and
+minimises ``MSE(forecast, truth) + sparsity_weight * max(0, mean MAC fraction - target)
++ distill_weight * MSE(forecast, dense forecast)``. Each epoch is validated with hard masks; the run
+writes ``config.yaml``, ``metrics.jsonl`` (one row per epoch) and ``model.pt`` (kind ``copruned``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from dance3d import run_lock
+from dance3d.checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
+from dance3d.config import from_dict, save_config
+from dance3d.copruning.checkpoint import KIND, build_copruned_network, copruned_spec
+from dance3d.copruning.config import CopruneRunConfig, check_backbone
+from dance3d.copruning.model import CoprunedSimVP
+from dance3d.data.registry import DataConfig, build_dataset
+from dance3d.errors import ConfigError
+from dance3d.forecast.checkpoint import build_forecast_model, frames
+from dance3d.forecast.task import KIND as FORECAST
+from dance3d.progress import progress_bar
+
+
+@dataclass
+class CopruneResult:
+    """Where the co-pruned model was saved and how it scores on the validation split (normalised MSE)."""
+
+    checkpoint_path: Path
+    val_mse: float
+    val_persistence_mse: float
+    dense_val_mse: float
+    val_mac_fraction: float
+    history: list[dict[str, Any]]
+
+
+@dataclass
+class SplitScores:
+    mse: float
+    persistence_mse: float
+    mac_fraction: float  # mean over samples (co-pruned models), 1.0 for a dense one
+
+
+@torch.no_grad()
+def score(model: nn.Module, dataset: Dataset, *, batch_size: int, device: torch.device) -> SplitScores:
+    """Normalised MSE of ``model`` and of persistence, and the mean MAC fraction, over ``dataset``."""
+    model.eval()
+    totals = {"mse": 0.0, "persistence": 0.0, "fraction": 0.0}
+    count = 0
+    for batch in DataLoader(dataset, batch_size=batch_size):
+        inputs, targets = batch["inputs"].to(device), batch["targets"].to(device)
+        prediction = model(inputs)
+        totals["mse"] += float(((prediction - targets) ** 2).mean(dim=(1, 2, 3, 4)).sum())
+        totals["persistence"] += float(((inputs[:, -1:] - targets) ** 2).mean(dim=(1, 2, 3, 4)).sum())
+        fraction = getattr(model, "last_mac_fraction", None)
+        totals["fraction"] += float(fraction.sum()) if fraction is not None else len(inputs)
+        count += len(inputs)
+    return SplitScores(totals["mse"] / count, totals["persistence"] / count, totals["fraction"] / count)
+
+
+def start_from(dense_path: str | Path, run: CopruneRunConfig) -> tuple[Checkpoint, nn.Module, CopruneRunConfig]:
+    """The dense forecaster to co-prune and the run config with its backbone; refuses anything else."""
+    checkpoint = load_checkpoint(dense_path)
+    if checkpoint.kind != FORECAST:
+        raise ConfigError(
+            f"co-pruning starts from a trained forecaster (kind 'forecast'); "
+            f"{dense_path} is a {checkpoint.kind!r} checkpoint"
+        )
+    check_backbone(checkpoint.model["name"])
+    run = replace(run, copruning=replace(run.copruning, backbone=checkpoint.model["name"]))
+    return checkpoint, build_forecast_model(checkpoint), run
+
+
+def _data(checkpoint: Checkpoint) -> DataConfig:
+    data = from_dict(DataConfig, checkpoint.data)
+    t_in, t_out = frames(checkpoint)
+    return replace(data, forecast=replace(data.forecast, t_in=t_in, t_out=t_out))
+
+
+def coprune(
+    run: CopruneRunConfig, dense_path: str | Path, out_dir: str | Path, *, device: str | torch.device = "cpu"
+) -> CopruneResult:
+    """Co-prune the forecaster at ``dense_path``; writes ``out_dir/model.pt`` (refuses an existing one)."""
+    out_dir = Path(out_dir)
+    checkpoint, dense, run = start_from(dense_path, run)
+    if (out_dir / "model.pt").exists():
+        raise ConfigError(f"{out_dir / 'model.pt'} exists; choose another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = run_lock.acquire(out_dir)
+    try:
+        return _coprune(run, checkpoint, dense, out_dir, torch.device(device), str(checkpoint_path(dense_path)))
+    finally:
+        run_lock.release(lock)
+
+
+def _coprune(
+    run: CopruneRunConfig,
+    checkpoint: Checkpoint,
+    dense: nn.Module,
+    out_dir: Path,
+    device: torch.device,
+    started_from: str,
+) -> CopruneResult:
+    tc, cc = run.train, run.copruning
+    save_config(run, out_dir / "config.yaml")
+    data = _data(checkpoint)
+    classes = tuple(checkpoint.classes)
+    train_set, val_set = build_dataset(data, "train", classes=classes), build_dataset(data, "val", classes=classes)
+    torch.manual_seed(tc.seed)
+    dense = dense.to(device).eval()
+    model = CoprunedSimVP(copy.deepcopy(dense), cc).to(device)
+    for parameter in model.backbone.parameters():
+        parameter.requires_grad_(tc.train_backbone)
+    groups = [{"params": model.generator.parameters(), "lr": tc.generator_lr}]
+    if tc.train_backbone:
+        groups.append({"params": model.backbone.parameters(), "lr": tc.lr})
+    optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
+    dense_val = score(dense, val_set, batch_size=tc.batch_size, device=device)
+    history: list[dict[str, Any]] = []
+    metrics = (out_dir / "metrics.jsonl").open("w")
+    try:
+        for epoch in range(tc.epochs):
+            row = _epoch(model, dense, train_set, optimizer, run, device=device, epoch=epoch)
+            val = score(model, val_set, batch_size=tc.batch_size, device=device)
+            row.update(val_mse=val.mse, val_persistence_mse=val.persistence_mse, val_mac_fraction=val.mac_fraction)
+            history.append(row)
+            metrics.write(json.dumps(row) + "\n")
+            metrics.flush()
+    finally:
+        metrics.close()
+    last = history[-1]
+    record = Checkpoint.create(
+        KIND,
+        copruned_spec(checkpoint.model, cc),
+        {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        data=data,
+        classes=classes,
+        config=run,
+        history=history,
+        copruning={"dense_val_mse": dense_val.mse, "val_mse": last["val_mse"],
+                   "val_mac_fraction": last["val_mac_fraction"], "started_from": started_from},
+    )  # fmt: skip
+    path = save_checkpoint(record, out_dir / "model.pt")
+    return CopruneResult(
+        path, last["val_mse"], last["val_persistence_mse"], dense_val.mse, last["val_mac_fraction"], history
+    )
+
+
+def _epoch(
+    model: CoprunedSimVP,
+    dense: nn.Module,
+    train_set: Dataset,
+    optimizer: torch.optim.Optimizer,
+    run: CopruneRunConfig,
+    *,
+    device: torch.device,
+    epoch: int,
+) -> dict[str, Any]:
+    tc, target = run.train, run.copruning.target_mac_fraction
+    model.train().set_mode("simulate")
+    generator = torch.Generator().manual_seed(tc.seed + epoch)
+    loader = DataLoader(train_set, batch_size=tc.batch_size, shuffle=True, generator=generator)
+    sums = {"loss": 0.0, "mse": 0.0, "fraction": 0.0}
+    steps = 0
+    for batch in progress_bar(loader, desc=f"coprune {epoch + 1}/{tc.epochs}", unit="batch", disable=not tc.progress):
+        inputs, targets = batch["inputs"].to(device), batch["targets"].to(device)
+        prediction = model(inputs)
+        mse = F.mse_loss(prediction, targets)
+        fraction = model.last_mac_fraction.mean()
+        loss = mse + tc.sparsity_weight * F.relu(fraction - target)
+        if tc.distill_weight > 0:
+            with torch.no_grad():
+                teacher = dense(inputs)
+            loss = loss + tc.distill_weight * F.mse_loss(prediction, teacher)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        sums["loss"] += float(loss.detach())
+        sums["mse"] += float(mse.detach())
+        sums["fraction"] += float(fraction.detach())
+        steps += 1
+    return {"epoch": epoch + 1, "train_loss": sums["loss"] / steps, "train_mse": sums["mse"] / steps,
+            "train_mac_fraction": sums["fraction"] / steps}  # fmt: skip
+
+
+__all__ = ["CopruneResult", "build_copruned_network", "coprune", "score"]

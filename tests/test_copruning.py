@@ -1,0 +1,206 @@
+"""Co-pruning (Dyna-Pruner) on SimVP: coupled masks, simulate vs compact, MAC accounting, settings."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn as nn
+
+from dance3d.copruning import CopruneConfig, CoprunedSimVP
+from dance3d.copruning.accounting import DenseMacs, GatedLayer, dense_layer_macs, sample_macs
+from dance3d.copruning.tiles import tile_scores
+from dance3d.errors import ConfigError
+from dance3d.models import create_model
+from profiling import count_macs
+
+KEEP_ALL = {"data_threshold": 1e-6, "channel_threshold": 1e-6}
+
+
+def make_copruned(*, channels: int = 2, seed: int = 0, **settings) -> CoprunedSimVP:
+    """A random simvp-test (non-zero head, so the forecast is not persistence) wrapped for co-pruning."""
+    torch.manual_seed(seed)
+    dense = create_model("simvp-test", num_classes=channels, t_in=3, t_out=2).eval()
+    nn.init.normal_(dense.head.weight, std=0.1)
+    config = CopruneConfig(backbone="simvp-test", **{"tile_size": 4, **settings})
+    return CoprunedSimVP(dense, config).eval()
+
+
+def mixed(model: CoprunedSimVP, x: torch.Tensor) -> CoprunedSimVP:
+    """Set the data threshold at the median tile score of ``x``, so some tiles are kept and some skipped."""
+    with torch.no_grad():
+        scores = model.generator(x)
+        median = tile_scores(scores, model.grid_for(*scores.shape[-2:])).median().item()
+    model.config = replace(model.config, data_threshold=median)
+    return model
+
+
+def run(model: CoprunedSimVP, x: torch.Tensor, mode: str) -> torch.Tensor:
+    with torch.no_grad():
+        return model.set_mode(mode)(x)
+
+
+def test_keeping_everything_reproduces_the_dense_model():
+    model = make_copruned(**KEEP_ALL)
+    x = torch.randn(3, 3, 2, 16, 16)
+    with torch.no_grad():
+        dense = model.backbone(x)
+    assert torch.equal(run(model, x, "simulate"), dense)
+    assert model.last_decisions.tiles.all() and all(c.all() for c in model.last_decisions.channels)
+    torch.testing.assert_close(run(model, x, "compact"), dense, atol=1e-5, rtol=1e-5)
+    dense_macs = count_macs(model.backbone, x[:1]).macs
+    assert model.last_macs.tolist() == pytest.approx([dense_macs + model.dense_macs(x)[1]
+                                                      + model.channel_decision_macs()] * 3)  # fmt: skip
+
+
+@pytest.mark.parametrize(("shape", "tile_size"), [((16, 16), 4), ((16, 32), 8), ((20, 28), 8)])
+def test_compact_equals_simulate_with_mixed_masks(shape, tile_size):
+    x = torch.randn(4, 3, 2, *shape)
+    model = mixed(make_copruned(tile_size=tile_size, channel_threshold=0.3), x)
+    simulated = run(model, x, "simulate")
+    decisions = model.last_decisions
+    kept = decisions.tiles.sum(dim=1)
+    assert (kept > 0).any() and (kept < decisions.tiles.shape[1]).any(), "the masks must be mixed for this test"
+    assert (decisions.channel_fractions() < 1).any()
+    compact = run(model, x, "compact")
+    torch.testing.assert_close(compact, simulated, atol=1e-5, rtol=1e-5)
+    assert torch.equal(model.last_decisions.tiles, decisions.tiles)
+
+
+def test_pruned_tiles_forecast_persistence_and_kept_tiles_do_not():
+    x = torch.randn(2, 3, 2, 16, 16)
+    model = mixed(make_copruned(), x)
+    for mode in ("simulate", "compact"):
+        out = run(model, x, mode)
+        grid, tiles = model.last_decisions.grid, model.last_decisions.tiles
+        positions = grid.expand(tiles).repeat_interleave(4, 1).repeat_interleave(4, 2).bool()  # (B, 16, 16)
+        assert (~positions).any() and positions.any()
+        persistence = x[:, -1:].expand_as(out)
+        skipped = ~positions[:, None, None].expand_as(out)
+        assert torch.equal(out[skipped], persistence[skipped])
+        assert not torch.allclose(out[~skipped], persistence[~skipped])
+
+
+def test_a_sample_with_no_kept_tile_costs_the_generator_only():
+    model = make_copruned(data_threshold=0.999)
+    x = torch.randn(2, 3, 2, 16, 16)
+    out = run(model, x, "compact")
+    assert not model.last_decisions.tiles.any()
+    assert torch.equal(out, x[:, -1:].expand_as(out))
+    generator_macs = count_macs(model.generator, x[:1]).macs
+    assert model.last_macs.tolist() == [generator_macs, generator_macs]
+    assert count_macs(model, x[:1]).macs == generator_macs
+
+
+def test_compact_executes_the_counted_macs():
+    x = torch.randn(3, 3, 2, 16, 16)
+    model = mixed(make_copruned(channel_threshold=0.3), x)
+    run(model, x, "compact")
+    for sample in x.split(1):
+        executed = count_macs(model, sample).macs  # also runs the forward, which records last_macs
+        assert 0 < executed < count_macs(model.backbone, sample).macs
+        assert model.last_macs.item() == executed
+
+
+def test_masks_change_with_the_input():
+    model = make_copruned(channel_threshold=0.3)
+    calm = torch.zeros(1, 3, 2, 16, 16)
+    storm = torch.zeros(1, 3, 2, 16, 16)
+    storm[:, :, :, :8, :8] = torch.randn(1, 3, 2, 8, 8) * 3  # a moving, changing cell in one corner
+    run(mixed(model, torch.cat([calm, storm])), torch.cat([calm, storm]), "simulate")
+    tiles, channels = model.last_decisions.tiles, model.last_decisions.channels[0]
+    assert not torch.equal(tiles[0], tiles[1])
+    assert not torch.equal(channels[0], channels[1])
+    assert model.last_mac_fraction[0] != model.last_mac_fraction[1]
+
+
+@pytest.mark.parametrize("axis", ["data", "model"])
+def test_gradients_reach_the_mask_generator(axis):
+    """Through the data mask alone, and through the model mask alone (both read the same S)."""
+    only = {"data": {"model_mask": False}, "model": {"data_mask": False}}[axis]
+    x, target = torch.randn(4, 3, 2, 16, 16), torch.randn(4, 2, 2, 16, 16)
+    model = mixed(make_copruned(channel_threshold=0.3, **only), x).train()
+    out = model.set_mode("simulate")(x)
+    loss = ((out - target) ** 2).mean() + model.last_mac_fraction.mean()
+    loss.backward()
+    grad = model.generator.features.weight.grad
+    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+def test_switching_a_mask_off_keeps_everything_on_its_axis():
+    x = torch.randn(2, 3, 2, 16, 16)
+    data_only = mixed(make_copruned(model_mask=False), x)
+    run(data_only, x, "simulate")
+    assert data_only.last_decisions.channels is None and not data_only.last_decisions.tiles.all()
+    model_only = make_copruned(channel_threshold=0.3, data_mask=False)
+    run(model_only, x, "compact")
+    assert model_only.last_decisions.tiles.all() and (model_only.last_decisions.channel_fractions() < 1).any()
+
+
+def test_mac_accounting_matches_a_hand_count_on_one_layer():
+    conv = nn.Conv2d(2, 4, 3, padding=1)
+    dense = dense_layer_macs(conv, torch.randn(1, 2, 8, 8))
+    assert dense.total == 8 * 8 * 4 * 2 * 9  # output positions x out channels x in channels x kernel
+    (name,) = dense.layers
+    macs = sample_macs(
+        dense,
+        {name: GatedLayer(0, "out")},
+        position_fraction=torch.tensor([0.25, 1.0, 0.0]),
+        channel_fractions=torch.tensor([[0.5], [1.0], [0.5]]),
+        generator_macs=10,
+        decision_macs=3,
+    )
+    assert macs.tolist() == [4608 * 0.25 * 0.5 + 13, 4608 + 13, 10]
+    both = sample_macs(DenseMacs({"a": 100, "b": 50}), {"a": GatedLayer(0, "both")},
+                       position_fraction=torch.tensor([0.5]), channel_fractions=torch.tensor([[0.5]]),
+                       generator_macs=0)  # fmt: skip
+    assert both.tolist() == [(100 * 0.25 + 50) * 0.5]
+
+
+def test_the_generator_costs_under_two_percent_of_simvp_tiny():
+    torch.manual_seed(0)
+    model = CoprunedSimVP(create_model("simvp-tiny", num_classes=1), CopruneConfig())
+    x = torch.randn(1, 6, 1, 32, 32)
+    dense, generator_macs = model.dense_macs(x)
+    assert generator_macs + model.channel_decision_macs() <= 0.02 * dense.total
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"target_mac_fraction": 0.0}, "target_mac_fraction must be > 0"),
+        ({"target_mac_fraction": 1.5}, "target_mac_fraction must be > 0 and <= 1"),
+        ({"tile_size": 6}, "tile_size must be a multiple of 4"),
+        ({"tile_size": 2}, "tile_size must be >= 4"),
+        ({"data_threshold": 1.0}, "data_threshold must be > 0 and < 1"),
+        ({"temperature": 0}, "temperature must be > 0"),
+        ({"backbone": "convlstm-tiny"}, "supports the backbones simvp-tiny, simvp-test; got 'convlstm-tiny'"),
+        ({"backbone": "no-such-model"}, "got 'no-such-model'"),
+    ],
+)
+def test_bad_settings_are_refused_with_a_clear_error(settings, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        CopruneConfig(**settings)
+
+
+def test_an_unknown_execution_mode_is_refused():
+    with pytest.raises(ConfigError, match="execution mode must be one of simulate, compact"):
+        make_copruned().set_mode("sparse")
+
+
+def test_the_mac_penalty_drives_the_masks_towards_the_target():
+    """A few generator steps on the penalty alone lower the hard MAC fraction from everything-kept."""
+    model = make_copruned(channel_threshold=0.3).train()
+    x = torch.randn(4, 3, 2, 16, 16)
+    optimizer = torch.optim.Adam(model.generator.parameters(), lr=0.05)
+    fractions = []
+    for _ in range(15):
+        model(x)
+        fractions.append(float(model.last_mac_fraction.detach().mean()))
+        loss = torch.relu(model.last_mac_fraction.mean() - 0.3)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert fractions[0] > 0.9  # S starts above the threshold: every tile kept
+    assert fractions[-1] < 0.6

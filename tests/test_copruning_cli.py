@@ -1,0 +1,113 @@
+"""``dance3d copruning`` end to end on a tiny SimVP: train, co-prune, eval in both modes, clear errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import torch
+
+from dance3d.checkpoint import load_checkpoint
+from dance3d.cli.forecast_eval import checkpoint_data
+from dance3d.cli.main import main
+from dance3d.copruning import CoprunedSimVP
+from dance3d.data.registry import build_dataset
+from dance3d.loading import load_model
+
+DATA = ["--set", "data.forecast.num_train=16", "--set", "data.forecast.num_val=8", "--set", "data.forecast.num_test=8",
+        "--set", "data.forecast.height=16", "--set", "data.forecast.width=16"]  # fmt: skip
+FAST = ["--epochs", "1", "--batch-size", "8", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def dense_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fc") / "run"
+    settings = ["--set", "train.num_workers=0", "--set", "train.progress=false", *DATA, *FAST]
+    assert main(["train", "--task", "forecast", "--model", "simvp-test", "--out", str(out), *settings]) == 0
+    return out / "model.pt"
+
+
+@pytest.fixture(scope="module")
+def copruned(dense_checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cp") / "run"
+    args = ["copruning", "--checkpoint", str(dense_checkpoint), "--out", str(out), "--tile-size", "4",
+            "--target-mac-fraction", "0.5", "--distill-weight", "0.5", "--format", "json", *FAST]  # fmt: skip
+    assert main(args) == 0
+    return out
+
+
+def test_copruning_writes_a_copruned_checkpoint_that_loads(copruned, dense_checkpoint):
+    checkpoint = load_checkpoint(copruned / "model.pt")
+    assert checkpoint.kind == "copruned"
+    assert checkpoint.model["name"] == "simvp-test" and checkpoint.model["copruning"]["target_mac_fraction"] == 0.5
+    assert checkpoint.model["copruning"]["backbone"] == "simvp-test"  # taken from the dense checkpoint
+    assert checkpoint.config["train"]["distill_weight"] == 0.5
+    row = checkpoint.history[0]
+    assert set(row) >= {"train_loss", "train_mac_fraction", "val_mse", "val_persistence_mse", "val_mac_fraction"}
+    assert 0 < row["val_mac_fraction"] <= 1.05
+    assert checkpoint["copruning"]["started_from"] == str(dense_checkpoint.resolve())
+    assert (copruned / "config.yaml").is_file() and len((copruned / "metrics.jsonl").read_text().splitlines()) == 1
+    loaded = load_model(copruned / "model.pt")
+    assert isinstance(loaded.model, CoprunedSimVP) and loaded.classes == ("vil",)
+
+
+def test_eval_scores_simulate_and_compact_alike(run_cli, copruned):
+    reports = {}
+    for mode in ("simulate", "compact"):
+        code, out, err = run_cli("eval", "--checkpoint", str(copruned / "model.pt"), "--execution", mode,
+                                 "--format", "json", "--records", "--threads", "1")  # fmt: skip
+        assert code == 0, err
+        reports[mode] = json.loads(out)
+    simulate, compact = reports["simulate"], reports["compact"]
+    assert simulate["execution"] == "simulate" and compact["execution"] == "compact"
+    assert compact["mse_normalised"] == pytest.approx(simulate["mse_normalised"], rel=1e-5)
+    assert compact["mac_fraction"] == pytest.approx(simulate["mac_fraction"])
+    fractions = [row["mac_fraction"] for row in compact["records"]]
+    assert len(fractions) == 8 and sum(fractions) / 8 == pytest.approx(compact["mac_fraction"])
+
+
+def test_copruning_refuses_a_checkpoint_it_cannot_start_from(run_cli, copruned, tmp_path):
+    code, _, err = run_cli("copruning", "--checkpoint", str(copruned / "model.pt"), "--out", str(tmp_path / "x"))
+    assert code == 2 and "starts from a trained forecaster (kind 'forecast')" in err and "'copruned'" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--tile-size", "6"], "copruning.tile_size must be a multiple of 4"),
+        (["--set", "copruning.data_threshold=1.5"], "copruning.data_threshold must be > 0 and < 1, got 1.5"),
+        (["--set", "copruning.nope=1"], "unknown config key(s) copruning.nope"),
+        (["--target-mac-fraction", "1.5"], "argument --target-mac-fraction: must be in (0, 1], got 1.5"),
+    ],
+)
+def test_bad_settings_exit_2_with_one_line(run_cli, dense_checkpoint, tmp_path, extra, message):
+    code, _, err = run_cli("copruning", "--checkpoint", str(dense_checkpoint), "--out", str(tmp_path / "x"), *extra)
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "x" / "model.pt").exists()
+
+
+def test_an_existing_run_is_not_overwritten(run_cli, dense_checkpoint, copruned):
+    before = (copruned / "model.pt").read_bytes()
+    code, _, err = run_cli("copruning", "--checkpoint", str(dense_checkpoint), "--out", str(copruned))
+    assert code == 2 and "exists" in err
+    assert (copruned / "model.pt").read_bytes() == before
+
+
+def test_dynamic_only_flags_are_refused_on_a_copruned_model(run_cli, copruned):
+    code, _, err = run_cli("eval", "--checkpoint", str(copruned / "model.pt"), "--knob", "a=1")
+    assert code == 2 and "apply to dynamic checkpoints" in err
+
+
+def test_profile_counts_what_compact_execution_runs(run_cli, copruned):
+    """``profile --execution compact`` counts the MACs the masks leave for the first test sample."""
+    code, out, err = run_cli("profile", "--checkpoint", str(copruned / "model.pt"), "--execution", "compact",
+                             "--limit", "1", "--repeats", "1", "--no-energy", "--format", "json")  # fmt: skip
+    assert code == 0, err
+    loaded = load_model(copruned / "model.pt")
+    dataset = build_dataset(checkpoint_data(loaded, argparse.Namespace(data=None, overrides=[])), "test",
+                            classes=loaded.classes)  # fmt: skip
+    with torch.no_grad():
+        loaded.model.set_mode("compact")(dataset[0]["inputs"][None])
+    assert json.loads(out)["macs"] == loaded.model.last_macs.item()

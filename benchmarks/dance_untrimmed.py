@@ -40,7 +40,15 @@ from dance3d.benchmark_results import ResultDir, save_result
 from dance3d.config import to_dict
 from dance3d.dance.common import batches
 from dance3d.dance.compare import FixedCostModel, StaticRun, run_summary
-from dance3d.dance.experiment import EXPERIMENTS, ExperimentConfig, run_baselines, run_experiment, tradeoff_series
+from dance3d.dance.experiment import (
+    EXPERIMENTS,
+    ExperimentConfig,
+    comparison_splits,
+    dense_mac_count,
+    run_baselines,
+    run_experiment,
+    tradeoff_series,
+)
 from dance3d.dance.latency import dense_forward
 from dance3d.dance.plots import plot_tradeoff
 from dance3d.dance.static_baseline import finetune
@@ -117,13 +125,12 @@ def stacked_run(loaded, config: ExperimentConfig, mac_fraction: float, *, dense_
     """MDP at ``mac_fraction`` (fine-tuned like the MDP baseline), then AVA + AAP on it toward the experiment's
     target of the dense MACs: summaries, per-clip records and timings."""
     from dance3d.dance.compare import EveryNthFrame
-    from dance3d.dance.experiment import _splits
     from dance3d.dance.pipeline import aap_stage, ava_stage, dense_teacher
     from dance3d.mdp.checkpoint import build_pruned_backbone, pruned_spec
 
     started = time.perf_counter()
     shape = (loaded.data.num_frames, loaded.data.height, loaded.data.width)
-    _, train, val, test = _splits(loaded.data, loaded.classes, config.comparison)
+    _, train, val, test = comparison_splits(loaded.data, loaded.classes, config.comparison)
     teacher = dense_teacher(loaded.model, train, shape=shape)
     mdp = mdp_baseline(loaded.model, loaded.checkpoint["model"], shape, config=config, classes=loaded.classes,
                        dense_macs=dense_macs)(mac_fraction, train=train, test=test, teacher=teacher,
@@ -149,15 +156,6 @@ def _plan(summary: dict):
     return PrunePlan.from_dict(summary["plan"])
 
 
-def dense_macs_of(dense: torch.nn.Module, shape: tuple[int, int, int]) -> int:
-    from dance3d.dynamic import convert_model
-
-    reference = convert_model(copy.deepcopy(dense), clip_shape=shape)
-    with torch.no_grad():
-        reference(torch.zeros(1, 3, *shape), decisions=reference.full_decisions(1))
-    return reference.dense_macs
-
-
 def print_runs(dense_top1: float, runs: dict) -> None:
     rows = [{"model": "dense", "top1": dense_top1, "mean_mac_fraction": 1.0}]
     rows += [{"model": n, "top1": r["top1"], "mean_mac_fraction": r["mean_mac_fraction"],
@@ -181,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     shape = (loaded.data.num_frames, loaded.data.height, loaded.data.width)
     extra = {"mdp": mdp_baseline(loaded.model, loaded.checkpoint["model"], shape, config=config,
-                                 classes=loaded.classes, dense_macs=dense_macs_of(loaded.model, shape))}  # fmt: skip
+                                 classes=loaded.classes, dense_macs=dense_mac_count(loaded.model, shape))}  # fmt: skip
     folder = ResultDir(args.results_dir, BENCHMARK, result_tag(args))
     settings = {
         "model": loaded.checkpoint["model"],
@@ -278,7 +276,7 @@ def stacked_main(args, loaded, config, common: dict, settings: dict) -> int:
     if not designed.is_file():
         print(f"error: run the designed benchmark for seed {args.seed} first ({designed} is missing)", file=sys.stderr)
         return 2
-    done = stacked_run(loaded, config, args.stack_mdp, dense_macs=dense_macs_of(loaded.model, shape))
+    done = stacked_run(loaded, config, args.stack_mdp, dense_macs=dense_mac_count(loaded.model, shape))
     others = pd.read_parquet(designed)
     paired = {f"stacked_vs_{name}": paired_accuracy(done["records"], rows.to_dict("records"))
               for name, rows in others.groupby("model") if name in ("dense", "dance", "mdp_at_dance")}  # fmt: skip

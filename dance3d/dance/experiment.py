@@ -131,8 +131,10 @@ class Experiment:
     dance_model: DynamicModel  # the trained ``dance`` run, in simulate mode
 
 
-def _splits(data: DataConfig, classes, comparison: ComparisonSettings) -> tuple[DataConfig, ClipCache, ClipCache,
-                                                                               ClipCache]:  # fmt: skip
+def comparison_splits(
+    data: DataConfig, classes: tuple[str, ...], comparison: ComparisonSettings
+) -> tuple[DataConfig, ClipCache, ClipCache, ClipCache]:
+    """The comparison's data (the test split extended to ``test_clips``) and its train, val and test clips."""
     train = cached_split(data, "train", classes=classes, limit=comparison.train_clips)
     val = cached_split(data, "val", classes=classes, limit=comparison.val_clips)
     if data.is_synthetic and comparison.test_clips > data.num_test:
@@ -166,7 +168,7 @@ def run_baselines(
     :func:`run_experiment` uses, with the same fine-tuning: the baselines an experiment fixes before DANCE runs."""
     started = time.perf_counter()
     shape = (data.num_frames, data.height, data.width)
-    data, train, _, test = _splits(data, classes, config.comparison)
+    data, train, _, test = comparison_splits(data, classes, config.comparison)
     dense = dense.eval()
     dense_result, dense_macs = _dense_reference(dense, test, shape=shape, classes=classes)
     teacher = dense_teacher(dense, train, shape=shape) if config.comparison.static_distill else None
@@ -185,14 +187,19 @@ def run_baselines(
     )
 
 
-def _dense_reference(
-    dense: torch.nn.Module, test: ClipCache, *, shape: tuple[int, int, int], classes: tuple[str, ...]
-) -> tuple[EvalResult, int]:
-    """The dense model's test results and its MACs per clip (as the dynamic models count them)."""
+def dense_mac_count(dense: torch.nn.Module, shape: tuple[int, int, int]) -> int:
+    """MACs per clip of ``dense`` on clips of ``shape`` (T, H, W), as the dynamic models count them."""
     reference = convert_model(copy.deepcopy(dense), clip_shape=shape)
     with torch.no_grad():
         reference(torch.zeros(1, 3, *shape), decisions=reference.full_decisions(1))
-    return evaluate(dense, test, classes=classes, progress=False), reference.dense_macs
+    return reference.dense_macs
+
+
+def _dense_reference(
+    dense: torch.nn.Module, test: ClipCache, *, shape: tuple[int, int, int], classes: tuple[str, ...]
+) -> tuple[EvalResult, int]:
+    """The dense model's test results and its MACs per clip."""
+    return evaluate(dense, test, classes=classes, progress=False), dense_mac_count(dense, shape)
 
 
 def experiment_kinds(config: ExperimentConfig) -> list[StaticKind]:
@@ -262,7 +269,7 @@ def run_experiment(
     started_all = time.perf_counter()
     shape = (data.num_frames, data.height, data.width)
     t = time.perf_counter()
-    data, train, val, test = _splits(data, classes, comparison)
+    data, train, val, test = comparison_splits(data, classes, comparison)
     timings["data_s"] = time.perf_counter() - t
 
     dense = dense.eval()

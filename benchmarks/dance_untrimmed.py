@@ -168,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.dense_checkpoint.is_file():
         print(f"error: no dense checkpoint at {args.dense_checkpoint} (train it first: see --help)", file=sys.stderr)
         return 2
+    if args.stack_mdp and not designed_clips(args).is_file():
+        print(f"error: run the designed benchmark for seed {args.seed} first ({designed_clips(args)} is missing)",
+              file=sys.stderr)  # fmt: skip
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     retain_freed_memory()
@@ -266,16 +270,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def designed_clips(args: argparse.Namespace) -> Path:
+    """The per-clip table of the designed run a ``--stack-mdp`` run is paired with (same seed, same clips)."""
+    designed_tag = result_tag(argparse.Namespace(**{**vars(args), "stack_mdp": None}))
+    return args.results_dir / BENCHMARK / designed_tag / "clips.parquet"
+
+
 def stacked_main(args, loaded, config, common: dict, settings: dict) -> int:
     """``--stack-mdp F``: the stacked run, paired with the designed run of the same seed on the same test clips."""
     from dance3d.reporting import paired_accuracy
 
     shape = (loaded.data.num_frames, loaded.data.height, loaded.data.width)
-    designed_tag = result_tag(argparse.Namespace(**{**vars(args), "stack_mdp": None}))
-    designed = args.results_dir / BENCHMARK / designed_tag / "clips.parquet"
-    if not designed.is_file():
-        print(f"error: run the designed benchmark for seed {args.seed} first ({designed} is missing)", file=sys.stderr)
-        return 2
+    designed = designed_clips(args)
     done = stacked_run(loaded, config, args.stack_mdp, dense_macs=dense_mac_count(loaded.model, shape))
     others = pd.read_parquet(designed)
     paired = {f"stacked_vs_{name}": paired_accuracy(done["records"], rows.to_dict("records"))

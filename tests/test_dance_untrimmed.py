@@ -170,3 +170,11 @@ def test_quick_run_writes_dance_untrimmed_results(benchmark, run_cli, tmp_path):
     assert result["runs"]["input_stride4_at_dance"]["mean_mac_fraction"] == pytest.approx(0.25, abs=0.01)
     assert "compact_latency_ms_batch8" in result["runs"]["dance"]
     assert all((folder / name).stat().st_size > 0 for name in result["figures"])
+
+
+def test_stacked_mode_needs_the_designed_run_of_its_seed(benchmark, trained_tiny, tmp_path, capsys):
+    argv = ["--dense-checkpoint", trained_tiny, "--results-dir", str(tmp_path)]
+    assert benchmark.main([*argv, "--stack-mdp", "0.6", "--seed", "1"]) == 2
+    assert "run the designed benchmark for seed 1 first" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+    assert benchmark.result_tag(benchmark.parse_args([*argv, "--stack-mdp", "0.6"])) == "stack0.6-seed0"

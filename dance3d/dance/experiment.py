@@ -408,4 +408,11 @@ def tradeoff_series(runs: dict[str, dict[str, Any]], kinds: list[StaticKind]) ->
             for kind in kinds
             if kind.frame_keep_fraction < 1.0
         },
+        **{
+            f"static: every {kind.input_frame_stride}th input frame" + " + channels" * kind.prune_channels: points(
+                prefixed(f"{kind.name}_at_")
+            )
+            for kind in kinds
+            if kind.input_frame_stride > 1
+        },
     }

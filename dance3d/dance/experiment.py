@@ -409,7 +409,7 @@ def tradeoff_series(runs: dict[str, dict[str, Any]], kinds: list[StaticKind]) ->
             if kind.frame_keep_fraction < 1.0
         },
         **{
-            f"static: every {kind.input_frame_stride}th input frame" + " + channels" * kind.prune_channels: points(
+            f"static: 1/{kind.input_frame_stride} of the input frames" + " + channels" * kind.prune_channels: points(
                 prefixed(f"{kind.name}_at_")
             )
             for kind in kinds

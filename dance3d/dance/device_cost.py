@@ -20,7 +20,6 @@ model whose gated blocks or clip differ.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +30,7 @@ import torch
 from dance3d.dynamic import DynamicModel
 from dance3d.errors import ConfigError
 from dance3d.mdp.lut import LatencyRuntime
-from profiling.strict_json import dumps_strict
+from dance3d.table_files import read_table, write_table
 
 FORMAT = "dance3d-block-cost-table"
 FORMAT_VERSION = 1
@@ -228,24 +227,12 @@ class BlockCostTable:
         }
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(dumps_strict(self.to_dict(), indent=1))
-        return path
+        return write_table(self.to_dict(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> BlockCostTable:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"cost table not found: {path}")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path} is not JSON: {exc}") from exc
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ConfigError(f"{path} is not a dance3d block cost table (write one with 'dance3d cost-table')")
-        if data.get("format_version", 0) > FORMAT_VERSION:
-            raise ConfigError(f"{path} was written by a newer dance3d")
+        data = read_table(path, fmt=FORMAT, version=FORMAT_VERSION, what="block cost table",
+                          command="dance3d cost-table")  # fmt: skip
         try:
             return cls(
                 model=data["model"],

@@ -24,7 +24,6 @@ written before the selection existed) predict with ``scale`` and ``overhead_ms``
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +33,7 @@ import numpy as np
 from dance3d.errors import ConfigError
 from dance3d.mdp.graph import Structure
 from dance3d.mdp.plan import PrunePlan
-from profiling.strict_json import dumps_strict
+from dance3d.table_files import read_table, write_table
 
 FORMAT = "dance3d-latency-table"
 FORMAT_VERSION = 2  # 2: "predictor" and "predictor_candidates" (version 1 files still load)
@@ -237,24 +236,12 @@ class LatencyTable:
         }
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(dumps_strict(self.to_dict(), indent=1))
-        return path
+        return write_table(self.to_dict(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> LatencyTable:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"latency table not found: {path}")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path} is not JSON: {exc}") from exc
-        if data.get("format") != FORMAT:
-            raise ConfigError(f"{path} is not a dance3d latency table (write one with 'dance3d latency-table')")
-        if data.get("format_version", 0) > FORMAT_VERSION:
-            raise ConfigError(f"{path} was written by a newer dance3d")
+        data = read_table(path, fmt=FORMAT, version=FORMAT_VERSION, what="latency table",
+                          command="dance3d latency-table")  # fmt: skip
         return cls(
             model=data["model"],
             clip_shape=tuple(data["clip_shape"]),

@@ -44,3 +44,21 @@ def test_quick_run_reports_every_seed_against_dense(benchmark, tmp_path):
     assert validate_result(result) == [] and [row["seed"] for row in result["seeds"]] == [0, 1]
     assert result["spread"]["top1"]["min"] <= result["spread"]["top1"]["mean"] <= result["spread"]["top1"]["max"]
     assert set(result["targets"]) == {"every_seed_within_1_point_of_dense", "every_seed_within_0.05_of_the_mac_target"}
+
+
+def test_dense_per_seed_is_the_quickstart_presets(benchmark):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.parse_args(["--preset", "default", "--dense-per-seed"])
+    assert exit_info.value.code == 2
+
+
+@pytest.mark.slow  # trains a tiny dense model per seed, then AVA + AAP on each
+def test_dense_per_seed_pairs_each_seed_with_its_own_dense_model(benchmark, tmp_path):
+    argv = ["--quick", "--dense-per-seed", "--seeds", "0", "1", "--threads", "1", "--work-dir", str(tmp_path / "w")]
+    assert benchmark.main([*argv, "--results-root", str(tmp_path / "results")]) == 0
+    folder = tmp_path / "results" / "dance_seeds" / "quick-quickstart-dense-per-seed"
+    result = json.loads((folder / "result.json").read_text())
+    assert validate_result(result) == [] and result["dense"]["top1"] is None
+    assert sorted(p.name for p in (tmp_path / "w" / folder.name).glob("dense-seed*")) == ["dense-seed0", "dense-seed1"]
+    for row in result["seeds"]:
+        assert row["drop_points"] == pytest.approx(100 * (row["dense_top1"] - row["top1"]))

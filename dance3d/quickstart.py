@@ -41,6 +41,7 @@ from dance3d.loading import load_model
 from dance3d.mdp.lut import LatencyRuntime, LatencyTable
 from dance3d.mdp.pipeline import MdpSettings
 from dance3d.quickstart_forecast import ForecastStageSettings, run_forecast_stage
+from dance3d.quickstart_seeds import extra_seed_rows, seed_row, seed_section
 from dance3d.reporting import (
     Report,
     paired_accuracy,
@@ -53,6 +54,7 @@ from dance3d.reporting import (
     redundancy_table,
 )
 from dance3d.training.trainer import RunConfig, TrainConfig, train
+from profiling import collect_env
 from profiling.energy_stage import energy_rows, energy_section, open_energy_stage
 from studies import StudyConfig, deploy_trial, pick_trial, run_study, study_figures, study_status
 from studies.deploy import most_accurate
@@ -87,6 +89,7 @@ class QuickstartConfig:
     study_clips: int = 200  # validation clips each trial evaluates (and each budget is fitted on)
     deploy_max_accuracy_drop: float = 0.01  # the deployed trial: fewest MACs within this of dense accuracy
     forecast: ForecastStageSettings = field(default_factory=ForecastStageSettings)  # tiny forecaster vs persistence
+    dance_seeds: tuple[int, ...] = ()  # more DANCE seeds (AVA + AAP each, minutes apiece): the spread on this CPU
 
 
 def _train_dense(config: RunConfig, out_dir: Path) -> Path:
@@ -323,7 +326,8 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
         figures=[plot_per_class(dense["per_class_accuracy"], out_dir / "per_class.png")],
     )
 
-    dance = run_dance(DanceRunConfig(data=data, ava=config.ava, aap=config.aap), dense_ckpt, out_dir)
+    dance_config = DanceRunConfig(data=data, ava=config.ava, aap=config.aap)
+    dance = run_dance(dance_config, dense_ckpt, out_dir)
     ava_ckpt, aap_ckpt, dynamic = dance.ava_checkpoint, dance.aap_checkpoint, dance.test
     ava = load_checkpoint(ava_ckpt)["ava"]
     cv = pd.DataFrame({"before": ava["cv_mean_before"], "after": ava["cv_mean_after"]})
@@ -356,6 +360,12 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
             plot_block_macs(dense_blocks, dynamic_blocks, out_dir / "block_macs.png"),
         ],
     )
+
+    seeds = [seed_row(config.aap.seed, dynamic, dense=dense)]
+    seeds += extra_seed_rows(dance_config, dense_ckpt, out_dir, config.dance_seeds, dense=dense)
+    cpu = collect_env()["cpu_model"]
+    text, table, figure = seed_section(seeds, out_dir, machine=f"{cpu}, {torch.get_num_threads()} threads")
+    report.add("DANCE across seeds: this run against the committed spread", text, table=table, figures=[figure])
 
     text, table, figure = _budget_section(config, aap_ckpt, test_set, out_dir, dense=dense, dynamic=dynamic)
     report.add("DANCE budgets: the trained controller re-targeted", text, table=table, figures=[figure])
@@ -435,7 +445,7 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
     report.add(
         "Run",
         f"{time.perf_counter() - started:.0f} s for this invocation (stages finished earlier are reused) on "
-        f"{platform.machine()} "
-        f"({platform.processor() or 'cpu'}), {torch.get_num_threads()} torch threads, torch {torch.__version__}.",
+        f"{cpu} ({platform.machine()}), {torch.get_num_threads()} torch threads, torch "
+        f"{torch.__version__}.",
     )
     return report.write(out_dir / "report.md")

@@ -24,8 +24,8 @@ from profiling import count_macs
 from studies import StudyConfig
 
 SECTIONS = (
-    "Data", "Dense training", "Dense evaluation", "AVA", "AAP", "budgets", "Profile", "Energy", "MDP", "Study",
-    "Deploy", "Forecasting", "Run",
+    "Data", "Dense training", "Dense evaluation", "AVA", "AAP", "across seeds", "budgets", "Profile", "Energy", "MDP",
+    "Study", "Deploy", "Forecasting", "Run",
 )  # fmt: skip
 
 
@@ -42,6 +42,7 @@ def tiny_quickstart(run) -> QuickstartConfig:
         study=StudyConfig(objectives=("accuracy", "mac_fraction"), trials=3, startup_trials=2, latency_repeats=1),
         budget_targets=(0.01, 0.6),  # the first is out of reach: reported, not fatal
         study_clips=8,
+        dance_seeds=(1,),
         forecast=ForecastStageSettings(
             data=DataConfig(
                 source="storms", forecast=ForecastDataConfig(height=16, width=16, num_train=16, num_val=4, num_test=4)
@@ -93,7 +94,16 @@ def test_quickstart_writes_every_section_with_figures_and_resumes(tmp_path, tiny
     assert deployed["model"]["knobs"] == pytest.approx({k: v for k, v in trial.user_attrs["knobs"].items() if v != 0.0})
     assert json.loads((out / "deployed_eval.json").read_text())["num_clips"] == len(evals[0])
 
-    stages = [out / "aap" / "model.pt", out / "budget-0.60" / "model.pt", out / "lut.json", out / "mdp" / "model.pt"]
+    assert json.loads((out / "dance-seed1" / "aap" / "test_eval.json").read_text())["num_clips"] == len(evals[0])
+    assert text.count("| this run (") == 2 and "over 2 seeds" in text  # one table row per seed of this run
+
+    stages = [
+        out / "aap" / "model.pt",
+        out / "dance-seed1" / "aap" / "model.pt",
+        out / "budget-0.60" / "model.pt",
+        out / "lut.json",
+        out / "mdp" / "model.pt",
+    ]
     mtimes = [p.stat().st_mtime_ns for p in stages]
     run_quickstart(tiny_quickstart(tiny_run_config), out)  # resumes: finished stages reused, study topped up
     assert [p.stat().st_mtime_ns for p in stages] == mtimes

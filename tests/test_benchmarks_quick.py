@@ -173,7 +173,11 @@ def test_device_aware_quick(tmp_path):
     assert latency["target_latency_ms"] == pytest.approx(twin["val_table_ms"])  # matched cost
     assert [r["keep_fraction"] for r in result["table_check"]] == [1.0, 0.5]
     assert set(result["targets"]) == {
-        "latency_objective_ahead_of_mac_objective", "table_prediction_within_10pct", "stacked_on_front"
+        "latency_objective_ahead_of_mac_objective", "latency_front_covers_mac_front", "table_prediction_within_10pct",
+        "latency_objective_within_10pct_of_its_prediction", "stacked_on_front",
     }  # fmt: skip
+    (pair,) = result["paired"]
+    assert (pair["latency"], pair["macs"]) == (latency["name"], twin["name"])
+    assert pair["top1_diff_points"] == pytest.approx(100 * (latency["top1"] - twin["top1"]))
     folder = tmp_path / "results" / "device_aware" / "default-quick"
     assert (folder / "tradeoff.png").is_file() and (folder / "cost_table.json").is_file()

@@ -73,12 +73,20 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 @torch.no_grad()
-def accuracy(model: torch.nn.Module, cache: ClipCache, *, batch_size: int = 64, keep_all: bool = False) -> float:
-    """Top-1 of ``model`` on a cached split (eval mode); ``keep_all``: a dynamic model with every unit kept."""
+def clip_hits(
+    model: torch.nn.Module, cache: ClipCache, *, batch_size: int = 64, keep_all: bool = False
+) -> torch.Tensor:
+    """Per clip of a cached split, whether ``model`` (eval mode) gets it right (bool, in the cache's order);
+    ``keep_all``: a dynamic model with every unit kept."""
     model.eval()
-    hits = 0
+    hits = []
     for start in range(0, len(cache), batch_size):
         clips, labels = cache.batch(torch.arange(start, min(start + batch_size, len(cache))))
         kwargs = {"decisions": model.full_decisions(len(clips))} if keep_all else {}
-        hits += int((model(clips, **kwargs).argmax(1) == labels).sum())
-    return hits / len(cache)
+        hits.append(model(clips, **kwargs).argmax(1) == labels)
+    return torch.cat(hits)
+
+
+def accuracy(model: torch.nn.Module, cache: ClipCache, *, batch_size: int = 64, keep_all: bool = False) -> float:
+    """Top-1 of ``model`` on a cached split (eval mode); ``keep_all``: a dynamic model with every unit kept."""
+    return float(clip_hits(model, cache, batch_size=batch_size, keep_all=keep_all).float().mean())

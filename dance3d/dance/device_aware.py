@@ -13,10 +13,12 @@ One run (``benchmarks/device_aware.py``) builds, from one dense checkpoint and o
 
 Every model and the dense one are then timed in one interleaved batch-1 run in compact mode (the
 controller included) at ``threads`` threads, on the first ``latency_clips`` test clips, and scored on
-the test split. The targets: the latency objective's front covers at least the MAC objective's
-(2-D hypervolume, reference: the dense latency at accuracy 0), the cost table predicts the
-whole-model compact latency within 10% at every checked keep level, and MDP + DANCE is on the front
-of all points.
+the test split. The targets: each latency-objective model is ahead of its MAC twin (paired on the test
+clips: at least 1 point more accurate with McNemar p < 0.05 at no more latency, or at least 15% less
+latency without a significant accuracy loss) and measures within 10% of its table prediction; its
+front covers the MAC objective's (2-D hypervolume, reference: the dense latency at accuracy 0); the
+cost table predicts the whole-model compact latency within 10% at every checked keep level; MDP +
+DANCE is on the front of all points.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import torch
 
 from dance3d.checkpoint import load_checkpoint, load_model, load_network
 from dance3d.config import from_dict, to_dict
-from dance3d.dance.common import accuracy
+from dance3d.dance.common import clip_hits
 from dance3d.dance.data import ClipCache, cached_split
 from dance3d.dance.device_cost import BlockCostTable, mean_table_cost
 from dance3d.dance.device_cost_measure import build_cost_table, check_prediction
@@ -47,10 +49,13 @@ from dance3d.mdp.calibration import measure_table
 from dance3d.mdp.lut import LatencyRuntime
 from dance3d.mdp.lut_measure import TableGrid, runtime_threads
 from dance3d.mdp.pipeline import MdpSettings
+from dance3d.reporting import paired_accuracy
 from dance3d.training.trainer import RunConfig, TrainConfig, train
 from profiling import collect_env
 
 WITHIN_PCT = 10.0
+AHEAD_POINTS = 1.0  # the latency objective ahead of its MAC twin: this many points more accurate (p < 0.05) ...
+AHEAD_LATENCY_CUT = 0.15  # ... at no more latency, or this much less latency at no significant accuracy loss
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,7 @@ class Point:
     predicted_ms: float | None  # by the cost table it was trained against (None: none applies)
     detail: dict[str, Any] = field(default_factory=dict)
     measured_ms: float = float("nan")
+    hits: list[bool] = field(default_factory=list)  # per test clip: right or not (paired tests)
 
     def forward(self) -> Forward:
         """Batch-1 forward as deployed: the dense model through oneDNN, the others in compact mode."""
@@ -161,23 +167,26 @@ def _dense_checkpoint(settings: DeviceAwareSettings, given: Path | None, work: P
 def _dynamic_point(name: str, method: str, model: DynamicModel, test: ClipCache, table: BlockCostTable | None,
                    latency_clips: torch.Tensor, **detail: Any) -> Point:  # fmt: skip
     set_execution_mode(model, "simulate")
-    model.eval()
-    top1 = accuracy(model, test)
+    hits = clip_hits(model, test).tolist()
     fraction = mean_mac_fraction(model, test.clips.float(), batch_size=64)
     predicted = None if table is None else mean_table_cost(model, latency_clips, table, batch_size=1)
-    return Point(name, method, model, None, top1, fraction, predicted, detail)
+    return Point(name, method, model, None, _top1(hits), fraction, predicted, detail, hits=hits)
+
+
+def _top1(hits: list[bool]) -> float:
+    return sum(hits) / len(hits)
 
 
 def _static_point(model: DynamicModel, decisions: list[BlockDecision], test: ClipCache, table: BlockCostTable,
                   *, channel_keep: float, frame_keep: float) -> Point:  # fmt: skip
     set_execution_mode(model, "simulate")
-    top1 = accuracy(StaticPrunedModel(model, decisions), test)
+    hits = clip_hits(StaticPrunedModel(model, decisions), test).tolist()
     model(torch.zeros(1, 3, *model.clip_shape), decisions=decisions)
     levels = [(int(d.kept_frames[0]), int(d.kept_channels[0]), int(d.kept_tiles[0])) for d in decisions]
     detail = {"channel_keep": channel_keep, "frame_keep": frame_keep}
     name = f"static c{channel_keep:g} f{frame_keep:g}"
-    return Point(name, "static", model, decisions, top1, float(model.last_mac_fraction[0]),
-                 table.predict(levels, controller=False), detail)  # fmt: skip
+    return Point(name, "static", model, decisions, _top1(hits), float(model.last_mac_fraction[0]),
+                 table.predict(levels, controller=False), detail, hits=hits)  # fmt: skip
 
 
 def run_device_aware(
@@ -266,7 +275,8 @@ def run_device_aware(
                                  target_latency_ms=summary["target_cost"]))  # fmt: skip
     lap("mdp_dance")
 
-    points.insert(0, Point("dense", "dense", dense, None, accuracy(dense, test), 1.0, table.dense_cost()))
+    hits = clip_hits(dense, test).tolist()
+    points.insert(0, Point("dense", "dense", dense, None, _top1(hits), 1.0, table.dense_cost(), hits=hits))
     runtime = LatencyRuntime(threads=settings.threads)
     with runtime_threads(runtime), torch.inference_mode():
         measured = batch1_latency_ms({p.name: p.forward() for p in points}, test, count=settings.latency_clips,
@@ -290,18 +300,40 @@ def _outcome(points: list[Point], table_check: list[dict[str, Any]], timings: di
     for point in points:
         if point.predicted_ms is not None:
             point.detail["prediction_error_pct"] = 100.0 * (point.predicted_ms - point.measured_ms) / point.measured_ms
+    by_name = {p.name: p for p in points}
+    paired = [twin_comparison(p, by_name[p.detail["twin"]]) for p in points if p.method == "dance_latency"]
+    latency_points = [p for p in points if p.method == "dance_latency"]
     targets = {
-        "latency_objective_ahead_of_mac_objective": bool(volumes["dance_latency"] >= volumes["dance_macs"]),
+        "latency_objective_ahead_of_mac_objective": bool(paired) and all(row["ahead"] for row in paired),
+        "latency_front_covers_mac_front": bool(volumes["dance_latency"] >= volumes["dance_macs"]),
+        "latency_objective_within_10pct_of_its_prediction": all(
+            p.measured_ms <= (1 + WITHIN_PCT / 100) * p.predicted_ms for p in latency_points
+        ),
         "table_prediction_within_10pct": bool(all(abs(r["error_pct"]) <= WITHIN_PCT for r in table_check)),
         "stacked_on_front": not dominated(xy[stacked.name], others),
     }
     return {
         "rows": [p.row() for p in points],
+        "paired": paired,
         "table_check": table_check,
         "hypervolume": {**volumes, "reference_ms": dense_ms},
         "targets": targets,
         "timings_s": timings,
     }
+
+
+def twin_comparison(latency: Point, macs: Point) -> dict[str, Any]:
+    """The latency-objective model against its MAC-objective twin on the same test clips: accuracy difference,
+    McNemar's exact test, measured latency ratio, and whether it is ahead (:data:`AHEAD_POINTS`,
+    :data:`AHEAD_LATENCY_CUT`)."""
+    records = [[{"index": i, "correct": hit} for i, hit in enumerate(p.hits)] for p in (latency, macs)]
+    test = paired_accuracy(*records)
+    ratio = latency.measured_ms / macs.measured_ms
+    significant = test["mcnemar_p"] < 0.05
+    more_accurate = test["top1_diff_points"] >= AHEAD_POINTS and significant and ratio <= 1.0
+    faster = ratio <= 1.0 - AHEAD_LATENCY_CUT and not (significant and test["top1_diff_points"] < 0)
+    return {"latency": latency.name, "macs": macs.name, **test, "latency_ratio": ratio,
+            "ahead": bool(more_accurate or faster)}  # fmt: skip
 
 
 def settings_record(settings: DeviceAwareSettings) -> dict[str, Any]:

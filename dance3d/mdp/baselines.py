@@ -95,19 +95,22 @@ def match_measured(
     limit = budget_ms * tolerance
     measured = measure(plans[index])
     if measured <= limit:
-        while index > 0:
-            wider = next((i for i in range(index - 1, -1, -1) if plans[i] != plans[index]), None)
-            if wider is None:
-                break
-            wider_ms = measure(plans[wider])
+        while (wider := next_wider(plans, plans[index])) is not None:
+            wider_ms = measure(wider)
             if wider_ms > limit:
                 break
-            index, measured = wider, wider_ms
+            index, measured = plans.index(wider), wider_ms
         return plans[index], measured
     while index + 1 < len(plans) and measured > limit:
         index += 1
         measured = measure(plans[index])
     return plans[index], measured
+
+
+def next_wider(plans: Sequence[PrunePlan], plan: PrunePlan) -> PrunePlan | None:
+    """The plan just before ``plan`` in ``plans`` (widest first) that differs from it; None at the widest."""
+    index = plans.index(plan)
+    return next((plans[i] for i in range(index - 1, -1, -1) if plans[i] != plan), None)
 
 
 @dataclass(frozen=True)

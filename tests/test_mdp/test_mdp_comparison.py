@@ -9,7 +9,9 @@ from scipy.stats import binomtest
 from dance3d.mdp.baselines import TOLERANCE, greedy_steps, magnitude_plans, uniform_plans
 from dance3d.mdp.comparison import (
     BASELINES,
+    EQUAL_LATENCY_RATIO,
     METHODS,
+    WIDER,
     mdp_ahead,
     paired_comparisons,
     pick_at_equal_latency,
@@ -175,3 +177,31 @@ def test_structures_figure(deep, tmp_path):
     blocks = {name: block.groups for name, block in structure.blocks.items()}
     path = plot_structures(rows, dense, blocks, tmp_path / "structures.png")
     assert path.stat().st_size > 5000
+
+
+def test_a_coarse_baseline_gets_its_wider_bracket_and_beating_it_counts(deep):
+    _, structure, table = deep
+    taylor = _importance(structure)
+
+    def measure(plan):
+        return table.predict_ms(plan)
+
+    picks = pick_at_equal_latency(structure, table, taylor=taylor, magnitude=magnitude_importance(structure),
+                                  targets=(0.5,), measure=measure, bracket_targets=(0.5,))  # fmt: skip
+    mdp_ms = picks[0].matched_ms
+    wider = [p for p in picks if p.method.endswith(WIDER)]
+    assert wider, "uniform scaling's steps leave some baseline under 0.95 of MDP's latency"
+    for pick in wider:
+        base = next(p for p in picks if p.method == pick.extra["bracket_of"])
+        assert base.matched_ms < EQUAL_LATENCY_RATIO * mdp_ms < pick.matched_ms
+    rows = [{"target": t, "method": "mdp", "prediction_error_pct": 1.0, "removed_blocks": [], "measured_ms": 10.0}
+            for t in (0.6, 0.3)]  # fmt: skip
+    pairs = [{"target": t, "baseline": b, "top1_diff_points": -5.0, "mcnemar_p": 0.001, "latency_ratio": 0.8}
+             for t in (0.6, 0.3) for b in BASELINES]  # fmt: skip
+    rule = "mdp_ahead_of_every_baseline_at_equal_latency"
+    assert not target_rules(rows, pairs)[rule]  # behind baselines that were faster: not shown
+    pairs += [{"target": t, "baseline": b + WIDER, "top1_diff_points": 3.0, "mcnemar_p": 0.01, "latency_ratio": 1.1}
+              for t in (0.6, 0.3) for b in BASELINES]  # fmt: skip
+    assert target_rules(rows, pairs)[rule]  # ahead of every slower bracket: ahead at equal latency
+    pairs[-1]["latency_ratio"] = 0.9  # one bracket measured faster than MDP after all
+    assert not target_rules(rows, pairs)[rule]

@@ -36,7 +36,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: simvp-test, tiny splits, one epoch each")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--tag", default="default")
-    parser.add_argument("--root", default=str(RESULTS), help="results root (benchmarks/results)")
+    parser.add_argument("--results-root", default=str(RESULTS), help="results root (benchmarks/results)")
     parser.add_argument("--work", help="folder for the runs' checkpoints (default: a temporary one)")
     parser.add_argument("--dense-checkpoint", help="a trained SimVP forecaster to start from (skips dense training)")
     defaults = DynaSettings()
@@ -56,7 +56,7 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     tag = args.tag + (f"-seed{settings.seed}" if settings.seed else "") + ("-quick" if args.quick else "")
-    out = ResultDir(Path(args.root), BENCHMARK, tag)
+    out = ResultDir(Path(args.results_root), BENCHMARK, tag)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="dyna_forecast_"))
     try:
         dense = Path(args.dense_checkpoint) if args.dense_checkpoint else None

@@ -31,7 +31,7 @@ from dance3d.config import from_dict, to_dict
 from dance3d.copruning.baselines import StaticTilesSimVP, match_width, prune_simvp, static_tiles_model
 from dance3d.copruning.comparison import TargetThresholds, dyna_targets, paired_test, spearman
 from dance3d.copruning.config import CopruneConfig, CopruneRunConfig, CopruneTrainConfig, check_backbone
-from dance3d.copruning.figures import mac_mse_figure, masks_figure, sample_masks
+from dance3d.copruning.figures import calm_and_stormy_figure, mac_mse_figure
 from dance3d.copruning.model import CoprunedSimVP
 from dance3d.copruning.recording import record_mac_fractions
 from dance3d.copruning.training import coprune
@@ -332,22 +332,11 @@ def run_benchmark(
 
 
 def _figures(model: CoprunedSimVP, test_set, coupled_rows: pd.DataFrame, summary: dict, out: ResultDir) -> list[Path]:  # noqa: ANN001
-    calm = coupled_rows.loc[coupled_rows.calm_fraction.idxmax()]
-    stormy = coupled_rows.loc[coupled_rows.calm_fraction.idxmin()]
-    picks = [(int(calm["sample"]), "calmest"), (int(stormy["sample"]), "stormiest")]
-    positions = {int(s): i for i, s in enumerate(coupled_rows["sample"])}
-    items = [test_set[positions[s]] for s, _ in picks]
-    inputs = torch.stack([item["inputs"] for item in items])
-    targets = torch.stack([item["targets"] for item in items])
-    mean, std = float(test_set.mean[0]), float(test_set.std[0])
-    masks = sample_masks(model.set_mode("simulate"), inputs)
-    masks["forecast"] = masks["forecast"][:, :, 0] * std + mean
-    labels = [f"{label} (calm {float(test_set[positions[s]]['meta']['calm_fraction']):.2f})" for s, label in picks]
+    calm = dict(zip(coupled_rows["sample"].astype(int), coupled_rows["calm_fraction"], strict=True))
     return [
-        masks_figure(inputs=inputs[:, :, 0].numpy() * std + mean, targets=targets[:, :, 0].numpy() * std + mean,
-                     masks=masks, labels=labels, path=out.file("masks.png")),
+        calm_and_stormy_figure(model, test_set, calm, out.file("masks.png")),
         mac_mse_figure(summary, out.file("mac_vs_mse.png"), title="storms test split: MACs against MSE"),
-    ]  # fmt: skip
+    ]
 
 
 def _target_notes(t: TargetThresholds) -> dict[str, str]:

@@ -78,6 +78,28 @@ def masks_figure(
     return path
 
 
+def calm_and_stormy_figure(model: CoprunedSimVP, dataset, calm_fraction: dict[int, float], path: str | Path) -> Path:  # noqa: ANN001
+    """:func:`masks_figure` of the calmest and the stormiest sample of ``dataset`` (a forecast split in
+    normalised units, with ``mean`` / ``std``), by ``calm_fraction`` (dataset index -> calm fraction)."""
+    picks = [
+        (max(calm_fraction, key=calm_fraction.get), "calmest"),
+        (min(calm_fraction, key=calm_fraction.get), "stormiest"),
+    ]
+    items = [dataset[index] for index, _ in picks]
+    inputs = torch.stack([item["inputs"] for item in items])
+    targets = torch.stack([item["targets"] for item in items])
+    mean, std = float(dataset.mean[0]), float(dataset.std[0])
+    masks = sample_masks(model.set_mode("simulate"), inputs)
+    masks["forecast"] = masks["forecast"][:, :, 0] * std + mean
+    return masks_figure(
+        inputs=inputs[:, :, 0].numpy() * std + mean,
+        targets=targets[:, :, 0].numpy() * std + mean,
+        masks=masks,
+        labels=[f"{label} (calm {calm_fraction[index]:.2f})" for index, label in picks],
+        path=path,
+    )
+
+
 def mac_mse_figure(summary: dict[str, dict[str, float]], path: str | Path, *, title: str = "") -> Path:
     """Mean MAC fraction (x) against test MSE (y), one point per method."""
     import matplotlib
@@ -101,4 +123,4 @@ def mac_mse_figure(summary: dict[str, dict[str, float]], path: str | Path, *, ti
     return path
 
 
-__all__ = ["mac_mse_figure", "masks_figure", "sample_masks"]
+__all__ = ["calm_and_stormy_figure", "mac_mse_figure", "masks_figure", "sample_masks"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -107,3 +108,18 @@ def test_a_tiny_run_writes_valid_results(tmp_path):
     assert payload["backbones"]["not_run"].keys() == {"convlstm-tiny", "stformer-tiny"}
     for figure in payload["figures"]:
         assert out.file(figure).stat().st_size > 5_000
+
+
+@pytest.mark.slow
+def test_the_quick_script_run_writes_valid_results(tmp_path):
+    done = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--threads", "1", "--results-root", str(tmp_path)],
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((tmp_path / "dyna_forecast" / "default-quick" / "result.json").read_text())
+    assert validate_result(result) == [] and result["quick"] and result["settings"]["backbone"] == "simvp-test"
+    assert set(result["targets"]) == {
+        "mac_reduction_at_least_60pct", "metric_degradation_below_1pct", "ahead_of_static_at_matched_macs",
+        "coupled_ahead_of_single_masks", "spearman_calm_fraction_at_least_0.5", "cpu_batch1_speedup_at_least_2x",
+    }  # fmt: skip
+    records = pd.read_parquet(tmp_path / "dyna_forecast" / "default-quick" / "records.parquet")
+    assert len(records) == len(METHODS) * result["settings"]["num_test"]

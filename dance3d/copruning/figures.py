@@ -109,8 +109,9 @@ def mac_mse_figure(summary: dict[str, dict[str, float]], path: str | Path, *, ti
 
     fig, ax = plt.subplots(figsize=(6.0, 4.2))
     for name, row in summary.items():
-        ax.scatter(row["mac_fraction"], row["mse"], s=40, marker="*" if name == "coupled" else "o")
-        ax.annotate(name, (row["mac_fraction"], row["mse"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        marker, size = ("*", 140) if name == "coupled" else ("o", 40)
+        ax.scatter(row["mac_fraction"], row["mse"], s=size, marker=marker, label=name, alpha=0.8)
+    ax.legend(fontsize=8, loc="best")
     ax.set_xlabel("mean MAC fraction of dense (test split)")
     ax.set_ylabel("test MSE (VIL levels^2)")
     ax.set_title(title or "MACs against forecast error")

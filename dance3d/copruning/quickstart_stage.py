@@ -32,6 +32,16 @@ class CopruningStageSettings:
     generator_lr: float = 3e-2
     tile_size: int = 8
 
+    def __post_init__(self) -> None:
+        self.run_config()  # bad values are refused when the quickstart starts, not when it reaches this stage
+
+    def run_config(self) -> CopruneRunConfig:
+        return CopruneRunConfig(
+            copruning=CopruneConfig(target_mac_fraction=self.target_mac_fraction, tile_size=self.tile_size),
+            train=CopruneTrainConfig(epochs=self.epochs, batch_size=self.batch_size, generator_lr=self.generator_lr,
+                                     progress=False),
+        )  # fmt: skip
+
 
 @dataclass
 class CopruningStageResult:
@@ -55,17 +65,12 @@ def run_copruning_stage(
 ) -> CopruningStageResult:
     """Co-prune (or reuse) the forecaster at ``dense_checkpoint``; score it, dense and persistence on the test split."""
     out_dir = Path(out_dir)
-    checkpoint = out_dir / "model.pt"
+    checkpoint, cached = out_dir / "model.pt", out_dir / "eval.json"
     if not checkpoint.is_file():
-        run = CopruneRunConfig(
-            copruning=CopruneConfig(target_mac_fraction=settings.target_mac_fraction, tile_size=settings.tile_size),
-            train=CopruneTrainConfig(epochs=settings.epochs, batch_size=settings.batch_size,
-                                     generator_lr=settings.generator_lr, progress=False),
-        )  # fmt: skip
-        coprune(run, dense_checkpoint, out_dir)
+        coprune(settings.run_config(), dense_checkpoint, out_dir)
+        cached.unlink(missing_ok=True)  # scores of an earlier model
     copruned, dense = load_model(checkpoint), load_model(dense_checkpoint)
     test_set = build_dataset(copruned.data, "test", classes=copruned.classes)
-    cached = out_dir / "eval.json"
     if cached.is_file():
         scores = json.loads(cached.read_text())
     else:

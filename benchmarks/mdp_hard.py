@@ -11,7 +11,8 @@ magnitude (L1) channel pruning and greedy latency-aware (HALP-style) pruning at 
 3. Per target (fraction of dense latency, lowest 0.3): MDP solves and tightens its budget until it measures
    within it; each baseline is shrunk until it measures at most MDP's latency (``dance3d.mdp.comparison``); at
    the two lowest targets a baseline left under 0.95 of MDP's latency also gets its next wider plan
-   (``<baseline>-wider``, slower than MDP). Then all picked models and the dense one are timed again together, round-robin (``measured_ms``).
+   (``<baseline>-wider``, slower than MDP). Then all picked models and the dense one are timed again together,
+   round-robin (``measured_ms``).
 4. Every pick is fine-tuned with the same trainer settings (this seed) and evaluated on the same test clips;
    MDP is compared with each baseline clip by clip (McNemar's exact test).
 

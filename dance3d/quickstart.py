@@ -6,7 +6,8 @@ budgets (the controller re-targeted to other MAC fractions, no training) → pro
 dense vs dynamic execution) → MDP (latency table of this CPU, MILP at a latency target, the smaller
 model fine-tuned and evaluated) → Optuna study of the run-time knobs (Pareto front) → the study's
 pick deployed as a checkpoint and evaluated → a tiny forecaster on ``storms`` against persistence
-→ report. A killed quickstart resumes: finished stages are reused (each leaves a ``model.pt``, a
+→ that forecaster co-pruned (tile and channel masks from one importance map) → report. A killed
+quickstart resumes: finished stages are reused (each leaves a ``model.pt``, a
 JSON or a study database), training continues from its checkpoint.
 """
 
@@ -28,6 +29,7 @@ import torch
 from dance3d.benchmark_results import dumps_strict
 from dance3d.checkpoint import load_checkpoint, load_network
 from dance3d.config import save_config
+from dance3d.copruning.quickstart_stage import CopruningStageSettings, run_copruning_stage
 from dance3d.dance.aap import AapSettings
 from dance3d.dance.ava import AvaSettings
 from dance3d.dance.pipeline import PRESETS, DanceRunConfig, run_dance
@@ -89,6 +91,7 @@ class QuickstartConfig:
     study_clips: int = 200  # validation clips each trial evaluates (and each budget is fitted on)
     deploy_max_accuracy_drop: float = 0.01  # the deployed trial: fewest MACs within this of dense accuracy
     forecast: ForecastStageSettings = field(default_factory=ForecastStageSettings)  # tiny forecaster vs persistence
+    copruning: CopruningStageSettings = field(default_factory=CopruningStageSettings)  # that forecaster co-pruned
     dance_seeds: tuple[int, ...] = ()  # more DANCE seeds (AVA + AAP each, minutes apiece): the spread on this CPU
 
 
@@ -441,6 +444,8 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
 
     forecast = run_forecast_stage(config.forecast, out_dir / "forecast")
     report.add(forecast.heading, forecast.text, table=forecast.table, figures=forecast.figures)
+    copruned = run_copruning_stage(config.copruning, out_dir / "forecast" / "model.pt", out_dir / "copruning")
+    report.add(copruned.heading, copruned.text, table=copruned.table, figures=copruned.figures)
 
     report.add(
         "Run",

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from dance3d.checkpoint import load_checkpoint
+from dance3d.copruning.quickstart_stage import CopruningStageSettings
 from dance3d.dance.aap import AapSettings
 from dance3d.dance.ava import AvaSettings
 from dance3d.data.forecast.config import ForecastDataConfig
@@ -25,7 +26,7 @@ from studies import StudyConfig
 
 SECTIONS = (
     "Data", "Dense training", "Dense evaluation", "AVA", "AAP", "across seeds", "budgets", "Profile", "Energy", "MDP",
-    "Study", "Deploy", "Forecasting", "Run",
+    "Study", "Deploy", "Forecasting", "Co-pruning", "Run",
 )  # fmt: skip
 
 
@@ -49,6 +50,7 @@ def tiny_quickstart(run) -> QuickstartConfig:
             ),
             train=replace(run.train, model="simvp-test", epochs=1),
         ),
+        copruning=CopruningStageSettings(target_mac_fraction=0.5, epochs=1, batch_size=8),
     )
 
 
@@ -97,12 +99,18 @@ def test_quickstart_writes_every_section_with_figures_and_resumes(tmp_path, tiny
     assert json.loads((out / "dance-seed1" / "aap" / "test_eval.json").read_text())["num_clips"] == len(evals[0])
     assert text.count("| this run (") == 2 and "over 2 seeds" in text  # one table row per seed of this run
 
-    stages = [
-        out / "aap" / "model.pt",
-        out / "dance-seed1" / "aap" / "model.pt",
-        out / "budget-0.60" / "model.pt",
+    copruning = json.loads((out / "copruning" / "eval.json").read_text())
+    fractions = copruning["copruned"]["mac_fractions"]
+    assert len(fractions) == 4 and all(0 < f <= 1.05 for f in fractions)
+    assert f"computes **{sum(fractions) / len(fractions):.3f}** of the dense MACs" in text
+    assert load_checkpoint(out / "copruning" / "model.pt").kind == "copruned"
+
+    stages = [out / "aap" / "model.pt", out / "dance-seed1" / "aap" / "model.pt", out / "budget-0.60" / "model.pt"]
+    stages += [
         out / "lut.json",
         out / "mdp" / "model.pt",
+        out / "copruning" / "model.pt",
+        out / "copruning" / "eval.json",
     ]
     mtimes = [p.stat().st_mtime_ns for p in stages]
     run_quickstart(tiny_quickstart(tiny_run_config), out)  # resumes: finished stages reused, study topped up

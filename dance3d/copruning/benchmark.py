@@ -1,0 +1,357 @@
+"""The co-pruning benchmark (``benchmarks/dyna_forecast.py``): coupled masks against single masks and
+static baselines at matched MACs, on one seed.
+
+Steps: train (or load) a dense SimVP on ``storms``; co-prune it with coupled masks, data-only and
+model-only masks (same target, same fine-tuning budget); build the static baselines at the coupled
+model's validation MAC fraction (uniform L1 channel pruning, a fixed centred crop of tiles, a
+random tile drop) and fine-tune them as long; score everything on the test split with per-sample
+records; paired tests against the coupled model; the calm-fraction Spearman; figures; CPU
+latency at batch 1 of dense vs co-pruned compact execution; the targets from these numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from dance3d.benchmark_results import ResultDir
+from dance3d.checkpoint import load_checkpoint, load_model
+from dance3d.config import from_dict, to_dict
+from dance3d.copruning.baselines import StaticTilesSimVP, match_width, prune_simvp, static_tiles_model
+from dance3d.copruning.comparison import TargetThresholds, dyna_targets, paired_test, spearman
+from dance3d.copruning.config import CopruneConfig, CopruneRunConfig, CopruneTrainConfig, check_backbone
+from dance3d.copruning.figures import calm_and_stormy_figure, mac_mse_figure
+from dance3d.copruning.model import CoprunedSimVP
+from dance3d.copruning.recording import record_mac_fractions
+from dance3d.copruning.training import coprune
+from dance3d.data.forecast.config import ForecastDataConfig
+from dance3d.data.registry import DataConfig, build_dataset
+from dance3d.errors import ConfigError
+from dance3d.forecast.evaluation import evaluate_forecast
+from dance3d.forecast.task import KIND as FORECAST
+from dance3d.training.trainer import RunConfig, TrainConfig, train
+from profiling import collect_env, count_macs
+
+BENCHMARK = "dyna_forecast"
+NOT_BUILT = {
+    "convlstm-tiny": "co-pruning is not built for the ConvLSTM forecaster yet",
+    "stformer-tiny": "co-pruning is not built for the Transformer forecaster yet (token dropping, head masks)",
+}
+SINGLE_MASKS = {"data_only": {"data_mask": True, "model_mask": False},
+                "model_only": {"data_mask": False, "model_mask": True}}  # fmt: skip
+STATIC = ("uniform_channels", "static_crop", "random_drop")
+CSI_LEVEL = "74"
+
+
+@dataclass(frozen=True)
+class DynaSettings:
+    """One run of the benchmark (one seed). ``lr`` / ``generator_lr`` / ``finetune_epochs`` are the
+    fine-tuning budget every pruned model gets; ``dense_*`` train the dense model."""
+
+    backbone: str = "simvp-tiny"
+    height: int = 64
+    width: int = 64
+    num_train: int = 1024
+    num_val: int = 128
+    num_test: int = 256
+    dense_epochs: int = 8
+    dense_lr: float = 3e-3
+    finetune_epochs: int = 4
+    batch_size: int = 16
+    lr: float = 1e-3
+    generator_lr: float = 1e-2
+    target_mac_fraction: float = 0.35
+    tile_size: int = 8
+    sparsity_weight: float = 2.0
+    latency_samples: int = 16
+    latency_repeats: int = 7
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.backbone in NOT_BUILT:
+            raise ConfigError(f"{self.backbone}: {NOT_BUILT[self.backbone]}; this benchmark runs simvp-tiny")
+        check_backbone(self.backbone)
+
+
+QUICK = {"backbone": "simvp-test", "num_train": 48, "num_val": 16, "num_test": 24, "dense_epochs": 1,
+         "finetune_epochs": 1, "latency_samples": 3, "latency_repeats": 3}  # fmt: skip
+
+
+def quick_settings(settings: DynaSettings) -> DynaSettings:
+    """The smoke-run version of ``settings``: the unit-test SimVP, tiny splits, one epoch each."""
+    return replace(settings, **QUICK)
+
+
+def data_config(settings: DynaSettings) -> DataConfig:
+    forecast = ForecastDataConfig(height=settings.height, width=settings.width, num_train=settings.num_train,
+                                  num_val=settings.num_val, num_test=settings.num_test)  # fmt: skip
+    return DataConfig(source="storms", seed=settings.seed, forecast=forecast)
+
+
+def train_dense(settings: DynaSettings, out_dir: Path, *, threads: int) -> Path:
+    """Train the dense forecaster of the run; returns its checkpoint."""
+    config = RunConfig(
+        data=data_config(settings),
+        train=TrainConfig(model=settings.backbone, epochs=settings.dense_epochs, batch_size=settings.batch_size,
+                          lr=settings.dense_lr, weight_decay=0.01, warmup_steps=20, num_workers=0, threads=threads,
+                          seed=settings.seed, checkpoint_every_steps=10_000, progress=False),
+    )  # fmt: skip
+    return Path(train(config, out_dir).checkpoint_path)
+
+
+def check_dense(path: Path) -> str:
+    """The backbone of the dense checkpoint at ``path``; refuses anything but a trained SimVP forecaster."""
+    checkpoint = load_checkpoint(path)
+    if checkpoint.kind != FORECAST:
+        raise ConfigError(f"--dense-checkpoint must be a trained forecaster (kind 'forecast'), got {checkpoint.kind!r}")
+    name = checkpoint.model["name"]
+    if name in NOT_BUILT:
+        raise ConfigError(f"{name}: {NOT_BUILT[name]}")
+    check_backbone(name)
+    return name
+
+
+def finetune(model: nn.Module, train_set: Dataset, settings: DynaSettings) -> nn.Module:
+    """Fine-tune a static baseline with the co-pruned models' budget: same epochs, batch size and backbone lr."""
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.lr, weight_decay=0.0)
+    model.train()
+    for epoch in range(settings.finetune_epochs):
+        generator = torch.Generator().manual_seed(settings.seed + epoch)
+        for batch in DataLoader(train_set, batch_size=settings.batch_size, shuffle=True, generator=generator):
+            loss = F.mse_loss(model(batch["inputs"]), batch["targets"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return model.eval()
+
+
+def evaluate(name: str, model: nn.Module, test_set: Dataset, *, constant_fraction: float | None = None):  # noqa: ANN201
+    """(summary row, per-sample records) of ``model`` on the test split; the MAC fraction per sample is
+    recorded from a co-pruned model, or ``constant_fraction`` for a static one."""
+    if isinstance(model, StaticTilesSimVP):
+        model.reseed()
+    if isinstance(model, CoprunedSimVP):
+        model.set_mode("simulate")
+    with record_mac_fractions(model) as fractions:
+        scores = evaluate_forecast(model, test_set, batch_size=16, progress=False)
+    if not fractions:
+        fractions = [1.0 if constant_fraction is None else constant_fraction] * scores.num_samples
+    records = [
+        {"method": name, "sample": int(r["index"]), "calm_fraction": float(r["calm_fraction"]),
+         "mac_fraction": float(f), "mse": r["mse"], "persistence_mse": r["persistence_mse"]}
+        for r, f in zip(scores.records, fractions, strict=True)
+    ]  # fmt: skip
+    categorical = scores.model.get("categorical", {})
+    summary = {
+        "mac_fraction": float(np.mean(fractions)),
+        "mse": scores.model["mse"],
+        "mse_normalised": scores.mse_normalised,
+        "csi74": categorical.get(CSI_LEVEL, {}).get("csi", float("nan")),
+        "csi_mean": scores.model.get("csi_mean", float("nan")),
+    }
+    persistence = {
+        "mac_fraction": 0.0,
+        "mse": scores.persistence["mse"],
+        "mse_normalised": scores.persistence_mse_normalised,
+        "csi74": scores.persistence.get("categorical", {}).get(CSI_LEVEL, {}).get("csi", float("nan")),
+        "csi_mean": scores.persistence.get("csi_mean", float("nan")),
+    }
+    return summary, records, persistence
+
+
+@torch.inference_mode()
+def batch1_latency_ms(
+    models: dict[str, nn.Module], samples: list[torch.Tensor], *, repeats: int, warmup: int = 1
+) -> dict[str, float]:
+    """Median over ``repeats`` of each model's mean milliseconds per sample at batch 1 over ``samples``;
+    the models alternate inside every repeat, so they share the machine's state."""
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for round_ in range(warmup + repeats):
+        for name, model in models.items():
+            started = time.perf_counter()
+            for sample in samples:
+                model(sample)
+            if round_ >= warmup:
+                times[name].append((time.perf_counter() - started) * 1000 / len(samples))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def _coprune_run(settings: DynaSettings, backbone: str, *, data_mask: bool, model_mask: bool) -> CopruneRunConfig:
+    return CopruneRunConfig(
+        copruning=CopruneConfig(backbone=backbone, target_mac_fraction=settings.target_mac_fraction,
+                                tile_size=settings.tile_size, data_mask=data_mask, model_mask=model_mask),
+        train=CopruneTrainConfig(epochs=settings.finetune_epochs, batch_size=settings.batch_size, lr=settings.lr,
+                                 generator_lr=settings.generator_lr, sparsity_weight=settings.sparsity_weight,
+                                 seed=settings.seed, progress=False),
+    )  # fmt: skip
+
+
+def run_benchmark(
+    settings: DynaSettings,
+    *,
+    work: Path,
+    out: ResultDir,
+    quick: bool,
+    threads: int,
+    dense_checkpoint: Path | None = None,
+    thresholds: TargetThresholds | None = None,
+    log=print,  # noqa: ANN001
+) -> dict[str, Any]:
+    """Run every step into ``work`` (checkpoints) and ``out`` (records, figures); returns the result payload."""
+    thresholds = thresholds or TargetThresholds()
+    started, timings = time.perf_counter(), {}
+
+    def lap(name: str, since: float) -> float:
+        timings[name] = time.perf_counter() - since
+        log(f"   {name}: {timings[name]:.0f} s")
+        return time.perf_counter()
+
+    clock = time.perf_counter()
+    if dense_checkpoint is None:
+        log("== dense training")
+        dense_path = train_dense(settings, work / "dense", threads=threads)
+        clock = lap("dense_train", clock)
+    else:
+        dense_path = Path(dense_checkpoint)
+    backbone = check_dense(dense_path)
+    dense_ckpt = load_checkpoint(dense_path)
+    data = from_dict(DataConfig, dense_ckpt.data)
+    loaded = load_model(dense_path)
+    dense = loaded.model.eval()
+    train_set = build_dataset(data, "train", classes=loaded.classes)
+    test_set = build_dataset(data, "test", classes=loaded.classes)
+    sample = test_set[0]["inputs"][None]
+    dense_macs = int(count_macs(dense, sample).macs_per_clip)
+
+    models: dict[str, nn.Module] = {}
+    coprune_results = {}
+    for name, masks in {"coupled": {"data_mask": True, "model_mask": True}, **SINGLE_MASKS}.items():
+        log(f"== co-pruning: {name}")
+        run = _coprune_run(settings, backbone, **masks)
+        result = coprune(run, dense_path, work / name)
+        coprune_results[name] = {"val_mse": result.val_mse, "val_mac_fraction": result.val_mac_fraction,
+                                 "dense_val_mse": result.dense_val_mse, "history": result.history}  # fmt: skip
+        models[name] = load_model(result.checkpoint_path).model.eval()
+        clock = lap(f"coprune_{name}", clock)
+
+    match_fraction = coprune_results["coupled"]["val_mac_fraction"]
+    log(f"== static baselines at the coupled model's validation MAC fraction {match_fraction:.3f}")
+    width = match_width(dense, sample, match_fraction * dense_macs)
+    narrow = prune_simvp(dense, hidden_spatial=width.hidden_spatial, hidden_temporal=width.hidden_temporal)
+    models["uniform_channels"] = finetune(narrow, train_set, settings)
+    clock = lap("finetune_uniform_channels", clock)
+    tiles = {}
+    for name, layout in (("static_crop", "crop"), ("random_drop", "drop")):
+        static = static_tiles_model(dense, target_fraction=match_fraction, layout=layout, sample=sample,
+                                    tile_size=settings.tile_size, seed=settings.seed)  # fmt: skip
+        tiles[name] = static.tiles
+        models[name] = finetune(static, train_set, settings)
+        clock = lap(f"finetune_{name}", clock)
+
+    log("== test split")
+    summary, records = {}, []
+    summary["dense"], dense_records, summary["persistence"] = evaluate("dense", dense, test_set)
+    records += dense_records
+    for name, model in models.items():
+        constant = width.macs / dense_macs if name == "uniform_channels" else None
+        summary[name], rows, _ = evaluate(name, model, test_set, constant_fraction=constant)
+        records += rows
+    frame = pd.DataFrame(records)
+    frame.to_parquet(out.file("records.parquet"), index=False)
+    clock = lap("evaluate", clock)
+
+    per_sample = {name: group.sort_values("sample")["mse"].to_numpy() for name, group in frame.groupby("method")}
+    rivals = [*SINGLE_MASKS, *STATIC, "dense"]
+    tests = {name: paired_test(per_sample["coupled"], per_sample[name], names=("coupled", name), seed=settings.seed)
+             for name in rivals}  # fmt: skip
+    coupled_rows = frame[frame.method == "coupled"]
+    calm_rho = spearman(coupled_rows["mac_fraction"], coupled_rows["calm_fraction"])
+
+    log("== figures and latency")
+    figures = _figures(models["coupled"], test_set, coupled_rows, summary, out)
+    latency_inputs = [test_set[i]["inputs"][None] for i in range(min(settings.latency_samples, len(test_set)))]
+    coupled = copy.deepcopy(models["coupled"]).set_mode("compact").eval()
+    latency = batch1_latency_ms({"dense": dense, "coupled_compact": coupled}, latency_inputs,
+                                repeats=settings.latency_repeats)  # fmt: skip
+    latency_fractions = []
+    with torch.inference_mode():
+        for x in latency_inputs:
+            coupled(x)
+            latency_fractions.append(float(coupled.last_mac_fraction.mean()))
+    speedup = latency["dense"] / latency["coupled_compact"]
+    lap("latency_and_figures", clock)
+    timings["total"] = time.perf_counter() - started
+
+    targets = dyna_targets(summary, tests, static=list(STATIC), single_masks=list(SINGLE_MASKS),
+                           calm_spearman=calm_rho, speedup=speedup, thresholds=thresholds)  # fmt: skip
+    return {
+        "benchmark": BENCHMARK,
+        "tag": out.tag,
+        "seed": settings.seed,
+        "quick": quick,
+        "settings": {
+            **asdict(settings),
+            "threads": torch.get_num_threads(),
+            "data": to_dict(data),
+            "dense_checkpoint": str(dense_checkpoint) if dense_checkpoint else None,
+            "thresholds": asdict(thresholds),
+        },  # fmt: skip
+        "machine": collect_env(),
+        "timings_s": timings,
+        "targets": targets,
+        "target_notes": _target_notes(thresholds),
+        "backbones": {"run": [backbone], "not_run": NOT_BUILT},
+        "dense_macs": dense_macs,
+        "summary": summary,
+        "matched": {
+            "target_mac_fraction": settings.target_mac_fraction,
+            "matched_to_val_mac_fraction": match_fraction,
+            "uniform_channels": {**asdict(width), "mac_fraction": width.macs / dense_macs},
+            "static_tiles": tiles,
+        },
+        "paired_tests": {name: test.to_dict() for name, test in tests.items()},
+        "spearman_mac_vs_calm_fraction": calm_rho,
+        "latency_b1_ms": latency,
+        "latency_samples_mac_fraction": float(np.mean(latency_fractions)),
+        "speedup_b1": speedup,
+        "coprune_runs": coprune_results,
+        "figures": [path.name for path in figures],
+        "records": "records.parquet",
+    }
+
+
+def _figures(model: CoprunedSimVP, test_set, coupled_rows: pd.DataFrame, summary: dict, out: ResultDir) -> list[Path]:  # noqa: ANN001
+    calm = dict(zip(coupled_rows["sample"].astype(int), coupled_rows["calm_fraction"], strict=True))
+    return [
+        calm_and_stormy_figure(model, test_set, calm, out.file("masks.png")),
+        mac_mse_figure(summary, out.file("mac_vs_mse.png"), title="storms test split: MACs against MSE"),
+    ]
+
+
+def _target_notes(t: TargetThresholds) -> dict[str, str]:
+    return {
+        "mac_reduction_at_least_60pct": f"coupled mean test MAC fraction <= {t.max_mac_fraction}",
+        "metric_degradation_below_1pct": f"coupled test MSE <= {1 + t.max_mse_increase} x dense and CSI at VIL "
+        f"{CSI_LEVEL} >= {1 - t.max_csi_drop} x dense",
+        "ahead_of_static_at_matched_macs": "for each static baseline: coupled MAC fraction <= its + "
+        f"{t.mac_match_tolerance} and coupled per-sample error lower (Wilcoxon p < 0.05, mean difference > 0)",
+        "coupled_ahead_of_single_masks": "the same test against data-only and model-only masks",
+        "spearman_calm_fraction_at_least_0.5": f"-Spearman(per-sample MAC fraction, calm fraction) >= "
+        f"{t.min_calm_spearman} for the coupled model",
+        "cpu_batch1_speedup_at_least_2x": f"dense / coupled compact latency at batch 1 >= {t.min_speedup}, "
+        "same threads, median of repeats",
+    }
+
+
+__all__ = ["BENCHMARK", "NOT_BUILT", "DynaSettings", "batch1_latency_ms", "quick_settings", "run_benchmark"]

@@ -6,7 +6,7 @@ with ``--quick``) and writes ``benchmarks/results/device_aware/<tag>/``: ``resul
 the AVA model's cost table (``cost_table.json``) and the MDP latency table. Usage::
 
     python benchmarks/device_aware.py [--dense-checkpoint runs/dense/model.pt] [--work-dir runs/bench-device-aware]
-        [--seed N] [--tag NAME] [--quick]
+        [--seed N] [--tag NAME] [--threads N] [--quick]
 
 Without ``--dense-checkpoint`` (or when it does not exist) it trains a dense ``tiny`` first. The tag is
 ``--tag`` (``default``), suffixed ``-seedN`` for ``--seed N`` > 0 and ``-quick`` for a smoke run, whose
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from dance3d.benchmark_results import ResultDir, save_result
@@ -37,6 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of every stage; the tag gets -seedN if not 0")
     parser.add_argument("--tag", default="default", help="names this run's result folder")
     parser.add_argument("--results-root", type=Path, default=RESULTS, help="default: %(default)s")
+    parser.add_argument("--threads", type=int, help="torch threads for training and timing (default: the settings', 2)")
     return parser.parse_args(argv)
 
 
@@ -46,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"device_aware: error: no dense checkpoint at {args.dense_checkpoint}", file=sys.stderr)
         return 2
     settings = SETTINGS["quick" if args.quick else "default"]
+    if args.threads is not None:
+        if args.threads < 1:
+            print(f"device_aware: error: --threads {args.threads}: give 1 or more", file=sys.stderr)
+            return 2
+        runtime = replace(settings.table_runtime, threads=args.threads)
+        settings = replace(settings, threads=args.threads, table_runtime=runtime)
     tag = args.tag + (f"-seed{args.seed}" if args.seed else "") + ("-quick" if args.quick else "")
     out = ResultDir(args.results_root, BENCHMARK, tag)
     started = time.perf_counter()

@@ -11,6 +11,7 @@ import torch.nn as nn
 from dance3d.copruning import CopruneConfig, CoprunedSimVP
 from dance3d.copruning.accounting import DenseMacs, GatedLayer, dense_layer_macs, sample_macs
 from dance3d.copruning.tiles import tile_scores
+from dance3d.copruning.training import mac_penalty
 from dance3d.errors import ConfigError
 from dance3d.models import create_model
 from profiling import count_macs
@@ -204,3 +205,53 @@ def test_the_mac_penalty_drives_the_masks_towards_the_target():
         optimizer.step()
     assert fractions[0] > 0.9  # S starts above the threshold: every tile kept
     assert fractions[-1] < 0.6
+
+
+def collapsed(model: CoprunedSimVP) -> CoprunedSimVP:
+    """Lower the generator's output bias until ``S`` is under the data threshold everywhere: every tile skipped."""
+    with torch.no_grad():
+        model.generator.score.bias.fill_(-1.0)
+    return model
+
+
+def test_the_forecast_loss_gives_a_skipped_everything_model_almost_no_gradient():
+    """The mechanism of the collapse: with every tile skipped at every stage, the forecast loss's
+    straight-through gradient on the generator is far smaller than with the tiles kept."""
+    x, y = torch.randn(4, 3, 2, 16, 16), torch.randn(4, 2, 2, 16, 16)
+    norms = {}
+    for name, bias in (("kept", 1.0), ("skipped", -1.0)):
+        model = make_copruned().train()
+        with torch.no_grad():
+            model.generator.score.bias.fill_(bias)
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        norms[name] = float(model.generator.score.weight.grad.norm())
+        expected = 1.0 if name == "kept" else 0.0
+        assert float(model.last_decisions.position_fraction().detach().mean()) == pytest.approx(expected)
+    assert norms["skipped"] < 0.1 * norms["kept"]
+
+
+def test_the_mac_penalty_pulls_a_model_that_skips_everything_back_to_its_target():
+    """From the persistence state (every tile skipped), forecast loss + MAC penalty raises the MAC
+    fraction to near the target; a ceiling-only hinge leaves it at zero."""
+    x, y = torch.randn(4, 3, 2, 16, 16), torch.randn(4, 2, 2, 16, 16)
+    final = {}
+    for name, penalty in (("two-sided", mac_penalty), ("hinge", lambda f, t: torch.relu(f.mean() - t))):
+        model = collapsed(make_copruned()).train()
+        optimizer = torch.optim.Adam(model.generator.parameters(), lr=0.05)
+        fractions = []
+        for _ in range(20):
+            prediction = model(x)
+            fractions.append(float(model.last_mac_fraction.detach().mean()))
+            loss = torch.nn.functional.mse_loss(prediction, y) + 2.0 * penalty(model.last_mac_fraction, 0.5)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        assert fractions[0] < 0.05  # collapsed: only the generator's own MACs
+        final[name] = fractions[-1]
+    assert final["hinge"] < 0.05
+    assert 0.25 < final["two-sided"] < 0.75
+
+
+def test_the_mac_penalty_is_the_distance_to_the_target_on_both_sides():
+    assert float(mac_penalty(torch.tensor([0.1, 0.3]), 0.5)) == pytest.approx(0.3)
+    assert float(mac_penalty(torch.tensor([0.7, 0.9]), 0.5)) == pytest.approx(0.3)

@@ -52,6 +52,16 @@ def test_copruning_writes_a_copruned_checkpoint_that_loads(copruned, dense_check
     assert isinstance(loaded.model, CoprunedSimVP) and loaded.classes == ("vil",)
 
 
+def test_copruning_writes_one_trace_row_per_training_step(copruned):
+    rows = [json.loads(line) for line in (copruned / "steps.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [0, 1]  # 16 samples, batches of 8
+    for row in rows:
+        assert 0 < row["mac_fraction"] <= 1.05 and 0 <= row["position_fraction"] <= 1
+        assert 0 < row["channel_fraction"] <= 1 and 0 < row["mean_s"] < 1
+        assert row["mac_penalty"] == pytest.approx(abs(row["mac_fraction"] - 0.5))  # the two-sided default
+        assert row["generator_grad_norm"] > 0
+
+
 def test_eval_scores_simulate_and_compact_alike(run_cli, copruned):
     reports = {}
     for mode in ("simulate", "compact"):
@@ -80,6 +90,7 @@ def test_copruning_refuses_a_checkpoint_it_cannot_start_from(run_cli, copruned, 
         (["--set", "copruning.data_threshold=1.5"], "copruning.data_threshold must be > 0 and < 1, got 1.5"),
         (["--set", "copruning.nope=1"], "unknown config key(s) copruning.nope"),
         (["--target-mac-fraction", "1.5"], "argument --target-mac-fraction: must be in (0, 1], got 1.5"),
+        (["--set", "train.mac_penalty=floor"], "train.mac_penalty must be one of target, ceiling, got 'floor'"),
     ],
 )
 def test_bad_settings_exit_2_with_one_line(run_cli, dense_checkpoint, tmp_path, extra, message):

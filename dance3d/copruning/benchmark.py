@@ -74,6 +74,7 @@ class DynaSettings:
     target_mac_fraction: float = 0.35
     tile_size: int = 8
     sparsity_weight: float = 2.0
+    mac_penalty: str = "target"  # "ceiling": run 1's hinge
     latency_samples: int = 16
     latency_repeats: int = 7
     seed: int = 0
@@ -193,7 +194,7 @@ def _coprune_run(settings: DynaSettings, backbone: str, *, data_mask: bool, mode
                                 tile_size=settings.tile_size, data_mask=data_mask, model_mask=model_mask),
         train=CopruneTrainConfig(epochs=settings.finetune_epochs, batch_size=settings.batch_size, lr=settings.lr,
                                  generator_lr=settings.generator_lr, sparsity_weight=settings.sparsity_weight,
-                                 seed=settings.seed, progress=False),
+                                 mac_penalty=settings.mac_penalty, seed=settings.seed, progress=False),
     )  # fmt: skip
 
 

@@ -53,9 +53,9 @@ def per_frame(mask: torch.Tensor | None, frames: int) -> torch.Tensor | None:
 class CoprunedSimVP(nn.Module):
     """(B, t_in, C, H, W) -> (B, t_out, C, H, W), skipping calm tiles and unneeded channels per sample.
 
-    After each forward: ``last_decisions`` (the masks), ``last_macs`` (B,) MACs per sample of what
-    the masks leave to compute (differentiable in training), ``last_mac_fraction`` (B,) the same
-    over the dense backbone's MACs.
+    After each forward: ``last_scores`` (B, h, w) the importance map ``S``, ``last_decisions`` (the
+    masks), ``last_macs`` (B,) MACs per sample of what the masks leave to compute (differentiable in
+    training), ``last_mac_fraction`` (B,) the same over the dense backbone's MACs.
     """
 
     def __init__(self, backbone: SimVP, config: CopruneConfig) -> None:
@@ -66,6 +66,7 @@ class CoprunedSimVP(nn.Module):
         self.config = config
         self.generator = MaskGenerator(backbone.channels, width=config.generator_width)
         self.mode = "simulate"
+        self.last_scores: torch.Tensor | None = None
         self.last_decisions: Decisions | None = None
         self.last_macs: torch.Tensor | None = None
         self.last_mac_fraction: torch.Tensor | None = None
@@ -89,6 +90,7 @@ class CoprunedSimVP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_inputs(x, t_in=self.backbone.t_in, channels=self.backbone.channels)
         scores = self.generator(x)
+        self.last_scores = scores
         grid = self.grid_for(*scores.shape[-2:])
         if self.mode == "compact":
             out, decisions = compact_forward(self, x, scores, grid)

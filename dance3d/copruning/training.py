@@ -1,9 +1,17 @@
 """Co-prune a trained dense forecaster to a MAC target: fine-tune the mask generator (and the backbone).
 
 Each step runs the co-pruned model in simulate mode with soft masks (straight-through), and
-minimises ``MSE(forecast, truth) + sparsity_weight * max(0, mean MAC fraction - target)
-+ distill_weight * MSE(forecast, dense forecast)``. Each epoch is validated with hard masks; the run
-writes ``config.yaml``, ``metrics.jsonl`` (one row per epoch) and ``model.pt`` (kind ``copruned``).
+minimises ``MSE(forecast, truth) + sparsity_weight * |mean MAC fraction - target|
++ distill_weight * MSE(forecast, dense forecast)``. The MAC term is two-sided (:func:`mac_penalty`;
+``train.mac_penalty=ceiling`` gives the first design's hinge ``max(0, mean - target)``):
+a tile the data mask skips is skipped at every stage, so the forecast loss's straight-through
+gradient on it is near zero, and a model that overshoots into skipping everything (persistence)
+gets no pull back from the forecast loss; the MAC term's gradient is the one that brings it back.
+
+Each epoch is validated with hard masks; the run
+writes ``config.yaml``, ``metrics.jsonl`` (one row per epoch), ``steps.jsonl`` (one row per step:
+forecast MSE, MAC penalty, mean MAC / position / channel fraction, mean ``S``) and ``model.pt``
+(kind ``copruned``).
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ import copy
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import torch
 import torch.nn as nn
@@ -127,10 +135,10 @@ def _coprune(
     optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
     dense_val = score(dense, val_set, batch_size=tc.batch_size, device=device)
     history: list[dict[str, Any]] = []
-    metrics = (out_dir / "metrics.jsonl").open("w")
+    metrics, steps = (out_dir / "metrics.jsonl").open("w"), (out_dir / "steps.jsonl").open("w")
     try:
         for epoch in range(tc.epochs):
-            row = _epoch(model, dense, train_set, optimizer, run, device=device, epoch=epoch)
+            row = _epoch(model, dense, train_set, optimizer, run, device=device, epoch=epoch, steps_log=steps)
             val = score(model, val_set, batch_size=tc.batch_size, device=device)
             row.update(val_mse=val.mse, val_persistence_mse=val.persistence_mse, val_mac_fraction=val.mac_fraction)
             history.append(row)
@@ -138,6 +146,7 @@ def _coprune(
             metrics.flush()
     finally:
         metrics.close()
+        steps.close()
     last = history[-1]
     record = Checkpoint.create(
         KIND,
@@ -156,6 +165,13 @@ def _coprune(
     )
 
 
+def mac_penalty(mac_fraction: torch.Tensor, target: float, *, kind: str = "target") -> torch.Tensor:
+    """``|mean - target|`` of the batch's MAC fractions (``kind="target"``), or only the excess
+    ``max(0, mean - target)`` (``"ceiling"``)."""
+    excess = mac_fraction.mean() - target
+    return excess.abs() if kind == "target" else F.relu(excess)
+
+
 def _epoch(
     model: CoprunedSimVP,
     dense: nn.Module,
@@ -165,6 +181,7 @@ def _epoch(
     *,
     device: torch.device,
     epoch: int,
+    steps_log: TextIO,
 ) -> dict[str, Any]:
     tc, target = run.train, run.copruning.target_mac_fraction
     model.train().set_mode("simulate")
@@ -177,20 +194,39 @@ def _epoch(
         prediction = model(inputs)
         mse = F.mse_loss(prediction, targets)
         fraction = model.last_mac_fraction.mean()
-        loss = mse + tc.sparsity_weight * F.relu(fraction - target)
+        penalty = mac_penalty(model.last_mac_fraction, target, kind=tc.mac_penalty)
+        loss = mse + tc.sparsity_weight * penalty
         if tc.distill_weight > 0:
             with torch.no_grad():
                 teacher = dense(inputs)
             loss = loss + tc.distill_weight * F.mse_loss(prediction, teacher)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        steps_log.write(json.dumps(_step_row(model, epoch=epoch, step=steps, mse=mse, penalty=penalty)) + "\n")
         optimizer.step()
         sums["loss"] += float(loss.detach())
         sums["mse"] += float(mse.detach())
         sums["fraction"] += float(fraction.detach())
         steps += 1
+    steps_log.flush()
     return {"epoch": epoch + 1, "train_loss": sums["loss"] / steps, "train_mse": sums["mse"] / steps,
             "train_mac_fraction": sums["fraction"] / steps}  # fmt: skip
 
 
-__all__ = ["CopruneResult", "build_copruned_network", "coprune", "score"]
+@torch.no_grad()
+def _step_row(
+    model: CoprunedSimVP, *, epoch: int, step: int, mse: torch.Tensor, penalty: torch.Tensor
+) -> dict[str, Any]:
+    """One training step's record: losses, the masks' kept shares, mean ``S`` and the generator's gradient norm."""
+    decisions = model.last_decisions
+    channels = decisions.channel_fractions()
+    grads = [p.grad.norm() ** 2 for p in model.generator.parameters() if p.grad is not None]
+    return {"epoch": epoch + 1, "step": step, "train_mse": float(mse), "mac_penalty": float(penalty),
+            "mac_fraction": float(model.last_mac_fraction.mean()),
+            "position_fraction": float(decisions.position_fraction().mean()),
+            "channel_fraction": None if channels is None else float(channels.mean()),
+            "mean_s": float(model.last_scores.mean()),
+            "generator_grad_norm": float(torch.stack(grads).sum().sqrt()) if grads else 0.0}  # fmt: skip
+
+
+__all__ = ["CopruneResult", "build_copruned_network", "coprune", "mac_penalty", "score"]

@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--target-mac-fraction",
         type=fraction,
-        help="ceiling of the mean MAC fraction: the penalty acts above it (copruning.target_mac_fraction)",
+        help="mean MAC fraction the penalty holds the masks at (copruning.target_mac_fraction)",
     )
     parser.add_argument("--tile-size", type=positive_int, help="data-mask tile side in pixels, a multiple of 4")
     parser.add_argument(

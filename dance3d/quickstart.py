@@ -367,7 +367,9 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
     seeds = [seed_row(config.aap.seed, dynamic, dense=dense)]
     seeds += extra_seed_rows(dance_config, dense_ckpt, out_dir, config.dance_seeds, dense=dense)
     cpu = collect_env()["cpu_model"]
-    text, table, figure = seed_section(seeds, out_dir, machine=f"{cpu}, {torch.get_num_threads()} threads")
+    threads = torch.get_num_threads()
+    machine = f"{cpu}, {threads} thread{'s' if threads != 1 else ''}"
+    text, table, figure = seed_section(seeds, out_dir, machine=machine)
     report.add("DANCE across seeds: this run against the committed spread", text, table=table, figures=[figure])
 
     text, table, figure = _budget_section(config, aap_ckpt, test_set, out_dir, dense=dense, dynamic=dynamic)

@@ -141,7 +141,7 @@ def seed_section(this_run: list[SeedRow], out_dir: Path, *, machine: str) -> tup
 
 def _as_dict(row: SeedRow) -> dict[str, Any]:
     return {
-        "seed": row.seed,
+        "seed": str(row.seed),  # a label: the report's tables format numbers as floats
         "dense top-1": row.dense_top1,
         "DANCE top-1": row.top1,
         "drop (points)": row.drop_points,

@@ -2,8 +2,8 @@
 static pruning, DANCE with the MAC objective, DANCE with the latency objective and MDP + DANCE.
 
 Runs :func:`dance3d.dance.device_aware.run_device_aware` (settings ``SETTINGS["default"]``, or ``["quick"]``
-with ``--quick``) and writes ``benchmarks/results/device_aware/<tag>/``: ``result.json``, ``tradeoff.png``,
-the AVA model's cost table (``cost_table.json``) and the MDP latency table. Usage::
+with ``--quick``) and writes ``benchmarks/results/device_aware/<tag>/``: ``result.json`` and ``tradeoff.png``; the
+AVA model's cost table (``cost_table.json``) and the MDP latency table go to the work directory. Usage::
 
     python benchmarks/device_aware.py [--dense-checkpoint runs/dense/model.pt] [--work-dir runs/bench-device-aware]
         [--seed N] [--tag NAME] [--threads N] [--quick]

@@ -180,4 +180,8 @@ def test_device_aware_quick(tmp_path):
     assert (pair["latency"], pair["macs"]) == (latency["name"], twin["name"])
     assert pair["top1_diff_points"] == pytest.approx(100 * (latency["top1"] - twin["top1"]))
     folder = tmp_path / "results" / "device_aware" / "default-quick"
-    assert (folder / "tradeoff.png").is_file() and (folder / "cost_table.json").is_file()
+    assert (folder / "tradeoff.png").is_file() and sorted(p.name for p in folder.iterdir()) == [
+        "result.json",
+        "tradeoff.png",
+    ]
+    assert (tmp_path / "runs" / "default-quick" / "cost_table.json").is_file()

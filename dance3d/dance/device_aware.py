@@ -193,7 +193,7 @@ def run_device_aware(
     settings: DeviceAwareSettings, *, work_dir: Path, out_dir: Path, dense_checkpoint: Path | None = None,
     seed: int = 0, log=print,
 ) -> dict[str, Any]:  # fmt: skip
-    """The whole comparison; ``out_dir`` gets the cost tables, ``work_dir`` the checkpoints. Returns the result's
+    """The whole comparison; ``work_dir`` gets the checkpoints and the cost and latency tables. Returns the result's
     fields (rows, table check, hypervolumes, targets, timings)."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -225,7 +225,7 @@ def run_device_aware(
     table_model = convert_model(copy.deepcopy(amplified), clip_shape=shape, config=dance.dynamic)
     table = build_cost_table(table_model, checkpoint.model, runtime=settings.table_runtime, seed=seed,
                              progress=False, env=collect_env())  # fmt: skip
-    table_path = table.save(out_dir / "cost_table.json")
+    table_path = table.save(work_dir / "cost_table.json")
     table_check = check_prediction(table_model, table, settings.table_runtime,
                                    keep_fractions=settings.check_keep_fractions)  # fmt: skip
     lap("cost_table")
@@ -259,7 +259,7 @@ def run_device_aware(
     lut = measure_table(dense, checkpoint.model, (3, *shape), runtime=settings.table_runtime,
                         grid=TableGrid(step=16, max_points=8), calibrate=settings.mdp_calibrate, validate=0,
                         seed=seed, progress=False)  # fmt: skip
-    lut_path = lut.save(out_dir / "mdp_latency_table.json")
+    lut_path = lut.save(work_dir / "mdp_latency_table.json")
     stacked = StackedRunConfig(
         stack=StackSettings(dance_target=settings.stack_dance_target, latency_clips=0, seed=seed),
         mdp=MdpSettings(target_latency=settings.mdp_target_latency, seed=seed, progress=False),

@@ -36,13 +36,13 @@ from dance3d.evaluation import evaluate
 from dance3d.figures import subplots
 from dance3d.loading import load_model
 from dance3d.quickstart import QUICK_DATA, QUICK_TRAIN
+from dance3d.quickstart_seeds import MAX_DROP_POINTS, drop_axes
 from dance3d.reporting import paired_accuracy
 from dance3d.training.trainer import RunConfig, train
 from profiling import collect_env
 
 BENCHMARK = "dance_seeds"
 RESULTS = Path(__file__).resolve().parent / "results"
-MAX_DROP_POINTS = 1.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -96,17 +96,13 @@ def evaluated_dense(path: Path):
 def plot_seeds(rows: list[dict], path: Path) -> None:
     """Each seed's drop from its dense model against its mean MAC fraction, the 1-point band shaded."""
     fig, ax = subplots(figsize=(5.0, 3.4))
-    ax.axhline(0.0, color="black", lw=1, label="dense")
-    ax.axhspan(0.0, MAX_DROP_POINTS, color="tab:green", alpha=0.15, label="within 1 point")
+    drop_axes(ax)
     ax.scatter(
         [r["mean_mac_fraction"] for r in rows], [r["drop_points"] for r in rows], color="tab:blue", label="DANCE"
     )
     for r in rows:
         ax.annotate(f"seed {r['seed']}", (r["mean_mac_fraction"], r["drop_points"]), fontsize=7, xytext=(3, 3),
                     textcoords="offset points")  # fmt: skip
-    ax.invert_yaxis()
-    ax.set_xlabel("mean MAC fraction (test)")
-    ax.set_ylabel("top-1 drop from dense (points)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

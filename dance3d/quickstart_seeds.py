@@ -149,11 +149,19 @@ def _as_dict(row: SeedRow) -> dict[str, Any]:
     }
 
 
+def drop_axes(ax) -> None:
+    """Axes of drop from dense (points, improvements up) against MAC fraction, the 1-point band shaded."""
+    ax.axhline(0.0, color="black", lw=1, label="dense")
+    ax.axhspan(0.0, MAX_DROP_POINTS, color="tab:green", alpha=0.15, label=f"within {MAX_DROP_POINTS:g} point")
+    ax.invert_yaxis()
+    ax.set_xlabel("mean MAC fraction (test)")
+    ax.set_ylabel("top-1 drop from dense (points)")
+
+
 def plot_seed_spread(this_run: list[SeedRow], path: Path) -> Path:
     """Drop from dense against MAC fraction: the references grey, this run's seeds blue, the 1-point band green."""
     fig, ax = subplots(figsize=(5.0, 3.4))
-    ax.axhline(0.0, color="black", lw=1, label="dense")
-    ax.axhspan(0.0, MAX_DROP_POINTS, color="tab:green", alpha=0.15, label=f"within {MAX_DROP_POINTS:g} point")
+    drop_axes(ax)
     for reference, marker in zip(REFERENCES, "osD^", strict=False):
         ax.scatter(
             [r.mac_fraction for r in reference.rows],
@@ -165,9 +173,6 @@ def plot_seed_spread(this_run: list[SeedRow], path: Path) -> Path:
     ax.scatter(
         [r.mac_fraction for r in this_run], [r.drop_points for r in this_run], color="tab:blue", label="this run"
     )
-    ax.invert_yaxis()
-    ax.set_xlabel("mean MAC fraction (test)")
-    ax.set_ylabel("top-1 drop from dense (points)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

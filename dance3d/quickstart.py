@@ -4,7 +4,9 @@ Stages: data (redundancy distribution) → dense training → test evaluation �
 → stage 2 (AAP) → dynamic evaluation (MAC fraction per clip, adaptivity, per-block MACs) →
 budgets (the controller re-targeted to other MAC fractions, no training) → profile (latency of
 dense vs dynamic execution) → MDP (latency table of this CPU, MILP at a latency target, the smaller
-model fine-tuned and evaluated) → Optuna study of the run-time knobs (Pareto front) → the study's
+model fine-tuned and evaluated) → MDP + DANCE charged this CPU's measured latency (a cost table of
+the pruned model's gated blocks, AVA + AAP on it), timed side by side with dense, MDP and DANCE charged
+MACs, next to the tables' predictions → Optuna study of the run-time knobs (Pareto front) → the study's
 pick deployed as a checkpoint and evaluated → a tiny forecaster on ``storms`` against persistence
 → that forecaster co-pruned (tile and channel masks from one importance map) → report. A killed
 quickstart resumes: finished stages are reused (each leaves a ``model.pt``, a
@@ -42,6 +44,7 @@ from dance3d.evaluation import EvalResult, evaluate
 from dance3d.loading import load_model
 from dance3d.mdp.lut import LatencyRuntime, LatencyTable
 from dance3d.mdp.pipeline import MdpSettings
+from dance3d.quickstart_device_aware import DeviceAwareStageSettings, run_device_aware_stage
 from dance3d.quickstart_forecast import ForecastStageSettings, run_forecast_stage
 from dance3d.quickstart_seeds import extra_seed_rows, seed_row, seed_section
 from dance3d.reporting import (
@@ -92,6 +95,7 @@ class QuickstartConfig:
     deploy_max_accuracy_drop: float = 0.01  # the deployed trial: fewest MACs within this of dense accuracy
     forecast: ForecastStageSettings = field(default_factory=ForecastStageSettings)  # tiny forecaster vs persistence
     copruning: CopruningStageSettings = field(default_factory=CopruningStageSettings)  # that forecaster co-pruned
+    device_aware: DeviceAwareStageSettings = field(default_factory=DeviceAwareStageSettings)  # MDP + DANCE on latency
     dance_seeds: tuple[int, ...] = ()  # more DANCE seeds (AVA + AAP each, minutes apiece): the spread on this CPU
 
 
@@ -421,6 +425,13 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
             )
         ],
     )
+
+    stacked = run_device_aware_stage(
+        config.device_aware, out_dir / "stack", dense_checkpoint=dense_ckpt, mac_dance_checkpoint=aap_ckpt,
+        mdp_dir=mdp_ckpt.parent, latency_table=table_path, data=data, ava=config.ava, aap=config.aap,
+        evaluations={"dense": dense, "mdp": mdp_eval, "dance": dynamic},
+    )  # fmt: skip
+    report.add(stacked.heading, stacked.text, table=stacked.table, figures=stacked.figures)
 
     storage = f"sqlite:///{(out_dir / 'study.db').resolve()}"
     objectives = with_energy_objective(config.study.objectives, meter_works=energy.meter is not None)

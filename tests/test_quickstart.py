@@ -13,12 +13,15 @@ from dance3d.checkpoint import load_checkpoint
 from dance3d.copruning.quickstart_stage import CopruningStageSettings
 from dance3d.dance.aap import AapSettings
 from dance3d.dance.ava import AvaSettings
+from dance3d.dance.device_cost import BlockCostTable
 from dance3d.data.forecast.config import ForecastDataConfig
 from dance3d.data.registry import DataConfig
+from dance3d.loading import load_model
 from dance3d.mdp import lut_measure
 from dance3d.mdp.lut import LatencyRuntime
 from dance3d.mdp.pipeline import MdpSettings
 from dance3d.quickstart import QuickstartConfig, run_quickstart
+from dance3d.quickstart_device_aware import DeviceAwareStageSettings
 from dance3d.quickstart_forecast import ForecastStageSettings
 from dance3d.reporting import paired_accuracy
 from profiling import count_macs
@@ -26,7 +29,7 @@ from studies import StudyConfig
 
 SECTIONS = (
     "Data", "Dense training", "Dense evaluation", "AVA", "AAP", "across seeds", "budgets", "Profile", "Energy", "MDP",
-    "Study", "Deploy", "Forecasting", "Co-pruning", "Run",
+    "Device-aware", "Study", "Deploy", "Forecasting", "Co-pruning", "Run",
 )  # fmt: skip
 
 
@@ -51,6 +54,7 @@ def tiny_quickstart(run) -> QuickstartConfig:
             train=replace(run.train, model="simvp-test", epochs=1),
         ),
         copruning=CopruningStageSettings(target_mac_fraction=0.5, epochs=1, batch_size=8),
+        device_aware=DeviceAwareStageSettings(latency_clips=2, repeats=1, compile_controller=False),
     )
 
 
@@ -99,6 +103,17 @@ def test_quickstart_writes_every_section_with_figures_and_resumes(tmp_path, tiny
     assert json.loads((out / "dance-seed1" / "aap" / "test_eval.json").read_text())["num_clips"] == len(evals[0])
     assert text.count("| this run (") == 2 and "over 2 seeds" in text  # one table row per seed of this run
 
+    rows = {row["model"]: row for row in json.loads((out / "stack" / "latency.json").read_text())}
+    assert set(rows) == {"dense", "MDP", "DANCE charged MACs", "MDP + DANCE charged latency"}
+    for name in ("DANCE charged MACs", "MDP + DANCE charged latency"):
+        assert rows[name]["table ms"] > 0 and rows[name]["measured ms"] > 0 and 0 < rows[name]["MAC fraction"] < 1
+    assert rows["dense"]["vs dense"] == 1.0 and rows["dense"]["table ms"] is None
+    stacked = load_model(out / "stack" / "aap" / "model.pt")
+    assert stacked.checkpoint["config"]["aap"]["cost"] == "latency"
+    BlockCostTable.load(out / "stack" / "cost_table.json").check_matches(stacked.model)  # of the MDP model
+    assert stacked.checkpoint.model["backbone"] == load_checkpoint(out / "mdp" / "model.pt").model
+    assert "timed side by side at batch 1 on the same 2 test clips" in text
+
     copruning = json.loads((out / "copruning" / "eval.json").read_text())
     fractions = copruning["copruned"]["mac_fractions"]
     assert len(fractions) == 4 and all(0 < f <= 1.05 for f in fractions)
@@ -111,6 +126,9 @@ def test_quickstart_writes_every_section_with_figures_and_resumes(tmp_path, tiny
         out / "mdp" / "model.pt",
         out / "copruning" / "model.pt",
         out / "copruning" / "eval.json",
+        out / "stack" / "cost_table.json",
+        out / "stack" / "dance_cost_table.json",
+        out / "stack" / "aap" / "model.pt",
     ]
     mtimes = [p.stat().st_mtime_ns for p in stages]
     run_quickstart(tiny_quickstart(tiny_run_config), out)  # resumes: finished stages reused, study topped up

@@ -142,19 +142,28 @@ def _latency_check(config: StackedRunConfig, aap_checkpoint: Path, table: BlockC
 
 
 def run_stacked(
-    config: StackedRunConfig, dense_checkpoint: str | Path, latency_table: str | Path, out_dir: str | Path
+    config: StackedRunConfig,
+    dense_checkpoint: str | Path,
+    latency_table: str | Path,
+    out_dir: str | Path,
+    *,
+    mdp_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """The four stages (module docstring) in ``out_dir``; returns (and writes) ``stack.json``."""
+    """The four stages (module docstring) in ``out_dir``; returns (and writes) ``stack.json``. ``mdp_dir``: a
+    finished MDP run of ``dense_checkpoint`` on ``latency_table`` to stack on instead of running stage 1."""
     out = Path(out_dir)
     lut = LatencyTable.load(latency_table)
     check_energy_meter(config, lut)
+    mdp_dir = out / "mdp" if mdp_dir is None else Path(mdp_dir)
+    mdp_ckpt = mdp_dir / "model.pt"
+    if mdp_dir != out / "mdp" and not (mdp_ckpt.is_file() and (mdp_dir / "solution.json").is_file()):
+        raise ConfigError(f"{mdp_dir} holds no finished MDP run (model.pt and solution.json)")
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "stack.yaml")
-    mdp_ckpt = out / "mdp" / "model.pt"
     if not mdp_ckpt.is_file():
         mdp_config = MdpRunConfig(mdp=config.mdp, data=config.data, train=config.train)
-        run_mdp(mdp_config, dense_checkpoint, latency_table, out / "mdp")
-    solution = json.loads((out / "mdp" / "solution.json").read_text())
+        run_mdp(mdp_config, dense_checkpoint, latency_table, mdp_dir)
+    solution = json.loads((mdp_dir / "solution.json").read_text())
     table_path = out / "cost_table.json"
     table = _cost_table(config, mdp_ckpt, lut, table_path)
     cost = config.stack.cost

@@ -1,0 +1,225 @@
+"""Quickstart stage: DANCE charged this CPU's measured latency on the MDP model (static + dynamic, stacked).
+
+Reuses the quickstart's MDP run and latency table: ``dance3d.dance.stacked`` times the pruned model's gated
+blocks at every keep level (its cost table), then trains AVA and AAP with ``aap.cost=latency`` toward a fraction
+of the pruned model's table cost. The DANCE model charged MACs gets a cost table of its own, so both dynamic
+models have a prediction. Then dense (oneDNN), MDP, DANCE charged MACs and MDP + DANCE charged latency (both in
+compact execution, controller included, eagerly and with the controller compiled where ``torch.compile`` works)
+are timed side by side at batch 1 on the same test clips, with the tables' thread count; each dynamic model's
+measured latency stands next to what its table predicted for the same clips.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from dance3d.benchmark_results import dumps_strict
+from dance3d.dance.aap import AapSettings
+from dance3d.dance.ava import AvaSettings
+from dance3d.dance.data import cached_split
+from dance3d.dance.device_cost import BlockCostTable, mean_table_cost
+from dance3d.dance.device_cost_measure import build_cost_table, dynamic_model_of
+from dance3d.dance.latency import batch1_latency_ms, dance_forwards, dense_forward
+from dance3d.dance.stacked import StackedRunConfig, StackSettings, run_stacked
+from dance3d.data.registry import DataConfig, build_dataset
+from dance3d.evaluation import evaluate
+from dance3d.figures import subplots
+from dance3d.loading import load_model
+from dance3d.mdp.lut import LatencyTable
+from dance3d.mdp.lut_measure import runtime_threads
+from dance3d.reporting import paired_accuracy
+from profiling import collect_env, count_macs
+
+HEADING = "Device-aware DANCE: MDP + DANCE charged measured latency"
+
+
+@dataclass(frozen=True)
+class DeviceAwareStageSettings:
+    """The stacked model's latency target and the side-by-side timing."""
+
+    dance_target: str = "0.7"  # fraction of the MDP model's dense table latency (or "<value>ms")
+    latency_clips: int = 16  # test clips every model is timed on (batch 1, round-robin)
+    repeats: int = 5  # passes over those clips per model
+    compile_controller: bool = True  # also time the dynamic models with their controller torch.compile'd
+
+    def __post_init__(self) -> None:
+        if self.latency_clips < 1 or self.repeats < 1:
+            raise ValueError("device_aware.latency_clips and device_aware.repeats must be >= 1")
+
+
+@dataclass
+class DeviceAwareStageResult:
+    heading: str
+    text: str
+    table: pd.DataFrame
+    figures: list[Path]
+    rows: list[dict[str, Any]]
+
+
+def _mac_table(checkpoint: Path, lut: LatencyTable, path: Path) -> BlockCostTable:
+    """The cost table of the DANCE model charged MACs, on the MDP table's runtime (cached at ``path``)."""
+    if path.is_file():
+        return BlockCostTable.load(path)
+    model, spec = dynamic_model_of(checkpoint)
+    table = build_cost_table(model, spec, runtime=lut.runtime, progress=False, env=collect_env())
+    table.save(path)
+    return table
+
+
+def _evaluated(checkpoint: Path, data: DataConfig, path: Path) -> dict[str, Any]:
+    if path.is_file():
+        return json.loads(path.read_text())
+    loaded = load_model(checkpoint)
+    result = evaluate(loaded.model, build_dataset(data, "test", classes=loaded.classes), classes=loaded.classes)
+    path.write_text(dumps_strict(result.to_dict()))
+    return result.to_dict()
+
+
+def _mean_macs(evaluated: dict[str, Any]) -> float:
+    records = evaluated["records"]
+    return sum(r["macs"] for r in records) / len(records)
+
+
+def run_device_aware_stage(
+    settings: DeviceAwareStageSettings,
+    out_dir: Path,
+    *,
+    dense_checkpoint: Path,
+    mac_dance_checkpoint: Path,
+    mdp_dir: Path,
+    latency_table: Path,
+    data: DataConfig,
+    ava: AvaSettings,
+    aap: AapSettings,
+    evaluations: dict[str, dict[str, Any]],
+) -> DeviceAwareStageResult:
+    """The stage into ``out_dir`` (stages reused when their output exists). ``evaluations``: the test-split
+    evaluations (with records) of ``dense``, ``mdp`` and ``dance`` (the model charged MACs)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stack_config = StackedRunConfig(
+        stack=StackSettings(dance_target=settings.dance_target, latency_clips=0), ava=ava, aap=aap, data=data
+    )
+    summary = run_stacked(stack_config, dense_checkpoint, latency_table, out_dir, mdp_dir=mdp_dir)
+    stacked_ckpt = Path(summary["checkpoints"]["aap"])
+    lut = LatencyTable.load(latency_table)
+    tables = {
+        "dance": _mac_table(mac_dance_checkpoint, lut, out_dir / "dance_cost_table.json"),
+        "stacked": BlockCostTable.load(out_dir / "cost_table.json"),
+    }
+    evaluations = {**evaluations, "stacked": _evaluated(stacked_ckpt, data, out_dir / "test_eval.json")}
+    rows = _side_by_side(
+        settings, data, lut, tables, evaluations,
+        checkpoints={"dense": dense_checkpoint, "mdp": mdp_dir / "model.pt", "dance": mac_dance_checkpoint,
+                     "stacked": stacked_ckpt},
+    )  # fmt: skip
+    (out_dir / "latency.json").write_text(dumps_strict(rows))
+    paired = paired_accuracy(evaluations["stacked"]["records"], evaluations["dance"]["records"])
+    figure = _plot(rows, out_dir / "device_aware.png")
+    return DeviceAwareStageResult(HEADING, _text(settings, summary, lut, rows, paired), _table(rows), [figure], rows)
+
+
+LABELS = {"dense": "dense", "mdp": "MDP", "dance": "DANCE charged MACs", "stacked": "MDP + DANCE charged latency"}
+
+
+def _side_by_side(
+    settings: DeviceAwareStageSettings,
+    data: DataConfig,
+    lut: LatencyTable,
+    tables: dict[str, BlockCostTable],
+    evaluations: dict[str, dict[str, Any]],
+    *,
+    checkpoints: dict[str, Path],
+) -> list[dict[str, Any]]:
+    """Every model timed in one round-robin measurement at the tables' thread count; the dynamic models run eagerly
+    also get their table's prediction for the same clips (the table times the controller eagerly)."""
+    loaded = {name: load_model(path) for name, path in checkpoints.items()}
+    clips = cached_split(data, "test", classes=loaded["dense"].classes, limit=settings.latency_clips)
+    first = clips.batch(torch.tensor([0]))[0].float()
+    macs = {name: count_macs(loaded[name].model.eval(), first).macs for name in ("dense", "mdp")}
+    forwards, names, predicted = {}, {}, {}
+    with runtime_threads(lut.runtime), torch.no_grad():  # not inference_mode: the compiled copy needs versions
+        for name in ("dense", "mdp"):
+            forwards[LABELS[name]] = dense_forward(loaded[name].model.eval())
+            names[LABELS[name]] = name
+        for name in ("dance", "stacked"):
+            model = loaded[name].model.eval()
+            for key, forward in dance_forwards(model, clips, compile_controller=settings.compile_controller).items():
+                compiled = key.endswith("compiled_controller")
+                label = LABELS[name] + (", compiled controller" if compiled else "")
+                forwards[label], names[label] = forward, name
+            predicted[LABELS[name]] = mean_table_cost(model, clips.clips.float(), tables[name], batch_size=1)
+        measured = batch1_latency_ms(forwards, clips, count=settings.latency_clips, repeats=settings.repeats)
+    rows = []
+    for label, ms in measured.items():
+        name = names[label]
+        if name in ("dance", "stacked"):
+            mac_fraction = _mean_macs(evaluations[name]) / macs["dense"]
+        else:
+            mac_fraction = macs[name] / macs["dense"]
+        table_ms = predicted.get(label)
+        rows.append({
+            "model": label,
+            "test top-1": evaluations[name]["top1"],
+            "MAC fraction": mac_fraction,
+            "measured ms": ms,
+            "vs dense": ms / measured[LABELS["dense"]],
+            "table ms": table_ms,
+            "table error %": None if table_ms is None else 100.0 * (table_ms - ms) / ms,
+        })  # fmt: skip
+    return rows
+
+
+def _plot(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Test top-1 against measured batch-1 latency; a table's prediction as an open marker joined to its point."""
+    fig, ax = subplots(figsize=(6.0, 3.6))
+    for row in rows:
+        point = ax.scatter(row["measured ms"], row["test top-1"], s=36, label=row["model"])
+        if row["table ms"] is not None:
+            color = point.get_facecolor()[0]
+            ax.plot([row["table ms"], row["measured ms"]], [row["test top-1"]] * 2, color=color, lw=0.8)
+            ax.scatter(row["table ms"], row["test top-1"], s=36, facecolors="none", edgecolors=[color])
+    ax.set_xlabel("measured batch-1 latency (ms); open: table prediction")
+    ax.set_ylabel("test top-1")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(rows).set_index("model")
+
+
+def _text(
+    settings: DeviceAwareStageSettings,
+    summary: dict[str, Any],
+    lut: LatencyTable,
+    rows: list[dict[str, Any]],
+    paired: dict[str, Any],
+) -> str:
+    by_model = {row["model"]: row for row in rows}
+    stacked, dance = by_model[LABELS["stacked"]], by_model[LABELS["dance"]]
+    threads = lut.runtime.threads or torch.get_num_threads()
+    fastest = min(rows, key=lambda row: row["measured ms"])
+    verdict = "faster" if stacked["vs dense"] < 1 else "not faster"
+    return (
+        f"DANCE on the MDP model, its controller charged the latency of its decisions on this CPU "
+        f"(`aap.cost=latency`, the pruned model's block cost table `cost_table.json`), toward "
+        f"{settings.dance_target} of its dense table latency ({summary['target_cost']:.2f} ms of "
+        f"{summary['dense_table_cost']:.2f} ms; `dance3d stack` runs this pipeline on its own). Every model below was "
+        f"timed side by side at batch 1 on the same {settings.latency_clips} test clips, {threads} thread"
+        f"{'s' if threads != 1 else ''} (the tables' thread count), compact execution with the controller included "
+        f"for the dynamic models; `table ms` is what each dynamic model's cost table predicts for those clips "
+        f"(controller run eagerly). MDP + DANCE charged latency is **{verdict} than dense**: "
+        f"{stacked['measured ms']:.2f} ms against {by_model[LABELS['dense']]['measured ms']:.2f} ms "
+        f"({stacked['vs dense']:.2f}x), at top-1 {stacked['test top-1']:.4f}; DANCE charged MACs runs at "
+        f"{dance['vs dense']:.2f}x of dense. Fastest here: {fastest['model']}. Test clips only one of the two dynamic "
+        f"models gets right: MDP + DANCE {paired['only_a_correct']}, DANCE charged MACs {paired['only_b_correct']} "
+        f"(McNemar p = {paired['mcnemar_p']:.3g})."
+    )

@@ -426,12 +426,12 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
         ],
     )
 
-    stacked = run_device_aware_stage(
-        config.device_aware, out_dir / "stack", dense_checkpoint=dense_ckpt, mac_dance_checkpoint=aap_ckpt,
-        mdp_dir=mdp_ckpt.parent, latency_table=table_path, data=data, ava=config.ava, aap=config.aap,
-        evaluations={"dense": dense, "mdp": mdp_eval, "dance": dynamic},
+    device_aware = run_device_aware_stage(
+        config.device_aware, out_dir / "device-aware", dense_checkpoint=dense_ckpt, mac_dance_checkpoint=aap_ckpt,
+        ava_checkpoint=ava_ckpt, mdp_dir=mdp_ckpt.parent, latency_table=table_path, data=data, ava=config.ava,
+        aap=config.aap, evaluations={"dense": dense, "mdp": mdp_eval, "dance": dynamic},
     )  # fmt: skip
-    report.add(stacked.heading, stacked.text, table=stacked.table, figures=stacked.figures)
+    report.add(device_aware.heading, device_aware.text, table=device_aware.table, figures=device_aware.figures)
 
     storage = f"sqlite:///{(out_dir / 'study.db').resolve()}"
     objectives = with_energy_objective(config.study.objectives, meter_works=energy.meter is not None)

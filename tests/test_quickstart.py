@@ -103,14 +103,19 @@ def test_quickstart_writes_every_section_with_figures_and_resumes(tmp_path, tiny
     assert json.loads((out / "dance-seed1" / "aap" / "test_eval.json").read_text())["num_clips"] == len(evals[0])
     assert text.count("| this run (") == 2 and "over 2 seeds" in text  # one table row per seed of this run
 
-    rows = {row["model"]: row for row in json.loads((out / "stack" / "latency.json").read_text())}
-    assert set(rows) == {"dense", "MDP", "DANCE charged MACs", "MDP + DANCE charged latency"}
-    for name in ("DANCE charged MACs", "MDP + DANCE charged latency"):
-        assert rows[name]["table ms"] > 0 and rows[name]["measured ms"] > 0 and 0 < rows[name]["MAC fraction"] < 1
+    stage = out / "device-aware"
+    rows = {row["model"]: row for row in json.loads((stage / "latency.json").read_text())}
+    dynamic = ("DANCE charged MACs", "DANCE charged latency", "MDP + DANCE charged latency")
+    assert set(rows) == {"dense", "MDP", *dynamic}
+    for name in dynamic:
+        assert rows[name]["table ms"] > 0 and rows[name]["measured ms"] > 0 and 0 < rows[name]["MAC fraction"] <= 1
     assert rows["dense"]["vs dense"] == 1.0 and rows["dense"]["table ms"] is None
-    stacked = load_model(out / "stack" / "aap" / "model.pt")
-    assert stacked.checkpoint["config"]["aap"]["cost"] == "latency"
-    BlockCostTable.load(out / "stack" / "cost_table.json").check_matches(stacked.model)  # of the MDP model
+    latency = load_model(stage / "dance-latency" / "model.pt")
+    stacked = load_model(stage / "mdp-dance" / "aap" / "model.pt")
+    for model, table in ((latency, "dance_cost_table.json"), (stacked, "mdp-dance/cost_table.json")):
+        assert model.checkpoint["config"]["aap"]["cost"] == "latency"
+        assert model.checkpoint["config"]["aap"]["cost_table"] == str(stage / table)
+        BlockCostTable.load(stage / table).check_matches(model.model)
     assert stacked.checkpoint.model["backbone"] == load_checkpoint(out / "mdp" / "model.pt").model
     assert "timed side by side at batch 1 on the same 2 test clips" in text
 
@@ -126,9 +131,10 @@ def test_quickstart_writes_every_section_with_figures_and_resumes(tmp_path, tiny
         out / "mdp" / "model.pt",
         out / "copruning" / "model.pt",
         out / "copruning" / "eval.json",
-        out / "stack" / "cost_table.json",
-        out / "stack" / "dance_cost_table.json",
-        out / "stack" / "aap" / "model.pt",
+        out / "device-aware" / "dance_cost_table.json",
+        out / "device-aware" / "dance-latency" / "model.pt",
+        out / "device-aware" / "mdp-dance" / "cost_table.json",
+        out / "device-aware" / "mdp-dance" / "aap" / "model.pt",
     ]
     mtimes = [p.stat().st_mtime_ns for p in stages]
     run_quickstart(tiny_quickstart(tiny_run_config), out)  # resumes: finished stages reused, study topped up

@@ -42,8 +42,7 @@ from dance3d.errors import ConfigError
 from dance3d.figures import subplots
 from dance3d.mdp.lut import LatencyRuntime, error_pct
 from dance3d.mdp.lut_measure import measure_calls_ms
-from dance3d.models import create_model
-from dance3d.models.registry import model_info
+from dance3d.models import create_model, model_info
 
 ALL_KEPT = "all-kept"
 TOLERANCE_PCT = 10.0  # of every target
@@ -251,7 +250,8 @@ def format_cuts(rows: list[dict[str, Any]]) -> str:
 
 
 def plot_cuts(rows: list[dict[str, Any]], path: Path, *, title: str) -> Path:
-    """Counted MAC fraction against measured latency ratio, one marker per cut, with the line y = x."""
+    """Counted MAC fraction against measured latency ratio, one marker per cut (labelled with its keep fraction),
+    with the line y = x."""
     fig, ax = subplots(figsize=(5.5, 5))
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="latency = MACs")
     for cut, marker in (("none", "*"), ("frames", "o"), ("channels", "s"), ("tiles", "^"), ("all", "D")):
@@ -259,6 +259,10 @@ def plot_cuts(rows: list[dict[str, Any]], path: Path, *, title: str) -> Path:
         if points:
             ax.scatter([r["mac_fraction"] for r in points], [r["latency_ratio"] for r in points], marker=marker,
                        label=ALL_KEPT if cut == "none" else f"{cut} cut")  # fmt: skip
+        for r in points:
+            if cut != "none":
+                ax.annotate(f"{r['keep_fraction']:g}", (r["mac_fraction"], r["latency_ratio"]), xytext=(4, -10),
+                            textcoords="offset points", fontsize=7)  # fmt: skip
     ax.set_xlim(0, 1.05)
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("counted MAC fraction")

@@ -199,17 +199,29 @@ def _pruned_block_ms(model: DynamicModel, latency: dict[str, float]) -> float:
 # -- checking the prediction ------------------------------------------------------------------------------
 
 
+AXES: tuple[str, ...] = ("frames", "channels", "tiles")
+
+
 @dataclass(frozen=True)
 class OperatingPoint:
-    """The same keep fraction on every axis of every gated block (rounded up to a level), one clip's decisions."""
+    """The same keep fraction on the ``axes`` cut (default all three) of every gated block (rounded up to a level),
+    the other axes kept whole; one clip's decisions."""
 
     keep_fraction: float
+    axes: tuple[str, ...] = AXES
+
+    def __post_init__(self) -> None:
+        if not self.axes or not set(self.axes) <= set(AXES):
+            raise ConfigError(f"operating point axes {self.axes} are not a non-empty subset of {AXES}")
 
     def levels(self, model: DynamicModel) -> list[Level]:
         out = []
         for levels in model.levels:
-            out.append(tuple(_level_at(grid, self.keep_fraction) for grid in (levels.frames, levels.channels,
-                                                                               levels.tiles)))  # fmt: skip
+            grids = (levels.frames, levels.channels, levels.tiles)
+            out.append(tuple(
+                _level_at(grid, self.keep_fraction) if axis in self.axes else grid[-1]
+                for axis, grid in zip(AXES, grids, strict=True)
+            ))  # fmt: skip
         return out
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 import torch
@@ -58,7 +57,7 @@ def test_interpolation_hits_the_entries_at_levels_and_lies_between_them(table):
             got = costs.interpolate(
                 (torch.tensor([float(count)]), torch.tensor([float(channels)]), torch.tensor([1.0]))
             )
-            assert float(got[0]) == pytest.approx(costs.values("latency")[i, j, 0])
+            assert float(got[0]) == pytest.approx(costs.latency_ms[i, j, 0])
     middle = 0.5 * (frames[0] + frames[1])
     channels = torch.tensor([float(costs.grids[1][-1])])
     value = float(costs.interpolate((torch.tensor([middle]), channels, torch.tensor([1.0])))[0])
@@ -127,21 +126,3 @@ def test_cost_table_cli_writes_a_table_and_checks_it(trained_tiny, run_cli, tmp_
     assert BlockCostTable.load(out).clip_shape == (3, 8, 32, 32)
     code, _, err = run_cli("cost-table", "--checkpoint", trained_tiny, "--out", str(out))
     assert code == 2 and "exists" in err and "Traceback" not in err
-
-
-def test_a_pruned_block_costs_its_entry_plus_the_calibrated_extra(table):
-    model = _model()
-    half, full = OperatingPoint(0.5).levels(model), OperatingPoint(1.0).levels(model)
-    pruned = sum(tuple(h) != tuple(f) for h, f in zip(half, full, strict=True))
-    assert pruned > 0 and table.pruned_block_ms >= 0
-    with_extra = replace(table, pruned_block_ms=0.7)
-    without = replace(table, pruned_block_ms=0.0)
-    assert with_extra.predict(half) == pytest.approx(without.predict(half) + 0.7 * pruned)
-    assert with_extra.predict(full) == pytest.approx(without.predict(full))  # all kept: the block as it is
-    counts = [tuple(torch.tensor([float(n)]) for n in level) for level in half]
-    assert float(with_extra.clip_cost(counts)[0]) == pytest.approx(with_extra.predict(half))
-
-
-def test_the_extra_survives_a_save_and_load(table, tmp_path):
-    path = replace(table, pruned_block_ms=0.25).save(tmp_path / "cost.json")
-    assert BlockCostTable.load(path).pruned_block_ms == 0.25

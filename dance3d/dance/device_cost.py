@@ -7,13 +7,10 @@ execution runs it (:mod:`dance3d.dance.device_cost_measure`), the whole model wi
 (``dense_ms``), and the controller (``controller_ms``). A model's cost is predicted additively::
 
     predicted_ms = overhead_ms + controller_ms + sum over blocks of entry_ms[block][level]
-                   + pruned_block_ms x (number of blocks not at their all-kept level)
 
 with ``overhead_ms = dense_ms - sum of the all-kept entries`` (stem, head, pooling, framework),
-at least 0, as MDP's additive latency model (:mod:`dance3d.mdp.lut`). ``pruned_block_ms`` is what a
-block run pruned costs inside a whole forward beyond its entry timed alone (the compact path's
-per-block bookkeeping and colder caches): calibrated once on the whole model at one operating point.
-Between levels the entries are interpolated multilinearly, so the cost is differentiable in soft kept counts
+at least 0, as MDP's additive latency model (:mod:`dance3d.mdp.lut`). Between levels the entries
+are interpolated multilinearly, so the cost is differentiable in soft kept counts
 (:meth:`BlockCostTable.clip_cost`), which is how AAP charges it.
 
 The table records the model (zoo name, head size, each gated block's shape and levels), the clip
@@ -64,33 +61,27 @@ class BlockCosts:
     latency_ms: np.ndarray
     energy_j: np.ndarray | None = None
 
-    def values(self, cost: CostName, *, pruned_extra_ms: float = 0.0) -> np.ndarray:
+    def values(self, cost: CostName) -> np.ndarray:
         values = self.latency_ms if cost == "latency" else self.energy_j
         if values is None:
             raise ConfigError("this cost table holds no joules (no energy meter worked when it was built)")
-        if cost == "latency" and pruned_extra_ms:  # every level but the all-kept one runs the compact path
-            values = values + pruned_extra_ms
-            values[-1, -1, -1] -= pruned_extra_ms
         return values
 
-    def at(self, level: Level, cost: CostName = "latency", *, pruned_extra_ms: float = 0.0) -> float:
-        """The entry at an exact level (plus ``pruned_extra_ms`` of latency below the all-kept level)."""
+    def at(self, level: Level, cost: CostName = "latency") -> float:
+        """The entry at an exact level."""
         try:
             index = tuple(grid.index(count) for grid, count in zip(self.grids, level, strict=True))
         except ValueError:
             raise ConfigError(f"level {level} is not one of the block's levels {self.grids}") from None
-        return float(self.values(cost, pruned_extra_ms=pruned_extra_ms)[index])
+        return float(self.values(cost)[index])
 
-    def interpolate(
-        self, counts: tuple[torch.Tensor, ...], cost: CostName = "latency", *, pruned_extra_ms: float = 0.0
-    ) -> torch.Tensor:
+    def interpolate(self, counts: tuple[torch.Tensor, ...], cost: CostName = "latency") -> torch.Tensor:
         """Multilinear interpolation at per-clip kept counts (B,) per axis, differentiable in the counts.
 
         At a level the value is its entry; the gradient there is the slope toward the next lower level
         (toward the next higher one at the lowest level).
         """
-        values = self.values(cost, pruned_extra_ms=pruned_extra_ms)
-        values = torch.as_tensor(values, dtype=counts[0].dtype, device=counts[0].device)
+        values = torch.as_tensor(self.values(cost), dtype=counts[0].dtype, device=counts[0].device)
         corners: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
         for grid, count in zip(self.grids, counts, strict=True):
             if len(grid) == 1:
@@ -143,7 +134,6 @@ class BlockCostTable:
     energy_status: str = "not requested"  # "ok", or why there are no joules
     energy_meter: str = "none"
     env: dict[str, Any] = field(default_factory=dict)
-    pruned_block_ms: float = 0.0  # a pruned block's in-forward cost beyond its entry (module docstring)
 
     @property
     def has_energy(self) -> bool:
@@ -178,8 +168,7 @@ class BlockCostTable:
         """Predicted cost of one clip run at ``levels`` (one per gated block)."""
         if len(levels) != len(self.blocks):
             raise ConfigError(f"{len(levels)} levels for a table of {len(self.blocks)} gated blocks")
-        extra = self.pruned_block_ms
-        blocks = sum(b.at(level, cost, pruned_extra_ms=extra) for b, level in zip(self.blocks, levels, strict=True))
+        blocks = sum(b.at(level, cost) for b, level in zip(self.blocks, levels, strict=True))
         return self.overhead(cost) + blocks + (self.controller(cost) if controller else 0.0)
 
     def clip_cost(
@@ -190,8 +179,7 @@ class BlockCostTable:
         differentiable in the counts (the straight-through surrogate in AAP's train mode)."""
         if len(counts) != len(self.blocks):
             raise ConfigError(f"{len(counts)} gated blocks for a table of {len(self.blocks)}")
-        extra = self.pruned_block_ms
-        total = sum(b.interpolate(c, cost, pruned_extra_ms=extra) for b, c in zip(self.blocks, counts, strict=True))
+        total = sum(b.interpolate(c, cost) for b, c in zip(self.blocks, counts, strict=True))
         return total + self.overhead(cost) + (self.controller(cost) if controller else 0.0)
 
     def last_forward_cost(self, model: DynamicModel, *, cost: CostName = "latency") -> torch.Tensor:
@@ -229,7 +217,6 @@ class BlockCostTable:
             "dense_ms": self.dense_ms,
             "controller_ms": self.controller_ms,
             "overhead_ms": self.overhead("latency"),
-            "pruned_block_ms": self.pruned_block_ms,
             "dense_j": self.dense_j,
             "controller_j": self.controller_j,
             "energy_status": self.energy_status,
@@ -260,7 +247,6 @@ class BlockCostTable:
                 energy_status=data.get("energy_status", "not requested"),
                 energy_meter=data.get("energy_meter", "none"),
                 env=data.get("env", {}),
-                pruned_block_ms=float(data.get("pruned_block_ms", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{path}: malformed cost table ({exc!r})") from exc

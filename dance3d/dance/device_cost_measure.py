@@ -4,8 +4,7 @@ Each gated block is timed alone on its real input (captured from one batch-1 for
 every unit kept) at each of its levels, run the way compact execution runs that bucket: the
 block module as it is for the all-kept level, :func:`~dance3d.dynamic.compact.compact_block` with
 random masks of the level's counts otherwise (with the model's compact calibration, if it has one).
-The whole model (every unit kept, compact mode), the whole model at the keep-0.5 operating point
-(which calibrates the table's ``pruned_block_ms``) and the controller with its host decisions are
+The whole model (every unit kept, compact mode) and the controller with its host decisions are
 timed too. Timing is MDP's (:func:`dance3d.mdp.lut_measure.measure_calls_ms`: rounds interleaved,
 lowest round median); with an energy meter each entry's joules come from
 :func:`profiling.energy.measure_energy` (the call looped over the meter's window).
@@ -64,8 +63,7 @@ def _captured(model: DynamicModel, clip: torch.Tensor) -> tuple[dict[int, torch.
 
 
 def block_calls(model: DynamicModel, clip: torch.Tensor, *, seed: int = 0) -> dict[str, Callable[[], Any]]:
-    """Zero-argument calls to time: ``dense``, ``controller``, ``pruned`` (the whole model at
-    :data:`CALIBRATION_KEEP`) and ``<block>:<f>/<c>/<t>`` for every level."""
+    """Zero-argument calls to time: ``dense``, ``controller`` and ``<block>:<f>/<c>/<t>`` for every level."""
     inputs, stem = _captured(model, clip)
     generator = torch.Generator().manual_seed(seed)
     device = clip.device
@@ -73,12 +71,10 @@ def block_calls(model: DynamicModel, clip: torch.Tensor, *, seed: int = 0) -> di
     full = model.full_decisions(1, device)
     calls["dense"] = lambda: model(clip, decisions=full)
     calls["controller"] = lambda: model.decide(stem)
-    pruned = decisions_at(model, OperatingPoint(CALIBRATION_KEEP).levels(model), device=device)
-    calls["pruned"] = lambda: model(clip, decisions=pruned)
     for index, (gated, levels, spec) in enumerate(zip(model.gated, model.levels, model.gate_specs, strict=True)):
         x = inputs[index]
         for level in itertools.product(levels.frames, levels.channels, levels.tiles):
-            key = _entry_key(index, level)
+            key = f"{index}:{level[0]}/{level[1]}/{level[2]}"
             if level == (spec.num_frames, spec.num_channels, spec.num_tiles):
                 calls[key] = functools.partial(_whole_block, gated.block, x)
                 continue
@@ -143,8 +139,7 @@ def build_cost_table(
     energy: dict[str, float] = {}
     if meter is not None:
         with runtime_threads(runtime):
-            entries = {name: call for name, call in calls.items() if name != "pruned"}  # "pruned": latency only
-            energy, energy_status = _energy_j(entries, meter, device)
+            energy, energy_status = _energy_j(calls, meter, device)
     blocks = []
     for index, levels in enumerate(model.levels):
         grids = (levels.frames, levels.channels, levels.tiles)
@@ -164,36 +159,12 @@ def build_cost_table(
         blocks=blocks,
         dense_ms=latency["dense"],
         controller_ms=latency["controller"],
-        pruned_block_ms=_pruned_block_ms(model, latency),
         dense_j=energy.get("dense"),
         controller_j=energy.get("controller"),
         energy_status=energy_status,
         energy_meter=meter.name if meter is not None and energy else "none",
         env=env or {},
     )
-
-
-CALIBRATION_KEEP = 0.5
-"""The operating point (every axis of every block at keep 0.5) whose whole-model time calibrates
-``pruned_block_ms``; the table check's other points test it."""
-
-
-def _entry_key(index: int, level: Level) -> str:
-    return f"{index}:{level[0]}/{level[1]}/{level[2]}"
-
-
-def _pruned_block_ms(model: DynamicModel, latency: dict[str, float]) -> float:
-    """What each pruned block costs in the whole forward at :data:`CALIBRATION_KEEP` beyond its entry, at least 0."""
-    levels = OperatingPoint(CALIBRATION_KEEP).levels(model)
-    pruned, entries = 0, 0.0
-    for index, (level, spec) in enumerate(zip(levels, model.gate_specs, strict=True)):
-        full = (spec.num_frames, spec.num_channels, spec.num_tiles)
-        if tuple(level) != full:
-            pruned += 1
-            entries += latency[_entry_key(index, level)] - latency[_entry_key(index, full)]
-    if not pruned:
-        return 0.0
-    return max(0.0, (latency["pruned"] - latency["dense"] - entries) / pruned)
 
 
 # -- checking the prediction ------------------------------------------------------------------------------

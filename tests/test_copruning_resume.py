@@ -152,6 +152,15 @@ def test_resuming_a_finished_run_is_a_no_op(run_cli, uninterrupted):
     assert code == 2 and "train.epochs: 2 -> 3" in err  # a finished run is not extended either
 
 
+def test_resuming_a_finished_run_removes_a_resume_state_left_by_a_late_kill(run_cli, uninterrupted, tmp_path):
+    run = Path(shutil.copytree(uninterrupted, tmp_path / "run"))
+    model = (run / "model.pt").read_bytes()
+    shutil.copy(run / "model.pt", run / training.RESUME_STATE)  # killed after model.pt, before resume.pt went
+    code, out, _ = run_cli("copruning", "--out", str(run), "--resume")
+    assert code == 0 and "nothing to do" in out
+    assert sorted(path.name for path in run.iterdir()) == FILES and (run / "model.pt").read_bytes() == model
+
+
 def test_resume_without_a_saved_run_and_no_checkpoint_are_refused(run_cli, tmp_path):
     code, _, err = run_cli("copruning", "--out", str(tmp_path), "--resume")
     assert code == 2 and "holds no co-pruning run to resume" in err and "Traceback" not in err

@@ -183,6 +183,7 @@ def coprune(
         if stored is not None:
             check_resume_config(stored, run, started_from)
             if stored.finished:
+                (out_dir / RESUME_STATE).unlink(missing_ok=True)  # left by a kill between the two writes
                 return _result(stored.record, stored.path, already_finished=True)
         state = None if stored is None else stored.record
         return _coprune(run, checkpoint, dense, out_dir, torch.device(device), started_from, state=state)

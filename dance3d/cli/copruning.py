@@ -116,5 +116,5 @@ def run(args: argparse.Namespace) -> int:
     if result.already_finished:
         print(f"{result.checkpoint_path} already finished its {config.train.epochs} epochs; nothing to do")
         return 0
-    print_table([(key, value) for key, value in report.items() if key != "history"])
+    print_table([(key, value) for key, value in report.items() if key not in ("history", "already_finished")])
     return 0

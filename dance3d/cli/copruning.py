@@ -6,6 +6,10 @@ fine-tunes the generator (and the backbone) with soft masks and a MAC penalty, t
 model.pt (kind 'copruned'), config.yaml and metrics.jsonl. 'dance3d eval --execution compact'
 runs the result with only the kept tiles and channels computed. Settings: --set copruning.KEY=V
 and --set train.KEY=V (dance3d.copruning.config); the flags below are shortcuts.
+
+After every epoch the run saves resume.pt; --resume continues a killed run from its last finished
+epoch with the settings it was started with (a flag that contradicts them is refused, naming both
+values; a finished run is left as it is).
 """
 
 from __future__ import annotations
@@ -32,8 +36,11 @@ MASKS = {"both": {}, "data": {"model_mask": False}, "model": {"data_mask": False
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(subparsers, "copruning", __doc__)
-    parser.add_argument("--checkpoint", required=True, help="trained simvp forecaster model.pt (from 'dance3d train')")
+    parser.add_argument(
+        "--checkpoint", help="trained simvp forecaster model.pt (from 'dance3d train'); --resume: the run's own"
+    )
     parser.add_argument("--out", required=True, help="run directory (model.pt, config.yaml, metrics.jsonl)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out with its own settings")
     parser.add_argument(
         "--target-mac-fraction",
         type=fraction,
@@ -82,13 +89,21 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from dance3d.config import load_config
     from dance3d.copruning.config import CopruneRunConfig
-    from dance3d.copruning.training import coprune
+    from dance3d.copruning.training import coprune, load_stored_run
+    from dance3d.errors import ConfigError
 
-    check_out_dir(args.out)
-    config = load_config(CopruneRunConfig, path=args.config, overrides=_overrides(args))
-    result = coprune(config, args.checkpoint, args.out, device=args.device)
+    out = check_out_dir(args.out)
+    base, dense = None, args.checkpoint
+    if args.resume:
+        stored = load_stored_run(out)
+        base, dense = stored.config, dense or stored.started_from
+    elif dense is None:
+        raise ConfigError("--checkpoint is required (a trained forecaster's model.pt) unless --resume continues a run")
+    config = load_config(CopruneRunConfig, base=base, path=args.config, overrides=_overrides(args))
+    result = coprune(config, dense, out, device=args.device, resume=args.resume)
     report = {
         "checkpoint": str(result.checkpoint_path),
+        "already_finished": result.already_finished,
         "val_mse": result.val_mse,
         "dense_val_mse": result.dense_val_mse,
         "val_persistence_mse": result.val_persistence_mse,
@@ -98,5 +113,8 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print_json(report)
         return 0
-    print_table([(key, value) for key, value in report.items() if key != "history"])
+    if result.already_finished:
+        print(f"{result.checkpoint_path} already finished its {config.train.epochs} epochs; nothing to do")
+        return 0
+    print_table([(key, value) for key, value in report.items() if key not in ("history", "already_finished")])
     return 0

@@ -1,7 +1,8 @@
 """The quickstart's co-pruning stage: the tiny storms forecaster co-pruned to a MAC target.
 
-Resumable like the other stages: a finished ``model.pt`` is reused (a killed co-pruning starts
-over: it takes seconds) and the test scores are cached in ``eval.json``.
+Resumable like the other stages: a finished ``model.pt`` is reused, a killed co-pruning resumes
+from its last finished epoch (its ``resume.pt``; one killed in its first epoch starts over) and the
+test scores are cached in ``eval.json``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dance3d.checkpoint import load_model
 from dance3d.copruning.config import CopruneConfig, CopruneRunConfig, CopruneTrainConfig
 from dance3d.copruning.figures import calm_and_stormy_figure
 from dance3d.copruning.recording import record_mac_fractions
-from dance3d.copruning.training import coprune
+from dance3d.copruning.training import RESUME_STATE, coprune
 from dance3d.data.registry import build_dataset
 from dance3d.forecast.evaluation import evaluate_forecast
 from profiling.strict_json import dumps_strict
@@ -67,7 +68,7 @@ def run_copruning_stage(
     out_dir = Path(out_dir)
     checkpoint, cached = out_dir / "model.pt", out_dir / "eval.json"
     if not checkpoint.is_file():
-        coprune(settings.run_config(), dense_checkpoint, out_dir)
+        coprune(settings.run_config(), dense_checkpoint, out_dir, resume=(out_dir / RESUME_STATE).is_file())
         cached.unlink(missing_ok=True)  # scores of an earlier model
     copruned, dense = load_model(checkpoint), load_model(dense_checkpoint)
     test_set = build_dataset(copruned.data, "test", classes=copruned.classes)

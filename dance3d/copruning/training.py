@@ -11,13 +11,17 @@ gets no pull back from the forecast loss; the MAC term's gradient is the one tha
 Each epoch is validated with hard masks; the run
 writes ``config.yaml``, ``metrics.jsonl`` (one row per epoch), ``steps.jsonl`` (one row per step:
 forecast MSE, MAC penalty, mean MAC / position / channel fraction, mean ``S``) and ``model.pt``
-(kind ``copruned``).
+(kind ``copruned``). After every epoch it saves ``resume.pt`` (atomically): the weights, the
+optimizer, the history, the random state and how much of ``steps.jsonl`` is final, so a killed run
+continues from its last finished epoch (``resume=True``) as the uninterrupted run would have.
+``resume.pt`` is removed once ``model.pt`` is written.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from dance3d import run_lock
 from dance3d.checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
-from dance3d.config import from_dict, save_config
+from dance3d.config import config_differences, from_dict, save_config, to_dict
 from dance3d.copruning.checkpoint import KIND, build_copruned_network, copruned_spec
 from dance3d.copruning.config import CopruneRunConfig, check_backbone
 from dance3d.copruning.model import CoprunedSimVP
@@ -50,6 +54,60 @@ class CopruneResult:
     dense_val_mse: float
     val_mac_fraction: float
     history: list[dict[str, Any]]
+    already_finished: bool = False  # a resumed run that had done all its epochs: nothing was run or written
+
+
+RESUME_STATE = "resume.pt"
+"""The run directory's resumable state after the last finished epoch (a ``copruned`` checkpoint with
+``optimizer``, ``epochs_done``, ``rng_state`` and ``steps_bytes`` entries)."""
+
+RESUMABLE_CHANGES = frozenset({"train.progress"})
+"""Config keys a resumed run may change: how it reports, not what it computes."""
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """The co-pruning run saved in a run directory: finished (``model.pt``) or after an epoch (``resume.pt``)."""
+
+    path: Path
+    record: Checkpoint
+    finished: bool
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self.record.config or {})
+
+    @property
+    def started_from(self) -> str:
+        return self.record["copruning"]["started_from"]
+
+
+def load_stored_run(out_dir: str | Path) -> StoredRun:
+    """The run to resume in ``out_dir``; a clear error when there is none or it is not a co-pruning run."""
+    out_dir = Path(out_dir)
+    for name, finished in (("model.pt", True), (RESUME_STATE, False)):
+        path = out_dir / name
+        if path.is_file():
+            record = load_checkpoint(path)
+            if record.kind != KIND or (not finished and "optimizer" not in record):
+                raise ConfigError(f"--resume: {path} is not a co-pruning run's checkpoint (kind {record.kind!r})")
+            return StoredRun(path, record, finished)
+    raise ConfigError(
+        f"--resume: {out_dir} holds no co-pruning run to resume (no model.pt or {RESUME_STATE}: "
+        "no epoch had finished); run without --resume to start it"
+    )
+
+
+def check_resume_config(stored: StoredRun, run: CopruneRunConfig, started_from: str) -> None:
+    """Refuse to resume with settings or a start checkpoint that contradict the run's own (naming both values)."""
+    conflicts = [d for d in config_differences(stored.config, to_dict(run)) if d.split(":")[0] not in RESUMABLE_CHANGES]
+    if stored.started_from != started_from:
+        conflicts.append(f"--checkpoint: {stored.started_from!r} -> {started_from!r}")
+    if conflicts:
+        raise ConfigError(
+            f"--resume: {stored.path} was started with other settings ({'; '.join(conflicts)}); "
+            "resume without those flags to continue it as it was started"
+        )
 
 
 @dataclass
@@ -96,17 +154,39 @@ def _data(checkpoint: Checkpoint) -> DataConfig:
 
 
 def coprune(
-    run: CopruneRunConfig, dense_path: str | Path, out_dir: str | Path, *, device: str | torch.device = "cpu"
+    run: CopruneRunConfig,
+    dense_path: str | Path,
+    out_dir: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    resume: bool = False,
 ) -> CopruneResult:
-    """Co-prune the forecaster at ``dense_path``; writes ``out_dir/model.pt`` (refuses an existing one)."""
+    """Co-prune the forecaster at ``dense_path``; writes ``out_dir/model.pt``.
+
+    An ``out_dir`` that holds a run (``model.pt`` or ``resume.pt``) is refused unless ``resume``:
+    then the run continues from its last finished epoch with the settings it was started with
+    (``run`` may differ only in ``RESUMABLE_CHANGES``); a finished run is left as it is.
+    """
     out_dir = Path(out_dir)
     checkpoint, dense, run = start_from(dense_path, run)
-    if (out_dir / "model.pt").exists():
-        raise ConfigError(f"{out_dir / 'model.pt'} exists; choose another --out")
+    started_from = str(checkpoint_path(dense_path))
+    if not resume:
+        for name in ("model.pt", RESUME_STATE):
+            if (out_dir / name).exists():
+                raise ConfigError(
+                    f"{out_dir / name} exists; pass --resume to continue that run or choose another --out"
+                )
     out_dir.mkdir(parents=True, exist_ok=True)
     lock = run_lock.acquire(out_dir)
     try:
-        return _coprune(run, checkpoint, dense, out_dir, torch.device(device), str(checkpoint_path(dense_path)))
+        stored = load_stored_run(out_dir) if resume else None
+        if stored is not None:
+            check_resume_config(stored, run, started_from)
+            if stored.finished:
+                (out_dir / RESUME_STATE).unlink(missing_ok=True)  # left by a kill between the two writes
+                return _result(stored.record, stored.path, already_finished=True)
+        state = None if stored is None else stored.record
+        return _coprune(run, checkpoint, dense, out_dir, torch.device(device), started_from, state=state)
     finally:
         run_lock.release(lock)
 
@@ -118,9 +198,12 @@ def _coprune(
     out_dir: Path,
     device: torch.device,
     started_from: str,
+    *,
+    state: Checkpoint | None,
 ) -> CopruneResult:
     tc, cc = run.train, run.copruning
-    save_config(run, out_dir / "config.yaml")
+    if state is None:
+        save_config(run, out_dir / "config.yaml")
     data = _data(checkpoint)
     classes = tuple(checkpoint.classes)
     train_set, val_set = build_dataset(data, "train", classes=classes), build_dataset(data, "val", classes=classes)
@@ -135,34 +218,81 @@ def _coprune(
     optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
     dense_val = score(dense, val_set, batch_size=tc.batch_size, device=device)
     history: list[dict[str, Any]] = []
-    metrics, steps = (out_dir / "metrics.jsonl").open("w"), (out_dir / "steps.jsonl").open("w")
+    steps_path = out_dir / "steps.jsonl"
+    if state is not None:
+        model.load_state_dict(state.state_dict)
+        optimizer.load_state_dict(state["optimizer"])
+        history = list(state.history)
+        _cut_steps_log(steps_path, state["steps_bytes"])
+        _set_rng_state(state["rng_state"], device)
+
+    def record(**resume: Any) -> Checkpoint:
+        last = history[-1]
+        return Checkpoint.create(
+            KIND,
+            copruned_spec(checkpoint.model, cc),
+            {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            data=data,
+            classes=classes,
+            config=run,
+            history=history,
+            copruning={"dense_val_mse": dense_val.mse, "val_mse": last["val_mse"],
+                       "val_mac_fraction": last["val_mac_fraction"], "started_from": started_from},
+            **resume,
+        )  # fmt: skip
+
+    metrics, steps = (out_dir / "metrics.jsonl").open("w"), steps_path.open("a" if state is not None else "w")
     try:
-        for epoch in range(tc.epochs):
+        metrics.write("".join(json.dumps(row) + "\n" for row in history))
+        metrics.flush()
+        for epoch in range(len(history), tc.epochs):
             row = _epoch(model, dense, train_set, optimizer, run, device=device, epoch=epoch, steps_log=steps)
             val = score(model, val_set, batch_size=tc.batch_size, device=device)
             row.update(val_mse=val.mse, val_persistence_mse=val.persistence_mse, val_mac_fraction=val.mac_fraction)
             history.append(row)
             metrics.write(json.dumps(row) + "\n")
             metrics.flush()
+            resume_state = record(optimizer=optimizer.state_dict(), epochs_done=epoch + 1,
+                                  rng_state=_rng_state(device), steps_bytes=steps_path.stat().st_size)  # fmt: skip
+            save_checkpoint(resume_state, out_dir / RESUME_STATE)
     finally:
         metrics.close()
         steps.close()
-    last = history[-1]
-    record = Checkpoint.create(
-        KIND,
-        copruned_spec(checkpoint.model, cc),
-        {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        data=data,
-        classes=classes,
-        config=run,
-        history=history,
-        copruning={"dense_val_mse": dense_val.mse, "val_mse": last["val_mse"],
-                   "val_mac_fraction": last["val_mac_fraction"], "started_from": started_from},
-    )  # fmt: skip
-    path = save_checkpoint(record, out_dir / "model.pt")
-    return CopruneResult(
-        path, last["val_mse"], last["val_persistence_mse"], dense_val.mse, last["val_mac_fraction"], history
-    )
+    final = record()
+    path = save_checkpoint(final, out_dir / "model.pt")
+    (out_dir / RESUME_STATE).unlink(missing_ok=True)
+    return _result(final, path)
+
+
+def _result(record: Checkpoint, path: Path, *, already_finished: bool = False) -> CopruneResult:
+    last, scores = record.history[-1], record["copruning"]
+    return CopruneResult(path, scores["val_mse"], last["val_persistence_mse"], scores["dense_val_mse"],
+                         scores["val_mac_fraction"], list(record.history), already_finished)  # fmt: skip
+
+
+def _cut_steps_log(path: Path, size_bytes: int) -> None:
+    """Cut ``steps.jsonl`` back to the rows of the finished epochs (a killed epoch's rows are dropped)."""
+    found = path.stat().st_size if path.is_file() else 0
+    if found < size_bytes:
+        raise ConfigError(
+            f"--resume: {path} holds {found} bytes, fewer than the {size_bytes} its finished epochs wrote; "
+            "it was changed after the run saved its state"
+        )
+    os.truncate(path, size_bytes)
+
+
+def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    """Torch's global random state (and the GPU's), saved so that a resumed run continues it."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def mac_penalty(mac_fraction: torch.Tensor, target: float, *, kind: str = "target") -> torch.Tensor:
@@ -229,4 +359,13 @@ def _step_row(
             "generator_grad_norm": float(torch.stack(grads).sum().sqrt()) if grads else 0.0}  # fmt: skip
 
 
-__all__ = ["CopruneResult", "build_copruned_network", "coprune", "mac_penalty", "score"]
+__all__ = [
+    "RESUME_STATE",
+    "CopruneResult",
+    "StoredRun",
+    "build_copruned_network",
+    "coprune",
+    "load_stored_run",
+    "mac_penalty",
+    "score",
+]

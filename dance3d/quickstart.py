@@ -463,7 +463,7 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
     report.add(
         "Run",
         f"{time.perf_counter() - started:.0f} s for this invocation (stages finished earlier are reused) on "
-        f"{cpu} ({platform.machine()}), {torch.get_num_threads()} torch threads, torch "
+        f"{cpu} ({platform.machine()}), {threads} torch thread{'s' if threads != 1 else ''}, torch "
         f"{torch.__version__}.",
     )
     return report.write(out_dir / "report.md")

@@ -44,7 +44,7 @@ from dance3d.mdp.lut_measure import runtime_threads
 from dance3d.reporting import paired_accuracy
 from profiling import collect_env, count_macs
 
-HEADING = "Device-aware DANCE: MDP + DANCE charged measured latency"
+HEADING = "Device-aware DANCE: the controller charged measured latency"
 
 
 @dataclass(frozen=True)

@@ -82,13 +82,13 @@ def _dense_model_table(checkpoint: Path, lut: LatencyTable, path: Path) -> Block
 
 
 def _latency_dance(
-    settings: DeviceAwareStageSettings, config: DanceRunConfig, ava_checkpoint: Path, table: Path, out: Path
+    settings: DeviceAwareStageSettings, config: DanceRunConfig, ava_checkpoint: Path, table_path: Path, out: Path
 ) -> Path:
     """AAP charged latency from the quickstart's AVA model (cached at ``out/model.pt``)."""
     checkpoint = out / "model.pt"
     if not checkpoint.is_file():
-        target = dance_target(settings.dance_target, BlockCostTable.load(table).dense_cost(), cost="latency")
-        aap = replace(config.aap, cost="latency", cost_table=str(table), target_latency_ms=target)
+        target = dance_target(settings.dance_target, BlockCostTable.load(table_path).dense_cost(), cost="latency")
+        aap = replace(config.aap, cost="latency", cost_table=str(table_path), target_latency_ms=target)
         run_aap(replace(config, aap=aap), ava_checkpoint, out)
     return checkpoint
 
@@ -127,7 +127,7 @@ def run_device_aware_stage(
     out_dir.mkdir(parents=True, exist_ok=True)
     lut = LatencyTable.load(latency_table)
     dance_table = out_dir / "dance_cost_table.json"
-    _dense_model_table(mac_dance_checkpoint, lut, dance_table)
+    table = _dense_model_table(mac_dance_checkpoint, lut, dance_table)
     latency_ckpt = _latency_dance(
         settings, DanceRunConfig(ava=ava, aap=aap, data=data), ava_checkpoint, dance_table, out_dir / "dance-latency"
     )
@@ -136,11 +136,8 @@ def run_device_aware_stage(
     )
     summary = run_stacked(stack_config, dense_checkpoint, latency_table, out_dir / "mdp-dance", mdp_dir=mdp_dir)
     stacked_ckpt = Path(summary["checkpoints"]["aap"])
-    tables = {
-        "dance": BlockCostTable.load(dance_table),
-        "latency": BlockCostTable.load(dance_table),
-        "stacked": BlockCostTable.load(out_dir / "mdp-dance" / "cost_table.json"),
-    }
+    stacked_table = BlockCostTable.load(out_dir / "mdp-dance" / "cost_table.json")
+    tables = {"dance": table, "latency": table, "stacked": stacked_table}
     evaluations = {
         **evaluations,
         "latency": _evaluated(latency_ckpt, data, latency_ckpt.parent / "test_eval.json"),

@@ -215,6 +215,8 @@ def _side_by_side(
 def _plot(rows: list[dict[str, Any]], path: Path) -> Path:
     """Test top-1 against measured batch-1 latency; a table's prediction as an open marker joined to its point."""
     fig, ax = subplots(figsize=(6.0, 3.6))
+    dense = next(row for row in rows if row["model"] == LABELS["dense"])
+    ax.axvline(dense["measured ms"], color="0.6", ls=":", lw=1, label="dense latency")
     for row in rows:
         point = ax.scatter(row["measured ms"], row["test top-1"], s=36, label=row["model"])
         if row["table ms"] is not None:

@@ -175,7 +175,7 @@ def _side_by_side(
 ) -> list[dict[str, Any]]:
     """Every model timed in one round-robin measurement at the tables' thread count; the dynamic models run eagerly
     also get their table's prediction for the same clips (the table times the controller eagerly), dense and MDP
-    their table's all-kept cost (what the table's own timing measured for them)."""
+    their table's all-kept cost (the wrapped model with every unit kept: the wrapper's bookkeeping included)."""
     loaded = {name: load_model(path) for name, path in checkpoints.items()}
     clips = cached_split(data, "test", classes=loaded["dense"].classes, limit=settings.latency_clips)
     first = clips.batch(torch.tensor([0]))[0].float()
@@ -258,9 +258,9 @@ def _text(settings: DeviceAwareStageSettings, lut: LatencyTable, rows: list[dict
         f"timed side by side at batch 1 on the same {settings.latency_clips} test clips, {threads} thread"
         f"{'s' if threads != 1 else ''} (the tables' thread count), the dynamic ones in compact execution with the "
         f"controller included; `table ms` is what each dynamic model's cost table predicts for those clips "
-        f"(controller run eagerly), for dense and MDP their table's all-kept cost: the tables time one block or "
-        f"model at a time, so where dense's own row is off, the whole measurement runs warmer or colder than the "
-        f"tables. Dense {dense['measured ms']:.2f} ms at top-1 {dense['test top-1']:.4f}. "
+        f"(controller run eagerly), for dense and MDP their table's all-kept cost (the model wrapped for dynamic "
+        f"execution with every unit kept and no controller, so it includes the wrapper's bookkeeping). "
+        f"Dense {dense['measured ms']:.2f} ms at top-1 {dense['test top-1']:.4f}. "
         f"DANCE charged MACs: {standing('dance')}. DANCE charged latency: {standing('latency')}. MDP + DANCE charged "
         f"latency: {standing('stacked')}. Test clips only one of the two DANCE models gets right: charged latency "
         f"{paired['only_a_correct']}, charged MACs {paired['only_b_correct']} (McNemar p = {paired['mcnemar_p']:.3g})."

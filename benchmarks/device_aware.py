@@ -23,6 +23,7 @@ from pathlib import Path
 
 from dance3d.benchmark_results import ResultDir, save_result
 from dance3d.dance.device_aware import SETTINGS, plot_points, run_device_aware, settings_record, table_rows
+from dance3d.dance.device_cost_measure import format_check
 from dance3d.errors import Dance3dError
 from profiling import collect_env
 
@@ -80,9 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         **outcome,
     }
     print(table_rows(payload))
-    for row in payload["table_check"]:
-        print(f"cost table at keep {row['keep_fraction']:g}: predicted {row['predicted_ms']:.3f} ms, measured "
-              f"{row['measured_ms']:.3f} ms ({row['error_pct']:+.1f}%)")  # fmt: skip
+    print(format_check(payload["table_check"]))
     print("hypervolume (ms x top-1 under the dense latency):", payload["hypervolume"])
     print("targets:", payload["targets"])
     plot_points(payload, out.file("tradeoff.png"))

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import dance3d.loading  # noqa: F401 - registers every checkpoint kind
 from dance3d.benchmark_results import ResultDir, save_result
+from dance3d.dance.device_cost_measure import format_check
 from dance3d.dance.device_cost_zoo import SETTINGS, format_cuts, plot_cuts, run_zoo_cost, settings_record
 from dance3d.errors import ConfigError, Dance3dError
 from dance3d.models import model_info
@@ -89,9 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     table = outcome["table"]
     print(f"{settings.model} at {clip_text}, batch 1, {threads} thread(s): {table['entries']} table entries, "
           f"dense {table['dense_ms']:.2f} ms")  # fmt: skip
-    for row in payload["table_check"]:
-        print(f"cost table at keep {row['keep_fraction']:g}: predicted {row['predicted_ms']:.3f} ms, measured "
-              f"{row['measured_ms']:.3f} ms ({row['error_pct']:+.1f}%)")  # fmt: skip
+    print(format_check(payload["table_check"]))
     print(format_cuts(payload["cuts"]))
     if payload["skipped_cuts"]:
         print("cut nothing on this model and clip (skipped):", ", ".join(payload["skipped_cuts"]))

@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     check_out_file(args.out, force=args.force, suffixes=(".json",))
     import dance3d.loading  # noqa: F401 - registers every checkpoint kind
-    from dance3d.dance.device_cost_measure import build_cost_table, check_prediction, dynamic_model_of
+    from dance3d.dance.device_cost_measure import build_cost_table, check_prediction, dynamic_model_of, format_check
     from dance3d.mdp.lut import LatencyRuntime
     from profiling import collect_env
     from profiling.energy import resolve_meter
@@ -76,8 +76,7 @@ def run(args: argparse.Namespace) -> int:
         ("controller ms", table.controller_ms), ("overhead ms", table.overhead()),
         ("energy", table.energy_status if not table.has_energy else f"ok ({table.energy_meter})"),
     ])  # fmt: skip
-    for row in checks:
-        print(f"keep {row['keep_fraction']:.2f}: predicted {row['predicted_ms']:.3f} ms, measured "
-              f"{row['measured_ms']:.3f} ms ({row['error_pct']:+.1f}%)")  # fmt: skip
+    if checks:
+        print(format_check(checks))
     print(f"saved {args.out}")
     return 0

@@ -216,23 +216,34 @@ def decisions_at(
     return out
 
 
+def time_levels(
+    model: DynamicModel, points: dict[str, list[Level]], runtime: LatencyRuntime, *, seed: int = 0
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The whole model in compact mode at each named set of per-block levels (:func:`decisions_at`, no controller),
+    timed beside each other on one random clip: median ms and the MAC fraction the model counts, by name."""
+    device = torch.device(runtime.device)
+    model.to(device).eval()
+    set_execution_mode(model, "compact")
+    clip = torch.randn(1, 3, *model.clip_shape, generator=torch.Generator().manual_seed(seed)).to(device)
+    calls, mac_fractions = {}, {}
+    for name, levels in points.items():
+        calls[name] = functools.partial(model, clip, decisions=decisions_at(model, levels, device=device))
+        with torch.inference_mode():
+            calls[name]()
+        mac_fractions[name] = float(model.last_mac_fraction[0])
+    return measure_calls_ms(calls, runtime), mac_fractions
+
+
 def check_prediction(
     model: DynamicModel, table: BlockCostTable, runtime: LatencyRuntime, *, keep_fractions: tuple[float, ...]
 ) -> list[dict[str, Any]]:
     """Whole-model compact latency at each operating point (fixed decisions, no controller), measured beside
     each other, against the table's prediction: rows with ``predicted_ms``, ``measured_ms``, ``error_pct``."""
-    device = torch.device(runtime.device)
-    model.to(device).eval()
-    set_execution_mode(model, "compact")
-    clip = torch.randn(1, 3, *model.clip_shape, device=device)
-    points = {f: OperatingPoint(f).levels(model) for f in keep_fractions}
-    calls = {}
-    for fraction, levels in points.items():
-        decisions = decisions_at(model, levels, device=device)
-        calls[str(fraction)] = functools.partial(model, clip, decisions=decisions)
-    measured = measure_calls_ms(calls, runtime)
+    points = {str(f): OperatingPoint(f).levels(model) for f in keep_fractions}
+    measured, _ = time_levels(model, points, runtime)
     rows = []
-    for fraction, levels in points.items():
+    for fraction in keep_fractions:
+        levels = points[str(fraction)]
         predicted = table.predict(levels, controller=False)
         rows.append({
             "keep_fraction": fraction,
@@ -242,6 +253,15 @@ def check_prediction(
             "error_pct": error_pct(predicted, measured[str(fraction)]),
         })  # fmt: skip
     return rows
+
+
+def format_check(rows: list[dict[str, Any]]) -> str:
+    """:func:`check_prediction`'s rows as printed lines."""
+    return "\n".join(
+        f"cost table at keep {row['keep_fraction']:g}: predicted {row['predicted_ms']:.3f} ms, measured "
+        f"{row['measured_ms']:.3f} ms ({row['error_pct']:+.1f}%)"
+        for row in rows
+    )
 
 
 # -- which model a table is of ------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ default dynamic config (:func:`~dance3d.dance.device_cost_measure.dynamic_model_
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -33,15 +32,14 @@ from dance3d.dance.device_cost_measure import (
     OperatingPoint,
     build_cost_table,
     check_prediction,
-    decisions_at,
     dynamic_model_of,
+    time_levels,
 )
 from dance3d.data.registry import DataConfig
-from dance3d.dynamic import DynamicModel, set_execution_mode
+from dance3d.dynamic import DynamicModel
 from dance3d.errors import ConfigError
 from dance3d.figures import subplots
 from dance3d.mdp.lut import LatencyRuntime, error_pct
-from dance3d.mdp.lut_measure import measure_calls_ms
 from dance3d.models import create_model, model_info
 
 ALL_KEPT = "all-kept"
@@ -150,17 +148,7 @@ def measure_cuts(
     """The :func:`cut_points` timed in one interleaved measurement beside the all-kept model (fixed decisions, no
     controller, compact mode): one row per point, and the names of the cuts skipped."""
     points, skipped = cut_points(model, keep_fractions)
-    device = torch.device(runtime.device)
-    model.to(device).eval()
-    set_execution_mode(model, "compact")
-    clip = torch.randn(1, 3, *model.clip_shape, generator=torch.Generator().manual_seed(seed)).to(device)
-    calls, mac_fractions = {}, {}
-    for name, point in points.items():
-        calls[name] = functools.partial(model, clip, decisions=decisions_at(model, point.levels, device=device))
-        with torch.inference_mode():
-            calls[name]()
-        mac_fractions[name] = float(model.last_mac_fraction[0])
-    measured = measure_calls_ms(calls, runtime)
+    measured, mac_fractions = time_levels(model, {name: p.levels for name, p in points.items()}, runtime, seed=seed)
     predicted_full = table.predict(points[ALL_KEPT].levels, controller=False)
     rows = []
     for name, point in points.items():

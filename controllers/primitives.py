@@ -53,12 +53,13 @@ def keep_mask_host(logits: np.ndarray, levels: tuple[int, ...]) -> np.ndarray:
     """
     if len(levels) == 1:  # no choice: the one level is every unit
         return np.ones(logits.shape, dtype=bool)
-    table = np.asarray(levels)
     wanted = np.count_nonzero(logits > 0, axis=1)
-    counts = table[np.minimum(np.searchsorted(table, wanted), len(table) - 1)]
+    counts = [next((level for level in levels if level >= w), levels[-1]) for w in wanted.tolist()]
     order = np.argsort(-logits, axis=1, kind="stable")  # descending, ties: lower index first
-    ranks = np.argsort(order, axis=1)  # the inverse permutation: each unit's rank
-    return ranks < counts[:, None]
+    mask = np.zeros(logits.shape, dtype=bool)
+    for row, count in enumerate(counts):
+        mask[row, order[row, :count]] = True
+    return mask
 
 
 def ste_mask(hard: torch.Tensor, logits: torch.Tensor, *, temperature: float = 1.0) -> torch.Tensor:

@@ -16,9 +16,11 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn as nn
 
+Fractions = torch.Tensor | np.ndarray
 GateSide = Literal["none", "in", "out", "both", "depthwise"]
 COUNTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
@@ -38,9 +40,11 @@ def gate_side(conv: nn.Module, *, gated_in: bool, gated_out: bool) -> GateSide:
     return "in" if gated_in else "out" if gated_out else "none"
 
 
-def channel_factor(side: GateSide, channel_fraction: torch.Tensor) -> torch.Tensor:
+def channel_factor(side: GateSide, channel_fraction: Fractions) -> Fractions:
+    """What share of a conv's MACs runs at a kept channel fraction (tensor or NumPy array, per clip)."""
     if side == "none":
-        return torch.ones_like(channel_fraction)
+        ones_like = torch.ones_like if isinstance(channel_fraction, torch.Tensor) else np.ones_like
+        return ones_like(channel_fraction)
     if side == "both":
         return channel_fraction * channel_fraction
     return channel_fraction
@@ -86,11 +90,12 @@ def block_macs(
     convs: list[GatedConv],
     dense_macs: dict[str, int],
     *,
-    position_fraction: torch.Tensor,
-    channel_fraction: torch.Tensor,
-) -> torch.Tensor:
-    """Per-clip MACs (B,) of one gated branch given kept fractions (B,) (differentiable)."""
-    total = torch.zeros_like(position_fraction)
+    position_fraction: Fractions,
+    channel_fraction: Fractions,
+) -> Fractions:
+    """Per-clip MACs (B,) of one gated branch given kept fractions (B,): tensors (differentiable), or NumPy
+    arrays (compact execution accounts on the host)."""
+    total = 0
     for conv in convs:
         total = total + dense_macs[conv.name] * channel_factor(conv.side, channel_fraction)
     return total * position_fraction

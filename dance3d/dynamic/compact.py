@@ -56,8 +56,8 @@ class HostDecision:
     @classmethod
     def of(cls, frames: np.ndarray, channels: np.ndarray, tiles: np.ndarray) -> HostDecision:
         """From bool masks (B, n) per axis; levels are their kept counts."""
-        sums = np.stack([frames.sum(axis=1), channels.sum(axis=1), tiles.sum(axis=1)], axis=1)
-        return cls(frames, channels, tiles, levels=[tuple(int(v) for v in row) for row in sums])
+        counts = (frames.sum(axis=1).tolist(), channels.sum(axis=1).tolist(), tiles.sum(axis=1).tolist())
+        return cls(frames, channels, tiles, levels=list(zip(*counts, strict=True)))
 
     def to_decision(self, grid: TileGrid, device: torch.device) -> BlockDecision:
         """The same masks as a :class:`BlockDecision` of tensors on ``device``."""
@@ -68,13 +68,13 @@ class HostDecision:
         """Every clip keeps every frame, channel and tile."""
         return bool(self.frames.all() and self.channels.all() and self.tiles.all())
 
-    def position_fraction(self, grid: TileGrid) -> torch.Tensor:
-        """Kept fraction of output positions per clip (B,), as simulate computes it."""
-        return torch.from_numpy((self.frames.mean(axis=1) * (self.tiles @ _tile_areas(grid))).astype(np.float32))
+    def position_fraction(self, grid: TileGrid) -> np.ndarray:
+        """Kept fraction of output positions per clip (B,) float32, as simulate computes it."""
+        return (self.frames.mean(axis=1) * (self.tiles @ _tile_areas(grid))).astype(np.float32)
 
-    def channel_fraction(self) -> torch.Tensor:
-        """Kept fraction of inner channels per clip (B,)."""
-        return torch.from_numpy(self.channels.mean(axis=1, dtype=np.float32))
+    def channel_fraction(self) -> np.ndarray:
+        """Kept fraction of inner channels per clip (B,) float32."""
+        return self.channels.mean(axis=1, dtype=np.float32)
 
     def buckets(self) -> dict[tuple[int, int, int], list[int]]:
         out: dict[tuple[int, int, int], list[int]] = {}

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -103,17 +104,13 @@ class GatedBlock(nn.Module):
         ctx = self._context
         if ctx.probing:
             return self._probe(x)
-        if ctx.compact is not None:
-            host = ctx.compact.host[self.index]
-            if host.keeps_everything():  # the block as it is: nothing to skip, no compact bookkeeping
-                ctx.position_fraction[self.index] = ctx.channel_fraction[self.index] = x.new_ones(len(x))
+        if ctx.compact is not None:  # MACs are accounted from the host decisions after the forward
+            if ctx.compact.host[self.index].keeps_everything():  # the block as it is: no compact bookkeeping
                 return self.block(x)
             with torch._C.DisableTorchFunction():  # no per-op Python dispatch of fast_conv_backend in here
                 out = compact_block(self, x, ctx.compact)
-                if out is not None:  # kept fractions for the MAC accounting
-                    ctx.position_fraction[self.index] = host.position_fraction(self.grid).to(x.device)
-                    ctx.channel_fraction[self.index] = host.channel_fraction().to(x.device)
-                    return out
+            if out is not None:
+                return out
         masks = ctx.masks[self.index] if ctx.masks else _Masks.of(ctx.decisions[self.index])
         residual = self._residual(x, masks)
         if tuple(residual.shape[2:]) != (masks.frames.shape[1], self.grid.height, self.grid.width):
@@ -225,13 +222,18 @@ class DynamicModel(nn.Module):
         self.register_buffer("logit_offsets", torch.zeros(len(self.gate_specs), 3), persistent=False)
         self.last_decisions: list[BlockDecision] = []
         self.last_controller_output: StemControllerOutput | None = None  # the controller's logits, last forward
-        self.last_macs: torch.Tensor | None = None
-        self.last_block_macs: list[torch.Tensor] = []
-        self.dense_macs: int = 0
+        self.dense_macs: int = sum(self._dense_layer_macs.values())
+        gated_names = {conv.name for convs in self.gated_convs for conv in convs}
+        self._fixed_macs = sum(v for k, v in self._dense_layer_macs.items() if k not in gated_names)  # counted dense
+        self._counted_convs = [[c for c in convs if c.name in self._dense_layer_macs] for convs in self.gated_convs]
+        self._macs: torch.Tensor | None = None  # last_macs
+        self._block_macs: list[torch.Tensor] = []  # last_block_macs
+        self._unaccounted: tuple[CompactRun, int] | None = None  # a compact forward's host decisions, controller MACs
         self._pending: list[BlockDecision] | None = None
         self._controller_macs = 0
         self.compact_calibration: CompactCalibration | None = None
         self._compiled: dict[str, Callable] = {}  # not a submodule: stays out of state_dict
+        self._offsets_on_host: tuple | None = None  # (buffer, its version, host copy)
 
     # -- construction -------------------------------------------------------------------------
     def _probe(self, stem: nn.Module, config: DynamicConfig):
@@ -302,8 +304,8 @@ class DynamicModel(nn.Module):
                 logits = self.backbone(clips)
         finally:
             handle.remove()
-            ctx.compact = None
-        self._account()
+            run, ctx.compact = ctx.compact, None
+        self._account(run)
         return logits
 
     def decide(self, stem: torch.Tensor) -> list[BlockDecision]:
@@ -360,40 +362,71 @@ class DynamicModel(nn.Module):
         ctx.masks = masks
 
     def _decide_on_host(self, out: StemControllerOutput) -> list[HostDecision]:
-        """Compact mode: the controller's logits (and the run-time offsets) in one host copy, decisions in NumPy."""
-        per_gate = list(zip(out.frame_logits, out.channel_logits, out.tile_logits, strict=True))
-        batch = out.frame_logits[0].shape[0]
-        offset_rows = self.logit_offsets.reshape(1, -1).expand(batch, -1)  # copied with the logits: one transfer
-        flat = torch.cat([t for logits in per_gate for t in logits] + [offset_rows], dim=1).cpu().numpy()
-        offsets = flat[0, -self.logit_offsets.numel() :].reshape(self.logit_offsets.shape)
-        host, start = [], 0
-        for i, (logits, levels) in enumerate(zip(per_gate, self.levels, strict=True)):
-            masks = []
-            for axis, allowed in enumerate((levels.frames, levels.channels, levels.tiles)):
-                width = logits[axis].shape[1]
-                masks.append(keep_mask_host(flat[:, start : start + width] + offsets[i, axis], allowed))
-                start += width
+        """Compact mode: the controller's logits in one host copy, decisions in NumPy."""
+        flat = out.logits.detach().cpu().numpy()
+        offsets = self._host_offsets()
+        layout, host = out.layout, []
+        for i, levels in enumerate(self.levels):
+            masks = [
+                keep_mask_host(flat[:, where] + offsets[i, axis], allowed)
+                for axis, (where, allowed) in enumerate(
+                    (
+                        (layout.frames[i], levels.frames),
+                        (layout.channels[i], levels.channels),
+                        (layout.tiles[i], levels.tiles),
+                    )
+                )
+            ]
             host.append(HostDecision.of(*masks))
         return host
 
-    def _account(self) -> None:
+    def _host_offsets(self) -> np.ndarray:
+        """The run-time logit offsets as a host array, copied again only when they change."""
+        buffer, cached = self.logit_offsets, self._offsets_on_host
+        if cached is None or cached[0] is not buffer or cached[1] != buffer._version:
+            self._offsets_on_host = (buffer, buffer._version, buffer.cpu().numpy().copy())
+        return self._offsets_on_host[2]
+
+    def _account(self, run: CompactRun | None) -> None:
+        """MACs of the forward that just ran, from its mask tensors (differentiable in train mode); a compact
+        forward's (``run``) are counted from its host decisions on first access, off the clip's critical path."""
+        self._unaccounted = None
+        if run is not None:
+            self._unaccounted = (run, self._controller_macs)
+            return
         ctx = self._context
-        dense = self._dense_layer_macs
-        self.dense_macs = sum(dense.values())
-        gated_names = {conv.name for convs in self.gated_convs for conv in convs}
-        fixed = sum(v for k, v in dense.items() if k not in gated_names) + self._controller_macs
-        total = None
-        self.last_block_macs = []
-        for i, convs in enumerate(self.gated_convs):
-            macs = block_macs(
-                [c for c in convs if c.name in dense],
-                dense,
-                position_fraction=ctx.position_fraction[i],
-                channel_fraction=ctx.channel_fraction[i],
-            )
-            self.last_block_macs.append(macs)
-            total = macs if total is None else total + macs
-        self.last_macs = total + fixed
+        self._block_macs = [
+            block_macs(convs, self._dense_layer_macs, position_fraction=ctx.position_fraction[i],
+                       channel_fraction=ctx.channel_fraction[i])
+            for i, convs in enumerate(self._counted_convs)
+        ]  # fmt: skip
+        self._macs = sum(self._block_macs) + (self._fixed_macs + self._controller_macs)
+
+    def _account_on_host(self) -> None:
+        run, controller_macs = self._unaccounted
+        self._unaccounted = None
+        per_block = [
+            block_macs(convs, self._dense_layer_macs, position_fraction=host.position_fraction(gated.grid),
+                       channel_fraction=host.channel_fraction())
+            for convs, host, gated in zip(self._counted_convs, run.host, self.gated, strict=True)
+        ]  # fmt: skip
+        device = self.logit_offsets.device
+        self._macs = torch.from_numpy(sum(per_block) + (self._fixed_macs + controller_macs)).to(device)
+        self._block_macs = [torch.from_numpy(macs).to(device) for macs in per_block]
+
+    @property
+    def last_macs(self) -> torch.Tensor | None:
+        """Per-clip MACs (B,) of the last forward (differentiable in train mode); None before the first."""
+        if self._unaccounted is not None:
+            self._account_on_host()
+        return self._macs
+
+    @property
+    def last_block_macs(self) -> list[torch.Tensor]:
+        """Per gated block, its branch's MACs (B,) in the last forward."""
+        if self._unaccounted is not None:
+            self._account_on_host()
+        return self._block_macs
 
     def last_keep_counts(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Per gated block, the kept (frames, channels, tiles) counts (B,) of the last forward; in train mode

@@ -4,8 +4,10 @@ For small batch-1 ``conv3d`` calls eager PyTorch picks its native ``slow_conv3d`
 of oneDNN (2.5-10x slower); pruned (narrower) layers fall into that path more often. On CPU
 float32 tensors :func:`conv3d` therefore calls oneDNN (``aten.mkldnn_convolution``) directly, and
 :func:`fast_conv_backend` routes every ``F.conv3d`` of a model (stem, shortcuts, dense blocks)
-there too, so dense baselines and compact execution are compared through the same backend.
-Other devices and dtypes use ``F.conv3d`` unchanged.
+there too, so dense baselines and compact execution are compared through the same backend. A
+1x1x1 conv (a residual block's shortcut) runs there as one matrix product over its strided
+positions instead, which oneDNN is 2-3x slower at. Other devices and dtypes use ``F.conv3d``
+unchanged.
 """
 
 from __future__ import annotations
@@ -38,12 +40,26 @@ def conv3d(
     dilation: int | Triple = 1,
     groups: int = 1,
 ) -> torch.Tensor:
-    """``F.conv3d`` through oneDNN on CPU float32 (any batch size), ``F.conv3d`` elsewhere."""
+    """``F.conv3d`` through oneDNN on CPU float32 (any batch size; a 1x1x1 conv as a matrix product),
+    ``F.conv3d`` elsewhere."""
     if _use_onednn(x) and not isinstance(padding, str):
+        if weight.shape[2:] == (1, 1, 1) and groups == 1 and _triple(padding) == [0, 0, 0]:
+            return _pointwise(x, weight, bias, _triple(stride))
         return torch.ops.aten.mkldnn_convolution(
             x.contiguous(), weight, bias, _triple(padding), _triple(stride), _triple(dilation), groups
         )
     return F.conv3d(x, weight, bias, stride, padding, dilation, groups)
+
+
+def _pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: list[int]) -> torch.Tensor:
+    """A 1x1x1 conv as one matrix product over the strided positions: oneDNN takes 2-3x longer on the small
+    strided shortcut convs of residual blocks."""
+    picked = x[:, :, :: stride[0], :: stride[1], :: stride[2]]
+    batch, channels, *grid = picked.shape
+    out = torch.matmul(weight.view(weight.shape[0], channels), picked.reshape(batch, channels, -1))
+    if bias is not None:
+        out.add_(bias[:, None])
+    return out.view(batch, weight.shape[0], *grid)
 
 
 _CONV3D_ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")

@@ -1,4 +1,4 @@
-"""The compact forward's host-side path: one flat logit tensor, cached run-time offsets, MACs counted on access."""
+"""The compact forward's cheap paths: one flat logit tensor, cached offsets, MACs counted on access, 1x1x1 convs."""
 
 import pytest
 import torch
@@ -7,6 +7,8 @@ from dynamic_helpers import frame_sensitive, make_dense, partly_static_clip
 
 from controllers.stem_controller import _average_pool
 from dance3d.dynamic import DynamicConfig, apply_knobs, convert_model, knob_space, set_execution_mode
+from dance3d.dynamic.compact_backend import conv3d
+from profiling import count_macs
 
 CLIP = (8, 32, 32)
 
@@ -75,3 +77,16 @@ def test_compact_macs_are_those_of_the_latest_forward():
     for got, want in zip(model.last_block_macs, expected_blocks, strict=True):
         torch.testing.assert_close(got, want)
     assert float(first_macs) < float(expected)  # the clip static from frame 2 on skipped more
+
+
+@pytest.mark.parametrize(("batch", "stride", "bias"), [(1, (1, 2, 2), True), (3, (2, 2, 2), False), (2, 1, True)])
+def test_pointwise_conv_is_the_same_convolution(batch, stride, bias):
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(batch, 6, 5, 9, 8, generator=generator)
+    weight = torch.randn(7, 6, 1, 1, 1, generator=generator)
+    b = torch.randn(7, generator=generator) if bias else None
+    torch.testing.assert_close(conv3d(x, weight, b, stride=stride), F.conv3d(x, weight, b, stride=stride))
+    assert (
+        count_macs(lambda t: conv3d(t, weight, b, stride=stride), x).macs
+        == count_macs(lambda t: F.conv3d(t, weight, b, stride=stride), x).macs
+    )

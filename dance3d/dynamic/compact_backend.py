@@ -56,9 +56,9 @@ def _pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
     strided shortcut convs of residual blocks."""
     picked = x[:, :, :: stride[0], :: stride[1], :: stride[2]]
     batch, channels, *grid = picked.shape
-    out = torch.matmul(weight.view(weight.shape[0], channels), picked.reshape(batch, channels, -1))
-    if bias is not None:
-        out.add_(bias[:, None])
+    matrix = weight.view(1, weight.shape[0], channels).expand(batch, -1, -1)
+    columns = picked.reshape(batch, channels, -1)
+    out = torch.bmm(matrix, columns) if bias is None else torch.baddbmm(bias.view(1, -1, 1), matrix, columns)
     return out.view(batch, weight.shape[0], *grid)
 
 

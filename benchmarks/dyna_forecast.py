@@ -36,12 +36,14 @@ RESULTS = Path(__file__).parent / "results"
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smoke run: the backbone's test size, tiny splits, one epoch")
+    parser.add_argument("--quick", action="store_true", help="smoke run: the backbone's test size, tiny splits")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--tag", default="default")
     parser.add_argument("--results-root", default=str(RESULTS), help="results root (benchmarks/results)")
     parser.add_argument("--work", help="folder for the runs' checkpoints (default: a temporary one)")
-    parser.add_argument("--dense-checkpoint", help="a trained simvp or stformer forecaster to start from (skips dense training; sets the backbone)")
+    parser.add_argument(
+        "--dense-checkpoint", help="a trained simvp or stformer forecaster (skips dense training; sets the backbone)"
+    )
     defaults = DynaSettings()
     for item in fields(DynaSettings):
         parser.add_argument(f"--{item.name.replace('_', '-')}", type=type(getattr(defaults, item.name)), default=None)

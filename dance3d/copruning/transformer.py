@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from dance3d.copruning.accounting import dense_layer_macs
 from dance3d.copruning.base import CoprunedForecaster
@@ -46,23 +47,23 @@ def token_weighted_mean(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return total / (z.shape[1] * weight.sum(dim=1, keepdim=True)).clamp(min=1e-6)
 
 
+DROPPED_KEY_FLOOR = 1e-30
+"""``keep`` is floored here before its log: a dropped key's logit falls by ~69, a weight of ~1e-30."""
+
+
 def masked_attention(attention: nn.Module, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """``attention`` (a :class:`SelfAttention`) on (M, L, D) with the keys weighted by ``keep`` (M, L).
 
-    Softmax weights ``keep_j exp(s_ij) / sum_j keep_j exp(s_ij)``: with a 0/1 ``keep`` the keys of
-    dropped tokens are out; with a straight-through mask the gradient reaches ``keep`` also for
-    dropped keys (what adding them back would change). A query with no kept key gets 0.
+    The softmax weights are ``keep_j exp(s_ij) / sum_j keep_j exp(s_ij)``, through the fused
+    attention with the additive mask ``log(keep)`` (floored at ``DROPPED_KEY_FLOOR``): with a 0/1
+    ``keep`` a dropped token's key gets a weight of ~1e-30, nothing in float32; a straight-through
+    ``keep`` passes the gradient of its kept keys.
     """
     batch, length, dim = x.shape
     heads = attention.heads
     q, k, v = attention.qkv(x).reshape(batch, length, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
-    scores = q @ k.transpose(-1, -2) * (dim // heads) ** -0.5  # (M, heads, L, L)
-    weight = keep[:, None, None, :]
-    peak = scores.masked_fill(weight == 0, float("-inf")).amax(dim=-1, keepdim=True)
-    peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak)).detach()
-    expo = (scores - peak).exp() * weight
-    probs = expo / expo.sum(dim=-1, keepdim=True).clamp(min=1e-12)
-    out = probs @ v  # (M, heads, L, D / heads)
+    bias = keep.clamp(min=DROPPED_KEY_FLOOR).log()[:, None, None, :].to(q.dtype)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (M, heads, L, D / heads)
     return attention.proj(out.transpose(1, 2).reshape(batch, length, dim))
 
 
@@ -99,7 +100,7 @@ class CoprunedSTFormer(CoprunedForecaster):
         bb, soft = self.backbone, self.training
         batch, height, width = x.shape[0], x.shape[-2], x.shape[-1]
         tiles = self.decide_tiles(scores, grid, soft=soft)
-        everything = not soft and bool(tiles.all())
+        everything = bool(tiles.all()) and not tiles.requires_grad  # no token dropped, none to learn
         keep = None if everything else position_mask(tiles, grid).flatten(1)  # (B, N)
         frames, _ = pad_to_multiple(x.flatten(0, 1), bb.patch)
         tokens = bb.embed(frames)
@@ -184,4 +185,4 @@ class CoprunedSTFormer(CoprunedForecaster):
         self.last_mac_fraction = macs / dense
 
 
-__all__ = ["CoprunedSTFormer", "masked_attention", "token_weighted_mean"]
+__all__ = ["DROPPED_KEY_FLOOR", "CoprunedSTFormer", "masked_attention", "token_weighted_mean"]

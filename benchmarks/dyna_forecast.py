@@ -1,16 +1,19 @@
 """Dyna-Pruner on storms: coupled data-model masks vs single masks and static baselines at matched MACs.
 
     python benchmarks/dyna_forecast.py --threads 2 [--seed 0] [--tag default] [--quick] [--dense-checkpoint PATH]
+    python benchmarks/dyna_forecast.py --threads 1 --backbone stformer-tiny --tag transformer   # the Transformer
 
-One seed: a dense simvp-tiny (trained here, or --dense-checkpoint) on 64x64 storms fields; co-pruned
-to --target-mac-fraction with coupled, data-only and model-only masks; uniform L1 channel pruning,
-a fixed centred tile crop and a random tile drop at the coupled model's MAC fraction, all with the
-same fine-tuning budget; per-sample records (records.parquet), paired Wilcoxon tests and paired
+One seed: a dense simvp-tiny or stformer-tiny (--backbone; trained here, or --dense-checkpoint, whose
+backbone is used) on 64x64 storms fields; co-pruned to --target-mac-fraction with coupled, data-only
+and model-only masks; uniform width pruning (SimVP: L1 channels; Transformer: attention and MLP
+widths), a fixed centred tile crop and a random tile drop at the coupled model's MAC fraction, all
+with the same fine-tuning budget; per-sample records (records.parquet), paired Wilcoxon tests and paired
 bootstrap intervals against the coupled model, the Spearman of MAC fraction vs calm fraction,
 figures (masks.png, mac_vs_mse.png), CPU latency at batch 1 of dense vs co-pruned compact
 execution in the same run. Writes benchmarks/results/dyna_forecast/<tag>/result.json.
-Only SimVP is built: --backbone convlstm-tiny / stformer-tiny are refused (listed as not run).
-Logic: dance3d/copruning/benchmark.py; design: docs/experiments/2026-12-07-dyna-forecast-design.md.
+ConvLSTM is not built: --backbone convlstm-tiny is refused (listed as not run).
+Logic: dance3d/copruning/benchmark.py; design: docs/experiments/2026-12-07-dyna-forecast-design.md
+(the Transformer's: docs/experiments/2026-12-07-dyna-forecast-transformer-design.md).
 """
 
 from __future__ import annotations
@@ -33,12 +36,14 @@ RESULTS = Path(__file__).parent / "results"
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smoke run: simvp-test, tiny splits, one epoch each")
+    parser.add_argument("--quick", action="store_true", help="smoke run: the backbone's test size, tiny splits")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--tag", default="default")
     parser.add_argument("--results-root", default=str(RESULTS), help="results root (benchmarks/results)")
     parser.add_argument("--work", help="folder for the runs' checkpoints (default: a temporary one)")
-    parser.add_argument("--dense-checkpoint", help="a trained SimVP forecaster to start from (skips dense training)")
+    parser.add_argument(
+        "--dense-checkpoint", help="a trained simvp or stformer forecaster (skips dense training; sets the backbone)"
+    )
     defaults = DynaSettings()
     for item in fields(DynaSettings):
         parser.add_argument(f"--{item.name.replace('_', '-')}", type=type(getattr(defaults, item.name)), default=None)

@@ -78,10 +78,10 @@ def test_targets_follow_the_numbers():
 def test_unbuilt_backbones_are_refused_with_one_line(tmp_path):
     with pytest.raises(ConfigError, match="not built for the ConvLSTM"):
         DynaSettings(backbone="convlstm-tiny")
-    done = subprocess.run([sys.executable, str(SCRIPT), "--backbone", "stformer-tiny", "--results-root", str(tmp_path)],
+    done = subprocess.run([sys.executable, str(SCRIPT), "--backbone", "convlstm-tiny", "--results-root", str(tmp_path)],
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.strip().count("\n") == 0 and "Transformer" in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "ConvLSTM" in done.stderr
     assert not list(tmp_path.iterdir())
 
 
@@ -105,7 +105,7 @@ def test_a_tiny_run_writes_valid_results(tmp_path):
     assert set(payload["paired_tests"]) == set(METHODS) - {"coupled"}
     assert payload["latency_b1_ms"]["dense"] > 0 and payload["speedup_b1"] > 0
     assert payload["targets"]["mac_reduction_at_least_60pct"] == (summary["coupled"]["mac_fraction"] <= 0.4)
-    assert payload["backbones"]["not_run"].keys() == {"convlstm-tiny", "stformer-tiny"}
+    assert payload["backbones"]["not_run"].keys() == {"convlstm-tiny"}
     for figure in payload["figures"]:
         assert out.file(figure).stat().st_size > 5_000
 

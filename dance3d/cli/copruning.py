@@ -1,10 +1,12 @@
-"""``dance3d copruning``: co-prune a trained SimVP forecaster (Dyna-Pruner) to a mean MAC fraction.
+"""``dance3d copruning``: co-prune a trained forecaster (Dyna-Pruner) to a mean MAC fraction.
 
-One importance map per sample, from a light mask generator, decides which spatial tiles every
-stage computes and which translator channels run; skipped tiles forecast persistence. The run
+One importance map per sample, from a light mask generator, decides which spatial tiles are
+computed and which MLP hidden channels run; skipped tiles forecast persistence. SimVP computes
+its kept tiles (with halos); the spatio-temporal Transformer (stformer-*, patch 4) drops the
+tokens of skipped tiles, so its attention and MLPs run on fewer tokens. ConvLSTM is not built. The run
 fine-tunes the generator (and the backbone) with soft masks and a MAC penalty, then writes
 model.pt (kind 'copruned'), config.yaml and metrics.jsonl. 'dance3d eval --execution compact'
-runs the result with only the kept tiles and channels computed. Settings: --set copruning.KEY=V
+runs the result with only the kept tiles (tokens) and channels computed. Settings: --set copruning.KEY=V
 and --set train.KEY=V (dance3d.copruning.config); the flags below are shortcuts.
 
 After every epoch the run saves resume.pt; --resume continues a killed run from its last finished
@@ -37,7 +39,8 @@ MASKS = {"both": {}, "data": {"model_mask": False}, "model": {"data_mask": False
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(subparsers, "copruning", __doc__)
     parser.add_argument(
-        "--checkpoint", help="trained simvp forecaster model.pt (from 'dance3d train'); --resume: the run's own"
+        "--checkpoint",
+        help="trained simvp-* or stformer-* forecaster model.pt (from 'dance3d train'); --resume: the run's own",
     )
     parser.add_argument("--out", required=True, help="run directory (model.pt, config.yaml, metrics.jsonl)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out with its own settings")

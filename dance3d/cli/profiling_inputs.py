@@ -87,14 +87,14 @@ def add_execution_args(parser: argparse.ArgumentParser) -> None:
 
 def apply_execution(model: nn.Module, args: argparse.Namespace) -> None:
     """Set the execution mode asked for; ``--execution`` on a dense model is a user error."""
-    from dance3d.copruning import CoprunedSimVP
+    from dance3d.copruning import CoprunedForecaster
     from dance3d.dynamic import DynamicModel, set_execution_mode
 
     execution = getattr(args, "execution", None)
     calibration = getattr(args, "calibration", None)
     compile_controller = getattr(args, "compile_controller", False)
     knobs = parse_knob_settings(getattr(args, "knob", []))
-    if isinstance(model, CoprunedSimVP):
+    if isinstance(model, CoprunedForecaster):
         if calibration or compile_controller or knobs:
             raise ConfigError(
                 "--calibration/--compile-controller/--knob apply to dynamic checkpoints (written by aap) only"

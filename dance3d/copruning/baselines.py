@@ -1,30 +1,36 @@
-"""Static baselines for co-pruning at matched MACs: a uniformly narrowed SimVP, fixed and random tile sets.
+"""Static baselines for co-pruning at matched MACs: a uniformly narrowed backbone, fixed and random tile sets.
 
 * **Uniform channel pruning** (:func:`prune_simvp`): every width of a trained SimVP scaled by one
   ratio, keeping in each layer the output channels whose filters have the largest L1 norm (and the
   matching input slices downstream); the narrow model is then fine-tuned like the co-pruned ones.
   :func:`match_width` picks the ratio whose counted MACs are closest to a target.
-* **Static tile sets** (:class:`StaticTilesSimVP`): the dense backbone computes the same number of
-  tiles for every sample, either a fixed centred crop (``crop``) or a fresh random choice per sample
-  (``drop``); skipped tiles forecast persistence, as in co-pruning. No generator, no channel mask.
-  :func:`tile_budget` picks the tile count whose MACs are closest to a target.
+  For the Transformer (:func:`prune_stformer`): every attention's per-head q/k and v widths and every
+  MLP's hidden width cut together, keeping the largest-norm ones; :func:`match_stformer_width`.
+* **Static tile sets** (:class:`StaticTilesSimVP`, :class:`StaticTilesSTFormer`): the dense backbone
+  computes the same number of tiles for every sample, either a fixed centred crop (``crop``) or a
+  fresh random choice per sample (``drop``); skipped tiles forecast persistence, as in co-pruning.
+  No generator, no channel mask. :func:`tile_budget` picks the tile count whose MACs are closest to a target.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
+from dance3d.copruning.base import CoprunedForecaster
 from dance3d.copruning.config import CopruneConfig
 from dance3d.copruning.model import CoprunedSimVP
 from dance3d.copruning.tiles import position_mask
+from dance3d.copruning.transformer import CoprunedSTFormer
 from dance3d.dynamic.decisions import TileGrid
 from dance3d.errors import ConfigError
-from dance3d.models.forecast_backbones import SimVP
+from dance3d.models.forecast_backbones import SimVP, SpatioTemporalTransformer
 from profiling import count_macs
 
 STATIC_LAYOUTS = ("crop", "drop")
@@ -143,6 +149,142 @@ def match_width(dense: SimVP, sample: torch.Tensor, target_macs: float, *, toler
     return min(close, key=lambda c: (abs(c.hidden_spatial / hs - c.hidden_temporal / ht), abs(c.macs - target_macs)))
 
 
+class NarrowSelfAttention(nn.Module):
+    """Multi-head self-attention whose heads have ``inner`` q/k and v dims (fewer than ``dim / heads``),
+    keeping the dense model's ``1 / sqrt(dim / heads)`` score scale."""
+
+    def __init__(self, dim: int, heads: int, inner: int, *, scale: float) -> None:
+        super().__init__()
+        self.heads, self.inner, self.scale = heads, inner, scale
+        self.qkv = nn.Linear(dim, 3 * heads * inner)
+        self.proj = nn.Linear(heads * inner, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        qkv = self.qkv(x).reshape(batch, length, 3, self.heads, self.inner).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], scale=self.scale)
+        return self.proj(out.transpose(1, 2).reshape(batch, length, self.heads * self.inner))
+
+
+def _narrow_attention(src: nn.Module, inner: int) -> NarrowSelfAttention:
+    """``src`` (a dense ``SelfAttention``) with each head's ``inner`` largest-norm q/k dims (by |q row| |k row|)
+    and v dims (by |v row| |proj column|)."""
+    heads = src.heads
+    dim = src.proj.out_features
+    head_dim = dim // heads
+    weight = src.qkv.weight.detach().reshape(3, heads, head_dim, dim)
+    bias = src.qkv.bias.detach().reshape(3, heads, head_dim)
+    proj = src.proj.weight.detach().reshape(dim, heads, head_dim)
+    qk_norm = weight[0].norm(dim=-1) * weight[1].norm(dim=-1)  # (heads, head_dim)
+    v_norm = weight[2].norm(dim=-1) * proj.norm(dim=0)
+    qk_idx = qk_norm.topk(inner, dim=1).indices.sort(dim=1).values  # (heads, inner)
+    v_idx = v_norm.topk(inner, dim=1).indices.sort(dim=1).values
+    narrow = NarrowSelfAttention(dim, heads, inner, scale=head_dim**-0.5)
+    rows = torch.arange(heads)[:, None]
+    picked_w = torch.stack([weight[0][rows, qk_idx], weight[1][rows, qk_idx], weight[2][rows, v_idx]])
+    picked_b = torch.stack([bias[0][rows, qk_idx], bias[1][rows, qk_idx], bias[2][rows, v_idx]])
+    narrow.qkv.weight.data.copy_(picked_w.reshape(-1, dim))
+    narrow.qkv.bias.data.copy_(picked_b.reshape(-1))
+    narrow.proj.weight.data.copy_(proj[:, rows, v_idx].reshape(dim, -1))
+    narrow.proj.bias.data.copy_(src.proj.bias.detach())
+    return narrow
+
+
+def _narrow_mlp(src: nn.Sequential, hidden: int) -> nn.Sequential:
+    """``src`` (Linear, GELU, Linear) with its ``hidden`` largest-norm hidden channels (|fc1 row| |fc2 column|)."""
+    fc1, act, fc2 = src
+    norms = fc1.weight.detach().norm(dim=1) * fc2.weight.detach().norm(dim=0)
+    idx = norms.topk(hidden).indices.sort().values
+    narrow = nn.Sequential(nn.Linear(fc1.in_features, hidden), copy.deepcopy(act), nn.Linear(hidden, fc2.out_features))
+    narrow[0].weight.data.copy_(fc1.weight.detach()[idx])
+    narrow[0].bias.data.copy_(fc1.bias.detach()[idx])
+    narrow[2].weight.data.copy_(fc2.weight.detach()[:, idx])
+    narrow[2].bias.data.copy_(fc2.bias.detach())
+    return narrow
+
+
+def stformer_widths(dense: SpatioTemporalTransformer) -> tuple[int, int]:
+    """(per-head q/k/v width, MLP hidden width) of ``dense``."""
+    block = dense.blocks[0]
+    return dense.dim // block.space.heads, block.mlp[0].out_features
+
+
+def prune_stformer(dense: SpatioTemporalTransformer, *, head_dim: int, hidden: int) -> SpatioTemporalTransformer:
+    """A narrower Transformer from ``dense``: every attention (space and time) keeps ``head_dim`` q/k and v dims
+    per head, every MLP ``hidden`` channels, the largest-norm ones; the token width ``dim`` is unchanged."""
+    full_head, full_hidden = stformer_widths(dense)
+    if not 1 <= head_dim <= full_head or not 1 <= hidden <= full_hidden:
+        raise ConfigError(
+            f"pruned widths must be head_dim in [1, {full_head}] and hidden in [1, {full_hidden}], "
+            f"got {head_dim}, {hidden}"
+        )
+    narrow = copy.deepcopy(dense)
+    for dst, src in zip(narrow.blocks, dense.blocks, strict=True):
+        dst.space = _narrow_attention(src.space, head_dim)
+        dst.time = _narrow_attention(src.time, head_dim)
+        dst.mlp = _narrow_mlp(src.mlp, hidden)
+    return narrow
+
+
+@dataclass(frozen=True)
+class TokenWidthChoice:
+    """Widths of a uniformly pruned Transformer and its counted MACs per sample."""
+
+    head_dim: int
+    hidden: int
+    macs: int
+
+
+def match_stformer_width(
+    dense: SpatioTemporalTransformer, sample: torch.Tensor, target_macs: float, *, tolerance: float = 0.02
+) -> TokenWidthChoice:
+    """Widths of the pruned Transformer whose counted MACs on ``sample`` match ``target_macs``, as uniform as
+    possible: for each head width the MLP width closest to the target (bisection), then among the pairs within
+    ``tolerance`` x the dense MACs of the target the one whose two width ratios differ least."""
+    full_head, full_hidden = stformer_widths(dense)
+    dense_macs = int(count_macs(dense, sample[:1]).macs_per_clip)
+
+    def macs(head_dim: int, hidden: int) -> int:
+        return int(count_macs(prune_stformer(dense, head_dim=head_dim, hidden=hidden), sample[:1]).macs_per_clip)
+
+    choices = []
+    for head_dim in range(1, full_head + 1):
+        low, high = 1, full_hidden
+        while low < high:  # smallest MLP width with MACs >= target
+            mid = (low + high) // 2
+            if macs(head_dim, mid) >= target_macs:
+                high = mid
+            else:
+                low = mid + 1
+        for hidden in {max(1, low - 1), low}:
+            choices.append(TokenWidthChoice(head_dim, hidden, macs(head_dim, hidden)))
+    close = [c for c in choices if abs(c.macs - target_macs) <= tolerance * dense_macs]
+    if not close:
+        return min(choices, key=lambda c: abs(c.macs - target_macs))
+    return min(close, key=lambda c: (abs(c.head_dim / full_head - c.hidden / full_hidden), abs(c.macs - target_macs)))
+
+
+@dataclass(frozen=True)
+class UniformBaseline:
+    """A uniformly narrowed copy of a dense forecaster, its widths and its counted MACs per sample."""
+
+    model: nn.Module
+    widths: dict[str, int]
+    macs: int
+
+
+def uniform_width_baseline(dense: nn.Module, sample: torch.Tensor, target_macs: float) -> UniformBaseline:
+    """The uniform-width baseline of ``dense`` (SimVP or Transformer) at ``target_macs`` counted MACs."""
+    if isinstance(dense, SpatioTemporalTransformer):
+        choice = match_stformer_width(dense, sample, target_macs)
+        narrow = prune_stformer(dense, head_dim=choice.head_dim, hidden=choice.hidden)
+        return UniformBaseline(narrow, {"head_dim": choice.head_dim, "hidden": choice.hidden}, choice.macs)
+    width = match_width(dense, sample, target_macs)
+    narrow = prune_simvp(dense, hidden_spatial=width.hidden_spatial, hidden_temporal=width.hidden_temporal)
+    widths = {"hidden_spatial": width.hidden_spatial, "hidden_temporal": width.hidden_temporal}
+    return UniformBaseline(narrow, widths, width.macs)
+
+
 class NoScores(nn.Module):
     """Stands in for the mask generator of a static baseline: a constant map, no MACs."""
 
@@ -159,21 +301,17 @@ def centre_order(grid: TileGrid) -> torch.Tensor:
     return torch.tensor(sorted(range(grid.rows * grid.cols), key=lambda i: (float(distance[i]), i)))
 
 
-class StaticTilesSimVP(CoprunedSimVP):
+class StaticTiles(CoprunedForecaster):
     """The dense backbone on ``tiles`` tiles per sample, the same for every input (``crop``: the centred
-    ones) or drawn at random per sample (``drop``, from a generator seeded by ``seed``); no channel mask."""
+    ones) or drawn at random per sample (``drop``, from a generator seeded by ``seed``); no channel mask.
+    Mixed into a co-pruned wrapper (:class:`StaticTilesSimVP`, :class:`StaticTilesSTFormer`)."""
 
-    def __init__(self, backbone: SimVP, *, tiles: int, layout: str, tile_size: int = 8, seed: int = 0) -> None:
-        if layout not in STATIC_LAYOUTS:
-            raise ConfigError(f"static tile layout must be one of {', '.join(STATIC_LAYOUTS)}, got {layout!r}")
-        if tiles < 1:
-            raise ConfigError(f"a static baseline needs at least one tile, got {tiles}")
-        super().__init__(backbone, CopruneConfig(backbone="simvp-tiny", tile_size=tile_size, model_mask=False))
+    def _static(self, *, tiles: int, layout: str, seed: int) -> None:
         self.generator = NoScores()
         self.tiles, self.layout, self.seed = tiles, layout, seed
         self._random = torch.Generator().manual_seed(seed)
 
-    def reseed(self) -> StaticTilesSimVP:
+    def reseed(self) -> StaticTiles:
         """Restart the random tile draws (so two evaluations see the same tiles)."""
         self._random.manual_seed(self.seed)
         return self
@@ -191,6 +329,35 @@ class StaticTilesSimVP(CoprunedSimVP):
         return mask
 
 
+def _check_static(tiles: int, layout: str) -> None:
+    if layout not in STATIC_LAYOUTS:
+        raise ConfigError(f"static tile layout must be one of {', '.join(STATIC_LAYOUTS)}, got {layout!r}")
+    if tiles < 1:
+        raise ConfigError(f"a static baseline needs at least one tile, got {tiles}")
+
+
+class StaticTilesSimVP(StaticTiles, CoprunedSimVP):
+    """:class:`StaticTiles` on a SimVP."""
+
+    def __init__(self, backbone: SimVP, *, tiles: int, layout: str, tile_size: int = 8, seed: int = 0) -> None:
+        _check_static(tiles, layout)
+        CoprunedSimVP.__init__(self, backbone, CopruneConfig(backbone="simvp-tiny", tile_size=tile_size,
+                                                              model_mask=False))  # fmt: skip
+        self._static(tiles=tiles, layout=layout, seed=seed)
+
+
+class StaticTilesSTFormer(StaticTiles, CoprunedSTFormer):
+    """:class:`StaticTiles` on the spatio-temporal Transformer (dropped tiles' tokens do not run)."""
+
+    def __init__(
+        self, backbone: SpatioTemporalTransformer, *, tiles: int, layout: str, tile_size: int = 8, seed: int = 0
+    ) -> None:
+        _check_static(tiles, layout)
+        CoprunedSTFormer.__init__(self, backbone, CopruneConfig(backbone="stformer-tiny", tile_size=tile_size,
+                                                                model_mask=False))  # fmt: skip
+        self._static(tiles=tiles, layout=layout, seed=seed)
+
+
 def static_position_fraction(grid: TileGrid, tiles: int) -> float:
     """Share of the latent map the ``tiles`` centred tiles cover (cut edge tiles count their inside part)."""
     mask = torch.zeros(1, grid.rows * grid.cols)
@@ -198,27 +365,43 @@ def static_position_fraction(grid: TileGrid, tiles: int) -> float:
     return float(position_mask(mask, grid).mean())
 
 
-def tile_budget(grid: TileGrid, target_fraction: float) -> int:
-    """The tile count (at least 1) whose MAC fraction (kept share of positions) is closest to ``target_fraction``."""
+def tile_budget(grid: TileGrid, target_fraction: float, *, cost: Callable[[float], float] | None = None) -> int:
+    """The tile count (at least 1) whose MAC fraction is closest to ``target_fraction``; ``cost`` maps a kept
+    share of positions to the MAC fraction (default: equal to it, as for SimVP)."""
+    cost = cost or (lambda fraction: fraction)
     counts = range(1, grid.rows * grid.cols + 1)
-    return min(counts, key=lambda k: (abs(static_position_fraction(grid, k) - target_fraction), k))
+    return min(counts, key=lambda k: (abs(cost(static_position_fraction(grid, k)) - target_fraction), k))
 
 
-def static_tiles_model(dense: SimVP, *, target_fraction: float, layout: str, sample: torch.Tensor,
-                       tile_size: int = 8, seed: int = 0) -> StaticTilesSimVP:  # fmt: skip
-    """A :class:`StaticTilesSimVP` on a copy of ``dense`` with the tile count matched to ``target_fraction``."""
-    probe = StaticTilesSimVP(copy.deepcopy(dense), tiles=1, layout=layout, tile_size=tile_size, seed=seed)
+def static_tiles_model(dense: nn.Module, *, target_fraction: float, layout: str, sample: torch.Tensor,
+                       tile_size: int = 8, seed: int = 0) -> StaticTiles:  # fmt: skip
+    """A :class:`StaticTiles` model on a copy of ``dense`` (SimVP or Transformer) with the tile count matched
+    to ``target_fraction`` (for the Transformer through its token MAC count, attention's quadratic term included)."""
+    if isinstance(dense, SpatioTemporalTransformer):
+        probe: StaticTiles = StaticTilesSTFormer(copy.deepcopy(dense), tiles=1, layout=layout, tile_size=tile_size,
+                                                 seed=seed)  # fmt: skip
+        cost = lambda fraction: probe.mac_fraction_at(sample[:1], fraction)  # noqa: E731
+    else:
+        probe = StaticTilesSimVP(copy.deepcopy(dense), tiles=1, layout=layout, tile_size=tile_size, seed=seed)
+        cost = None
     grid = probe.grid_for(*probe.generator(sample[:1]).shape[-2:])
-    probe.tiles = tile_budget(grid, target_fraction)
+    probe.tiles = tile_budget(grid, target_fraction, cost=cost)
     return probe
 
 
 __all__ = [
     "STATIC_LAYOUTS",
+    "StaticTiles",
+    "StaticTilesSTFormer",
     "StaticTilesSimVP",
+    "TokenWidthChoice",
+    "UniformBaseline",
     "WidthChoice",
+    "match_stformer_width",
     "match_width",
     "prune_simvp",
+    "prune_stformer",
     "static_tiles_model",
     "tile_budget",
+    "uniform_width_baseline",
 ]

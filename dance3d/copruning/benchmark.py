@@ -1,10 +1,11 @@
 """The co-pruning benchmark (``benchmarks/dyna_forecast.py``): coupled masks against single masks and
 static baselines at matched MACs, on one seed.
 
-Steps: train (or load) a dense SimVP on ``storms``; co-prune it with coupled masks, data-only and
-model-only masks (same target, same fine-tuning budget); build the static baselines at the coupled
-model's validation MAC fraction (uniform L1 channel pruning, a fixed centred crop of tiles, a
-random tile drop) and fine-tune them as long; score everything on the test split with per-sample
+Steps: train (or load) a dense SimVP or spatio-temporal Transformer on ``storms``; co-prune it with
+coupled masks, data-only and model-only masks (same target, same fine-tuning budget); build the
+static baselines at the coupled model's validation MAC fraction (uniform width pruning: L1 channels
+for SimVP, attention and MLP widths for the Transformer; a fixed centred crop of tiles, a random
+tile drop) and fine-tune them as long; score everything on the test split with per-sample
 records; paired tests against the coupled model; the calm-fraction Spearman; figures; CPU
 latency at batch 1 of dense vs co-pruned compact execution; the targets from these numbers.
 """
@@ -28,11 +29,11 @@ from torch.utils.data import DataLoader, Dataset
 from dance3d.benchmark_results import ResultDir
 from dance3d.checkpoint import load_checkpoint, load_model
 from dance3d.config import from_dict, to_dict
-from dance3d.copruning.baselines import StaticTilesSimVP, match_width, prune_simvp, static_tiles_model
+from dance3d.copruning.base import CoprunedForecaster
+from dance3d.copruning.baselines import StaticTiles, static_tiles_model, uniform_width_baseline
 from dance3d.copruning.comparison import TargetThresholds, dyna_targets, paired_test, spearman
 from dance3d.copruning.config import CopruneConfig, CopruneRunConfig, CopruneTrainConfig, check_backbone
 from dance3d.copruning.figures import calm_and_stormy_figure, mac_mse_figure
-from dance3d.copruning.model import CoprunedSimVP
 from dance3d.copruning.recording import record_mac_fractions
 from dance3d.copruning.training import coprune
 from dance3d.data.forecast.config import ForecastDataConfig
@@ -44,10 +45,7 @@ from dance3d.training.trainer import RunConfig, TrainConfig, train
 from profiling import collect_env, count_macs
 
 BENCHMARK = "dyna_forecast"
-NOT_BUILT = {
-    "convlstm-tiny": "co-pruning is not built for the ConvLSTM forecaster yet",
-    "stformer-tiny": "co-pruning is not built for the Transformer forecaster yet (token dropping, head masks)",
-}
+NOT_BUILT = {"convlstm-tiny": "co-pruning is not built for the ConvLSTM forecaster yet"}
 SINGLE_MASKS = {"data_only": {"data_mask": True, "model_mask": False},
                 "model_only": {"data_mask": False, "model_mask": True}}  # fmt: skip
 STATIC = ("uniform_channels", "static_crop", "random_drop")
@@ -81,17 +79,19 @@ class DynaSettings:
 
     def __post_init__(self) -> None:
         if self.backbone in NOT_BUILT:
-            raise ConfigError(f"{self.backbone}: {NOT_BUILT[self.backbone]}; this benchmark runs simvp-tiny")
+            raise ConfigError(f"{self.backbone}: {NOT_BUILT[self.backbone]}; this benchmark runs simvp and stformer")
         check_backbone(self.backbone)
 
 
-QUICK = {"backbone": "simvp-test", "num_train": 48, "num_val": 16, "num_test": 24, "dense_epochs": 1,
-         "finetune_epochs": 1, "latency_samples": 3, "latency_repeats": 3}  # fmt: skip
+QUICK = {"num_train": 48, "num_val": 16, "num_test": 24, "dense_epochs": 1, "finetune_epochs": 1,
+         "latency_samples": 3, "latency_repeats": 3}  # fmt: skip
+QUICK_BACKBONES = {"simvp-tiny": "simvp-test", "stformer-tiny": "stformer-test"}
 
 
 def quick_settings(settings: DynaSettings) -> DynaSettings:
-    """The smoke-run version of ``settings``: the unit-test SimVP, tiny splits, one epoch each."""
-    return replace(settings, **QUICK)
+    """The smoke-run version of ``settings``: the backbone's unit-test size, tiny splits, one epoch each."""
+    backbone = QUICK_BACKBONES.get(settings.backbone, settings.backbone)
+    return replace(settings, **QUICK, backbone=backbone)
 
 
 def data_config(settings: DynaSettings) -> DataConfig:
@@ -112,7 +112,7 @@ def train_dense(settings: DynaSettings, out_dir: Path, *, threads: int) -> Path:
 
 
 def check_dense(path: Path) -> str:
-    """The backbone of the dense checkpoint at ``path``; refuses anything but a trained SimVP forecaster."""
+    """The backbone of the dense checkpoint at ``path``; refuses anything but a trained forecaster co-pruning builds."""
     checkpoint = load_checkpoint(path)
     if checkpoint.kind != FORECAST:
         raise ConfigError(f"--dense-checkpoint must be a trained forecaster (kind 'forecast'), got {checkpoint.kind!r}")
@@ -140,9 +140,9 @@ def finetune(model: nn.Module, train_set: Dataset, settings: DynaSettings) -> nn
 def evaluate(name: str, model: nn.Module, test_set: Dataset, *, constant_fraction: float | None = None):  # noqa: ANN201
     """(summary row, per-sample records) of ``model`` on the test split; the MAC fraction per sample is
     recorded from a co-pruned model, or ``constant_fraction`` for a static one."""
-    if isinstance(model, StaticTilesSimVP):
+    if isinstance(model, StaticTiles):
         model.reseed()
-    if isinstance(model, CoprunedSimVP):
+    if isinstance(model, CoprunedForecaster):
         model.set_mode("simulate")
     with record_mac_fractions(model) as fractions:
         scores = evaluate_forecast(model, test_set, batch_size=16, progress=False)
@@ -226,6 +226,7 @@ def run_benchmark(
     else:
         dense_path = Path(dense_checkpoint)
     backbone = check_dense(dense_path)
+    settings = replace(settings, backbone=backbone)  # a --dense-checkpoint's backbone is the run's
     dense_ckpt = load_checkpoint(dense_path)
     data = from_dict(DataConfig, dense_ckpt.data)
     loaded = load_model(dense_path)
@@ -248,9 +249,8 @@ def run_benchmark(
 
     match_fraction = coprune_results["coupled"]["val_mac_fraction"]
     log(f"== static baselines at the coupled model's validation MAC fraction {match_fraction:.3f}")
-    width = match_width(dense, sample, match_fraction * dense_macs)
-    narrow = prune_simvp(dense, hidden_spatial=width.hidden_spatial, hidden_temporal=width.hidden_temporal)
-    models["uniform_channels"] = finetune(narrow, train_set, settings)
+    uniform = uniform_width_baseline(dense, sample, match_fraction * dense_macs)
+    models["uniform_channels"] = finetune(uniform.model, train_set, settings)
     clock = lap("finetune_uniform_channels", clock)
     tiles = {}
     for name, layout in (("static_crop", "crop"), ("random_drop", "drop")):
@@ -265,7 +265,7 @@ def run_benchmark(
     summary["dense"], dense_records, summary["persistence"] = evaluate("dense", dense, test_set)
     records += dense_records
     for name, model in models.items():
-        constant = width.macs / dense_macs if name == "uniform_channels" else None
+        constant = uniform.macs / dense_macs if name == "uniform_channels" else None
         summary[name], rows, _ = evaluate(name, model, test_set, constant_fraction=constant)
         records += rows
     frame = pd.DataFrame(records)
@@ -318,7 +318,7 @@ def run_benchmark(
         "matched": {
             "target_mac_fraction": settings.target_mac_fraction,
             "matched_to_val_mac_fraction": match_fraction,
-            "uniform_channels": {**asdict(width), "mac_fraction": width.macs / dense_macs},
+            "uniform_channels": {**uniform.widths, "macs": uniform.macs, "mac_fraction": uniform.macs / dense_macs},
             "static_tiles": tiles,
         },
         "paired_tests": {name: test.to_dict() for name, test in tests.items()},
@@ -332,7 +332,13 @@ def run_benchmark(
     }
 
 
-def _figures(model: CoprunedSimVP, test_set, coupled_rows: pd.DataFrame, summary: dict, out: ResultDir) -> list[Path]:  # noqa: ANN001
+def _figures(
+    model: CoprunedForecaster,
+    test_set,  # noqa: ANN001
+    coupled_rows: pd.DataFrame,
+    summary: dict,
+    out: ResultDir,
+) -> list[Path]:
     calm = dict(zip(coupled_rows["sample"].astype(int), coupled_rows["calm_fraction"], strict=True))
     return [
         calm_and_stormy_figure(model, test_set, calm, out.file("masks.png")),

@@ -13,7 +13,7 @@ import torch.nn as nn
 from dance3d.checkpoint import Checkpoint, register_checkpoint_kind
 from dance3d.config import from_dict, to_dict
 from dance3d.copruning.config import CopruneConfig
-from dance3d.copruning.model import CoprunedSimVP
+from dance3d.copruning.wrappers import coprune_model
 from dance3d.forecast.checkpoint import build_forecaster
 
 KIND = "copruned"
@@ -27,7 +27,7 @@ def build_copruned_network(spec: dict[str, Any]) -> nn.Module:
     """The co-pruned forecaster of ``spec`` with fresh weights."""
     backbone_spec = {key: value for key, value in spec.items() if key != "copruning"}
     config = from_dict(CopruneConfig, spec["copruning"], prefix="copruning.")
-    return CoprunedSimVP(build_forecaster(backbone_spec), config)
+    return coprune_model(build_forecaster(backbone_spec), config)
 
 
 def build_copruned_model(checkpoint: Checkpoint) -> nn.Module:

@@ -8,12 +8,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dance3d.copruning.model import CoprunedSimVP
+from dance3d.copruning.base import CoprunedForecaster
 from dance3d.copruning.tiles import position_mask
 
 
 @torch.no_grad()
-def sample_masks(model: CoprunedSimVP, inputs: torch.Tensor) -> dict[str, np.ndarray]:
+def sample_masks(model: CoprunedForecaster, inputs: torch.Tensor) -> dict[str, np.ndarray]:
     """For (B, t_in, C, H, W) inputs: ``S`` and the data mask at input resolution (B, H, W), the
     forecast (B, t_out, C, H, W) and each sample's MAC fraction (B,)."""
     model.eval()
@@ -78,7 +78,12 @@ def masks_figure(
     return path
 
 
-def calm_and_stormy_figure(model: CoprunedSimVP, dataset, calm_fraction: dict[int, float], path: str | Path) -> Path:  # noqa: ANN001
+def calm_and_stormy_figure(
+    model: CoprunedForecaster,
+    dataset,  # noqa: ANN001
+    calm_fraction: dict[int, float],
+    path: str | Path,
+) -> Path:
     """:func:`masks_figure` of the calmest and the stormiest sample of ``dataset`` (a forecast split in
     normalised units, with ``mean`` / ``std``), by ``calm_fraction`` (dataset index -> calm fraction)."""
     picks = [

@@ -15,24 +15,21 @@ and gives the same outputs.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 
 from dance3d.copruning.accounting import DenseMacs, GatedLayer, dense_layer_macs, sample_macs
+from dance3d.copruning.base import EXECUTION_MODES, CoprunedForecaster
 from dance3d.copruning.compact import compact_forward
 from dance3d.copruning.config import CopruneConfig
 from dance3d.copruning.decisions import Decisions
-from dance3d.copruning.generator import LATENT_STRIDE, MaskGenerator
-from dance3d.copruning.masks import channel_importance, data_mask, model_mask, weighted_mean
-from dance3d.copruning.tiles import group_norm, position_mask, tile_scores
+from dance3d.copruning.generator import LATENT_STRIDE
+from dance3d.copruning.masks import channel_importance, model_mask, weighted_mean
+from dance3d.copruning.tiles import group_norm, position_mask
 from dance3d.dynamic.decisions import TileGrid
 from dance3d.errors import ConfigError
 from dance3d.models.forecast_backbones import SimVP
-from dance3d.models.forecast_backbones.common import check_inputs, pad_to_multiple
-
-EXECUTION_MODES = ("simulate", "compact")
+from dance3d.models.forecast_backbones.common import pad_to_multiple
 
 
 def masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -50,57 +47,22 @@ def per_frame(mask: torch.Tensor | None, frames: int) -> torch.Tensor | None:
     return None if mask is None else mask.repeat_interleave(frames, dim=0)
 
 
-class CoprunedSimVP(nn.Module):
-    """(B, t_in, C, H, W) -> (B, t_out, C, H, W), skipping calm tiles and unneeded channels per sample.
-
-    After each forward: ``last_scores`` (B, h, w) the importance map ``S``, ``last_decisions`` (the
-    masks), ``last_macs`` (B,) MACs per sample of what the masks leave to compute (differentiable in
-    training), ``last_mac_fraction`` (B,) the same over the dense backbone's MACs.
-    """
+class CoprunedSimVP(CoprunedForecaster):
+    """(B, t_in, C, H, W) -> (B, t_out, C, H, W), skipping calm tiles and unneeded channels per sample
+    (the records a forward leaves: :class:`~dance3d.copruning.base.CoprunedForecaster`)."""
 
     def __init__(self, backbone: SimVP, config: CopruneConfig) -> None:
-        super().__init__()
         if not isinstance(backbone, SimVP):
-            raise ConfigError(f"co-pruning wraps a SimVP forecaster, got {type(backbone).__name__}")
-        self.backbone = backbone
-        self.config = config
-        self.generator = MaskGenerator(backbone.channels, width=config.generator_width)
-        self.mode = "simulate"
-        self.last_scores: torch.Tensor | None = None
-        self.last_decisions: Decisions | None = None
-        self.last_macs: torch.Tensor | None = None
-        self.last_mac_fraction: torch.Tensor | None = None
+            raise ConfigError(f"CoprunedSimVP wraps a SimVP forecaster, got {type(backbone).__name__}")
+        super().__init__(backbone, config)
         self._dense: dict[tuple[int, ...], tuple[DenseMacs, int]] = {}
 
     @property
     def blocks(self) -> list[nn.Module]:
         return list(self.backbone.translator[1:-1])
 
-    def set_mode(self, mode: str) -> CoprunedSimVP:
-        if mode not in EXECUTION_MODES:
-            raise ConfigError(f"execution mode must be one of {', '.join(EXECUTION_MODES)}, got {mode!r}")
-        self.mode = mode
-        return self
-
-    def grid_for(self, height: int, width: int) -> TileGrid:
-        """The tile grid on a latent map of ``height x width``: tiles of the configured size, the last ones cut."""
-        cells = self.config.tile_size // LATENT_STRIDE
-        return TileGrid(height, width, math.ceil(height / cells), math.ceil(width / cells))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_inputs(x, t_in=self.backbone.t_in, channels=self.backbone.channels)
-        scores = self.generator(x)
-        self.last_scores = scores
-        grid = self.grid_for(*scores.shape[-2:])
-        if self.mode == "compact":
-            out, decisions = compact_forward(self, x, scores, grid)
-        else:
-            out, decisions = self._simulate(x, scores, grid)
-        self._account(x, decisions)
-        return out
-
-    def decide_tiles(self, scores: torch.Tensor, grid: TileGrid, *, soft: bool) -> torch.Tensor:
-        return data_mask(tile_scores(scores, grid), self.config, soft=soft)
+    def _compact(self, x: torch.Tensor, scores: torch.Tensor, grid: TileGrid) -> tuple[torch.Tensor, Decisions]:
+        return compact_forward(self, x, scores, grid)
 
     def decide_channels(
         self, z: torch.Tensor, weight: torch.Tensor, block: nn.Module, *, soft: bool
@@ -176,3 +138,6 @@ class CoprunedSimVP(nn.Module):
         )
         self.last_decisions, self.last_macs = decisions, macs
         self.last_mac_fraction = macs / dense.total
+
+
+__all__ = ["EXECUTION_MODES", "CoprunedSimVP"]

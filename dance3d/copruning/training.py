@@ -34,9 +34,10 @@ from torch.utils.data import DataLoader, Dataset
 from dance3d import run_lock
 from dance3d.checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
 from dance3d.config import config_differences, from_dict, save_config, to_dict
+from dance3d.copruning.base import CoprunedForecaster
 from dance3d.copruning.checkpoint import KIND, build_copruned_network, copruned_spec
 from dance3d.copruning.config import CopruneRunConfig, check_backbone
-from dance3d.copruning.model import CoprunedSimVP
+from dance3d.copruning.wrappers import coprune_model
 from dance3d.data.registry import DataConfig, build_dataset
 from dance3d.errors import ConfigError
 from dance3d.forecast.checkpoint import build_forecast_model, frames
@@ -144,7 +145,9 @@ def start_from(dense_path: str | Path, run: CopruneRunConfig) -> tuple[Checkpoin
         )
     check_backbone(checkpoint.model["name"])
     run = replace(run, copruning=replace(run.copruning, backbone=checkpoint.model["name"]))
-    return checkpoint, build_forecast_model(checkpoint), run
+    dense = build_forecast_model(checkpoint)
+    coprune_model(dense, run.copruning)  # refuses a backbone it cannot wrap (a Transformer's patch size) now
+    return checkpoint, dense, run
 
 
 def _data(checkpoint: Checkpoint) -> DataConfig:
@@ -209,7 +212,7 @@ def _coprune(
     train_set, val_set = build_dataset(data, "train", classes=classes), build_dataset(data, "val", classes=classes)
     torch.manual_seed(tc.seed)
     dense = dense.to(device).eval()
-    model = CoprunedSimVP(copy.deepcopy(dense), cc).to(device)
+    model = coprune_model(copy.deepcopy(dense), cc).to(device)
     for parameter in model.backbone.parameters():
         parameter.requires_grad_(tc.train_backbone)
     groups = [{"params": model.generator.parameters(), "lr": tc.generator_lr}]
@@ -303,7 +306,7 @@ def mac_penalty(mac_fraction: torch.Tensor, target: float, *, kind: str = "targe
 
 
 def _epoch(
-    model: CoprunedSimVP,
+    model: CoprunedForecaster,
     dense: nn.Module,
     train_set: Dataset,
     optimizer: torch.optim.Optimizer,
@@ -345,7 +348,7 @@ def _epoch(
 
 @torch.no_grad()
 def _step_row(
-    model: CoprunedSimVP, *, epoch: int, step: int, mse: torch.Tensor, penalty: torch.Tensor
+    model: CoprunedForecaster, *, epoch: int, step: int, mse: torch.Tensor, penalty: torch.Tensor
 ) -> dict[str, Any]:
     """One training step's record: losses, the masks' kept shares, mean ``S`` and the generator's gradient norm."""
     decisions = model.last_decisions

@@ -1,0 +1,216 @@
+"""Co-pruning on the spatio-temporal Transformer: token dropping, simulate vs compact, MACs, settings."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn as nn
+
+from dance3d.copruning import CopruneConfig, CoprunedSTFormer, coprune_model
+from dance3d.copruning.baselines import StaticTilesSTFormer
+from dance3d.copruning.tiles import tile_scores
+from dance3d.copruning.transformer import masked_attention
+from dance3d.errors import ConfigError
+from dance3d.models import create_model
+from dance3d.models.forecast_backbones import SpatioTemporalTransformer
+from profiling import count_macs
+
+KEEP_ALL = {"data_threshold": 1e-6, "channel_threshold": 1e-6}
+ATTENTION_OPS = ("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
+                 "_scaled_dot_product_efficient_attention")  # fmt: skip
+
+
+def make_copruned(*, channels: int = 2, seed: int = 0, **settings) -> CoprunedSTFormer:
+    """A random stformer-test (non-zero head, so the forecast is not persistence) wrapped for co-pruning."""
+    torch.manual_seed(seed)
+    dense = create_model("stformer-test", num_classes=channels, t_in=3, t_out=2).eval()
+    nn.init.normal_(dense.head.weight, std=0.1)
+    config = CopruneConfig(backbone="stformer-test", **{"tile_size": 4, **settings})
+    return coprune_model(dense, config).eval()
+
+
+def mixed(model: CoprunedSTFormer, x: torch.Tensor) -> CoprunedSTFormer:
+    """Set the data threshold at the median tile score of ``x``, so some tiles are kept and some dropped."""
+    with torch.no_grad():
+        scores = model.generator(x)
+        median = tile_scores(scores, model.grid_for(*scores.shape[-2:])).median().item()
+    model.config = replace(model.config, data_threshold=median)
+    return model
+
+
+def run(model: CoprunedSTFormer, x: torch.Tensor, mode: str) -> torch.Tensor:
+    with torch.no_grad():
+        return model.set_mode(mode)(x)
+
+
+def test_the_dispatch_picks_the_token_dropping_wrapper():
+    assert isinstance(make_copruned(), CoprunedSTFormer)
+
+
+def test_keeping_everything_reproduces_the_dense_model():
+    model = make_copruned(**KEEP_ALL)
+    x = torch.randn(3, 3, 2, 16, 20)
+    with torch.no_grad():
+        dense = model.backbone(x)
+    assert torch.equal(run(model, x, "simulate"), dense)
+    assert model.last_decisions.tiles.all() and all(c.all() for c in model.last_decisions.channels)
+    torch.testing.assert_close(run(model, x, "compact"), dense, atol=1e-5, rtol=1e-5)
+    generator_macs = count_macs(model.generator, x[:1]).macs
+    dense_macs = count_macs(model.backbone, x[:1]).macs
+    assert model.last_macs.tolist() == [dense_macs + generator_macs + model.channel_decision_macs()] * 3
+
+
+@pytest.mark.parametrize(("shape", "tile_size"), [((16, 16), 4), ((16, 32), 8), ((20, 28), 8)])
+def test_compact_equals_simulate_with_mixed_masks(shape, tile_size):
+    x = torch.randn(4, 3, 2, *shape)
+    model = mixed(make_copruned(tile_size=tile_size, channel_threshold=0.3), x)
+    simulated = run(model, x, "simulate")
+    decisions = model.last_decisions
+    kept = decisions.tiles.sum(dim=1)
+    assert (kept > 0).any() and (kept < decisions.tiles.shape[1]).any(), "the masks must be mixed for this test"
+    assert (decisions.channel_fractions() < 1).any()
+    compact = run(model, x, "compact")
+    torch.testing.assert_close(compact, simulated, atol=1e-5, rtol=1e-5)
+    assert torch.equal(model.last_decisions.tiles, decisions.tiles)
+    for a, b in zip(model.last_decisions.channels, decisions.channels, strict=True):
+        assert torch.equal(a[kept > 0], b[kept > 0])
+
+
+def test_dropped_positions_forecast_persistence_and_kept_ones_do_not():
+    x = torch.randn(2, 3, 2, 16, 16)
+    model = mixed(make_copruned(), x)
+    for mode in ("simulate", "compact"):
+        out = run(model, x, mode)
+        grid, tiles = model.last_decisions.grid, model.last_decisions.tiles
+        positions = grid.expand(tiles).repeat_interleave(4, 1).repeat_interleave(4, 2).bool()  # (B, 16, 16)
+        assert (~positions).any() and positions.any()
+        persistence = x[:, -1:].expand_as(out)
+        skipped = ~positions[:, None, None].expand_as(out)
+        assert torch.equal(out[skipped], persistence[skipped])
+        assert not torch.allclose(out[~skipped], persistence[~skipped])
+
+
+def test_kept_tokens_attend_only_to_kept_tokens():
+    """The masked attention over all tokens equals plain attention over the kept ones, and the dropped
+    tokens' values do not reach the kept ones."""
+    torch.manual_seed(0)
+    attention = create_model("stformer-test", num_classes=1).blocks[0].space
+    x = torch.randn(2, 10, 16)
+    keep = torch.tensor([[1, 0, 1, 1, 0, 0, 1, 0, 1, 1], [0, 1, 0, 0, 0, 1, 1, 1, 0, 0]], dtype=torch.float)
+    with torch.no_grad():
+        masked = masked_attention(attention, x, keep)
+        changed = x.clone()
+        changed[keep == 0] = torch.randn(int((keep == 0).sum()), 16) * 10
+        masked_changed = masked_attention(attention, changed, keep)
+        for b in range(2):
+            idx = keep[b].nonzero().flatten()
+            alone = attention(x[b : b + 1, idx])
+            torch.testing.assert_close(masked[b : b + 1, idx], alone, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(masked[keep == 1], masked_changed[keep == 1], atol=1e-6, rtol=1e-5)
+
+
+def test_a_sample_with_no_kept_tile_costs_the_generator_only():
+    model = make_copruned(data_threshold=0.999)
+    x = torch.randn(2, 3, 2, 16, 16)
+    for mode in ("simulate", "compact"):
+        out = run(model, x, mode)
+        assert not model.last_decisions.tiles.any()
+        assert torch.equal(out, x[:, -1:].expand_as(out))
+    generator_macs = count_macs(model.generator, x[:1]).macs
+    assert model.last_macs.tolist() == [generator_macs, generator_macs]
+    assert count_macs(model, x[:1]).macs == generator_macs
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (20, 28)])
+def test_compact_executes_the_counted_macs(shape):
+    x = torch.randn(3, 3, 2, *shape)
+    model = mixed(make_copruned(tile_size=8, channel_threshold=0.3), x)
+    run(model, x, "compact")
+    for sample in x.split(1):
+        executed = count_macs(model, sample).macs  # also runs the forward, which records last_macs
+        assert 0 < executed < count_macs(model.backbone, sample).macs
+        assert model.last_macs.item() == executed
+
+
+def test_mac_accounting_matches_a_hand_count_on_one_block():
+    """stformer-test has one block: width 16, 2 heads, MLP 32, patch 4; 2 channels, 3 -> 2 frames."""
+    model = make_copruned(channel_threshold=0.3)
+    x = torch.randn(1, 3, 2, 16, 16)  # 4 x 4 = 16 tokens per frame
+    cost, dense, _ = model.costs(x)
+    t_in, t_out, d, hidden, values = 3, 2, 16, 32, 2 * 4 * 4
+    per_token = (t_in * values * d  # patch embedding
+                 + 2 * t_in * 4 * d * d  # q/k/v and output projections, space and time
+                 + 2 * t_in * t_in * d  # time attention
+                 + d * t_in * t_out + t_out * d * values)  # to_future, head  # fmt: skip
+    mlp = 2 * t_in * d * hidden
+    pair = 2 * t_in * d  # space attention per pair of kept tokens
+    assert (cost.tokens, cost.per_token, cost.mlp_per_token, cost.per_token_pair) == (16, per_token, (mlp,), pair)
+    assert dense == cost.dense == 16 * (per_token + mlp) + 16**2 * pair
+    macs = cost.macs(torch.tensor([16.0, 4.0, 0.0]), torch.tensor([[1.0], [0.25], [0.5]]))
+    assert macs.tolist() == [dense, 4 * (per_token + 0.25 * mlp) + 16 * pair, 0]
+
+
+def test_token_dropping_shrinks_the_attention_quadratically():
+    """The compact forward's counted MACs fall with the kept tiles; its space attention as K^2."""
+    torch.manual_seed(0)
+    dense = create_model("stformer-test", num_classes=1, t_in=3, t_out=2).eval()
+    x = torch.randn(1, 3, 1, 16, 16)  # 16 tokens, tiles of 2 x 2 tokens: 4 tiles
+    total, attention = [], []
+    for tiles in range(1, 5):
+        model = StaticTilesSTFormer(dense, tiles=tiles, layout="crop").set_mode("compact")
+        counted = count_macs(model, x)
+        total.append(counted.macs)
+        attention.append(sum(op.macs for op in counted.operators if op.op in ATTENTION_OPS))
+        kept = 4 * tiles
+        space, time = 3 * kept * kept * 2 * 16, kept * 3 * 3 * 2 * 16
+        assert attention[-1] == space + time
+        assert counted.macs == model.last_macs.item()
+    assert total == sorted(total) and len(set(total)) == 4
+    assert total[-1] == count_macs(dense, x).macs
+
+
+def test_masks_change_with_the_input():
+    model = make_copruned(channel_threshold=0.3)
+    calm = torch.zeros(1, 3, 2, 16, 16)
+    storm = torch.zeros(1, 3, 2, 16, 16)
+    storm[:, :, :, :8, :8] = torch.randn(1, 3, 2, 8, 8) * 3  # a moving, changing cell in one corner
+    run(mixed(model, torch.cat([calm, storm])), torch.cat([calm, storm]), "simulate")
+    tiles, channels = model.last_decisions.tiles, model.last_decisions.channels[0]
+    assert not torch.equal(tiles[0], tiles[1])
+    assert not torch.equal(channels[0], channels[1])
+    assert model.last_mac_fraction[0] != model.last_mac_fraction[1]
+
+
+@pytest.mark.parametrize("axis", ["data", "model"])
+def test_gradients_reach_the_mask_generator(axis):
+    """Through the data mask alone, and through the model mask alone (both read the same S)."""
+    only = {"data": {"model_mask": False}, "model": {"data_mask": False}}[axis]
+    x, target = torch.randn(4, 3, 2, 16, 16), torch.randn(4, 2, 2, 16, 16)
+    model = mixed(make_copruned(channel_threshold=0.3, **only), x).train()
+    out = model.set_mode("simulate")(x)
+    ((out - target) ** 2).mean().backward()  # the forecast loss alone, no MAC term
+    grad = model.generator.features.weight.grad
+    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+def test_the_mac_fraction_is_differentiable_in_the_kept_tokens():
+    x = torch.randn(2, 3, 2, 16, 16)
+    model = mixed(make_copruned(channel_threshold=0.3), x).train()
+    model(x)
+    model.last_mac_fraction.mean().backward()
+    assert model.generator.score.weight.grad.abs().sum() > 0
+
+
+def test_a_patch_size_other_than_4_is_refused():
+    dense = SpatioTemporalTransformer(1, t_in=3, t_out=2, patch=8, dim=16, depth=1, heads=2)
+    with pytest.raises(ConfigError, match="needs patch size 4 .*got patch 8"):
+        coprune_model(dense, CopruneConfig(backbone="stformer-test"))
+
+
+def test_unbuilt_backbones_are_refused_with_a_clear_error():
+    with pytest.raises(ConfigError, match="got 'convlstm-tiny' \\(the ConvLSTM forecaster is not built\\)"):
+        CopruneConfig(backbone="convlstm-tiny")
+    with pytest.raises(ConfigError, match="not ConvLSTMForecaster"):
+        coprune_model(create_model("convlstm-test", num_classes=1), CopruneConfig())

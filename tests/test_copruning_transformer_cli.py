@@ -1,0 +1,83 @@
+"""``dance3d copruning`` on a tiny Transformer: train, co-prune, eval and profile the token-dropping model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import torch
+
+from dance3d.checkpoint import load_checkpoint
+from dance3d.cli.forecast_eval import checkpoint_data
+from dance3d.cli.main import main
+from dance3d.copruning import CoprunedSTFormer
+from dance3d.data.registry import build_dataset
+from dance3d.loading import load_model
+
+DATA = ["--set", "data.forecast.num_train=16", "--set", "data.forecast.num_val=8", "--set", "data.forecast.num_test=8",
+        "--set", "data.forecast.height=16", "--set", "data.forecast.width=16"]  # fmt: skip
+FAST = ["--epochs", "1", "--batch-size", "8", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def dense_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fc") / "run"
+    settings = ["--set", "train.num_workers=0", "--set", "train.progress=false", *DATA, *FAST]
+    assert main(["train", "--task", "forecast", "--model", "stformer-test", "--out", str(out), *settings]) == 0
+    return out / "model.pt"
+
+
+@pytest.fixture(scope="module")
+def copruned(dense_checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cp") / "run"
+    args = ["copruning", "--checkpoint", str(dense_checkpoint), "--out", str(out), "--tile-size", "8",
+            "--target-mac-fraction", "0.5", "--format", "json", *FAST]  # fmt: skip
+    assert main(args) == 0
+    return out
+
+
+def test_copruning_a_transformer_writes_a_checkpoint_that_loads(copruned):
+    checkpoint = load_checkpoint(copruned / "model.pt")
+    assert checkpoint.kind == "copruned" and checkpoint.model["name"] == "stformer-test"
+    assert checkpoint.model["copruning"]["backbone"] == "stformer-test"  # taken from the dense checkpoint
+    assert 0 < checkpoint.history[0]["val_mac_fraction"] <= 1.05
+    loaded = load_model(copruned / "model.pt")
+    assert isinstance(loaded.model, CoprunedSTFormer)
+
+
+def test_eval_loads_it_and_scores_simulate_and_compact_alike(run_cli, copruned):
+    reports = {}
+    for mode in ("simulate", "compact"):
+        code, out, err = run_cli("eval", "--checkpoint", str(copruned / "model.pt"), "--execution", mode,
+                                 "--format", "json", "--threads", "1")  # fmt: skip
+        assert code == 0, err
+        reports[mode] = json.loads(out)
+    assert reports["compact"]["execution"] == "compact"
+    assert reports["compact"]["mse_normalised"] == pytest.approx(reports["simulate"]["mse_normalised"], rel=1e-5)
+    assert reports["compact"]["mac_fraction"] == pytest.approx(reports["simulate"]["mac_fraction"])
+
+
+def test_profile_counts_what_token_dropping_runs(run_cli, copruned):
+    """``profile --execution compact`` counts the MACs the masks leave for the first test sample."""
+    code, out, err = run_cli("profile", "--checkpoint", str(copruned / "model.pt"), "--execution", "compact",
+                             "--limit", "1", "--repeats", "1", "--no-energy", "--format", "json")  # fmt: skip
+    assert code == 0, err
+    loaded = load_model(copruned / "model.pt")
+    dataset = build_dataset(checkpoint_data(loaded, argparse.Namespace(data=None, overrides=[])), "test",
+                            classes=loaded.classes)  # fmt: skip
+    with torch.no_grad():
+        loaded.model.set_mode("compact")(dataset[0]["inputs"][None])
+    assert json.loads(out)["macs"] == loaded.model.last_macs.item()
+
+
+def test_a_transformer_with_another_patch_size_is_refused(run_cli, tmp_path):
+    dense = tmp_path / "fc"
+    settings = ["--set", "train.num_workers=0", "--set", "train.progress=false",
+                "--set", "train.model_options={patch: 8}", *DATA, *FAST]  # fmt: skip
+    code, _, err = run_cli("train", "--task", "forecast", "--model", "stformer-tiny", "--out", str(dense), *settings)
+    assert code == 0, err
+    assert load_checkpoint(dense / "model.pt").model["options"]["patch"] == 8
+    code, _, err = run_cli("copruning", "--checkpoint", str(dense / "model.pt"), "--out", str(tmp_path / "cp"))
+    assert code == 2 and "needs patch size 4" in err and "Traceback" not in err
+    assert not (tmp_path / "cp" / "model.pt").exists()

@@ -8,6 +8,7 @@ thresholds, ``dance3d.copruning.knobs``), plus where they came from and what the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,8 @@ def pick_trial(study: optuna.Study, *, max_accuracy_drop: float) -> optuna.trial
     spec = study_spec(study)
     if quality_metric(spec["objectives"]) != "accuracy":
         raise ConfigError(
-            f"study {study.study_name!r} scores a forecaster by mse, not accuracy: pick its trial with --trial "
-            "(the Pareto set and trial numbers: dance3d study status)"
+            f"study {study.study_name!r} scores a forecaster by mse, not accuracy: pick with --max-mse-increase "
+            "or --trial"
         )
     cost = next((name for name in spec["objectives"] if name != "accuracy"), "mac_fraction")
     dense = study.user_attrs.get(BASELINES_ATTR, {}).get("dense")
@@ -84,6 +85,33 @@ def pick_trial(study: optuna.Study, *, max_accuracy_drop: float) -> optuna.trial
             f"accuracy {dense_accuracy:.4f}{most}"
         )
     return min(close, key=lambda t: (t.user_attrs[cost], -t.user_attrs["accuracy"], t.number))
+
+
+def pick_forecast_trial(study: optuna.Study, *, max_mse_increase: float) -> optuna.trial.FrozenTrial:
+    """The Pareto trial with the lowest first cost objective (``mac_fraction`` if the study has none) among
+    those whose MSE is at most ``(1 + max_mse_increase)`` x the dense baseline's (0.05: 5 % above it)."""
+    if not (math.isfinite(max_mse_increase) and max_mse_increase >= 0.0):
+        raise ConfigError(f"the MSE increase is a fraction >= 0 (0.05 = 5 % above dense), got {max_mse_increase}")
+    spec = study_spec(study)
+    if quality_metric(spec["objectives"]) != "mse":
+        raise ConfigError(
+            f"study {study.study_name!r} scores a classifier by accuracy, not mse: pick with --max-accuracy-drop"
+        )
+    cost = next((name for name in spec["objectives"] if name != "mse"), "mac_fraction")
+    dense = study.user_attrs.get(BASELINES_ATTR, {}).get("dense")
+    if dense is None:
+        raise ConfigError(f"study {study.study_name!r} has no dense baseline yet (run it once more); pick with --trial")
+    bound = dense["mse"] * (1.0 + max_mse_increase)
+    pareto = study.best_trials
+    close = [t for t in pareto if t.user_attrs["mse"] <= bound]
+    if not close:
+        best = min(pareto, key=lambda t: t.user_attrs["mse"], default=None)
+        lowest = f"; the lowest is trial {best.number} at {best.user_attrs['mse']:.4g}" if best else ""
+        raise ConfigError(
+            f"no Pareto trial of study {study.study_name!r} has an MSE within {max_mse_increase:g} x above the "
+            f"dense model's {dense['mse']:.4g}{lowest}"
+        )
+    return min(close, key=lambda t: (t.user_attrs[cost], t.user_attrs["mse"], t.number))
 
 
 def deploy_trial(

@@ -9,6 +9,7 @@ forecaster's are its data and channel thresholds, scored by forecast MSE (object
     dance3d study plot   --storage sqlite:///study.db --out figures/
     dance3d study export --storage sqlite:///study.db --out trials.parquet
     dance3d study deploy --storage sqlite:///study.db --max-accuracy-drop 0.01 --out runs/deployed/model.pt
+    dance3d study deploy --storage sqlite:///cp.db --max-mse-increase 0.05 --out runs/deployed/model.pt
 
 ``run`` resumes an existing study and stops once it holds --trials complete trials in total.
 """
@@ -28,6 +29,7 @@ from dance3d.cli.common import (
     add_format_arg,
     add_threads_arg,
     check_out_file,
+    non_negative_float,
     non_negative_int,
     positive_int,
     print_json,
@@ -84,6 +86,12 @@ def _add_deploy(actions: argparse._SubParsersAction) -> None:
         type=unit_interval,
         help="instead: the Pareto trial with the lowest cost (the study's first objective besides accuracy) "
         "within this accuracy of the dense model (0.01 = 1 point)",
+    )
+    which.add_argument(
+        "--max-mse-increase",
+        type=non_negative_float,
+        help="for a co-pruned forecaster's study: the Pareto trial with the lowest cost (its first objective "
+        "besides mse) whose MSE is at most (1 + this) x the dense model's (0.05 = 5 %% above)",
     )
     sub.add_argument("--out", required=True, help="checkpoint to write, e.g. runs/deployed/model.pt")
     add_force_arg(sub)
@@ -230,11 +238,13 @@ def status_dict(status) -> dict:
 def _print_deployed(study, args: argparse.Namespace) -> None:
     import math
 
-    from studies.deploy import deploy_trial, pick_trial
+    from studies.deploy import deploy_trial, pick_forecast_trial, pick_trial
 
     number = args.trial
-    if number is None:
+    if args.max_accuracy_drop is not None:
         number = pick_trial(study, max_accuracy_drop=args.max_accuracy_drop).number
+    elif args.max_mse_increase is not None:
+        number = pick_forecast_trial(study, max_mse_increase=args.max_mse_increase).number
     deployed = deploy_trial(study, number, args.out, checkpoint=args.checkpoint)
     measured = deployed.measured
     if args.format == "json":
@@ -245,7 +255,7 @@ def _print_deployed(study, args: argparse.Namespace) -> None:
     print(f"wrote {deployed.path}: trial {deployed.number} of study {deployed.study_name}, knobs {knobs}")
     metrics = [
         f"{k} {measured[k]:.4g}"
-        for k in ("accuracy", "mac_fraction", "latency_ms", "energy_j")
+        for k in ("accuracy", "mse", "mac_fraction", "latency_ms", "energy_j")
         if math.isfinite(measured.get(k, math.nan))
     ]
     print(f"the trial measured {', '.join(metrics)} on {measured.get('num_clips', '?')} clips")

@@ -20,7 +20,7 @@ from dance3d.errors import ConfigError
 from dance3d.forecast.evaluation import evaluate_forecast
 from dance3d.loading import load_model
 from profiling.meters.select import MeterSelection
-from studies import StudyConfig, deploy_trial, run_study, study_figures, trials_frame
+from studies import StudyConfig, deploy_trial, pick_forecast_trial, pick_trial, run_study, study_figures, trials_frame
 from studies.table import BASELINES_ATTR, study_spec
 
 DATA = ["--set", "data.forecast.num_train=8", "--set", "data.forecast.num_val=6", "--set", "data.forecast.num_test=4",
@@ -213,6 +213,14 @@ def test_cli_run_status_plot_deploy(copruned_checkpoint, tmp_path, capsys, no_me
     assert report["trial"] == 1 and set(report["knobs"]) == {"data_threshold", "channel_threshold"}
     assert load_checkpoint(out_path).model["copruning"]["data_threshold"] == report["knobs"]["data_threshold"]
     assert Path(report["checkpoint"]) == out_path
+    picked = tmp_path / "picked.pt"
+    assert main(["study", "deploy", "--storage", url, "--max-mse-increase", "10", "--out", str(picked)]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {picked}: trial" in out and "the trial measured mse" in out
+    assert f"dance3d eval --checkpoint {picked} --execution simulate" in out
+    err = _error(["study", "deploy", "--storage", url, "--max-accuracy-drop", "0.01", "--out", str(tmp_path / "x.pt")],
+                 capsys)  # fmt: skip
+    assert "scores a forecaster by mse, not accuracy" in err and not (tmp_path / "x.pt").exists()
 
 
 def _error(argv, capsys) -> str:
@@ -240,3 +248,51 @@ def test_mse_is_refused_for_a_classifier(dynamic_checkpoint, tmp_path, capsys, n
     run = ["study", "run", "--checkpoint", dynamic_checkpoint, "--storage", url, "--trials", "1", *CLI_FAST]
     err = _error([*run, "--objectives", "mse,mac_fraction"], capsys)
     assert "'mse' does not apply to a classifier (dynamic checkpoint): its quality objective is 'accuracy'" in err
+
+
+def test_pick_by_mse_increase_takes_the_cheapest_close_pareto_trial(copruned_study):
+    run, _ = copruned_study
+    dense_mse = run.study.user_attrs[BASELINES_ATTR]["dense"]["mse"]
+    pareto = run.study.best_trials
+    loosest = max(t.user_attrs["mse"] for t in pareto) / dense_mse  # every Pareto trial is close at this bound
+    picked = pick_forecast_trial(run.study, max_mse_increase=max(loosest - 1.0, 0.0))
+    assert picked.user_attrs["mac_fraction"] == min(t.user_attrs["mac_fraction"] for t in pareto)
+    tight = min(t.user_attrs["mse"] for t in pareto) / dense_mse - 1.0
+    if tight > 1e-9:  # no Pareto trial matches the dense model's MSE exactly: a zero bound finds none
+        with pytest.raises(ConfigError, match="no Pareto trial .* has an MSE within 0 x above the dense model's"):
+            pick_forecast_trial(run.study, max_mse_increase=0.0)
+    with pytest.raises(ConfigError, match="scores a forecaster by mse, not accuracy: pick with --max-mse-increase"):
+        pick_trial(run.study, max_accuracy_drop=0.01)
+
+
+def test_compact_trials_measure_what_simulate_does(copruned_checkpoint):
+    from studies.copruned import copruned_point_measurer
+    from studies.forecast import ForecastMeasurer, forecast_data, load_forecast_set
+    from studies.measure import EnergySetup
+    from studies.space import Point
+
+    loaded = load_model(copruned_checkpoint)
+    data = load_forecast_set(build_dataset(forecast_data(loaded), "val", classes=loaded.classes))
+    measurer = ForecastMeasurer(data, torch.device("cpu"), 8, 0, 1, EnergySetup())
+    measure = copruned_point_measurer(loaded.model, measurer)
+    knobs = {"data_threshold": 0.55, "channel_threshold": 0.3}
+    simulate, compact = (measure(Point(knobs, mode, 2)) for mode in ("simulate", "compact"))
+    assert compact["mse"] == pytest.approx(simulate["mse"], rel=1e-5)
+    assert compact["mac_fraction"] == pytest.approx(simulate["mac_fraction"])
+    assert compact["batch_size"] == 2 and loaded.model.mode == "compact"
+    assert loaded.model.config.data_threshold == 0.55
+
+
+def test_energy_is_estimated_where_no_meter_works_and_a_meter_adds_it_to_the_defaults(
+    copruned_checkpoint, tmp_path, no_meter
+):
+    from studies.objectives import FORECAST, default_objectives
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    config = StudyConfig(objectives=("mse", "energy_per_clip_j"), energy_estimate=(1e-9, 1e-11, 2.0), trials=2, **FAST)
+    run = run_study(config, checkpoint=copruned_checkpoint, storage=url, progress=False, limit=4)
+    trials = trials_frame(run.study)
+    trials = trials[trials["source"] == "trial"]
+    assert set(trials["energy_source"]) == {"estimated"} and (trials["energy_per_clip_j"] > 0).all()
+    assert default_objectives(FORECAST, meter_works=True) == ("mse", "mac_fraction", "latency_ms", "energy_per_clip_j")
+    assert default_objectives(FORECAST, meter_works=False) == ("mse", "mac_fraction", "latency_ms")

@@ -296,3 +296,49 @@ def test_energy_is_estimated_where_no_meter_works_and_a_meter_adds_it_to_the_def
     assert set(trials["energy_source"]) == {"estimated"} and (trials["energy_per_clip_j"] > 0).all()
     assert default_objectives(FORECAST, meter_works=True) == ("mse", "mac_fraction", "latency_ms", "energy_per_clip_j")
     assert default_objectives(FORECAST, meter_works=False) == ("mse", "mac_fraction", "latency_ms")
+
+
+def _postgres_skip_reason() -> str | None:
+    from postgres_server import postgres_bin
+
+    if postgres_bin() is None:
+        return "PostgreSQL binaries not found under /usr/lib/postgresql/*/bin (apt-get install postgresql)"
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        return "psycopg2 is not installed (pip install psycopg2-binary)"
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_postgres_skip_reason() is not None, reason=str(_postgres_skip_reason()))
+def test_two_workers_share_one_forecaster_study(copruned_checkpoint, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from optuna.trial import TrialState
+    from postgres_server import postgres_bin, postgres_server
+
+    from studies import load_study, open_storage
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
+    with postgres_server(postgres_bin()) as url:
+        procs = []
+        for seed in (1, 2):
+            args = [sys.executable, "-m", "dance3d", "study", "run", "--checkpoint", copruned_checkpoint,
+                    "--storage", url, "--study-name", "shared", "--trials", "8", "--seed", str(seed),
+                    "--repeats", "100", "--set", "study.latency_warmup=0", "--no-progress"]  # fmt: skip
+            log = (tmp_path / f"{seed}.log").open("w")
+            procs.append(
+                (subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env), tmp_path / f"{seed}.log")
+            )
+        for proc, log in procs:
+            assert proc.wait(timeout=300) == 0, log.read_text()
+        study = load_study(open_storage(url), "shared")
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        spec = study_spec(study)
+    assert 8 <= len(complete) <= 9  # each worker stops once the study holds 8; the other may finish one more
+    assert len({t.user_attrs["worker"] for t in complete}) == 2
+    assert all(t.values[0] == t.user_attrs["mse"] for t in complete)
+    assert spec["objectives"][:3] == ["mse", "mac_fraction", "latency_ms"]

@@ -95,6 +95,7 @@ def measure_copruned_baselines(
             other, module=other, batch_size=point.batch_size, copruned=copruned, dense_macs=dense
         )
         out[name]["checkpoint"] = str(other_loaded.path)
-    for values in out.values():
-        values["execution_mode"] = point.execution_mode
+    for name, values in out.items():
+        if name != "persistence":  # persistence runs no model
+            values["execution_mode"] = point.execution_mode
     return out

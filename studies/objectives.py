@@ -25,7 +25,7 @@ METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
         Metric("accuracy", MAXIMIZE, "top-1 accuracy"),
-        Metric("mse", MINIMIZE, "forecast MSE (physical units, as dance3d eval)"),
+        Metric("mse", MINIMIZE, "forecast MSE (physical units)"),
         Metric("mac_fraction", MINIMIZE, "MACs / dense MACs (mean per clip)"),
         Metric("macs", MINIMIZE, "MACs per clip (mean)"),
         Metric("latency_ms", MINIMIZE, "latency per batch (ms, median)"),

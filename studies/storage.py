@@ -105,15 +105,15 @@ def open_storage(
         if not must_exist and not path.parent.exists():
             raise ConfigError(f"storage directory not found: {path.parent}")
     creating = _file_lock(path.with_name(path.name + ".lock")) if path is not None and not must_exist else nullcontext()
-    kwargs = {}
-    if heartbeat_interval_s is not None:
-        kwargs = {
-            "heartbeat_interval": heartbeat_interval_s,
-            "grace_period": grace_period_s,
-            _CALLBACK_ARG: retry_callback(max_retry),
-        }
     try:
         with quiet_optuna(), creating:
+            kwargs = {}
+            if heartbeat_interval_s is not None:
+                kwargs = {
+                    "heartbeat_interval": heartbeat_interval_s,
+                    "grace_period": grace_period_s,
+                    _CALLBACK_ARG: retry_callback(max_retry),
+                }
             for attempt in range(SCHEMA_ATTEMPTS):
                 try:
                     return RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **kwargs)

@@ -65,7 +65,7 @@ def persistence_baseline(data: ForecastSet) -> dict[str, Any]:
                   data.targets.double().cpu().numpy() * data.std + data.mean)  # fmt: skip
     squared = float(((last - data.targets) ** 2).mean(dim=(1, 2, 3, 4)).sum())
     return {"mse": scores.summary()["mse"], "mse_normalised": squared / len(data), "num_clips": len(data),
-            "macs": 0.0, "mac_fraction": 0.0, "keep_rates": {}}  # fmt: skip
+            "macs": 0.0, "mac_fraction": 0.0, "position_fraction": 0.0, "keep_rates": {}}  # fmt: skip
 
 
 def measure_copruned_baselines(

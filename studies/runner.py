@@ -8,7 +8,7 @@ import os
 import platform
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -262,17 +262,9 @@ def run_study(
     energy_needed = needs_energy(objectives, constraints)
     if config.energy is False and energy_needed:
         raise ConfigError("energy is an objective or constraint, but energy measurement is switched off")
-    if task == FORECAST:
-        space = build_threshold_space(loaded.model, config)
-    else:
-        space = build_space(loaded.model, config)
+    space = build_threshold_space(loaded.model, config) if task == FORECAST else build_space(loaded.model, config)
     device = torch.device(config.device)
-    if task == FORECAST:
-        if dataset is None:
-            dataset = build_dataset(forecast_data(loaded, data), split, classes=loaded.classes)
-        eval_set = load_forecast_set(dataset, limit=limit)
-    else:
-        eval_set = _eval_set(loaded, data=data, split=split, limit=limit, dataset=dataset)
+    eval_set = _eval_set(loaded, task, data=data, split=split, limit=limit, dataset=dataset)
     if max(config.batch_sizes) > len(eval_set):
         raise ConfigError(f"batch size {max(config.batch_sizes)} is larger than the {len(eval_set)} validation clips")
     energy = setup_energy(
@@ -297,7 +289,7 @@ def run_study(
             task=task,
         )
         study, created = open_or_create(rdb, study_name=study_name, spec=spec, sampler=make_sampler(config))
-        model = loaded.model.to(device).eval()
+        loaded.model.to(device).eval()
         settings = dict(
             device=device,
             eval_batch_size=config.eval_batch_size,
@@ -306,16 +298,9 @@ def run_study(
             energy=energy,
         )
         first = Point({}, config.execution_modes[0], config.batch_sizes[0])
-        if task == FORECAST:
-            forecast_measurer = ForecastMeasurer(data=eval_set.to(device), **settings)
-            measure_point = copruned_point_measurer(model, forecast_measurer)
-            measure_base = partial(
-                measure_copruned_baselines, loaded, forecast_measurer, first, baseline_checkpoints or {}
-            )
-        else:
-            measurer = Measurer(eval_set=EvalSet(eval_set.clips.to(device), eval_set.labels.to(device)), **settings)
-            measure_point = point_measurer(model, measurer)
-            measure_base = partial(measure_baselines, loaded, measurer, first, baseline_checkpoints or {})
+        measure_point, measure_base = _measurements(
+            loaded, task, eval_set, first=first, baseline_checkpoints=baseline_checkpoints or {}, **settings
+        )
         if created or BASELINES_ATTR not in study.user_attrs:
             study.set_user_attr(BASELINES_ATTR, measure_base())
         objective = make_objective(
@@ -332,9 +317,45 @@ def run_study(
     return StudyRun(study_name=study_name, storage=storage, complete_trials=done, study=study)
 
 
+def _measurements(
+    loaded: LoadedModel,
+    task: str,
+    eval_set: EvalSet | ForecastSet,
+    *,
+    first: Point,
+    baseline_checkpoints: Mapping[str, str | Path],
+    device: torch.device,
+    **settings: Any,
+) -> tuple[MeasurePoint, Callable[[], dict[str, dict[str, Any]]]]:
+    """How this worker measures a point of the space, and the study's baselines (at ``first``'s mode and batch)."""
+    if task == FORECAST:
+        forecast_measurer = ForecastMeasurer(data=eval_set.to(device), device=device, **settings)
+        return (
+            copruned_point_measurer(loaded.model, forecast_measurer),
+            partial(measure_copruned_baselines, loaded, forecast_measurer, first, baseline_checkpoints),
+        )
+    clips = EvalSet(eval_set.clips.to(device), eval_set.labels.to(device))
+    measurer = Measurer(eval_set=clips, device=device, **settings)
+    return (
+        point_measurer(loaded.model, measurer),
+        partial(measure_baselines, loaded, measurer, first, baseline_checkpoints),
+    )
+
+
 def _eval_set(
-    loaded: LoadedModel, *, data: DataConfig | None, split: str, limit: int | None, dataset: Dataset | None
-) -> EvalSet:
+    loaded: LoadedModel,
+    task: str,
+    *,
+    data: DataConfig | None,
+    split: str,
+    limit: int | None,
+    dataset: Dataset | None,
+) -> EvalSet | ForecastSet:
+    """The validation clips (a classifier's) or samples (a forecaster's), stacked once."""
+    if task == FORECAST:
+        if dataset is None:
+            dataset = build_dataset(forecast_data(loaded, data), split, classes=loaded.classes)
+        return load_forecast_set(dataset, limit=limit)
     if dataset is None:
         data = data or loaded.data
         data = data.with_clip_shape(loaded.model.clip_shape)

@@ -265,6 +265,22 @@ def test_pick_by_mse_increase_takes_the_cheapest_close_pareto_trial(copruned_stu
         pick_trial(run.study, max_accuracy_drop=0.01)
 
 
+def test_forecast_checkpoints_are_measured_as_baselines(copruned_checkpoint, dynamic_checkpoint, tmp_path):
+    dense_forecaster = Path(copruned_checkpoint).parents[1] / "dense" / "model.pt"
+    config = StudyConfig(trials=1, energy=False, **FAST)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    run = run_study(config, checkpoint=copruned_checkpoint, storage=url, progress=False,
+                    baseline_checkpoints={"before_copruning": dense_forecaster})  # fmt: skip
+    baseline = run.study.user_attrs[BASELINES_ATTR]["before_copruning"]
+    assert baseline["mac_fraction"] == 1.0 and baseline["mse"] > 0  # the same SimVP, counted op by op
+    assert baseline["checkpoint"] == str(dense_forecaster.resolve())
+    with pytest.raises(ConfigError, match="is a 'dynamic' checkpoint, not a forecaster"):
+        run_study(config, checkpoint=copruned_checkpoint, storage=f"sqlite:///{tmp_path / 'other.db'}",
+                  progress=False, baseline_checkpoints={"clf": dynamic_checkpoint})  # fmt: skip
+    with pytest.raises(ConfigError, match="'forecast' checkpoint; a study needs a dynamic model .* or a co-pruned"):
+        run_study(config, checkpoint=dense_forecaster, storage=url, progress=False)
+
+
 def test_compact_trials_measure_what_simulate_does(copruned_checkpoint):
     from studies.copruned import copruned_point_measurer
     from studies.forecast import ForecastMeasurer, forecast_data, load_forecast_set

@@ -1,4 +1,7 @@
-"""studies: Optuna searches over a dynamic model's run-time pruning knobs, Pareto analysis and plots.
+"""studies: Optuna searches over a model's run-time pruning knobs, Pareto analysis and plots.
+
+The knobs are a dynamic (DANCE) classifier's logit offsets, scored by ``accuracy``, or a co-pruned
+forecaster's thresholds, scored by ``mse``.
 
 from studies import StudyConfig, run_study, study_figures
 run = run_study(StudyConfig(objectives=("accuracy", "mac_fraction"), trials=20),
@@ -8,7 +11,7 @@ deploy_trial(run.study, pick_trial(run.study, max_accuracy_drop=0.01).number, "r
 """
 
 from studies.config import DEFAULT_STUDY_NAME, StudyConfig
-from studies.deploy import DeployedTrial, deploy_trial, pick_trial
+from studies.deploy import DeployedTrial, deploy_trial, pick_forecast_trial, pick_trial
 from studies.objectives import METRICS, Constraint, parse_constraint, parse_constraints, parse_objectives
 from studies.pareto import hypervolume, hypervolume_series, keep_rate_matrix, pareto_mask
 from studies.plots import study_figures
@@ -36,6 +39,7 @@ __all__ = [
     "parse_constraint",
     "parse_constraints",
     "parse_objectives",
+    "pick_forecast_trial",
     "pick_trial",
     "run_study",
     "study_figures",

@@ -15,14 +15,18 @@ class StudyConfig:
     """One study's settings (``run_study`` and ``dance3d study run``).
 
     ``objectives`` and ``constraints`` are fixed when the study is created; a later run with
-    others is refused. ``trials`` is the number of *complete* trials the study should hold in
-    total (a resumed study only tops up). Knobs come from the model (``knob_space``);
-    ``knobs`` restricts the search to some of them (the others stay at 0, as trained) and
+    others is refused. No ``objectives`` means the model's defaults
+    (``studies.objectives.DEFAULT_OBJECTIVES``: ``accuracy, mac_fraction`` for a dynamic classifier;
+    ``mse, mac_fraction, latency_ms``, plus energy where a meter works, for a co-pruned forecaster).
+    ``trials`` is the number of *complete* trials the study should hold in total (a resumed study
+    only tops up). Knobs come from the model: a dynamic model's logit offsets range over
+    ``knob_low..knob_high``, a co-pruned model's thresholds over ``threshold_low..threshold_high``;
+    ``knobs`` restricts the search to some of them (the others stay as trained) and
     ``knob_step`` makes the space a grid. ``execution_modes``/``batch_sizes`` with more than one
     value become categorical parameters of the search.
     """
 
-    objectives: tuple[str, ...] = ("accuracy", "mac_fraction")
+    objectives: tuple[str, ...] = ()
     constraints: tuple[str, ...] = ()
     trials: int = 60
     sampler: str = "tpe"
@@ -32,6 +36,8 @@ class StudyConfig:
     knob_low: float = -8.0
     knob_high: float = 8.0
     knob_step: float | None = None
+    threshold_low: float = 0.01
+    threshold_high: float = 0.99
     knobs: tuple[str, ...] = ()
     execution_modes: tuple[str, ...] = ("simulate",)
     batch_sizes: tuple[int, ...] = (1,)
@@ -56,6 +62,11 @@ class StudyConfig:
             raise ConfigError(f"population_size must be >= 2, got {self.population_size}")
         if not self.knob_low < 0.0 < self.knob_high:
             raise ConfigError(f"the knob range must contain 0, got [{self.knob_low}, {self.knob_high}]")
+        if not 0.0 < self.threshold_low < self.threshold_high < 1.0:
+            raise ConfigError(
+                f"the threshold range must satisfy 0 < threshold_low < threshold_high < 1, "
+                f"got [{self.threshold_low}, {self.threshold_high}]"
+            )
         if self.knob_step is not None and not self.knob_step > 0:
             raise ConfigError(f"knob_step must be > 0, got {self.knob_step}")
         if not self.execution_modes:

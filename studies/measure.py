@@ -165,43 +165,74 @@ class Measurer:
             fraction = macs / dense_macs
             costs = {"macs": macs, "mac_fraction": fraction, **{f"mac_fraction_p{q}": fraction for q in (10, 50, 90)}}
             costs["keep_rates"] = {}
-        inputs = self.eval_set.clips[:batch_size]
-        latency = measure_latency(
-            forward, inputs, warmup=self.latency_warmup, repeats=self.latency_repeats, device=self.device
+        speed = measure_speed(
+            forward,
+            self.eval_set.clips[:batch_size],
+            module=module,
+            device=self.device,
+            warmup=self.latency_warmup,
+            repeats=self.latency_repeats,
+            energy=self.energy,
         )
-        energy = self._energy(forward, inputs, module=module, latency_s=latency.median_ms / 1e3)
         return {
             "accuracy": accuracy,
             "num_clips": len(self.eval_set),
             **costs,
-            "batch_size": batch_size,
-            "latency_ms": latency.median_ms,
-            "latency_p90_ms": latency.p90_ms,
-            "latency_per_clip_ms": latency.median_ms / batch_size,
-            "latency_repeats": latency.repeats,
-            "energy_j": energy.energy_j,
-            "energy_per_clip_j": energy.energy_j / batch_size,
-            "energy_source": energy.energy_source,
-            "energy_status": energy.energy_status,
-            "meter": energy.meter,
+            **speed,
             "measure_s": time.perf_counter() - started,
         }
 
-    def _energy(self, forward: Forward, inputs: torch.Tensor, *, module: nn.Module, latency_s: float):
-        setup = self.energy
-        if not setup.requested:
-            return no_energy(f"unavailable: {setup.reason}" if setup.reason != "not requested" else "not requested")
-        macs = bytes_moved = 0
-        if setup.meter is None:  # an estimate needs the executed cost of the batch
-            counts = count_macs(forward, inputs, module=module)
-            macs, bytes_moved = counts.macs, counts.bytes_read + counts.bytes_written
-        return measure_or_estimate(
-            forward,
-            inputs,
-            meter=setup.meter,
-            energy_model=setup.estimate,
-            macs=macs,
-            bytes_moved=bytes_moved,
-            latency_s=latency_s,
-            device=self.device,
-        )
+
+def measure_speed(
+    forward: Forward,
+    inputs: torch.Tensor,
+    *,
+    module: nn.Module,
+    device: torch.device,
+    warmup: int,
+    repeats: int,
+    energy: EnergySetup,
+) -> dict[str, Any]:
+    """Latency (profiling layer) and energy of ``forward`` on the batch ``inputs``; units in the keys."""
+    batch_size = len(inputs)
+    latency = measure_latency(forward, inputs, warmup=warmup, repeats=repeats, device=device)
+    joules = _energy(energy, forward, inputs, module=module, latency_s=latency.median_ms / 1e3, device=device)
+    return {
+        "batch_size": batch_size,
+        "latency_ms": latency.median_ms,
+        "latency_p90_ms": latency.p90_ms,
+        "latency_per_clip_ms": latency.median_ms / batch_size,
+        "latency_repeats": latency.repeats,
+        "energy_j": joules.energy_j,
+        "energy_per_clip_j": joules.energy_j / batch_size,
+        "energy_source": joules.energy_source,
+        "energy_status": joules.energy_status,
+        "meter": joules.meter,
+    }
+
+
+def _energy(
+    setup: EnergySetup,
+    forward: Forward,
+    inputs: torch.Tensor,
+    *,
+    module: nn.Module,
+    latency_s: float,
+    device: torch.device,
+):
+    if not setup.requested:
+        return no_energy(f"unavailable: {setup.reason}" if setup.reason != "not requested" else "not requested")
+    macs = bytes_moved = 0
+    if setup.meter is None:  # an estimate needs the executed cost of the batch
+        counts = count_macs(forward, inputs, module=module)
+        macs, bytes_moved = counts.macs, counts.bytes_read + counts.bytes_written
+    return measure_or_estimate(
+        forward,
+        inputs,
+        meter=setup.meter,
+        energy_model=setup.estimate,
+        macs=macs,
+        bytes_moved=bytes_moved,
+        latency_s=latency_s,
+        device=device,
+    )

@@ -25,6 +25,7 @@ METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
         Metric("accuracy", MAXIMIZE, "top-1 accuracy"),
+        Metric("mse", MINIMIZE, "forecast MSE (physical units)"),
         Metric("mac_fraction", MINIMIZE, "MACs / dense MACs (mean per clip)"),
         Metric("macs", MINIMIZE, "MACs per clip (mean)"),
         Metric("latency_ms", MINIMIZE, "latency per batch (ms, median)"),
@@ -34,6 +35,14 @@ METRICS: dict[str, Metric] = {
     )
 }
 ENERGY_METRICS = ("energy_j", "energy_per_clip_j")
+CLASSIFY, FORECAST = "classify", "forecast"
+QUALITY: dict[str, str] = {CLASSIFY: "accuracy", FORECAST: "mse"}
+"""The quality metric of each task: what a study trades against the costs."""
+DEFAULT_OBJECTIVES: dict[str, tuple[str, ...]] = {
+    CLASSIFY: ("accuracy", "mac_fraction"),
+    FORECAST: ("mse", "mac_fraction", "latency_ms"),
+}
+"""Objectives of a study that names none (``StudyConfig.objectives == ()``), by task."""
 ENERGY_OBJECTIVE = "energy_per_clip_j"
 
 
@@ -55,6 +64,31 @@ def parse_objectives(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]
     if len(set(names)) != len(names):
         raise ConfigError(f"objectives repeat a name: {', '.join(names)}")
     return tuple(names)
+
+
+def default_objectives(task: str, *, meter_works: bool) -> tuple[str, ...]:
+    """The objectives a study of a ``task`` model gets when it names none; a forecaster's add energy per clip
+    where a meter works."""
+    if task == FORECAST:
+        return with_energy_objective(DEFAULT_OBJECTIVES[task], meter_works=meter_works)
+    return DEFAULT_OBJECTIVES[task]
+
+
+def check_task(objectives: tuple[str, ...], constraints: tuple[Constraint, ...], task: str) -> None:
+    """Refuse the other task's quality metric (``accuracy`` for a forecaster, ``mse`` for a classifier)."""
+    used = [*objectives, *(c.metric for c in constraints)]
+    for other, quality in QUALITY.items():
+        if other != task and quality in used:
+            model = "a forecaster (co-pruned checkpoint)" if task == FORECAST else "a classifier (dynamic checkpoint)"
+            raise ConfigError(
+                f"{quality!r} does not apply to {model}: its quality objective is {QUALITY[task]!r} "
+                f"({METRICS[QUALITY[task]].label}, {METRICS[QUALITY[task]].direction})"
+            )
+
+
+def quality_metric(objectives: list[str] | tuple[str, ...]) -> str:
+    """The quality metric of a study with ``objectives`` (``mse`` for a forecaster's, else ``accuracy``)."""
+    return "mse" if "mse" in objectives else "accuracy"
 
 
 def directions(objectives: tuple[str, ...]) -> list[str]:

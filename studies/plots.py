@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from dance3d.figures import subplots
-from studies.objectives import MAXIMIZE, METRICS
+from studies.objectives import MAXIMIZE, METRICS, QUALITY, quality_metric
 from studies.pareto import front_data, hypervolume_series, keep_rate_matrix
 from studies.storage import load_study, open_storage
 from studies.table import study_spec, trials_frame
@@ -39,9 +39,15 @@ def axis_label(metric: str, frame: pd.DataFrame) -> str:
     return label
 
 
+def quality_axis(objectives: list[str]) -> str:
+    """The y-axis of the fronts: ``mse`` (lower is better) for a forecaster's study, else ``accuracy``."""
+    return quality_metric(objectives)
+
+
 def front_metrics(frame: pd.DataFrame, objectives: list[str]) -> list[str]:
-    """x-axes to draw against accuracy: the study's cost objectives, then MACs/latency/energy if measured."""
-    names = [o for o in objectives if o != "accuracy"] + [m for m in FRONT_METRICS if m not in objectives]
+    """x-axes to draw against quality: the study's cost objectives, then MACs/latency/energy if measured."""
+    quality = set(QUALITY.values())
+    names = [o for o in objectives if o not in quality] + [m for m in FRONT_METRICS if m not in objectives]
     return [
         m for m in names if m in frame and frame[m].apply(lambda v: isinstance(v, float) and math.isfinite(v)).any()
     ]
@@ -58,14 +64,14 @@ def plot_front(frame: pd.DataFrame, x: str, out_dir: Path, *, y: str = "accuracy
         ax.scatter(infeasible[x], infeasible[y], s=18, facecolors="none", edgecolors="tab:gray", label="infeasible")
     front = data[data["on_front"]].sort_values(x)
     if not front.empty:
-        where = "post" if METRICS[y].direction == MAXIMIZE else "pre"
+        where = "pre" if METRICS[x].direction == MAXIMIZE else "post"  # what the best trial left of x reaches
         ax.step(front[x], front[y], where=where, color="tab:red", lw=1.5, label="Pareto front")
         ax.scatter(front[x], front[y], s=30, color="tab:red", zorder=3)
     for (_, row), marker in zip(frame[frame["source"] == "baseline"].iterrows(), "*DPXs^v", strict=False):
         if pd.notna(row.get(x)) and pd.notna(row.get(y)):
             ax.scatter(row[x], row[y], marker=marker, s=120, color="black", zorder=4, label=f"baseline: {row['name']}")
     ax.set_xlabel(axis_label(x, frame))
-    ax.set_ylabel(axis_label(y, frame))
+    ax.set_ylabel(axis_label(y, frame) + ("" if METRICS[y].direction == MAXIMIZE else ", lower is better"))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     return _save(fig, out_dir, f"front_{x}")
@@ -99,8 +105,9 @@ def study_figures(storage: str, study_name: str | None, out_dir: str | Path) -> 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
+    y = quality_axis(objectives)
     for x in front_metrics(frame, objectives):
-        paths += plot_front(frame, x, out)
+        paths += plot_front(frame, x, out, y=y)
     trials = frame[frame["source"] == "trial"]
     series = hypervolume_series(trials, objectives, directions)
     if not series.empty:

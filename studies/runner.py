@@ -1,4 +1,5 @@
-"""``run_study``: create or resume a study of a dynamic checkpoint's knobs and run it to its budget."""
+"""``run_study``: create or resume a study of a model's knobs (a dynamic classifier's logit offsets or a
+co-pruned forecaster's thresholds) and run it to its budget."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import os
 import platform
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import torch
 from optuna.trial import TrialState
 from torch.utils.data import Dataset
 
+from dance3d.copruning import CoprunedSimVP
 from dance3d.data.registry import DataConfig, build_dataset
 from dance3d.dynamic import DynamicModel
 from dance3d.errors import ConfigError
@@ -24,8 +27,19 @@ from dance3d.loading import LoadedModel, load_model
 from dance3d.run_lock import pid_alive
 from profiling.env import device_name
 from studies.config import DEFAULT_STUDY_NAME, StudyConfig
+from studies.copruned import build_threshold_space, copruned_point_measurer, measure_copruned_baselines
+from studies.forecast import ForecastMeasurer, ForecastSet, forecast_data, load_forecast_set
 from studies.measure import EnergySetup, EvalSet, Measurer, load_eval_set, setup_energy
-from studies.objectives import directions, needs_energy, parse_constraints, parse_objectives
+from studies.objectives import (
+    CLASSIFY,
+    FORECAST,
+    check_task,
+    default_objectives,
+    directions,
+    needs_energy,
+    parse_constraints,
+    parse_objectives,
+)
 from studies.samplers import make_sampler
 from studies.search import MeasurePoint, make_objective, optimize_to_budget
 from studies.space import Point, SearchSpace, build_space, configure, dense_forward
@@ -43,14 +57,29 @@ class StudyRun:
     study: optuna.Study
 
 
-def load_dynamic(checkpoint: str | Path) -> LoadedModel:
-    """A checkpoint that must hold a dynamic (DANCE) model."""
+def load_searchable(checkpoint: str | Path) -> tuple[LoadedModel, str]:
+    """A checkpoint a study can search, and its task: a dynamic (DANCE) classifier or a co-pruned forecaster."""
     loaded = load_model(checkpoint)
-    if not isinstance(loaded.model, DynamicModel):
-        raise ConfigError(
-            f"{checkpoint} is a {loaded.kind!r} checkpoint; a study needs a dynamic model (dance3d aap output)"
-        )
-    return loaded
+    if isinstance(loaded.model, DynamicModel):
+        return loaded, CLASSIFY
+    if isinstance(loaded.model, CoprunedSimVP):
+        return loaded, FORECAST
+    raise ConfigError(
+        f"{checkpoint} is a {loaded.kind!r} checkpoint; a study needs a dynamic model (dance3d aap output) "
+        "or a co-pruned forecaster (dance3d copruning output)"
+    )
+
+
+def resolve_objectives(config: StudyConfig, task: str) -> tuple[str, ...]:
+    """``config.objectives``, or the task's defaults when it names none (energy added where a meter works)."""
+    if config.objectives:
+        return parse_objectives(config.objectives)
+    meter_works = False
+    if task == FORECAST and config.energy is not False:
+        probe = setup_energy(wanted=True, required=False, device=config.device, estimate=None)
+        meter_works = probe.meter is not None
+        probe.close()
+    return default_objectives(task, meter_works=meter_works)
 
 
 def weights_fingerprint(state_dict: Mapping[str, torch.Tensor]) -> str:
@@ -109,10 +138,12 @@ def _study_spec(
     *,
     checkpoint: str | Path,
     weights_sha256: str,
-    eval_set: EvalSet,
+    eval_set: EvalSet | ForecastSet,
+    task: str,
 ) -> dict[str, Any]:
     """What the study was made with: compared on resume (objectives, constraints, space) or kept for reports."""
     return {
+        "task": task,
         "objectives": list(objectives),
         "directions": directions(objectives),
         "constraints": [str(c) for c in constraints],
@@ -218,19 +249,22 @@ def run_study(
 ) -> StudyRun:
     """Create or resume ``study_name`` in ``storage`` and run it until it holds ``config.trials`` complete trials.
 
-    Clips: ``dataset`` if given, else ``split`` of ``data`` (default: the checkpoint's data settings),
-    limited to the first ``limit`` clips. Baselines are measured once per study (by the worker that
+    ``checkpoint``: a dynamic classifier (knobs: logit offsets, quality: ``accuracy``) or a co-pruned
+    forecaster (knobs: thresholds, quality: ``mse``). Clips (forecast samples): ``dataset`` if
+    given, else ``split`` of ``data`` (default: the checkpoint's data settings), limited to the first
+    ``limit``. Baselines are measured once per study (by the worker that
     creates it) and stored as the study user attribute ``baselines``.
     """
-    objectives = parse_objectives(config.objectives)
+    loaded, task = load_searchable(checkpoint)
+    objectives = resolve_objectives(config, task)
     constraints = parse_constraints(config.constraints)
+    check_task(objectives, constraints, task)
     energy_needed = needs_energy(objectives, constraints)
     if config.energy is False and energy_needed:
         raise ConfigError("energy is an objective or constraint, but energy measurement is switched off")
-    loaded = load_dynamic(checkpoint)
-    space = build_space(loaded.model, config)
+    space = build_threshold_space(loaded.model, config) if task == FORECAST else build_space(loaded.model, config)
     device = torch.device(config.device)
-    eval_set = _eval_set(loaded, data=data, split=split, limit=limit, dataset=dataset)
+    eval_set = _eval_set(loaded, task, data=data, split=split, limit=limit, dataset=dataset)
     if max(config.batch_sizes) > len(eval_set):
         raise ConfigError(f"batch size {max(config.batch_sizes)} is larger than the {len(eval_set)} validation clips")
     energy = setup_energy(
@@ -252,24 +286,26 @@ def run_study(
             checkpoint=loaded.path,
             weights_sha256=fingerprint,
             eval_set=eval_set,
+            task=task,
         )
         study, created = open_or_create(rdb, study_name=study_name, spec=spec, sampler=make_sampler(config))
-        model = loaded.model.to(device).eval()
-        measurer = Measurer(
-            eval_set=EvalSet(eval_set.clips.to(device), eval_set.labels.to(device)),
+        loaded.model.to(device).eval()
+        settings = dict(
             device=device,
             eval_batch_size=config.eval_batch_size,
             latency_warmup=config.latency_warmup,
             latency_repeats=config.latency_repeats,
             energy=energy,
         )
+        first = Point({}, config.execution_modes[0], config.batch_sizes[0])
+        measure_point, measure_base = _measurements(
+            loaded, task, eval_set, first=first, baseline_checkpoints=baseline_checkpoints or {}, **settings
+        )
         if created or BASELINES_ATTR not in study.user_attrs:
-            first = Point({}, config.execution_modes[0], config.batch_sizes[0])
-            baselines = measure_baselines(loaded, measurer, first, baseline_checkpoints or {})
-            study.set_user_attr(BASELINES_ATTR, baselines)
+            study.set_user_attr(BASELINES_ATTR, measure_base())
         objective = make_objective(
             space,
-            point_measurer(model, measurer),
+            measure_point,
             objectives=objectives,
             constraints=constraints,
             worker_attrs=worker_attrs(device, energy),
@@ -281,9 +317,45 @@ def run_study(
     return StudyRun(study_name=study_name, storage=storage, complete_trials=done, study=study)
 
 
+def _measurements(
+    loaded: LoadedModel,
+    task: str,
+    eval_set: EvalSet | ForecastSet,
+    *,
+    first: Point,
+    baseline_checkpoints: Mapping[str, str | Path],
+    device: torch.device,
+    **settings: Any,
+) -> tuple[MeasurePoint, Callable[[], dict[str, dict[str, Any]]]]:
+    """How this worker measures a point of the space, and the study's baselines (at ``first``'s mode and batch)."""
+    if task == FORECAST:
+        forecast_measurer = ForecastMeasurer(data=eval_set.to(device), device=device, **settings)
+        return (
+            copruned_point_measurer(loaded.model, forecast_measurer),
+            partial(measure_copruned_baselines, loaded, forecast_measurer, first, baseline_checkpoints),
+        )
+    clips = EvalSet(eval_set.clips.to(device), eval_set.labels.to(device))
+    measurer = Measurer(eval_set=clips, device=device, **settings)
+    return (
+        point_measurer(loaded.model, measurer),
+        partial(measure_baselines, loaded, measurer, first, baseline_checkpoints),
+    )
+
+
 def _eval_set(
-    loaded: LoadedModel, *, data: DataConfig | None, split: str, limit: int | None, dataset: Dataset | None
-) -> EvalSet:
+    loaded: LoadedModel,
+    task: str,
+    *,
+    data: DataConfig | None,
+    split: str,
+    limit: int | None,
+    dataset: Dataset | None,
+) -> EvalSet | ForecastSet:
+    """The validation clips (a classifier's) or samples (a forecaster's), stacked once."""
+    if task == FORECAST:
+        if dataset is None:
+            dataset = build_dataset(forecast_data(loaded, data), split, classes=loaded.classes)
+        return load_forecast_set(dataset, limit=limit)
     if dataset is None:
         data = data or loaded.data
         data = data.with_clip_shape(loaded.model.clip_shape)

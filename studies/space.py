@@ -1,4 +1,5 @@
-"""The search space, read from the model: its logit-offset knobs plus execution options."""
+"""The search space, read from the model: its knobs (a dynamic model's logit offsets, a co-pruned model's
+thresholds) plus execution options."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import optuna
 import torch
 
 from dance3d import dynamic
+from dance3d.copruning.knobs import ThresholdKnob
 from dance3d.dynamic import DynamicModel, Knob, apply_knobs, knob_space, set_execution_mode
 from dance3d.errors import ConfigError
 from studies.config import StudyConfig
@@ -18,7 +20,7 @@ MODE_PARAM, BATCH_PARAM = "execution_mode", "batch_size"
 
 @dataclass(frozen=True)
 class Point:
-    """One configuration: knob values (unsearched knobs are 0), execution mode and batch size."""
+    """One configuration: knob values (unsearched knobs stay as trained), execution mode and batch size."""
 
     knobs: dict[str, float]
     execution_mode: str
@@ -27,7 +29,7 @@ class Point:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    knobs: tuple[Knob, ...]
+    knobs: tuple[Knob | ThresholdKnob, ...]
     step: float | None
     execution_modes: tuple[str, ...]
     batch_sizes: tuple[int, ...]
@@ -46,19 +48,23 @@ class SearchSpace:
     def describe(self) -> dict[str, Any]:
         """JSON-ready description (stored with the study)."""
         return {
-            "knobs": [
-                {"name": k.name, "low": k.low, "high": k.high, "axis": k.axis, "blocks": list(k.blocks)}
-                for k in self.knobs
-            ],
+            "knobs": [_describe_knob(k) for k in self.knobs],
             "knob_step": self.step,
             "execution_modes": list(self.execution_modes),
             "batch_sizes": list(self.batch_sizes),
         }
 
 
-def check_execution_modes(modes: tuple[str, ...]) -> None:
-    """Inference modes the installed dynamic models support (``dance3d.dynamic.EXECUTION_MODES``, not train)."""
-    available = [m for m in dynamic.EXECUTION_MODES if m != "train"]
+def _describe_knob(knob: Knob | ThresholdKnob) -> dict[str, Any]:
+    if isinstance(knob, ThresholdKnob):
+        return {"name": knob.name, "low": knob.low, "high": knob.high}
+    return {"name": knob.name, "low": knob.low, "high": knob.high, "axis": knob.axis, "blocks": list(knob.blocks)}
+
+
+def check_execution_modes(modes: tuple[str, ...], *, available: tuple[str, ...] | None = None) -> None:
+    """Inference modes the model supports (default: dynamic models', ``dance3d.dynamic.EXECUTION_MODES`` but train)."""
+    if available is None:
+        available = tuple(m for m in dynamic.EXECUTION_MODES if m != "train")
     bad = [m for m in modes if m not in available]
     if bad:
         raise ConfigError(f"execution mode(s) {', '.join(bad)} not available; this version has {', '.join(available)}")
@@ -67,16 +73,21 @@ def check_execution_modes(modes: tuple[str, ...]) -> None:
 def build_space(model: DynamicModel, config: StudyConfig) -> SearchSpace:
     """The model's knobs (all, or those named in ``config.knobs``) and the execution options."""
     check_execution_modes(config.execution_modes)
-    knobs = knob_space(model, low=config.knob_low, high=config.knob_high)
-    if config.knobs:
-        names = {k.name for k in knobs}
-        unknown = [n for n in config.knobs if n not in names]
-        if unknown:
-            raise ConfigError(f"unknown knob(s) {', '.join(unknown)}; this model has {', '.join(sorted(names))}")
-        knobs = [k for k in knobs if k.name in config.knobs]
+    knobs = select_knobs(knob_space(model, low=config.knob_low, high=config.knob_high), config.knobs)
     if not knobs:
         raise ConfigError("this model has no knobs to search (every gate has a single level)")
     return SearchSpace(tuple(knobs), config.knob_step, tuple(config.execution_modes), tuple(config.batch_sizes))
+
+
+def select_knobs(knobs: list, names: tuple[str, ...]) -> list:
+    """The ``knobs`` named in ``names`` (all when none is named); an unknown name is an error."""
+    if not names:
+        return knobs
+    known = {k.name for k in knobs}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"unknown knob(s) {', '.join(unknown)}; this model has {', '.join(sorted(known))}")
+    return [k for k in knobs if k.name in names]
 
 
 def configure(model: DynamicModel, point: Point):

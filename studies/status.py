@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 
 from studies.table import study_spec, trials_frame
 
-PARETO_COLUMNS = ("number", "accuracy", "mac_fraction", "latency_ms", "energy_j", "execution_mode", "batch_size")
+PARETO_COLUMNS = ("number", "accuracy", "mse", "mac_fraction", "latency_ms", "energy_j", "execution_mode", "batch_size")
 
 
 @dataclass

@@ -5,12 +5,15 @@ next worker to start a trial (or the next ``study run``) marks that trial FAIL a
 ``max_retry`` times, enqueues a copy with the same parameters (Optuna's retry callback).
 
 A SQLite file is created (its schema written) under an exclusive ``flock`` on ``<file>.lock``, so
-several ``study run`` processes started at once on a new file do not race on the schema.
+several ``study run`` processes started at once on a new file do not race on the schema. On a
+server database (PostgreSQL) two workers started at once may both try to create the schema; the
+one that loses opens the storage again once the other's schema is there.
 """
 
 from __future__ import annotations
 
 import fcntl
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import optuna
 from optuna.storages import RDBStorage
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from dance3d.errors import ConfigError
 
@@ -29,6 +33,10 @@ except ImportError:  # pragma: no cover - optuna < 4.9
     from optuna.storages import RetryFailedTrialCallback as _RetryCallback
 
     _CALLBACK_ARG = "failed_trial_callback"
+
+
+SCHEMA_ATTEMPTS = 3
+"""Tries to open a server database whose schema another worker is creating at the same moment."""
 
 
 @contextmanager
@@ -106,7 +114,14 @@ def open_storage(
                     "grace_period": grace_period_s,
                     _CALLBACK_ARG: retry_callback(max_retry),
                 }
-            return RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **kwargs)
+            for attempt in range(SCHEMA_ATTEMPTS):
+                try:
+                    return RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **kwargs)
+                except (IntegrityError, ProgrammingError):
+                    # a server database: another worker created the schema at the same moment; it exists now
+                    if path is not None or attempt + 1 == SCHEMA_ATTEMPTS:
+                        raise
+                    time.sleep(0.5)
     except ImportError as exc:
         raise ConfigError(f"cannot open storage {redact(url)}: {exc} (PostgreSQL needs psycopg2-binary)") from exc
     except Exception as exc:  # sqlalchemy errors: bad URL, unreachable server, auth, schema

@@ -1,4 +1,7 @@
-"""``dance3d study``: search a dynamic model's pruning knobs with Optuna; status, figures, export.
+"""``dance3d study``: search a model's run-time knobs with Optuna; status, figures, export, deploy.
+
+A dynamic (DANCE) checkpoint's knobs are its logit offsets, scored by accuracy; a co-pruned
+forecaster's are its data and channel thresholds, scored by forecast MSE (objective mse).
 
     dance3d study run    --checkpoint runs/aap/model.pt --objectives accuracy,energy_j \\
                          --constraint "accuracy>=0.95" --trials 60 --storage sqlite:///study.db
@@ -6,6 +9,7 @@
     dance3d study plot   --storage sqlite:///study.db --out figures/
     dance3d study export --storage sqlite:///study.db --out trials.parquet
     dance3d study deploy --storage sqlite:///study.db --max-accuracy-drop 0.01 --out runs/deployed/model.pt
+    dance3d study deploy --storage sqlite:///cp.db --max-mse-increase 0.05 --out runs/deployed/model.pt
 
 ``run`` resumes an existing study and stops once it holds --trials complete trials in total.
 """
@@ -25,6 +29,7 @@ from dance3d.cli.common import (
     add_format_arg,
     add_threads_arg,
     check_out_file,
+    non_negative_float,
     non_negative_int,
     positive_int,
     print_json,
@@ -82,11 +87,17 @@ def _add_deploy(actions: argparse._SubParsersAction) -> None:
         help="instead: the Pareto trial with the lowest cost (the study's first objective besides accuracy) "
         "within this accuracy of the dense model (0.01 = 1 point)",
     )
+    which.add_argument(
+        "--max-mse-increase",
+        type=non_negative_float,
+        help="for a co-pruned forecaster's study: the Pareto trial with the lowest cost (its first objective "
+        "besides mse) whose MSE is at most (1 + this) x the dense model's (0.05 = 5 %% above)",
+    )
     sub.add_argument("--out", required=True, help="checkpoint to write, e.g. runs/deployed/model.pt")
     add_force_arg(sub)
     sub.add_argument(
         "--checkpoint",
-        help="the study's dynamic checkpoint, if it is not where the study saw it (its weights must match)",
+        help="the study's checkpoint, if it is not where the study saw it (its weights must match)",
     )
     add_format_arg(sub)
     sub.set_defaults(func=run)
@@ -104,14 +115,24 @@ def _add_storage_args(parser: argparse.ArgumentParser, *, study_default: str | N
 def _add_run(actions: argparse._SubParsersAction) -> None:
     help_text = "create or resume a study and run it to its trial budget (settings: --config/--set study.NAME=...)"
     sub = actions.add_parser("run", help=help_text, description=help_text)
-    sub.add_argument("--checkpoint", required=True, help="dynamic model checkpoint (dance3d aap output)")
+    sub.add_argument(
+        "--checkpoint",
+        required=True,
+        help="dynamic model (dance3d aap output) or co-pruned forecaster (dance3d copruning output) checkpoint",
+    )
     _add_storage_args(sub, study_default=DEFAULT_STUDY_NAME)
-    sub.add_argument("--objectives", help="study.objectives, e.g. accuracy,energy_j")
+    sub.add_argument(
+        "--objectives",
+        help="study.objectives, e.g. accuracy,energy_j (default: accuracy,mac_fraction for a dynamic model; "
+        "mse,mac_fraction,latency_ms and energy where a meter works for a co-pruned one)",
+    )
     sub.add_argument("--constraint", action="append", default=[], help='e.g. "accuracy>=0.95" (repeatable)')
     sub.add_argument("--trials", type=positive_int, help="complete trials the study should hold (study.trials)")
     sub.add_argument("--sampler", choices=SAMPLERS, help="study.sampler")
     sub.add_argument("--seed", type=non_negative_int, help="sampler seed, give each worker its own (study.seed)")
-    sub.add_argument("--knobs", help="search only these knobs, comma-separated; others stay 0 (study.knobs)")
+    sub.add_argument(
+        "--knobs", help="search only these knobs, comma-separated; the others stay as trained (study.knobs)"
+    )
     add_device_arg(sub, default=None)
     add_threads_arg(sub)
     sub.add_argument("--repeats", type=positive_int, help="timed latency repeats (study.latency_repeats)")
@@ -172,9 +193,8 @@ def _run_config(args: argparse.Namespace) -> StudyConfig:
     overrides = [f"study.{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
     config = load_config(StudyRunConfig, path=args.config, overrides=overrides + args.overrides).study
     constraints = parse_constraints([*config.constraints, *args.constraint])
-    return replace(
-        config, objectives=parse_objectives(config.objectives), constraints=tuple(str(c) for c in constraints)
-    )
+    objectives = parse_objectives(config.objectives) if config.objectives else ()  # (): the model's defaults
+    return replace(config, objectives=objectives, constraints=tuple(str(c) for c in constraints))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -218,11 +238,13 @@ def status_dict(status) -> dict:
 def _print_deployed(study, args: argparse.Namespace) -> None:
     import math
 
-    from studies.deploy import deploy_trial, pick_trial
+    from studies.deploy import deploy_trial, pick_forecast_trial, pick_trial
 
     number = args.trial
-    if number is None:
+    if args.max_accuracy_drop is not None:
         number = pick_trial(study, max_accuracy_drop=args.max_accuracy_drop).number
+    elif args.max_mse_increase is not None:
+        number = pick_forecast_trial(study, max_mse_increase=args.max_mse_increase).number
     deployed = deploy_trial(study, number, args.out, checkpoint=args.checkpoint)
     measured = deployed.measured
     if args.format == "json":
@@ -233,7 +255,7 @@ def _print_deployed(study, args: argparse.Namespace) -> None:
     print(f"wrote {deployed.path}: trial {deployed.number} of study {deployed.study_name}, knobs {knobs}")
     metrics = [
         f"{k} {measured[k]:.4g}"
-        for k in ("accuracy", "mac_fraction", "latency_ms", "energy_j")
+        for k in ("accuracy", "mse", "mac_fraction", "latency_ms", "energy_j")
         if math.isfinite(measured.get(k, math.nan))
     ]
     print(f"the trial measured {', '.join(metrics)} on {measured.get('num_clips', '?')} clips")

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dance3d.copruning import EXECUTION_MODES, CopruneConfig, CoprunedSimVP
+from dance3d.copruning import EXECUTION_MODES, CopruneConfig, CoprunedForecaster
 from dance3d.copruning.knobs import apply_thresholds, threshold_knobs
 from dance3d.errors import ConfigError
 from dance3d.forecast.metrics import ForecastScores
@@ -24,7 +24,7 @@ from studies.search import MeasurePoint
 from studies.space import Point, SearchSpace, check_execution_modes, select_knobs
 
 
-def build_threshold_space(model: CoprunedSimVP, config: StudyConfig) -> SearchSpace:
+def build_threshold_space(model: CoprunedForecaster, config: StudyConfig) -> SearchSpace:
     """The model's thresholds (all, or those in ``config.knobs``) over ``threshold_low..threshold_high``."""
     check_execution_modes(config.execution_modes, available=EXECUTION_MODES)
     knobs = threshold_knobs(model.config, low=config.threshold_low, high=config.threshold_high)
@@ -34,18 +34,18 @@ def build_threshold_space(model: CoprunedSimVP, config: StudyConfig) -> SearchSp
     return SearchSpace(tuple(knobs), config.knob_step, tuple(config.execution_modes), tuple(config.batch_sizes))
 
 
-def configure_copruned(model: CoprunedSimVP, point: Point, *, trained: CopruneConfig) -> CoprunedSimVP:
+def configure_copruned(model: CoprunedForecaster, point: Point, *, trained: CopruneConfig) -> CoprunedForecaster:
     """Apply ``point``'s thresholds over the ``trained`` settings and its execution mode."""
     apply_thresholds(model, point.knobs, base=trained)
     return model.set_mode(point.execution_mode)
 
 
-def dense_macs(model: CoprunedSimVP, data: ForecastSet) -> float:
+def dense_macs(model: CoprunedForecaster, data: ForecastSet) -> float:
     """MACs of the dense backbone per sample of ``data``."""
-    return float(model.dense_macs(data.inputs[:1])[0].total)
+    return float(model.dense_total_macs(data.inputs[:1]))
 
 
-def copruned_point_measurer(model: CoprunedSimVP, measurer: ForecastMeasurer) -> MeasurePoint:
+def copruned_point_measurer(model: CoprunedForecaster, measurer: ForecastMeasurer) -> MeasurePoint:
     """Measure ``model`` at a point of its threshold space."""
     trained = model.config
     dense = dense_macs(model, measurer.data)
@@ -75,7 +75,7 @@ def measure_copruned_baselines(
     baseline_checkpoints: Mapping[str, str | Path],
 ) -> dict[str, dict[str, Any]]:
     """The dense backbone, persistence and any other forecast checkpoints, measured like the trials."""
-    model: CoprunedSimVP = loaded.model
+    model: CoprunedForecaster = loaded.model
     dense = dense_macs(model, measurer.data)
     out = {
         "dense": measurer.measure(
@@ -88,7 +88,7 @@ def measure_copruned_baselines(
         if other_loaded.checkpoint.model.get("options", {}).get("t_in") is None:
             raise ConfigError(f"baseline {name}: {path} is a {other_loaded.kind!r} checkpoint, not a forecaster")
         other = other_loaded.model.to(measurer.device).eval()
-        copruned = other if isinstance(other, CoprunedSimVP) else None
+        copruned = other if isinstance(other, CoprunedForecaster) else None
         if copruned is not None:
             copruned.set_mode(point.execution_mode)
         out[name] = measurer.measure(

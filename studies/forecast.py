@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from dance3d.copruning import CoprunedSimVP
+from dance3d.copruning import CoprunedForecaster
 from dance3d.data.registry import DataConfig
 from dance3d.errors import ConfigError, DataError
 from dance3d.forecast.checkpoint import frames
@@ -77,7 +77,7 @@ def _percentiles(values: np.ndarray, prefix: str) -> dict[str, float]:
     return {f"{prefix}_p{q}": float(np.percentile(values, q)) for q in (10, 50, 90)}
 
 
-def summarise_masks(model: CoprunedSimVP, rows: dict[str, list]) -> dict[str, Any]:
+def summarise_masks(model: CoprunedForecaster, rows: dict[str, list]) -> dict[str, Any]:
     """Mean MACs, MAC fraction (mean, p10/p50/p90), kept share of positions and of each block's channels."""
     fractions = np.array(rows["mac_fraction"], dtype=float)
     out = {
@@ -105,7 +105,9 @@ class ForecastMeasurer:
     energy: EnergySetup
 
     @torch.no_grad()
-    def score(self, forward: Forward, *, copruned: CoprunedSimVP | None) -> tuple[dict[str, float], dict[str, list]]:
+    def score(
+        self, forward: Forward, *, copruned: CoprunedForecaster | None
+    ) -> tuple[dict[str, float], dict[str, list]]:
         """MSE (physical and normalised) of ``forward`` over the samples; with ``copruned``, its per-sample masks."""
         scores = ForecastScores(self.data.variables, lat=self.data.lat)
         squared = 0.0
@@ -131,7 +133,13 @@ class ForecastMeasurer:
         return {"mse": scores.summary()["mse"], "mse_normalised": squared / len(self.data)}, rows
 
     def measure(
-        self, forward: Forward, *, module: nn.Module, batch_size: int, copruned: CoprunedSimVP | None, dense_macs: float
+        self,
+        forward: Forward,
+        *,
+        module: nn.Module,
+        batch_size: int,
+        copruned: CoprunedForecaster | None,
+        dense_macs: float,
     ) -> dict[str, Any]:
         """All measurements of one configuration (``forward`` already set up); units in the keys.
 

@@ -19,7 +19,7 @@ import torch
 from optuna.trial import TrialState
 from torch.utils.data import Dataset
 
-from dance3d.copruning import CoprunedSimVP
+from dance3d.copruning import CoprunedForecaster
 from dance3d.data.registry import DataConfig, build_dataset
 from dance3d.dynamic import DynamicModel
 from dance3d.errors import ConfigError
@@ -62,7 +62,7 @@ def load_searchable(checkpoint: str | Path) -> tuple[LoadedModel, str]:
     loaded = load_model(checkpoint)
     if isinstance(loaded.model, DynamicModel):
         return loaded, CLASSIFY
-    if isinstance(loaded.model, CoprunedSimVP):
+    if isinstance(loaded.model, CoprunedForecaster):
         return loaded, FORECAST
     raise ConfigError(
         f"{checkpoint} is a {loaded.kind!r} checkpoint; a study needs a dynamic model (dance3d aap output) "

@@ -78,3 +78,7 @@ class CoprunedForecaster(nn.Module):
 
     def _account(self, x: torch.Tensor, decisions: Decisions) -> None:
         raise NotImplementedError
+
+    def dense_total_macs(self, x: torch.Tensor) -> int:
+        """The dense backbone's MACs per sample shaped like ``x``: the denominator of ``last_mac_fraction``."""
+        raise NotImplementedError

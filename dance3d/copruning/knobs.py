@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from dance3d.checkpoint import Checkpoint, save_checkpoint
+from dance3d.copruning.base import CoprunedForecaster
 from dance3d.copruning.config import CopruneConfig
-from dance3d.copruning.model import CoprunedSimVP
 from dance3d.errors import ConfigError
 
 THRESHOLD_KNOBS: tuple[str, ...] = ("data_threshold", "channel_threshold")
@@ -76,18 +76,20 @@ def with_thresholds(config: CopruneConfig, values: Mapping[str, float]) -> Copru
     return replace(config, **checked)
 
 
-def apply_thresholds(model: CoprunedSimVP, values: Mapping[str, float], *, base: CopruneConfig | None = None) -> None:
+def apply_thresholds(
+    model: CoprunedForecaster, values: Mapping[str, float], *, base: CopruneConfig | None = None
+) -> None:
     """Set ``model``'s thresholds from ``values`` over ``base`` (default: its current settings)."""
     model.config = with_thresholds(base if base is not None else model.config, values)
 
 
-def current_thresholds(model: CoprunedSimVP) -> dict[str, float]:
+def current_thresholds(model: CoprunedForecaster) -> dict[str, float]:
     """The values of ``model``'s knobs now."""
     return {name: float(getattr(model.config, name)) for name in active_knobs(model.config)}
 
 
 def save_with_thresholds(
-    model: CoprunedSimVP, checkpoint: Checkpoint, *, source: str | Path, out: str | Path, **record: Any
+    model: CoprunedForecaster, checkpoint: Checkpoint, *, source: str | Path, out: str | Path, **record: Any
 ) -> Path:
     """Write ``checkpoint`` (loaded from ``source``) again to ``out`` with ``model``'s current thresholds in its
     spec and ``record`` entries (e.g. ``study_trial``: where they came from). Refuses to overwrite ``source``."""

@@ -112,6 +112,9 @@ class CoprunedSimVP(CoprunedForecaster):
             self._dense[key] = (dense_layer_macs(self.backbone, sample), dense_layer_macs(self.generator, sample).total)
         return self._dense[key]
 
+    def dense_total_macs(self, x: torch.Tensor) -> int:
+        return self.dense_macs(x)[0].total
+
     def channel_decision_macs(self) -> int:
         """MACs of the channel-importance responses (one per hidden channel of each block, per sample)."""
         if not self.config.model_mask:

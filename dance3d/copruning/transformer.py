@@ -164,6 +164,9 @@ class CoprunedSTFormer(CoprunedForecaster):
             self._costs[key] = (model, counted, dense_layer_macs(self.generator, sample).total)
         return self._costs[key]
 
+    def dense_total_macs(self, x: torch.Tensor) -> int:
+        return self.costs(x)[1]
+
     def channel_decision_macs(self) -> int:
         """MACs of the channel-importance responses (each block's first MLP layer on one pooled vector)."""
         if not self.config.model_mask:

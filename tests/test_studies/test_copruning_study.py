@@ -358,3 +358,26 @@ def test_two_workers_share_one_forecaster_study(copruned_checkpoint, tmp_path):
     assert len({t.user_attrs["worker"] for t in complete}) == 2
     assert all(t.values[0] == t.user_attrs["mse"] for t in complete)
     assert spec["objectives"][:3] == ["mse", "mac_fraction", "latency_ms"]
+
+
+def test_a_transformer_forecasters_study_runs_and_deploys(tmp_path, capsys, no_meter):
+    """The Transformer wrapper (token dropping) takes the same knobs, study, and deploy."""
+    settings = ["--set", "train.num_workers=0", "--set", "train.progress=false", *DATA, *FAST_TRAIN]
+    dense = tmp_path / "dense"
+    assert main(["train", "--task", "forecast", "--model", "stformer-test", "--out", str(dense), *settings]) == 0
+    args = ["copruning", "--checkpoint", str(dense / "model.pt"), "--out", str(tmp_path / "cp"), *FAST_TRAIN]
+    assert main(args) == 0
+    checkpoint = str(tmp_path / "cp" / "model.pt")
+    model = load_model(checkpoint).model
+    assert type(model).__name__ == "CoprunedSTFormer" and current_thresholds(model)["data_threshold"] == 0.5
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    run = ["study", "run", "--checkpoint", checkpoint, "--storage", url, "--trials", "2",
+           "--set", "study.execution_modes=[compact]", *CLI_FAST]  # fmt: skip
+    assert main(run) == 0
+    assert "complete 2" in capsys.readouterr().out
+    out_path = tmp_path / "deployed.pt"
+    assert main(["study", "deploy", "--storage", url, "--trial", "0", "--out", str(out_path), "--format", "json"]) == 0
+    knobs = json.loads(capsys.readouterr().out)["knobs"]
+    deployed = load_model(out_path).model
+    assert type(deployed).__name__ == "CoprunedSTFormer"
+    assert current_thresholds(deployed) == pytest.approx(knobs)

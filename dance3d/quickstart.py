@@ -8,7 +8,8 @@ model fine-tuned and evaluated) → MDP + DANCE charged this CPU's measured late
 the pruned model's gated blocks, AVA + AAP on it), timed side by side with dense, MDP and DANCE charged
 MACs, next to the tables' predictions → Optuna study of the run-time knobs (Pareto front) → the study's
 pick deployed as a checkpoint and evaluated → a tiny forecaster on ``storms`` against persistence
-→ that forecaster co-pruned (tile and channel masks from one importance map) → report. A killed
+→ that forecaster co-pruned (tile and channel masks from one importance map) → an Optuna study of its
+thresholds → report. A killed
 quickstart resumes: finished stages are reused (each leaves a ``model.pt``, a
 JSON or a study database), training continues from its checkpoint.
 """
@@ -44,6 +45,7 @@ from dance3d.evaluation import EvalResult, evaluate
 from dance3d.loading import load_model
 from dance3d.mdp.lut import LatencyRuntime, LatencyTable
 from dance3d.mdp.pipeline import MdpSettings
+from dance3d.quickstart_copruning_study import CopruningStudySettings, run_copruning_study_stage
 from dance3d.quickstart_device_aware import DeviceAwareStageSettings, run_device_aware_stage
 from dance3d.quickstart_forecast import ForecastStageSettings, run_forecast_stage
 from dance3d.quickstart_seeds import extra_seed_rows, seed_row, seed_section
@@ -95,6 +97,7 @@ class QuickstartConfig:
     deploy_max_accuracy_drop: float = 0.01  # the deployed trial: fewest MACs within this of dense accuracy
     forecast: ForecastStageSettings = field(default_factory=ForecastStageSettings)  # tiny forecaster vs persistence
     copruning: CopruningStageSettings = field(default_factory=CopruningStageSettings)  # that forecaster co-pruned
+    copruning_study: CopruningStudySettings = field(default_factory=CopruningStudySettings)  # its thresholds searched
     device_aware: DeviceAwareStageSettings = field(default_factory=DeviceAwareStageSettings)  # MDP + DANCE on latency
     dance_seeds: tuple[int, ...] = ()  # more DANCE seeds (AVA + AAP each, minutes apiece): the spread on this CPU
 
@@ -459,6 +462,10 @@ def run_quickstart(config: QuickstartConfig, out_dir: str | Path) -> Path:
     report.add(forecast.heading, forecast.text, table=forecast.table, figures=forecast.figures)
     copruned = run_copruning_stage(config.copruning, out_dir / "forecast" / "model.pt", out_dir / "copruning")
     report.add(copruned.heading, copruned.text, table=copruned.table, figures=copruned.figures)
+    cp_study = run_copruning_study_stage(
+        config.copruning_study, out_dir / "copruning" / "model.pt", out_dir / "copruning-study"
+    )
+    report.add(cp_study.heading, cp_study.text, table=cp_study.table, figures=cp_study.figures)
 
     report.add(
         "Run",

@@ -21,6 +21,7 @@ from dance3d.mdp import lut_measure
 from dance3d.mdp.lut import LatencyRuntime
 from dance3d.mdp.pipeline import MdpSettings
 from dance3d.quickstart import QuickstartConfig, run_quickstart
+from dance3d.quickstart_copruning_study import CopruningStudySettings
 from dance3d.quickstart_device_aware import DeviceAwareStageSettings
 from dance3d.quickstart_forecast import ForecastStageSettings
 from dance3d.reporting import paired_accuracy
@@ -29,7 +30,7 @@ from studies import StudyConfig
 
 SECTIONS = (
     "Data", "Dense training", "Dense evaluation", "AVA", "AAP", "across seeds", "budgets", "Profile", "Energy", "MDP",
-    "Device-aware", "Study", "Deploy", "Forecasting", "Co-pruning", "Run",
+    "Device-aware", "Study", "Deploy", "Forecasting", "Co-pruning", "co-pruned forecaster's thresholds", "Run",
 )  # fmt: skip
 
 
@@ -54,6 +55,10 @@ def tiny_quickstart(run) -> QuickstartConfig:
             train=replace(run.train, model="simvp-test", epochs=1),
         ),
         copruning=CopruningStageSettings(target_mac_fraction=0.5, epochs=1, batch_size=8),
+        copruning_study=CopruningStudySettings(
+            study=StudyConfig(objectives=("mse", "mac_fraction"), trials=3, startup_trials=2, latency_repeats=1),
+            samples=4,
+        ),
         device_aware=DeviceAwareStageSettings(latency_clips=2, repeats=1, compile_controller=False),
     )
 
@@ -124,6 +129,11 @@ def test_quickstart_writes_every_section_with_figures_and_resumes(tmp_path, tiny
     assert len(fractions) == 4 and all(0 < f <= 1.05 for f in fractions)
     assert f"computes **{sum(fractions) / len(fractions):.3f}** of the dense MACs" in text
     assert load_checkpoint(out / "copruning" / "model.pt").kind == "copruned"
+    cp_storage = f"sqlite:///{out / 'copruning-study' / 'copruning_study.db'}"
+    cp_study = optuna.load_study(study_name=None, storage=cp_storage)
+    assert len(cp_study.trials) == 3 and cp_study.metric_names == ["mse", "mac_fraction"]
+    assert all(t.values[0] > 0 and 0 <= t.values[1] <= 1.05 for t in cp_study.trials)
+    assert (out / "copruning-study" / "front_mac_fraction.png").is_file()
 
     stages = [out / "aap" / "model.pt", out / "dance-seed1" / "aap" / "model.pt", out / "budget-0.60" / "model.pt"]
     stages += [
@@ -139,3 +149,4 @@ def test_quickstart_writes_every_section_with_figures_and_resumes(tmp_path, tiny
     mtimes = [p.stat().st_mtime_ns for p in stages]
     run_quickstart(tiny_quickstart(tiny_run_config), out)  # resumes: finished stages reused, study topped up
     assert [p.stat().st_mtime_ns for p in stages] == mtimes
+    assert len(optuna.load_study(study_name=None, storage=cp_storage).trials) == 3  # already complete: no new trial

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from studies import StudyConfig, run_study, study_figures, study_status
+from studies import StudyConfig, run_study, study_figures, study_status, trials_frame
 
 HEADING = "Study: the co-pruned forecaster's thresholds (Optuna)"
 
@@ -59,12 +59,16 @@ def run_copruning_study_stage(
     figures = [p for p in study_figures(storage, run.study_name, out_dir) if p.suffix == ".png"]
     baselines = status.baselines.set_index("name")
     pareto = status.pareto.dropna(axis=1, how="all").set_index("number")
+    trials = trials_frame(run.study, baselines=False)
+    fastest_ms = float(trials.loc[trials["state"] == "COMPLETE", "latency_ms"].min())
+    speed = "faster" if fastest_ms < float(baselines.loc["dense", "latency_ms"]) else "slower"
     text = (
         f"`dance3d study run --checkpoint {checkpoint} --storage {storage}`: {run.complete_trials} complete "
         f"trials over the data and channel thresholds, objectives {', '.join(settings.study.objectives)} "
         f"(compact execution, batch 1) on {settings.samples} validation samples. Baselines: dense MSE "
         f"{baselines.loc['dense', 'mse']:.1f} at {baselines.loc['dense', 'latency_ms']:.2f} ms, persistence MSE "
         f"{baselines.loc['persistence', 'mse']:.1f}. The Pareto trials below trade MSE against MACs and "
-        "measured latency; `dance3d study deploy --max-mse-increase F` writes the cheapest within F of dense."
+        f"measured latency (fastest trial {fastest_ms:.2f} ms: {speed} than dense in compact execution); "
+        "`dance3d study deploy --max-mse-increase F` writes the cheapest within F of dense."
     )
     return CopruningStudyResult(HEADING, text, pareto, figures)

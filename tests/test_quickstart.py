@@ -134,6 +134,8 @@ def test_quickstart_writes_every_section_with_figures_and_resumes(tmp_path, tiny
     assert len(cp_study.trials) == 3 and cp_study.metric_names == ["mse", "mac_fraction"]
     assert all(t.values[0] > 0 and 0 <= t.values[1] <= 1.05 for t in cp_study.trials)
     assert (out / "copruning-study" / "front_mac_fraction.png").is_file()
+    fastest = min(t.user_attrs["latency_ms"] for t in cp_study.trials)
+    assert f"fastest trial {fastest:.2f} ms" in text
 
     stages = [out / "aap" / "model.pt", out / "dance-seed1" / "aap" / "model.pt", out / "budget-0.60" / "model.pt"]
     stages += [

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dance3d.copruning.decisions import Decisions
+from dance3d.copruning.decisions import Decisions, run_per_sample
 from dance3d.copruning.tiles import TileIndex, tile_group_norm
 from dance3d.dynamic.decisions import TileGrid
 from dance3d.models.forecast_backbones.common import pad_to_multiple
@@ -99,16 +99,5 @@ def compact_forward(
 ) -> tuple[torch.Tensor, Decisions]:
     """Forecasts of a batch of a ``CoprunedSimVP``, each sample computing only what its masks keep; and the masks."""
     tiles = model.decide_tiles(scores, grid, soft=False)
-    outs, per_block = [], []
-    for b in range(x.shape[0]):
-        out, channels = _sample(model, x[b : b + 1], scores[b], grid, tiles[b])
-        outs.append(out)
-        per_block.append(channels)
-    channels = None
-    if model.config.model_mask:
-        hidden = [block.mlp[0].out_channels for block in model.blocks]
-        channels = [
-            torch.cat([c[i] if c[i] is not None else x.new_zeros(1, hidden[i]) for c in per_block])
-            for i in range(len(hidden))
-        ]
-    return torch.cat(outs), Decisions(grid, tiles, channels)
+    hidden = [block.mlp[0].out_channels for block in model.blocks] if model.config.model_mask else None
+    return run_per_sample(x, grid, tiles, hidden, lambda b: _sample(model, x[b : b + 1], scores[b], grid, tiles[b]))

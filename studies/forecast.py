@@ -26,8 +26,7 @@ from dance3d.errors import ConfigError, DataError
 from dance3d.forecast.checkpoint import frames
 from dance3d.forecast.metrics import ForecastScores
 from dance3d.loading import LoadedModel
-from profiling.macs import count_macs
-from studies.measure import EnergySetup, measure_speed
+from studies.measure import EnergySetup, counted_costs, measure_speed
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
@@ -153,10 +152,8 @@ class ForecastMeasurer:
         if copruned is not None:
             costs = summarise_masks(copruned, rows)
         else:
-            macs = float(count_macs(forward, self.data.inputs[:1], module=module).macs)
-            fraction = macs / dense_macs
-            costs = {"macs": macs, "mac_fraction": fraction, **{f"mac_fraction_p{q}": fraction for q in (10, 50, 90)}}
-            costs.update(position_fraction=1.0, keep_rates={})
+            costs = counted_costs(forward, self.data.inputs[:1], module=module, dense_macs=dense_macs)
+            costs["position_fraction"] = 1.0
         speed = measure_speed(
             forward,
             self.data.inputs[:batch_size],

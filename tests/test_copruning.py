@@ -10,6 +10,7 @@ import torch.nn as nn
 
 from dance3d.copruning import CopruneConfig, CoprunedSimVP
 from dance3d.copruning.accounting import DenseMacs, GatedLayer, dense_layer_macs, sample_macs
+from dance3d.copruning.generator import frame_features
 from dance3d.copruning.tiles import tile_scores
 from dance3d.copruning.training import mac_penalty
 from dance3d.errors import ConfigError
@@ -157,6 +158,15 @@ def test_mac_accounting_matches_a_hand_count_on_one_layer():
                        position_fraction=torch.tensor([0.5]), channel_fractions=torch.tensor([[0.5]]),
                        generator_macs=0)  # fmt: skip
     assert both.tolist() == [(100 * 0.25 + 50) * 0.5]
+
+
+def test_the_generator_features_are_the_last_frame_the_mean_change_and_the_std_over_time():
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 3, 8, 8)
+    features = frame_features(x)
+    assert torch.equal(features[:, :3], x[:, -1])
+    torch.testing.assert_close(features[:, 3:6], (x[:, 1:] - x[:, :-1]).abs().mean(dim=1))
+    torch.testing.assert_close(features[:, 6:], x.std(dim=1, unbiased=False), rtol=1e-5, atol=1e-6)
 
 
 def test_the_generator_costs_under_two_percent_of_simvp_tiny():

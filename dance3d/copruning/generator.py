@@ -20,9 +20,14 @@ INITIAL_BIAS = 1.0  # S starts near sigmoid(1) = 0.73 everywhere: above the defa
 
 
 def frame_features(x: torch.Tensor) -> torch.Tensor:
-    """(B, T, C, H, W) -> (B, 3C, H, W): last frame, mean |frame-to-frame change|, std over time."""
+    """(B, T, C, H, W) -> (B, 3C, H, W): last frame, mean |frame-to-frame change|, std over time.
+
+    The std is written as the root of the mean squared deviation: ``Tensor.std`` over the frame axis
+    takes about 0.5 ms on one 6 x 64 x 64 sample on CPU, as long as the rest of the generator together.
+    """
     change = (x[:, 1:] - x[:, :-1]).abs().mean(dim=1) if x.shape[1] > 1 else torch.zeros_like(x[:, 0])
-    return torch.cat([x[:, -1], change, x.std(dim=1, unbiased=False)], dim=1)
+    spread = (x - x.mean(dim=1, keepdim=True)).square().mean(dim=1).sqrt()
+    return torch.cat([x[:, -1], change, spread], dim=1)
 
 
 class MaskGenerator(nn.Module):

@@ -40,8 +40,9 @@ def _out_size(x: torch.Tensor, conv: nn.Conv2d, scale: int) -> tuple[int, int]:
     return x.shape[-2] // stride, x.shape[-1] // stride
 
 
-def _sample(model: nn.Module, x: torch.Tensor, scores: torch.Tensor, grid: TileGrid, kept: torch.Tensor):
-    """One sample (1, t_in, C, H, W): (forecast (1, t_out, C, H, W), kept channels per block or None)."""
+def sample_tiled(model: nn.Module, x: torch.Tensor, scores: torch.Tensor, grid: TileGrid, kept: torch.Tensor):
+    """One sample (1, t_in, C, H, W) on its kept tiles ``kept`` (rows * cols,), ``scores`` its ``S`` (h, w):
+    (forecast (1, t_out, C, H, W), kept channels per block or None)."""
     bb = model.backbone
     t_in, t_out = bb.t_in, bb.t_out
     frames, (height, width) = pad_to_multiple(x.flatten(0, 1), 4)
@@ -94,10 +95,34 @@ def _as_map(tiles: torch.Tensor) -> torch.Tensor:
     return tiles.transpose(0, 1).reshape(1, tiles.shape[1], -1, tiles.shape[-1])
 
 
+def sample_whole_map(model: nn.Module, x: torch.Tensor, scores: torch.Tensor, grid: TileGrid, tiles: torch.Tensor):
+    """One sample on the whole map with its skipped tiles masked (the dense fallback): same returns as
+    :func:`sample_tiled`; ``scores`` (1, h, w), ``tiles`` (1, rows * cols)."""
+    out, decisions = model.masked_forward(x, scores, grid, tiles)
+    return out, None if decisions.channels is None else list(decisions.channels)
+
+
 def compact_forward(
     model: nn.Module, x: torch.Tensor, scores: torch.Tensor, grid: TileGrid
 ) -> tuple[torch.Tensor, Decisions]:
-    """Forecasts of a batch of a ``CoprunedSimVP``, each sample computing only what its masks keep; and the masks."""
+    """Forecasts of a batch of a ``CoprunedSimVP``, each sample computing only what its masks keep; and the masks.
+
+    With a fallback calibration (``model.fallback``), a sample whose kept-tile count is at or above its
+    break-even runs on the whole map instead (:mod:`dance3d.copruning.fallback`).
+    """
     tiles = model.decide_tiles(scores, grid, soft=False)
     hidden = [block.mlp[0].out_channels for block in model.blocks] if model.config.model_mask else None
-    return run_per_sample(x, grid, tiles, hidden, lambda b: _sample(model, x[b : b + 1], scores[b], grid, tiles[b]))
+    counts = tiles.sum(dim=1).tolist()
+    height, width = x.shape[-2:]
+
+    fallback = model.fallback
+    whole = [fallback is not None and fallback.runs_whole_map(int(c), height=height, width=width) for c in counts]
+
+    def run(b: int):
+        if whole[b]:
+            return sample_whole_map(model, x[b : b + 1], scores[b : b + 1], grid, tiles[b : b + 1])
+        return sample_tiled(model, x[b : b + 1], scores[b], grid, tiles[b])
+
+    out, decisions = run_per_sample(x, grid, tiles, hidden, run)
+    decisions.whole_map = torch.tensor(whole, device=x.device)
+    return out, decisions

@@ -18,6 +18,7 @@ class Decisions:
     grid: TileGrid
     tiles: torch.Tensor
     channels: list[torch.Tensor] | None  # None: the model mask is off (every channel kept)
+    whole_map: torch.Tensor | None = None  # (B,) bool: compact samples computed on the whole map (dense fallback)
 
     def position_fraction(self) -> torch.Tensor:
         """Kept share of each sample's map (B,)."""

@@ -10,7 +10,8 @@ over the kept positions. With every tile and channel kept, the output is the den
 Execution modes: ``simulate`` applies the masks to dense tensors (the reference numerics, and the
 training path: soft masks with straight-through gradients in ``train()`` mode); ``compact``
 (:mod:`dance3d.copruning.compact`) computes only the kept tiles and channels, sample by sample,
-and gives the same outputs.
+and gives the same outputs; with a measured fallback (``fallback``, :mod:`dance3d.copruning.fallback`)
+a sample with many kept tiles runs on the whole map instead, and is charged the dense backbone's MACs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dance3d.copruning.base import EXECUTION_MODES, CoprunedForecaster
 from dance3d.copruning.compact import compact_forward
 from dance3d.copruning.config import CopruneConfig
 from dance3d.copruning.decisions import Decisions
+from dance3d.copruning.fallback import FallbackCalibration
 from dance3d.copruning.generator import LATENT_STRIDE
 from dance3d.copruning.masks import channel_importance, model_mask, weighted_mean
 from dance3d.copruning.tiles import group_norm, position_mask
@@ -55,6 +57,7 @@ class CoprunedSimVP(CoprunedForecaster):
         if not isinstance(backbone, SimVP):
             raise ConfigError(f"CoprunedSimVP wraps a SimVP forecaster, got {type(backbone).__name__}")
         super().__init__(backbone, config)
+        self.fallback: FallbackCalibration | None = None  # compact mode: where the whole map is faster than tiles
         self._dense: dict[tuple[int, ...], tuple[DenseMacs, int]] = {}
 
     @property
@@ -74,9 +77,15 @@ class CoprunedSimVP(CoprunedForecaster):
         return model_mask(importance, self.config, soft=soft)
 
     def _simulate(self, x: torch.Tensor, scores: torch.Tensor, grid: TileGrid) -> tuple[torch.Tensor, Decisions]:
+        return self.masked_forward(x, scores, grid, self.decide_tiles(scores, grid, soft=self.training))
+
+    def masked_forward(
+        self, x: torch.Tensor, scores: torch.Tensor, grid: TileGrid, tiles: torch.Tensor
+    ) -> tuple[torch.Tensor, Decisions]:
+        """The backbone on whole maps with the tile mask ``tiles`` (B, rows * cols) applied: the reference
+        numerics, and compact execution's whole-map path for samples where tiles do not pay."""
         bb, soft = self.backbone, self.training
         batch, t_in, t_out = x.shape[0], bb.t_in, bb.t_out
-        tiles = self.decide_tiles(scores, grid, soft=soft)
         everything = not soft and bool(tiles.all())
         m0, m1, m2 = (None if everything else position_mask(tiles, grid, scale) for scale in (1, 2, 4))
         frames, (height, width) = pad_to_multiple(x.flatten(0, 1), LATENT_STRIDE)
@@ -131,11 +140,17 @@ class CoprunedSimVP(CoprunedForecaster):
 
     def _account(self, x: torch.Tensor, decisions: Decisions) -> None:
         dense, generator_macs = self.dense_macs(x)
+        positions, channels = decisions.position_fraction(), decisions.channel_fractions()
+        if decisions.whole_map is not None and bool(decisions.whole_map.any()):  # the fallback computes everything
+            whole = decisions.whole_map
+            positions = torch.where(whole, torch.ones_like(positions), positions)
+            if channels is not None:
+                channels = torch.where(whole[:, None], torch.ones_like(channels), channels)
         macs = sample_macs(
             dense,
             self.gated_layers(),
-            position_fraction=decisions.position_fraction(),
-            channel_fractions=decisions.channel_fractions(),
+            position_fraction=positions,
+            channel_fractions=channels,
             generator_macs=generator_macs,
             decision_macs=self.channel_decision_macs(),
         )

@@ -1,0 +1,112 @@
+"""Dense fallback of a co-pruned SimVP's compact execution: the kept-tile count above which tiles do not pay.
+
+Compact execution runs every conv on the kept tiles' regions with their halo; on a CPU a small conv
+on many small regions costs more per MAC than one conv over the whole map, so above some number of
+kept tiles computing the whole map (skipped tiles masked: the simulate numerics, for that sample
+alone) is faster. :func:`calibrate_fallback` times both paths on the device, interleaved, at a
+ladder of kept-tile counts for one input size, and records a :class:`FallbackCalibration`; a model
+holding one (``model.fallback``) runs a sample on the whole map when its kept-tile count is at or
+above the measured break-even. Both paths give the same forecast (up to float rounding).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from dance3d.copruning.compact import sample_tiled, sample_whole_map
+from dance3d.dynamic.compact_calibration import device_key
+from dance3d.errors import ConfigError
+from profiling.latency import measure_interleaved
+from profiling.strict_json import dumps_strict
+
+
+@dataclass
+class FallbackCalibration:
+    """Median ms per sample of the tiled and the whole-map path at each measured kept-tile count."""
+
+    device: str
+    input_hw: tuple[int, int]  # the (height, width) of the inputs it was measured on
+    tiles: int  # tiles in the grid at that size
+    tiled_ms: dict[int, float] = field(default_factory=dict)
+    whole_ms: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def break_even_tiles(self) -> int | None:
+        """The smallest measured count from which the whole map is faster at every larger measured count
+        (None: the tiled path is faster at the largest count, so never fall back)."""
+        counts = sorted(self.tiled_ms)
+        break_even = None
+        for count in reversed(counts):
+            if self.whole_ms[count] > self.tiled_ms[count]:
+                break
+            break_even = count
+        return break_even
+
+    def runs_whole_map(self, kept_tiles: int, *, height: int, width: int) -> bool:
+        """Whether a sample of ``height x width`` with ``kept_tiles`` kept runs on the whole map."""
+        if (height, width) != tuple(self.input_hw):
+            raise ConfigError(
+                f"the compact fallback calibration was measured on {self.input_hw[0]}x{self.input_hw[1]} inputs, "
+                f"not {height}x{width}: calibrate again for this size"
+            )
+        break_even = self.break_even_tiles
+        return break_even is not None and kept_tiles >= break_even
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(dumps_strict(asdict(self)))
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> FallbackCalibration:
+        try:
+            data = json.loads(Path(path).read_text())
+            return cls(
+                device=str(data["device"]),
+                input_hw=(int(data["input_hw"][0]), int(data["input_hw"][1])),
+                tiles=int(data["tiles"]),
+                tiled_ms={int(k): float(v) for k, v in data["tiled_ms"].items()},
+                whole_ms={int(k): float(v) for k, v in data["whole_ms"].items()},
+            )
+        except (OSError, ValueError, TypeError, KeyError, IndexError) as error:
+            raise ConfigError(f"cannot read compact fallback calibration {path}: {error}") from error
+
+
+def kept_tile_ladder(tiles: int, *, levels: int) -> list[int]:
+    """``levels`` kept-tile counts spread evenly over 1..tiles (distinct, ascending, the last = all)."""
+    return sorted({max(1, round(tiles * (i + 1) / levels)) for i in range(levels)})
+
+
+def calibrate_fallback(
+    model: torch.nn.Module, x: torch.Tensor, *, levels: int = 8, warmup: int = 2, repeats: int = 7, seed: int = 0
+) -> FallbackCalibration:
+    """Time the tiled and the whole-map path of a co-pruned SimVP on one sample ``x`` (1, t_in, C, H, W),
+    at ``levels`` kept-tile counts (random tiles, seeded), interleaved; the model is left unchanged."""
+    if model.training:
+        raise ConfigError("calibrate a co-pruned model in eval mode")
+    if x.ndim != 5 or x.shape[0] != 1:
+        raise ConfigError(f"calibrate on one sample shaped (1, t_in, C, H, W), got {tuple(x.shape)}")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.inference_mode():
+        scores = model.generator(x)
+    grid = model.grid_for(*scores.shape[-2:])
+    count = grid.rows * grid.cols
+    calibration = FallbackCalibration(device=device_key(x.device), input_hw=tuple(x.shape[-2:]), tiles=count)
+    for kept in kept_tile_ladder(count, levels=levels):
+        tiles = torch.zeros(1, count)
+        tiles[0, torch.randperm(count, generator=generator)[:kept]] = 1.0
+        calls = {
+            "tiled": lambda t=tiles: sample_tiled(model, x, scores[0], grid, t[0]),
+            "whole": lambda t=tiles: sample_whole_map(model, x, scores, grid, t),
+        }
+        times = measure_interleaved(calls, warmup=warmup, repeats=repeats, device=x.device)
+        calibration.tiled_ms[kept] = times["tiled"].median_ms
+        calibration.whole_ms[kept] = times["whole"].median_ms
+    return calibration

@@ -1,0 +1,70 @@
+"""Re-time a finished dyna_forecast run's dense and coupled models at batch 1 on the current code.
+
+    python benchmarks/dyna_forecast.py --threads 1 --backbone stformer-tiny --tag transformer --work W
+    python benchmarks/dyna_forecast_latency.py --threads 1 --work W --dense-checkpoint W/dense/model.pt \
+        --tag transformer
+
+Nothing is trained: the run's dense checkpoint and ``W/coupled/model.pt`` are loaded, the first
+--samples test samples timed at batch 1 the way the benchmark does (models alternating inside every
+repeat): dense, coupled in compact execution and, for SimVP, coupled with a dense fallback measured
+on the first sample. Prints the speed-ups and realisation efficiencies; writes
+benchmarks/results/dyna_forecast_latency/<tag>/result.json. Logic: dance3d/copruning/retime.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from dance3d.benchmark_results import ResultDir
+from dance3d.copruning.retime import BENCHMARK, RetimeSettings, retime
+from dance3d.errors import ConfigError
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", required=True, help="a finished dyna_forecast run's --work folder")
+    parser.add_argument("--dense-checkpoint", required=True, help="that run's dense forecaster")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--samples", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=0, help="the run's seed (also seeds the fallback's tiles)")
+    parser.add_argument("--tag", default="default")
+    parser.add_argument("--results-root", default=str(RESULTS))
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tag = args.tag + (f"-seed{args.seed}" if args.seed else "")
+    out = ResultDir(Path(args.results_root), BENCHMARK, tag)
+    try:
+        settings = RetimeSettings(samples=args.samples, repeats=args.repeats, seed=args.seed)
+        payload = retime(Path(args.work), Path(args.dense_checkpoint), settings, tag=out.tag)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(table(payload))
+    print(f"saved {out.save(payload)}")
+    return 0
+
+
+def table(payload: dict) -> str:
+    lines = [f"{'model':<26}{'latency ms':>11}{'MAC frac':>9}{'speed-up':>9}{'efficiency':>11}"]
+    for name, ms in payload["latency_b1_ms"].items():
+        if name == "dense":
+            lines.append(f"{name:<26}{ms:>11.2f}{1.0:>9.3f}{1.0:>9.2f}{'':>11}")
+            continue
+        lines.append(
+            f"{name:<26}{ms:>11.2f}{payload['mac_fraction'][name]:>9.3f}{payload['speedup_b1'][name]:>9.2f}"
+            f"{payload['realisation_efficiency'][name]:>11.2f}"
+        )
+    lines += [f"target {name}: {value}" for name, value in payload["targets"].items()]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

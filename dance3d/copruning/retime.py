@@ -1,0 +1,109 @@
+"""Re-time a finished co-pruning benchmark run: its dense and coupled models at batch 1, on the current code.
+
+The benchmark (:mod:`dance3d.copruning.benchmark`) times its models once, at the end of a 20-35 minute
+run. When the execution code changes and the trained models do not, this measures them again the
+same way (the first ``samples`` test samples, models alternating inside every repeat) without
+training anything: dense, the coupled model in compact execution and, for SimVP, the same with a
+dense fallback measured on the first sample (:mod:`dance3d.copruning.fallback`). It reports each
+speed-up, the timed samples' MAC fraction and the realisation efficiency (speed-up over the ideal
+1 / MAC fraction).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dance3d.checkpoint import load_checkpoint, load_model
+from dance3d.config import from_dict
+from dance3d.copruning.benchmark import batch1_latency_ms, check_dense
+from dance3d.copruning.fallback import calibrate_fallback
+from dance3d.copruning.model import CoprunedSimVP
+from dance3d.data.registry import DataConfig, build_dataset
+from dance3d.errors import ConfigError
+from profiling import collect_env
+
+BENCHMARK = "dyna_forecast_latency"
+MIN_SPEEDUP = 2.0
+
+
+@dataclass(frozen=True)
+class RetimeSettings:
+    """Which samples and how many repeats (the benchmark's defaults: 16 samples, 7 repeats)."""
+
+    samples: int = 16
+    repeats: int = 7
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.samples < 1 or self.repeats < 1:
+            raise ConfigError(f"samples and repeats must be >= 1, got {self.samples} and {self.repeats}")
+
+
+def timed_mac_fraction(model: torch.nn.Module, inputs: list[torch.Tensor]) -> float:
+    """Mean MAC fraction of what a co-pruned model computes on ``inputs`` (as it runs them when timed)."""
+    values = []
+    with torch.inference_mode():
+        for x in inputs:
+            model(x)
+            values.append(float(model.last_mac_fraction.mean()))
+    return float(np.mean(values))
+
+
+def retime(work: Path, dense_checkpoint: Path, settings: RetimeSettings, *, tag: str) -> dict[str, Any]:
+    """The re-timing of the run in ``work`` (its ``coupled/model.pt``) against ``dense_checkpoint``."""
+    started = time.perf_counter()
+    coupled_path = work / "coupled" / "model.pt"
+    for path in (coupled_path, dense_checkpoint):
+        if not path.exists():
+            raise ConfigError(f"{path} does not exist (a finished dyna_forecast run's --work folder is needed)")
+    backbone = check_dense(dense_checkpoint)
+    data = from_dict(DataConfig, load_checkpoint(dense_checkpoint).data)
+    loaded = load_model(dense_checkpoint)
+    dense = loaded.model.eval()
+    test_set = build_dataset(data, "test", classes=loaded.classes)
+    inputs = [test_set[i]["inputs"][None] for i in range(min(settings.samples, len(test_set)))]
+    coupled = load_model(coupled_path).model.eval().set_mode("compact")
+    models = {"dense": dense, "coupled_compact": coupled}
+    calibration = None
+    if isinstance(coupled, CoprunedSimVP):
+        calibration = calibrate_fallback(coupled, inputs[0], seed=settings.seed)
+        with_fallback = copy.deepcopy(coupled)
+        with_fallback.fallback = calibration
+        models["coupled_compact_fallback"] = with_fallback
+    latency = batch1_latency_ms(models, inputs, repeats=settings.repeats)
+    fractions = {name: timed_mac_fraction(model, inputs) for name, model in models.items() if name != "dense"}
+    speedups = {name: latency["dense"] / latency[name] for name in fractions}
+    efficiency = {name: speedups[name] * fractions[name] for name in fractions}
+    best = max(speedups.values())
+    return {
+        "benchmark": BENCHMARK,
+        "tag": tag,
+        "seed": settings.seed,
+        "quick": False,
+        "settings": {
+            **asdict(settings),
+            "threads": torch.get_num_threads(),
+            "backbone": backbone,
+            "work": str(work),
+            "dense_checkpoint": str(dense_checkpoint),
+        },  # fmt: skip
+        "machine": collect_env(),
+        "timings_s": {"total": time.perf_counter() - started},
+        "latency_b1_ms": latency,
+        "mac_fraction": fractions,
+        "speedup_b1": speedups,
+        "realisation_efficiency": efficiency,
+        "fallback_calibration": None if calibration is None else asdict(calibration),
+        "targets": {"cpu_batch1_speedup_at_least_2x": best >= MIN_SPEEDUP},
+        "target_notes": {
+            "cpu_batch1_speedup_at_least_2x": f"dense / fastest coupled compact variant latency at batch 1 >= "
+            f"{MIN_SPEEDUP}, same threads, median of repeats, generator included"
+        },
+    }

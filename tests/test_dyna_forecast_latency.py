@@ -1,0 +1,63 @@
+"""Re-timing a finished co-pruning run: dense vs compact (and SimVP's fallback) speed-ups from saved models."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dance3d.benchmark_results import validate_result
+from dance3d.cli.main import main
+from dance3d.copruning.retime import RetimeSettings, retime
+from dance3d.errors import ConfigError
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "dyna_forecast_latency.py"
+DATA = ["--set", "data.forecast.num_train=16", "--set", "data.forecast.num_val=8", "--set", "data.forecast.num_test=8",
+        "--set", "data.forecast.height=16", "--set", "data.forecast.width=16"]  # fmt: skip
+FAST = ["--epochs", "1", "--batch-size", "8", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> tuple[Path, Path]:
+    """A benchmark-shaped work folder: ``dense/model.pt`` and ``coupled/model.pt`` of a tiny SimVP."""
+    work = tmp_path_factory.mktemp("work")
+    settings = ["--set", "train.num_workers=0", "--set", "train.progress=false", *DATA, *FAST]
+    assert main(["train", "--task", "forecast", "--model", "simvp-test", "--out", str(work / "dense"), *settings]) == 0
+    args = ["copruning", "--checkpoint", str(work / "dense" / "model.pt"), "--out", str(work / "coupled"),
+            "--tile-size", "4", "--target-mac-fraction", "0.5", "--format", "json", *FAST]  # fmt: skip
+    assert main(args) == 0
+    return work, work / "dense" / "model.pt"
+
+
+def test_retiming_reports_speedups_that_follow_the_latencies(finished_run):
+    work, dense = finished_run
+    payload = retime(work, dense, RetimeSettings(samples=2, repeats=2), tag="tiny")
+    assert validate_result(payload) == []
+    latency = payload["latency_b1_ms"]
+    assert set(latency) == {"dense", "coupled_compact", "coupled_compact_fallback"}
+    for name in ("coupled_compact", "coupled_compact_fallback"):
+        assert payload["speedup_b1"][name] == pytest.approx(latency["dense"] / latency[name])
+        efficiency = payload["realisation_efficiency"][name]
+        assert efficiency == pytest.approx(payload["speedup_b1"][name] * payload["mac_fraction"][name])
+    fractions = payload["mac_fraction"]
+    assert 0 < fractions["coupled_compact"] <= 1
+    assert fractions["coupled_compact_fallback"] >= fractions["coupled_compact"]  # whole maps compute more
+    best = max(payload["speedup_b1"].values())
+    assert payload["targets"]["cpu_batch1_speedup_at_least_2x"] == (best >= 2.0)
+    calibration = payload["fallback_calibration"]
+    assert calibration["input_hw"] == [16, 16] or tuple(calibration["input_hw"]) == (16, 16)
+    assert set(calibration["tiled_ms"]) == set(calibration["whole_ms"])
+
+
+def test_a_folder_without_a_finished_run_is_refused(tmp_path, finished_run):
+    _, dense = finished_run
+    with pytest.raises(ConfigError, match="coupled/model.pt does not exist"):
+        retime(tmp_path, dense, RetimeSettings(), tag="x")
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--work", str(tmp_path), "--dense-checkpoint", str(dense),
+         "--results-root", str(tmp_path / "results")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr

@@ -33,6 +33,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("rail_energy", "rail-energy", "energy of a run from a Jetson rail log (rail_logger.py on old JetPacks)"),
     ("study", "study", "Optuna search of pruning knobs: accuracy vs energy/latency/MACs, Pareto plots"),
     ("copruning", "copruning", "co-prune a forecaster: per-sample data (tile) and model (channel) masks from one map"),
+    ("fallback_table", "fallback-table", "co-pruned SimVP: kept-tile count above which compact runs the whole map"),
 )
 
 

@@ -69,7 +69,11 @@ def add_execution_args(parser: argparse.ArgumentParser) -> None:
         help="dynamic and co-pruned checkpoints: 'simulate' (masks on dense tensors, default) or 'compact' "
         "(real sparse execution)",
     )
-    parser.add_argument("--calibration", metavar="JSON", help="with --execution compact: a saved compact calibration")
+    parser.add_argument(
+        "--calibration",
+        metavar="JSON",
+        help="with --execution compact: a saved compact calibration (a co-pruned SimVP: its 'dance3d fallback-table')",
+    )
     parser.add_argument(
         "--compile-controller",
         action="store_true",
@@ -95,11 +99,11 @@ def apply_execution(model: nn.Module, args: argparse.Namespace) -> None:
     compile_controller = getattr(args, "compile_controller", False)
     knobs = parse_knob_settings(getattr(args, "knob", []))
     if isinstance(model, CoprunedForecaster):
-        if calibration or compile_controller or knobs:
-            raise ConfigError(
-                "--calibration/--compile-controller/--knob apply to dynamic checkpoints (written by aap) only"
-            )
+        if compile_controller or knobs:
+            raise ConfigError("--compile-controller/--knob apply to dynamic checkpoints (written by aap) only")
         model.set_mode(execution or "simulate")
+        if calibration:
+            _apply_fallback(model, calibration, execution)
         return
     if not isinstance(model, DynamicModel):
         if execution or calibration or compile_controller or knobs:
@@ -123,6 +127,20 @@ def apply_execution(model: nn.Module, args: argparse.Namespace) -> None:
         from dance3d.dynamic.compact_calibration import CompactCalibration
 
         model.compact_calibration = CompactCalibration.load(calibration)
+
+
+def _apply_fallback(model: nn.Module, calibration: str, execution: str | None) -> None:
+    """A co-pruned SimVP's dense-fallback table (``dance3d fallback-table``) for compact execution."""
+    from dance3d.copruning.fallback import FallbackCalibration
+    from dance3d.copruning.model import CoprunedSimVP
+
+    if execution != "compact":
+        raise ConfigError("--calibration needs --execution compact")
+    if not isinstance(model, CoprunedSimVP):
+        raise ConfigError(
+            "--calibration on a co-pruned model takes a SimVP's fallback table ('dance3d fallback-table')"
+        )
+    model.fallback = FallbackCalibration.load(calibration)
 
 
 def add_model_source_args(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,13 @@ from dance3d.errors import ConfigError
 
 @pytest.mark.parametrize(
     ("field", "value", "name"),
-    [("target_mac_fraction", 1.5, "target_mac_fraction"), ("epochs", 0, "train.epochs"), ("tile_size", 6, "tile_size")],
+    [
+        ("target_mac_fraction", 1.5, "target_mac_fraction"),
+        ("epochs", 0, "train.epochs"),
+        ("tile_size", 6, "tile_size"),
+        ("latency_samples", 0, "latency_samples"),
+        ("latency_repeats", 0, "latency_repeats"),
+    ],  # fmt: skip
 )
 def test_bad_stage_settings_are_refused_when_built(field, value, name):
     with pytest.raises((ConfigError, ValueError), match=name):

@@ -12,6 +12,7 @@ import torch
 from dance3d.checkpoint import load_checkpoint
 from dance3d.cli.main import main
 from dance3d.copruning import training
+from dance3d.copruning.fallback import FallbackCalibration
 from dance3d.copruning.quickstart_stage import CopruningStageSettings, run_copruning_stage
 
 DATA = ["--set", "data.forecast.num_train=16", "--set", "data.forecast.num_val=8", "--set", "data.forecast.num_test=8",
@@ -181,3 +182,5 @@ def test_the_quickstart_stage_resumes_a_killed_copruning(dense_checkpoint, tmp_p
     assert epochs_run == [1]  # only the killed epoch is run again
     assert len(load_checkpoint(tmp_path / "model.pt").history) == 2 and not (tmp_path / "resume.pt").exists()
     assert "co-pruned" in result.table.index
+    assert FallbackCalibration.load(tmp_path / "fallback.json").input_hw == (16, 16)
+    assert "dense fallback measured here" in result.text and "x dense's speed" in result.text

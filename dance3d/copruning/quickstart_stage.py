@@ -2,7 +2,9 @@
 
 Resumable like the other stages: a finished ``model.pt`` is reused, a killed co-pruning resumes
 from its last finished epoch (its ``resume.pt``; one killed in its first epoch starts over) and the
-test scores are cached in ``eval.json``.
+test scores are cached in ``eval.json``. The stage also times dense, compact execution and compact
+execution with its measured dense fallback at batch 1 (``fallback.json``: reusable with ``dance3d eval
+--execution compact --calibration``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from pathlib import Path
 import pandas as pd
 
 from dance3d.checkpoint import load_model
+from dance3d.config import check_range
+from dance3d.copruning.benchmark import batch1_latency_ms
 from dance3d.copruning.config import CopruneConfig, CopruneRunConfig, CopruneTrainConfig
+from dance3d.copruning.fallback import calibrate_fallback
 from dance3d.copruning.figures import calm_and_stormy_figure
 from dance3d.copruning.recording import record_mac_fractions
 from dance3d.copruning.training import RESUME_STATE, coprune
@@ -32,8 +37,12 @@ class CopruningStageSettings:
     batch_size: int = 16
     generator_lr: float = 3e-2
     tile_size: int = 8
+    latency_samples: int = 8
+    latency_repeats: int = 5
 
     def __post_init__(self) -> None:
+        for name in ("latency_samples", "latency_repeats"):
+            check_range(f"copruning.{name}", getattr(self, name), low=1)
         self.run_config()  # bad values are refused when the quickstart starts, not when it reaches this stage
 
     def run_config(self) -> CopruneRunConfig:
@@ -85,6 +94,7 @@ def run_copruning_stage(
         "persistence": _row(scores["dense"]["persistence"], 0.0),
     }
     table = pd.DataFrame(rows).T
+    latency = _batch1_latency(copruned.model.eval(), dense.model.eval(), test_set, settings, out_dir)
     fraction, dense_mse = rows["co-pruned"]["MAC fraction"], rows["dense"]["MSE"]
     text = (
         f"`dance3d copruning --checkpoint {dense_checkpoint} --target-mac-fraction {settings.target_mac_fraction:g} "
@@ -94,9 +104,31 @@ def run_copruning_stage(
         f"{rows['co-pruned']['MSE']:.1f} (dense {dense_mse:.1f}, persistence {rows['persistence']['MSE']:.1f}; "
         "VIL levels). Skipped tiles forecast persistence. The figure shows `S`, the kept tiles and the forecast "
         "of the calmest and the stormiest test sample. Tiny settings: a smoke test of the pipeline, not a "
-        "benchmark (that is `benchmarks/dyna_forecast.py`)."
+        f"benchmark (that is `benchmarks/dyna_forecast.py`). {latency}"
     )
     return CopruningStageResult("Co-pruning: the storms forecaster", text, table, [figure])
+
+
+def _batch1_latency(model, dense, test_set, settings: CopruningStageSettings, out_dir: Path) -> str:  # noqa: ANN001
+    """Dense, compact and compact-with-fallback batch-1 latency, timed side by side; one sentence for the report."""
+    import copy
+
+    inputs = [test_set[i]["inputs"][None] for i in range(min(settings.latency_samples, len(test_set)))]
+    table = calibrate_fallback(model, inputs[0])
+    table.save(out_dir / "fallback.json")
+    compact = copy.deepcopy(model).set_mode("compact")
+    with_fallback = copy.deepcopy(compact)
+    with_fallback.fallback = table
+    models = {"dense": dense, "compact": compact, "fallback": with_fallback}
+    ms = batch1_latency_ms(models, inputs, repeats=settings.latency_repeats)
+    break_even = table.break_even_tiles
+    where = "never" if break_even is None else f"at {break_even} of {table.tiles} kept tiles or more"
+    return (
+        f"At batch 1 on {len(inputs)} test samples, timed side by side: dense {ms['dense']:.2f} ms, compact "
+        f"execution {ms['compact']:.2f} ms ({ms['dense'] / ms['compact']:.2f}x dense's speed), and with the dense "
+        f"fallback measured here (whole map {where}; `fallback.json`) {ms['fallback']:.2f} ms "
+        f"({ms['dense'] / ms['fallback']:.2f}x)."
+    )
 
 
 def _mean(values: list[float]) -> float:

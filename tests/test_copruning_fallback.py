@@ -69,5 +69,8 @@ def test_calibration_times_both_paths_at_every_count_and_round_trips(tmp_path):
     with pytest.raises(ConfigError, match="one sample"):
         calibrate_fallback(model, torch.randn(2, 3, 2, 16, 16))
     (tmp_path / "bad.json").write_text("{}")
-    with pytest.raises(ConfigError, match="cannot read compact fallback calibration"):
+    with pytest.raises(ConfigError, match="is not a dance3d compact fallback table"):
         FallbackCalibration.load(tmp_path / "bad.json")
+    (tmp_path / "broken.json").write_text('{"format": "dance3d-compact-fallback", "format_version": 1}')
+    with pytest.raises(ConfigError, match="a broken compact fallback table"):
+        FallbackCalibration.load(tmp_path / "broken.json")

@@ -44,4 +44,4 @@ def test_bad_uses_exit_2_with_one_line(run_cli, copruned, dense_checkpoint, tmp_
     code, _, err = run_cli(
         "eval", "--checkpoint", model, "--execution", "compact", "--calibration", str(tmp_path / "bad.json")
     )
-    assert code == 2 and "cannot read compact fallback calibration" in err
+    assert code == 2 and "is not JSON" in err

@@ -11,7 +11,6 @@ above the measured break-even. Both paths give the same forecast (up to float ro
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,8 +19,10 @@ import torch
 from dance3d.copruning.compact import sample_tiled, sample_whole_map
 from dance3d.dynamic.compact_calibration import device_key
 from dance3d.errors import ConfigError
+from dance3d.table_files import read_table, write_table
 from profiling.latency import measure_interleaved
-from profiling.strict_json import dumps_strict
+
+FORMAT, FORMAT_VERSION = "dance3d-compact-fallback", 1
 
 
 @dataclass
@@ -57,17 +58,13 @@ class FallbackCalibration:
         return break_even is not None and kept_tiles >= break_even
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(dumps_strict(asdict(self)))
-        tmp.replace(path)
-        return path
+        return write_table({"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}, path)
 
     @classmethod
     def load(cls, path: str | Path) -> FallbackCalibration:
+        data = read_table(path, fmt=FORMAT, version=FORMAT_VERSION, what="compact fallback table",
+                          command="dance3d fallback-table")  # fmt: skip
         try:
-            data = json.loads(Path(path).read_text())
             return cls(
                 device=str(data["device"]),
                 input_hw=(int(data["input_hw"][0]), int(data["input_hw"][1])),
@@ -75,8 +72,8 @@ class FallbackCalibration:
                 tiled_ms={int(k): float(v) for k, v in data["tiled_ms"].items()},
                 whole_ms={int(k): float(v) for k, v in data["whole_ms"].items()},
             )
-        except (OSError, ValueError, TypeError, KeyError, IndexError) as error:
-            raise ConfigError(f"cannot read compact fallback calibration {path}: {error}") from error
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+            raise ConfigError(f"{path}: a broken compact fallback table ({error!r})") from error
 
 
 def kept_tile_ladder(tiles: int, *, levels: int) -> list[int]:

@@ -1,13 +1,14 @@
 """The co-pruning benchmark (``benchmarks/dyna_forecast.py``): coupled masks against single masks and
 static baselines at matched MACs, on one seed.
 
-Steps: train (or load) a dense SimVP, spatio-temporal Transformer or ConvLSTM on ``storms``; co-prune it with
-coupled masks, data-only and model-only masks (same target, same fine-tuning budget); build the
-static baselines at the coupled model's validation MAC fraction (uniform width pruning: L1 channels
-for SimVP, attention and MLP widths for the Transformer, cell hidden widths for the ConvLSTM; a fixed
-centred crop of tiles, a random tile drop) and fine-tune them as long; score everything on the test split with per-sample
-records; paired tests against the coupled model; the calm-fraction Spearman; figures; CPU
-latency at batch 1 of dense vs co-pruned compact execution; the targets from these numbers.
+Steps: train (or load) a dense SimVP, spatio-temporal Transformer or ConvLSTM on ``storms``;
+co-prune it with coupled masks, data-only and model-only masks (same target, same fine-tuning
+budget); build the static baselines at the coupled model's validation MAC fraction (uniform width
+pruning: L1 channels for SimVP, attention and MLP widths for the Transformer, cell hidden widths for
+the ConvLSTM; a fixed centred crop of tiles, a random tile drop) and fine-tune them as long; score
+everything on the test split with per-sample records; paired tests against the coupled model; the
+calm-fraction Spearman; figures; CPU latency at batch 1 of dense vs co-pruned compact execution; the
+targets from these numbers.
 """
 
 from __future__ import annotations

@@ -75,11 +75,11 @@ class CoprunedConvLSTM(CoprunedForecaster):
     def reader_norms(self, index: int) -> torch.Tensor:
         """(hidden,) norm of the weights that read each hidden channel of cell ``index``: its recurrent gate
         columns and the next layer's input columns (the next cell's gate conv, or the decoder's first conv)."""
-        cell = self.cells[index]
-        own = cell.gates.weight[:, -cell.hidden :]
         cells = self.cells
-        reader = cells[index + 1].gates.weight[:, : cell.hidden] if index + 1 < len(cells) else None
-        if reader is None:
+        own = cells[index].gates.weight[:, -cells[index].hidden :]
+        if index + 1 < len(cells):
+            reader = cells[index + 1].gates.weight[:, : cells[index].hidden]
+        else:
             reader = self.backbone.decoder[0][1][0].weight
         return (own.pow(2).sum(dim=(0, 2, 3)) + reader.pow(2).sum(dim=(0, 2, 3))).sqrt()
 

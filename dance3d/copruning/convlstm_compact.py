@@ -99,12 +99,13 @@ class SampleRun:
     def _first(self, index: int, cell: nn.Module, x: torch.Tensor, columns: torch.Tensor | None) -> torch.Tensor:
         """The cell's first step (zero state): every gate row from the input columns; decides the kept channels."""
         gates = cell.gates
-        inputs = torch.arange(gates.in_channels - cell.hidden) if columns is None else columns
+        device = x.device
+        inputs = torch.arange(gates.in_channels - cell.hidden, device=device) if columns is None else columns
         i, _, o, g = self._gates(x, gates.weight[:, inputs], gates.bias, cell).chunk(4, dim=1)
         c = torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
         mask = self.model.decide_channels(as_map(h), as_map(self.weight), index, soft=False)
-        kept = torch.arange(cell.hidden) if mask is None else mask[0].nonzero().flatten()
+        kept = torch.arange(cell.hidden, device=device) if mask is None else mask[0].nonzero().flatten()
         state = self.cells[index]
         state.kept, state.c = kept, c[:, kept]
         state.h = torch.sigmoid(o[:, kept]) * torch.tanh(state.c)

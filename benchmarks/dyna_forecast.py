@@ -2,18 +2,20 @@
 
     python benchmarks/dyna_forecast.py --threads 2 [--seed 0] [--tag default] [--quick] [--dense-checkpoint PATH]
     python benchmarks/dyna_forecast.py --threads 1 --backbone stformer-tiny --tag transformer   # the Transformer
+    python benchmarks/dyna_forecast.py --threads 1 --backbone convlstm-tiny --tag convlstm      # the ConvLSTM
 
-One seed: a dense simvp-tiny or stformer-tiny (--backbone; trained here, or --dense-checkpoint, whose
-backbone is used) on 64x64 storms fields; co-pruned to --target-mac-fraction with coupled, data-only
-and model-only masks; uniform width pruning (SimVP: L1 channels; Transformer: attention and MLP
-widths), a fixed centred tile crop and a random tile drop at the coupled model's MAC fraction, all
-with the same fine-tuning budget; per-sample records (records.parquet), paired Wilcoxon tests and paired
-bootstrap intervals against the coupled model, the Spearman of MAC fraction vs calm fraction,
-figures (masks.png, mac_vs_mse.png), CPU latency at batch 1 of dense vs co-pruned compact
-execution in the same run. Writes benchmarks/results/dyna_forecast/<tag>/result.json.
-ConvLSTM is not built: --backbone convlstm-tiny is refused (listed as not run).
+One seed: a dense simvp-tiny, stformer-tiny or convlstm-tiny (--backbone; trained here, or
+--dense-checkpoint, whose backbone is used) on 64x64 storms fields; co-pruned to --target-mac-fraction
+with coupled, data-only and model-only masks; uniform width pruning (SimVP: L1 channels; Transformer:
+attention and MLP widths; ConvLSTM: cell hidden widths), a fixed centred tile crop and a random tile
+drop at the coupled model's MAC fraction, all with the same fine-tuning budget; per-sample records
+(records.parquet), paired Wilcoxon tests and paired bootstrap intervals against the coupled model, the
+Spearman of MAC fraction vs calm fraction, figures (masks.png, mac_vs_mse.png), CPU latency at batch 1
+of dense vs co-pruned compact execution in the same run. Writes
+benchmarks/results/dyna_forecast/<tag>/result.json.
 Logic: dance3d/copruning/benchmark.py; design: docs/experiments/2026-12-07-dyna-forecast-design.md
-(the Transformer's: docs/experiments/2026-12-07-dyna-forecast-transformer-design.md).
+(the Transformer's: docs/experiments/2026-12-07-dyna-forecast-transformer-design.md; the ConvLSTM's:
+docs/experiments/2026-12-07-dyna-forecast-convlstm-design.md).
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def main() -> int:
     parser.add_argument("--results-root", default=str(RESULTS), help="results root (benchmarks/results)")
     parser.add_argument("--work", help="folder for the runs' checkpoints (default: a temporary one)")
     parser.add_argument(
-        "--dense-checkpoint", help="a trained simvp or stformer forecaster (skips dense training; sets the backbone)"
+        "--dense-checkpoint",
+        help="a trained simvp, stformer or convlstm forecaster (skips dense training; sets the backbone)",
     )
     defaults = DynaSettings()
     for item in fields(DynaSettings):

@@ -186,7 +186,7 @@ def test_the_generator_costs_under_two_percent_of_simvp_tiny():
         ({"tile_size": 2}, "tile_size must be >= 4"),
         ({"data_threshold": 1.0}, "data_threshold must be > 0 and < 1"),
         ({"temperature": 0}, "temperature must be > 0"),
-        ({"backbone": "convlstm-tiny"}, "simvp-test, stformer-tiny, stformer-test; got 'convlstm-tiny'"),
+        ({"backbone": "convlstm-huge"}, "stformer-test, convlstm-tiny, convlstm-test; got 'convlstm-huge'"),
         ({"backbone": "no-such-model"}, "got 'no-such-model'"),
     ],
 )

@@ -209,8 +209,6 @@ def test_a_patch_size_other_than_4_is_refused():
         coprune_model(dense, CopruneConfig(backbone="stformer-test"))
 
 
-def test_unbuilt_backbones_are_refused_with_a_clear_error():
-    with pytest.raises(ConfigError, match="got 'convlstm-tiny' \\(the ConvLSTM forecaster is not built\\)"):
-        CopruneConfig(backbone="convlstm-tiny")
-    with pytest.raises(ConfigError, match="not ConvLSTMForecaster"):
-        coprune_model(create_model("convlstm-test", num_classes=1), CopruneConfig())
+def test_a_forecaster_co_pruning_is_not_built_for_is_refused_with_a_clear_error():
+    with pytest.raises(ConfigError, match="the spatio-temporal Transformer and the ConvLSTM, not Conv2d"):
+        coprune_model(nn.Conv2d(1, 1, 3), CopruneConfig())

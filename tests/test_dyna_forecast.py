@@ -75,13 +75,13 @@ def test_targets_follow_the_numbers():
     assert not dyna_targets(_summary(), tests, **{**common, "speedup": 1.9})["cpu_batch1_speedup_at_least_2x"]
 
 
-def test_unbuilt_backbones_are_refused_with_one_line(tmp_path):
-    with pytest.raises(ConfigError, match="not built for the ConvLSTM"):
-        DynaSettings(backbone="convlstm-tiny")
-    done = subprocess.run([sys.executable, str(SCRIPT), "--backbone", "convlstm-tiny", "--results-root", str(tmp_path)],
+def test_unknown_backbones_are_refused_with_one_line(tmp_path):
+    with pytest.raises(ConfigError, match="got 'convlstm-huge'"):
+        DynaSettings(backbone="convlstm-huge")
+    done = subprocess.run([sys.executable, str(SCRIPT), "--backbone", "convlstm-huge", "--results-root", str(tmp_path)],
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.strip().count("\n") == 0 and "ConvLSTM" in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "convlstm-huge" in done.stderr
     assert not list(tmp_path.iterdir())
 
 
@@ -105,7 +105,7 @@ def test_a_tiny_run_writes_valid_results(tmp_path):
     assert set(payload["paired_tests"]) == set(METHODS) - {"coupled"}
     assert payload["latency_b1_ms"]["dense"] > 0 and payload["speedup_b1"] > 0
     assert payload["targets"]["mac_reduction_at_least_60pct"] == (summary["coupled"]["mac_fraction"] <= 0.4)
-    assert payload["backbones"]["not_run"].keys() == {"convlstm-tiny"}
+    assert payload["backbones"] == {"run": ["simvp-test"]}
     for figure in payload["figures"]:
         assert out.file(figure).stat().st_size > 5_000
 

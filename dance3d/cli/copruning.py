@@ -1,9 +1,10 @@
 """``dance3d copruning``: co-prune a trained forecaster (Dyna-Pruner) to a mean MAC fraction.
 
 One importance map per sample, from a light mask generator, decides which spatial tiles are
-computed and which MLP hidden channels run; skipped tiles forecast persistence. SimVP computes
+computed and which hidden channels run; skipped tiles forecast persistence. SimVP computes
 its kept tiles (with halos); the spatio-temporal Transformer (stformer-*, patch 4) drops the
-tokens of skipped tiles, so its attention and MLPs run on fewer tokens. ConvLSTM is not built. The run
+tokens of skipped tiles, so its attention and MLPs run on fewer tokens; the ConvLSTM (convlstm-*)
+updates its cells on the kept tiles and kept hidden channels only, at every step. The run
 fine-tunes the generator (and the backbone) with soft masks and a MAC penalty, then writes
 model.pt (kind 'copruned'), config.yaml and metrics.jsonl. 'dance3d eval --execution compact'
 runs the result with only the kept tiles (tokens) and channels computed. Settings: --set copruning.KEY=V
@@ -40,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(subparsers, "copruning", __doc__)
     parser.add_argument(
         "--checkpoint",
-        help="trained simvp-* or stformer-* forecaster model.pt (from 'dance3d train'); --resume: the run's own",
+        help="trained simvp-*, stformer-* or convlstm-* forecaster model.pt (from 'dance3d train'); "
+        "--resume: the run's own",
     )
     parser.add_argument("--out", required=True, help="run directory (model.pt, config.yaml, metrics.jsonl)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out with its own settings")

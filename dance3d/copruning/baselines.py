@@ -6,7 +6,10 @@
   :func:`match_width` picks the ratio whose counted MACs are closest to a target.
   For the Transformer (:func:`prune_stformer`): every attention's per-head q/k and v widths and every
   MLP's hidden width cut together, keeping the largest-norm ones; :func:`match_stformer_width`.
-* **Static tile sets** (:class:`StaticTilesSimVP`, :class:`StaticTilesSTFormer`): the dense backbone
+  For the ConvLSTM (:func:`prune_convlstm`): every cell's hidden width scaled by one ratio, keeping
+  the channels whose 4 gate rows have the largest L1 norm; :func:`match_convlstm_width`.
+* **Static tile sets** (:class:`StaticTilesSimVP`, :class:`StaticTilesSTFormer`,
+  :class:`StaticTilesConvLSTM`): the dense backbone
   computes the same number of tiles for every sample, either a fixed centred crop (``crop``) or a
   fresh random choice per sample (``drop``); skipped tiles forecast persistence, as in co-pruning.
   No generator, no channel mask. :func:`tile_budget` picks the tile count whose MACs are closest to a target.
@@ -25,12 +28,13 @@ import torch.nn.functional as F
 
 from dance3d.copruning.base import CoprunedForecaster
 from dance3d.copruning.config import CopruneConfig
+from dance3d.copruning.convlstm import CoprunedConvLSTM
 from dance3d.copruning.model import CoprunedSimVP
 from dance3d.copruning.tiles import position_mask
 from dance3d.copruning.transformer import CoprunedSTFormer
 from dance3d.dynamic.decisions import TileGrid
 from dance3d.errors import ConfigError
-from dance3d.models.forecast_backbones import SimVP, SpatioTemporalTransformer
+from dance3d.models.forecast_backbones import ConvLSTMForecaster, SimVP, SpatioTemporalTransformer
 from profiling import count_macs
 
 STATIC_LAYOUTS = ("crop", "drop")
@@ -264,6 +268,54 @@ def match_stformer_width(
     return min(close, key=lambda c: (abs(c.head_dim / full_head - c.hidden / full_hidden), abs(c.macs - target_macs)))
 
 
+def convlstm_widths(dense: ConvLSTMForecaster) -> tuple[int, ...]:
+    """Each cell's hidden width of ``dense``."""
+    return tuple(cell.hidden for cell in dense.cells)
+
+
+def prune_convlstm(dense: ConvLSTMForecaster, *, hidden: tuple[int, ...]) -> ConvLSTMForecaster:
+    """A ConvLSTM from ``dense`` whose cells keep ``hidden`` channels each: those whose 4 gate rows have the
+    largest L1 norm, with their recurrent columns and their columns in the next cell or the decoder's first conv;
+    the encoder, the rest of the decoder and the head are unchanged."""
+    full = convlstm_widths(dense)
+    if len(hidden) != len(full) or not all(1 <= n <= w for n, w in zip(hidden, full, strict=True)):
+        raise ConfigError(f"pruned widths must be one per cell, each in [1, the cell's width {list(full)}], "
+                          f"got {list(hidden)}")  # fmt: skip
+    narrow = copy.deepcopy(dense)
+    inputs = torch.arange(dense.cells[0].gates.in_channels - full[0])  # the first cell reads every encoder channel
+    for dst, src, width in zip(narrow.cells, dense.cells, hidden, strict=True):
+        norms = src.gates.weight.detach().abs().flatten(1).sum(dim=1).reshape(4, src.hidden).sum(dim=0)
+        kept = norms.topk(width).indices.sort().values
+        rows = torch.cat([part * src.hidden + kept for part in range(4)])
+        dst.gates = nn.Conv2d(len(inputs) + width, 4 * width, src.gates.kernel_size, padding=src.gates.padding)
+        _copy_conv(dst.gates, src.gates, rows, torch.cat([inputs, src.gates.in_channels - src.hidden + kept]))
+        dst.hidden, inputs = width, kept
+    dec = dense.decoder[0][1][0]
+    narrow.decoder[0][1][0] = nn.Conv2d(len(inputs), dec.out_channels, dec.kernel_size, padding=dec.padding)
+    _copy_conv(narrow.decoder[0][1][0], dec, torch.arange(dec.out_channels), inputs)
+    return narrow
+
+
+@dataclass(frozen=True)
+class LSTMWidthChoice:
+    """Hidden widths of a uniformly pruned ConvLSTM and its counted MACs per sample."""
+
+    hidden: tuple[int, ...]
+    macs: int
+
+
+def match_convlstm_width(dense: ConvLSTMForecaster, sample: torch.Tensor, target_macs: float) -> LSTMWidthChoice:
+    """The cells' hidden widths (one ratio for all, rounded, at least 1) whose counted MACs on ``sample`` are
+    closest to ``target_macs``; the ratio runs over the first cell's widths."""
+    full = convlstm_widths(dense)
+    choices = []
+    for first in range(1, full[0] + 1):
+        hidden = tuple(max(1, round(first / full[0] * width)) for width in full)
+        macs = int(count_macs(prune_convlstm(dense, hidden=hidden), sample[:1]).macs_per_clip)
+        choices.append(LSTMWidthChoice(hidden, macs))
+    return min(choices, key=lambda c: abs(c.macs - target_macs))
+
+
 @dataclass(frozen=True)
 class UniformBaseline:
     """A uniformly narrowed copy of a dense forecaster, its widths and its counted MACs per sample."""
@@ -274,7 +326,11 @@ class UniformBaseline:
 
 
 def uniform_width_baseline(dense: nn.Module, sample: torch.Tensor, target_macs: float) -> UniformBaseline:
-    """The uniform-width baseline of ``dense`` (SimVP or Transformer) at ``target_macs`` counted MACs."""
+    """The uniform-width baseline of ``dense`` (SimVP, Transformer or ConvLSTM) at ``target_macs`` counted MACs."""
+    if isinstance(dense, ConvLSTMForecaster):
+        lstm = match_convlstm_width(dense, sample, target_macs)
+        widths = {f"hidden_{index}": width for index, width in enumerate(lstm.hidden)}
+        return UniformBaseline(prune_convlstm(dense, hidden=lstm.hidden), widths, lstm.macs)
     if isinstance(dense, SpatioTemporalTransformer):
         choice = match_stformer_width(dense, sample, target_macs)
         narrow = prune_stformer(dense, head_dim=choice.head_dim, hidden=choice.hidden)
@@ -358,6 +414,18 @@ class StaticTilesSTFormer(StaticTiles, CoprunedSTFormer):
         self._static(tiles=tiles, layout=layout, seed=seed)
 
 
+class StaticTilesConvLSTM(StaticTiles, CoprunedConvLSTM):
+    """:class:`StaticTiles` on the ConvLSTM (skipped tiles' cells never update)."""
+
+    def __init__(
+        self, backbone: ConvLSTMForecaster, *, tiles: int, layout: str, tile_size: int = 8, seed: int = 0
+    ) -> None:
+        _check_static(tiles, layout)
+        CoprunedConvLSTM.__init__(self, backbone, CopruneConfig(backbone="convlstm-tiny", tile_size=tile_size,
+                                                                model_mask=False))  # fmt: skip
+        self._static(tiles=tiles, layout=layout, seed=seed)
+
+
 def static_position_fraction(grid: TileGrid, tiles: int) -> float:
     """Share of the latent map the ``tiles`` centred tiles cover (cut edge tiles count their inside part)."""
     mask = torch.zeros(1, grid.rows * grid.cols)
@@ -375,11 +443,12 @@ def tile_budget(grid: TileGrid, target_fraction: float, *, cost: Callable[[float
 
 def static_tiles_model(dense: nn.Module, *, target_fraction: float, layout: str, sample: torch.Tensor,
                        tile_size: int = 8, seed: int = 0) -> StaticTiles:  # fmt: skip
-    """A :class:`StaticTiles` model on a copy of ``dense`` (SimVP or Transformer) with the tile count matched
-    to ``target_fraction`` (for the Transformer through its token MAC count, attention's quadratic term included)."""
-    if isinstance(dense, SpatioTemporalTransformer):
-        probe: StaticTiles = StaticTilesSTFormer(copy.deepcopy(dense), tiles=1, layout=layout, tile_size=tile_size,
-                                                 seed=seed)  # fmt: skip
+    """A :class:`StaticTiles` model on a copy of ``dense`` (SimVP, Transformer or ConvLSTM) with the tile count
+    matched to ``target_fraction`` (for the Transformer through its token MAC count, attention's quadratic term
+    included; for the ConvLSTM through its MAC count)."""
+    if isinstance(dense, (SpatioTemporalTransformer, ConvLSTMForecaster)):
+        wrapper = StaticTilesSTFormer if isinstance(dense, SpatioTemporalTransformer) else StaticTilesConvLSTM
+        probe: StaticTiles = wrapper(copy.deepcopy(dense), tiles=1, layout=layout, tile_size=tile_size, seed=seed)
         cost = lambda fraction: probe.mac_fraction_at(sample[:1], fraction)  # noqa: E731
     else:
         probe = StaticTilesSimVP(copy.deepcopy(dense), tiles=1, layout=layout, tile_size=tile_size, seed=seed)
@@ -391,14 +460,18 @@ def static_tiles_model(dense: nn.Module, *, target_fraction: float, layout: str,
 
 __all__ = [
     "STATIC_LAYOUTS",
+    "LSTMWidthChoice",
     "StaticTiles",
+    "StaticTilesConvLSTM",
     "StaticTilesSTFormer",
     "StaticTilesSimVP",
     "TokenWidthChoice",
     "UniformBaseline",
     "WidthChoice",
+    "match_convlstm_width",
     "match_stformer_width",
     "match_width",
+    "prune_convlstm",
     "prune_simvp",
     "prune_stformer",
     "static_tiles_model",

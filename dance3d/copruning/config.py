@@ -7,17 +7,14 @@ from dataclasses import dataclass, field
 from dance3d.config import check_range
 from dance3d.errors import ConfigError
 
-SUPPORTED_BACKBONES = ("simvp-tiny", "simvp-test", "stformer-tiny", "stformer-test")
-"""Zoo forecasters co-pruning is built for (the SimVP CNN, the spatio-temporal Transformer); ConvLSTM is not."""
+SUPPORTED_BACKBONES = ("simvp-tiny", "simvp-test", "stformer-tiny", "stformer-test", "convlstm-tiny", "convlstm-test")
+"""Zoo forecasters co-pruning is built for: the SimVP CNN, the spatio-temporal Transformer, the ConvLSTM."""
 
 
 def check_backbone(name: str) -> None:
     """Refuse a backbone co-pruning does not support, naming the ones it does."""
     if name not in SUPPORTED_BACKBONES:
-        raise ConfigError(
-            f"co-pruning supports the backbones {', '.join(SUPPORTED_BACKBONES)}; got {name!r} "
-            "(the ConvLSTM forecaster is not built)"
-        )
+        raise ConfigError(f"co-pruning supports the backbones {', '.join(SUPPORTED_BACKBONES)}; got {name!r}")
 
 
 @dataclass(frozen=True)
@@ -25,10 +22,11 @@ class CopruneConfig:
     """How one importance map ``S`` per sample becomes a data mask and a model mask.
 
     ``tile_size``: side of a data-mask tile in input pixels (a multiple of 4: a tile is
-    ``tile_size / 4`` cells of the SimVP latent map, or tokens of the Transformer's patch-4 grid).
-    A tile is computed when its mean ``S`` exceeds ``data_threshold``; an MLP hidden channel
-    (SimVP's translator blocks, the Transformer's blocks) when its normalised ``S``-weighted response exceeds
-    ``channel_threshold``. ``temperature`` scales the soft masks' sigmoid (training only).
+    ``tile_size / 4`` cells of the SimVP or ConvLSTM latent map, or tokens of the Transformer's patch-4
+    grid). A tile is computed when its mean ``S`` exceeds ``data_threshold``; a hidden channel (of
+    SimVP's translator MLPs, the Transformer's MLPs, the ConvLSTM's cells) when its normalised
+    ``S``-weighted response exceeds ``channel_threshold``. ``temperature`` scales the soft masks'
+    sigmoid (training only).
     ``data_mask`` / ``model_mask`` switch either mask off (everything kept on that axis).
     """
 

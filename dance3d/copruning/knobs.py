@@ -1,7 +1,7 @@
 """Run-time knobs of a co-pruned forecaster: its two thresholds, searched by ``dance3d study``.
 
 ``data_threshold`` (a tile is computed when its mean ``S`` exceeds it) exists when the data mask
-is on, ``channel_threshold`` (a translator MLP channel runs when its importance exceeds it) when
+is on, ``channel_threshold`` (a hidden channel runs when its importance exceeds it) when
 the model mask is on. Both lie in (0, 1). Applying them replaces the model's :class:`CopruneConfig`
 with one that differs only in the thresholds: no weight changes, and applying the trained values
 gives the trained model's outputs exactly. A lower threshold keeps more (more MACs).

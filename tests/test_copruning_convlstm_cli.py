@@ -1,0 +1,108 @@
+"""``dance3d copruning`` on a tiny ConvLSTM: train, co-prune, eval and profile it, and study its thresholds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import torch
+
+from dance3d.checkpoint import load_checkpoint
+from dance3d.cli.forecast_eval import checkpoint_data
+from dance3d.cli.main import main
+from dance3d.copruning.convlstm import CoprunedConvLSTM
+from dance3d.copruning.knobs import apply_thresholds, current_thresholds, threshold_knobs
+from dance3d.data.registry import build_dataset
+from dance3d.loading import load_model
+from studies import StudyConfig, run_study, trials_frame
+
+DATA = ["--set", "data.forecast.num_train=16", "--set", "data.forecast.num_val=8", "--set", "data.forecast.num_test=8",
+        "--set", "data.forecast.height=16", "--set", "data.forecast.width=16"]  # fmt: skip
+FAST = ["--epochs", "1", "--batch-size", "8", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def dense_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fc") / "run"
+    settings = ["--set", "train.num_workers=0", "--set", "train.progress=false", *DATA, *FAST]
+    assert main(["train", "--task", "forecast", "--model", "convlstm-test", "--out", str(out), *settings]) == 0
+    return out / "model.pt"
+
+
+@pytest.fixture(scope="module")
+def copruned(dense_checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cp") / "run"
+    args = ["copruning", "--checkpoint", str(dense_checkpoint), "--out", str(out), "--tile-size", "4",
+            "--target-mac-fraction", "0.5", "--format", "json", *FAST]  # fmt: skip
+    assert main(args) == 0
+    return out
+
+
+def _dataset(loaded, split: str):  # noqa: ANN202
+    return build_dataset(checkpoint_data(loaded, argparse.Namespace(data=None, overrides=[])), split,
+                         classes=loaded.classes)  # fmt: skip
+
+
+def test_copruning_a_convlstm_writes_a_checkpoint_that_loads(copruned):
+    checkpoint = load_checkpoint(copruned / "model.pt")
+    assert checkpoint.kind == "copruned" and checkpoint.model["name"] == "convlstm-test"
+    assert checkpoint.model["copruning"]["backbone"] == "convlstm-test"  # taken from the dense checkpoint
+    assert 0 < checkpoint.history[0]["val_mac_fraction"] <= 1.05
+    assert isinstance(load_model(copruned / "model.pt").model, CoprunedConvLSTM)
+
+
+def test_eval_loads_it_and_scores_simulate_and_compact_alike(run_cli, copruned):
+    reports = {}
+    for mode in ("simulate", "compact"):
+        code, out, err = run_cli("eval", "--checkpoint", str(copruned / "model.pt"), "--execution", mode,
+                                 "--format", "json", "--threads", "1")  # fmt: skip
+        assert code == 0, err
+        reports[mode] = json.loads(out)
+    assert reports["compact"]["execution"] == "compact"
+    assert reports["compact"]["mse_normalised"] == pytest.approx(reports["simulate"]["mse_normalised"], rel=1e-5)
+    assert reports["compact"]["mac_fraction"] == pytest.approx(reports["simulate"]["mac_fraction"])
+
+
+def test_profile_counts_what_the_compact_convlstm_runs(run_cli, copruned):
+    """``profile --execution compact`` counts the MACs the masks leave for the first test sample."""
+    code, out, err = run_cli("profile", "--checkpoint", str(copruned / "model.pt"), "--execution", "compact",
+                             "--limit", "1", "--repeats", "1", "--no-energy", "--format", "json")  # fmt: skip
+    assert code == 0, err
+    loaded = load_model(copruned / "model.pt")
+    with torch.no_grad():
+        loaded.model.set_mode("compact")(_dataset(loaded, "test")[0]["inputs"][None])
+    assert json.loads(out)["macs"] == loaded.model.last_macs.item()
+
+
+def test_the_thresholds_are_knobs_that_apply_exactly(copruned):
+    loaded = load_model(copruned / "model.pt")
+    model: CoprunedConvLSTM = loaded.model
+    trained = dict(current_thresholds(model))
+    assert [k.name for k in threshold_knobs(model.config)] == ["data_threshold", "channel_threshold"]
+    dataset = _dataset(loaded, "val")
+    inputs = torch.stack([dataset[i]["inputs"] for i in range(len(dataset))])
+    with torch.no_grad():
+        reference, reference_macs = model(inputs).clone(), model.last_macs.clone()
+        apply_thresholds(model, {"data_threshold": 0.97, "channel_threshold": 0.9})
+        model(inputs)
+        assert model.last_macs.sum() < reference_macs.sum()  # higher thresholds keep less
+        apply_thresholds(model, trained)
+        assert torch.equal(model(inputs), reference) and torch.equal(model.last_macs, reference_macs)
+
+
+def test_a_study_searches_its_thresholds(copruned, tmp_path):
+    config = StudyConfig(trials=2, energy=False, latency_warmup=0, latency_repeats=1, eval_batch_size=8,
+                         heartbeat_interval_s=1, grace_period_s=2)  # fmt: skip
+    run = run_study(config, checkpoint=str(copruned / "model.pt"), storage=f"sqlite:///{tmp_path / 's.db'}",
+                    progress=False)  # fmt: skip
+    frame = trials_frame(run.study)
+    trials = frame[(frame["source"] == "trial") & (frame["state"] == "COMPLETE")]
+    assert len(trials) == 2 and (trials["mse"] > 0).all()
+    assert ((trials["mac_fraction"] > 0) & (trials["mac_fraction"] < 1.2)).all()
+    assert trials["knob.channel_threshold"].between(0.01, 0.99).all()
+
+
+def test_resume_refuses_a_contradicting_flag(run_cli, copruned):
+    code, _, err = run_cli("copruning", "--out", str(copruned), "--resume", "--tile-size", "8")
+    assert code == 2 and "Traceback" not in err and "tile_size" in err

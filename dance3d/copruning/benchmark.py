@@ -401,7 +401,7 @@ def _metric_note(t: TargetThresholds, *, source: str, dense_csi: float) -> str:
     mse = f"coupled test MSE <= {1 + t.max_mse_increase} x dense"
     level = csi_level(source)
     if level is None:
-        return f"{mse}; MSE only: {source} has no CSI event level, its CSI is recorded as NaN and not checked"
+        return f"{mse}; MSE only: {source} has no CSI event level, its CSI is undefined (null) and not checked"
     if not dense_csi > 0:
         return f"{mse}; MSE only: dense CSI at VIL {level} is {dense_csi} (no hits), so the CSI part is not checked"
     return f"{mse} and CSI at VIL {level} >= {1 - t.max_csi_drop} x dense"

@@ -40,12 +40,14 @@ def masks_figure(
     masks: dict[str, np.ndarray],
     labels: list[str],
     path: str | Path,
-    vmax: float = 255.0,
+    value_range: tuple[float, float] = (0.0, 255.0),
+    title: str = "",
 ) -> Path:
     """One row per sample: last input, ``S``, data mask, forecast and truth at the last lead.
 
-    ``inputs`` (N, t_in, H, W) and ``targets`` (N, t_out, H, W) in physical units; ``masks`` from
-    :func:`sample_masks` with the forecast already in physical units (N, t_out, H, W).
+    ``inputs`` (N, t_in, H, W) and ``targets`` (N, t_out, H, W) in physical units of one variable,
+    drawn over ``value_range``; ``masks`` from :func:`sample_masks` with the forecast already in
+    physical units (N, t_out, H, W).
     """
     import matplotlib
 
@@ -54,13 +56,14 @@ def masks_figure(
 
     columns = ("last input", "importance S", "data mask (kept tiles)", "co-pruned forecast", "truth")
     fig, axes = plt.subplots(len(labels), len(columns), figsize=(3.0 * len(columns), 3.0 * len(labels)), squeeze=False)
+    vmin, vmax = value_range
     for row, label in enumerate(labels):
         panels = (
-            (inputs[row, -1], dict(cmap="viridis", vmin=0, vmax=vmax)),
+            (inputs[row, -1], dict(cmap="viridis", vmin=vmin, vmax=vmax)),
             (masks["scores"][row], dict(cmap="magma", vmin=0, vmax=1)),
             (masks["data_mask"][row], dict(cmap="gray", vmin=0, vmax=1)),
-            (masks["forecast"][row, -1], dict(cmap="viridis", vmin=0, vmax=vmax)),
-            (targets[row, -1], dict(cmap="viridis", vmin=0, vmax=vmax)),
+            (masks["forecast"][row, -1], dict(cmap="viridis", vmin=vmin, vmax=vmax)),
+            (targets[row, -1], dict(cmap="viridis", vmin=vmin, vmax=vmax)),
         )
         for col, (image, style) in enumerate(panels):
             ax = axes[row, col]
@@ -70,6 +73,8 @@ def masks_figure(
             if row == 0:
                 ax.set_title(columns[col], fontsize=9)
         axes[row, 0].set_ylabel(f"{label}\nMAC fraction {masks['mac_fraction'][row]:.2f}", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,9 +88,12 @@ def calm_and_stormy_figure(
     dataset,  # noqa: ANN001
     calm_fraction: dict[int, float],
     path: str | Path,
+    *,
+    title: str = "",
 ) -> Path:
     """:func:`masks_figure` of the calmest and the stormiest sample of ``dataset`` (a forecast split in
-    normalised units, with ``mean`` / ``std``), by ``calm_fraction`` (dataset index -> calm fraction)."""
+    normalised units, with ``mean`` / ``std`` and ``variables``), by ``calm_fraction`` (dataset index
+    -> calm fraction). Its first variable is drawn: VIL over 0-255, any other over the two samples' range."""
     picks = [
         (max(calm_fraction, key=calm_fraction.get), "calmest"),
         (min(calm_fraction, key=calm_fraction.get), "stormiest"),
@@ -96,17 +104,28 @@ def calm_and_stormy_figure(
     mean, std = float(dataset.mean[0]), float(dataset.std[0])
     masks = sample_masks(model.set_mode("simulate"), inputs)
     masks["forecast"] = masks["forecast"][:, :, 0] * std + mean
+    shown_inputs, shown_targets = inputs[:, :, 0].numpy() * std + mean, targets[:, :, 0].numpy() * std + mean
+    variable = dataset.variables[0]
+    if variable == "vil":
+        value_range = (0.0, 255.0)
+    else:
+        value_range = (float(min(shown_inputs.min(), shown_targets.min())),
+                       float(max(shown_inputs.max(), shown_targets.max())))  # fmt: skip
     return masks_figure(
-        inputs=inputs[:, :, 0].numpy() * std + mean,
-        targets=targets[:, :, 0].numpy() * std + mean,
+        inputs=shown_inputs,
+        targets=shown_targets,
         masks=masks,
         labels=[f"{label} (calm {calm_fraction[index]:.2f})" for index, label in picks],
         path=path,
+        value_range=value_range,
+        title=f"{title}: {variable}" if title else "",
     )
 
 
-def mac_mse_figure(summary: dict[str, dict[str, float]], path: str | Path, *, title: str = "") -> Path:
-    """Mean MAC fraction (x) against test MSE (y), one point per method."""
+def mac_mse_figure(
+    summary: dict[str, dict[str, float]], path: str | Path, *, title: str = "", mse_unit: str = "VIL levels^2"
+) -> Path:
+    """Mean MAC fraction (x) against test MSE in ``mse_unit`` (y), one point per method."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,7 +137,7 @@ def mac_mse_figure(summary: dict[str, dict[str, float]], path: str | Path, *, ti
         ax.scatter(row["mac_fraction"], row["mse"], s=size, marker=marker, label=name, alpha=0.8)
     ax.legend(fontsize=8, loc="best")
     ax.set_xlabel("mean MAC fraction of dense (test split)")
-    ax.set_ylabel("test MSE (VIL levels^2)")
+    ax.set_ylabel(f"test MSE ({mse_unit})")
     ax.set_title(title or "MACs against forecast error")
     ax.grid(alpha=0.3)
     fig.tight_layout()

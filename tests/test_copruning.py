@@ -2,45 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 import torch
 import torch.nn as nn
+from copruning_helpers import KEEP_ALL, mixed, run
+from copruning_helpers import make_copruned as _make
 
 from dance3d.copruning import CopruneConfig, CoprunedSimVP
 from dance3d.copruning.accounting import DenseMacs, GatedLayer, dense_layer_macs, sample_macs
 from dance3d.copruning.generator import frame_features
-from dance3d.copruning.tiles import tile_scores
 from dance3d.copruning.training import mac_penalty
 from dance3d.errors import ConfigError
 from dance3d.models import create_model
 from profiling import count_macs
 
-KEEP_ALL = {"data_threshold": 1e-6, "channel_threshold": 1e-6}
 
-
-def make_copruned(*, channels: int = 2, seed: int = 0, **settings) -> CoprunedSimVP:
-    """A random simvp-test (non-zero head, so the forecast is not persistence) wrapped for co-pruning."""
-    torch.manual_seed(seed)
-    dense = create_model("simvp-test", num_classes=channels, t_in=3, t_out=2).eval()
-    nn.init.normal_(dense.head.weight, std=0.1)
-    config = CopruneConfig(backbone="simvp-test", **{"tile_size": 4, **settings})
-    return CoprunedSimVP(dense, config).eval()
-
-
-def mixed(model: CoprunedSimVP, x: torch.Tensor) -> CoprunedSimVP:
-    """Set the data threshold at the median tile score of ``x``, so some tiles are kept and some skipped."""
-    with torch.no_grad():
-        scores = model.generator(x)
-        median = tile_scores(scores, model.grid_for(*scores.shape[-2:])).median().item()
-    model.config = replace(model.config, data_threshold=median)
-    return model
-
-
-def run(model: CoprunedSimVP, x: torch.Tensor, mode: str) -> torch.Tensor:
-    with torch.no_grad():
-        return model.set_mode(mode)(x)
+def make_copruned(**settings) -> CoprunedSimVP:
+    return _make("simvp-test", **settings)
 
 
 def test_keeping_everything_reproduces_the_dense_model():

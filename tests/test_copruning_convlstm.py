@@ -2,44 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 import torch
-import torch.nn as nn
+from copruning_helpers import KEEP_ALL, mixed, run
+from copruning_helpers import make_copruned as _make
 
-from dance3d.copruning import CopruneConfig, coprune_model
+from dance3d.copruning import CopruneConfig
 from dance3d.copruning.convlstm import CoprunedConvLSTM
-from dance3d.copruning.tiles import tile_scores
 from dance3d.errors import ConfigError, DataError
 from dance3d.models import create_model
 from profiling import count_macs
 
-KEEP_ALL = {"data_threshold": 1e-6, "channel_threshold": 1e-6}
 
-
-def make_copruned(*, channels: int = 2, seed: int = 0, **settings) -> CoprunedConvLSTM:
-    """A random convlstm-test (one cell of 8 channels, features 8; a non-zero head, so the forecast is not
-    persistence), 3 -> 2 frames, wrapped for co-pruning."""
-    torch.manual_seed(seed)
-    dense = create_model("convlstm-test", num_classes=channels, t_in=3, t_out=2).eval()
-    nn.init.normal_(dense.head.weight, std=0.1)
-    config = CopruneConfig(backbone="convlstm-test", **{"tile_size": 4, **settings})
-    return coprune_model(dense, config).eval()
-
-
-def mixed(model: CoprunedConvLSTM, x: torch.Tensor) -> CoprunedConvLSTM:
-    """Set the data threshold at the median tile score of ``x``, so some tiles are kept and some pruned."""
-    with torch.no_grad():
-        scores = model.generator(x)
-        median = tile_scores(scores, model.grid_for(*scores.shape[-2:])).median().item()
-    model.config = replace(model.config, data_threshold=median)
-    return model
-
-
-def run(model: CoprunedConvLSTM, x: torch.Tensor, mode: str) -> torch.Tensor:
-    with torch.no_grad():
-        return model.set_mode(mode)(x)
+def make_copruned(**settings) -> CoprunedConvLSTM:
+    return _make("convlstm-test", **settings)
 
 
 def test_the_dispatch_picks_the_convlstm_wrapper():

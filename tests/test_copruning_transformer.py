@@ -2,47 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 import torch
 import torch.nn as nn
+from copruning_helpers import KEEP_ALL, mixed, run
+from copruning_helpers import make_copruned as _make
 
 from dance3d.copruning import CopruneConfig, CoprunedSTFormer, coprune_model
 from dance3d.copruning.baselines import StaticTilesSTFormer
-from dance3d.copruning.tiles import tile_scores
 from dance3d.copruning.transformer import masked_attention
 from dance3d.errors import ConfigError
 from dance3d.models import create_model
 from dance3d.models.forecast_backbones import SpatioTemporalTransformer
 from profiling import count_macs
 
-KEEP_ALL = {"data_threshold": 1e-6, "channel_threshold": 1e-6}
+
+def make_copruned(**settings) -> CoprunedSTFormer:
+    return _make("stformer-test", **settings)
+
+
 ATTENTION_OPS = ("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
                  "_scaled_dot_product_efficient_attention")  # fmt: skip
-
-
-def make_copruned(*, channels: int = 2, seed: int = 0, **settings) -> CoprunedSTFormer:
-    """A random stformer-test (non-zero head, so the forecast is not persistence) wrapped for co-pruning."""
-    torch.manual_seed(seed)
-    dense = create_model("stformer-test", num_classes=channels, t_in=3, t_out=2).eval()
-    nn.init.normal_(dense.head.weight, std=0.1)
-    config = CopruneConfig(backbone="stformer-test", **{"tile_size": 4, **settings})
-    return coprune_model(dense, config).eval()
-
-
-def mixed(model: CoprunedSTFormer, x: torch.Tensor) -> CoprunedSTFormer:
-    """Set the data threshold at the median tile score of ``x``, so some tiles are kept and some dropped."""
-    with torch.no_grad():
-        scores = model.generator(x)
-        median = tile_scores(scores, model.grid_for(*scores.shape[-2:])).median().item()
-    model.config = replace(model.config, data_threshold=median)
-    return model
-
-
-def run(model: CoprunedSTFormer, x: torch.Tensor, mode: str) -> torch.Tensor:
-    with torch.no_grad():
-        return model.set_mode(mode)(x)
 
 
 def test_the_dispatch_picks_the_token_dropping_wrapper():

@@ -1,0 +1,41 @@
+"""Shared helpers of the co-pruning tests: a random tiny forecaster of any backbone wrapped for co-pruning,
+thresholds that keep everything or half the tiles, and a forward in one execution mode."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+import torch.nn as nn
+
+from dance3d.copruning import CopruneConfig
+from dance3d.copruning.base import CoprunedForecaster
+from dance3d.copruning.tiles import tile_scores
+from dance3d.copruning.wrappers import coprune_model
+from dance3d.models import create_model
+
+KEEP_ALL = {"data_threshold": 1e-6, "channel_threshold": 1e-6}
+
+
+def make_copruned(backbone: str, *, channels: int = 2, seed: int = 0, **settings) -> CoprunedForecaster:
+    """A random ``backbone`` (3 -> 2 frames; a non-zero head, so the forecast is not persistence) wrapped for
+    co-pruning with 4-pixel tiles unless ``settings`` say otherwise."""
+    torch.manual_seed(seed)
+    dense = create_model(backbone, num_classes=channels, t_in=3, t_out=2).eval()
+    nn.init.normal_(dense.head.weight, std=0.1)
+    config = CopruneConfig(backbone=backbone, **{"tile_size": 4, **settings})
+    return coprune_model(dense, config).eval()
+
+
+def mixed(model: CoprunedForecaster, x: torch.Tensor) -> CoprunedForecaster:
+    """Set the data threshold at the median tile score of ``x``, so some tiles are kept and some skipped."""
+    with torch.no_grad():
+        scores = model.generator(x)
+        median = tile_scores(scores, model.grid_for(*scores.shape[-2:])).median().item()
+    model.config = replace(model.config, data_threshold=median)
+    return model
+
+
+def run(model: CoprunedForecaster, x: torch.Tensor, mode: str) -> torch.Tensor:
+    with torch.no_grad():
+        return model.set_mode(mode)(x)

@@ -204,6 +204,21 @@ def _scores(scores: dict[str, Any], mse_normalised: float, level: str | None) ->
     return row
 
 
+def first_samples(test_set: Dataset, count: int) -> list[torch.Tensor]:
+    """The first ``count`` samples' inputs, each a batch of one: what batch-1 latency is timed on."""
+    return [test_set[i]["inputs"][None] for i in range(min(count, len(test_set)))]
+
+
+@torch.inference_mode()
+def timed_mac_fraction(model: nn.Module, inputs: list[torch.Tensor]) -> float:
+    """Mean MAC fraction of what a co-pruned model computes on ``inputs``, run as they are timed."""
+    values = []
+    for x in inputs:
+        model(x)
+        values.append(float(model.last_mac_fraction.mean()))
+    return float(np.mean(values))
+
+
 @torch.inference_mode()
 def batch1_latency_ms(
     models: dict[str, nn.Module], samples: list[torch.Tensor], *, repeats: int, warmup: int = 1
@@ -320,15 +335,11 @@ def run_benchmark(
 
     log("== figures and latency")
     figures = _figures(models["coupled"], test_set, coupled_rows, summary, out, source=settings.source)
-    latency_inputs = [test_set[i]["inputs"][None] for i in range(min(settings.latency_samples, len(test_set)))]
+    latency_inputs = first_samples(test_set, settings.latency_samples)
     coupled = copy.deepcopy(models["coupled"]).set_mode("compact").eval()
     latency = batch1_latency_ms({"dense": dense, "coupled_compact": coupled}, latency_inputs,
                                 repeats=settings.latency_repeats)  # fmt: skip
-    latency_fractions = []
-    with torch.inference_mode():
-        for x in latency_inputs:
-            coupled(x)
-            latency_fractions.append(float(coupled.last_mac_fraction.mean()))
+    latency_fraction = timed_mac_fraction(coupled, latency_inputs)
     speedup = latency["dense"] / latency["coupled_compact"]
     lap("latency_and_figures", clock)
     timings["total"] = time.perf_counter() - started
@@ -365,7 +376,7 @@ def run_benchmark(
         "paired_tests": {name: test.to_dict() for name, test in tests.items()},
         "spearman_mac_vs_calm_fraction": calm_rho,
         "latency_b1_ms": latency,
-        "latency_samples_mac_fraction": float(np.mean(latency_fractions)),
+        "latency_samples_mac_fraction": latency_fraction,
         "speedup_b1": speedup,
         "coprune_runs": coprune_results,
         "figures": [path.name for path in figures],
@@ -423,7 +434,9 @@ __all__ = [
     "DynaSettings",
     "batch1_latency_ms",
     "csi_level",
+    "first_samples",
     "quick_settings",
     "result_tag",
     "run_benchmark",
+    "timed_mac_fraction",
 ]

@@ -11,6 +11,7 @@ above the measured break-even. Both paths give the same forecast (up to float ro
 
 from __future__ import annotations
 
+from copy import deepcopy
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -74,6 +75,13 @@ class FallbackCalibration:
             )
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
             raise ConfigError(f"{path}: a broken compact fallback table ({error!r})") from error
+
+
+def with_fallback(model: torch.nn.Module, table: FallbackCalibration) -> torch.nn.Module:
+    """A copy of the co-pruned SimVP ``model`` that runs compact execution with ``table``'s dense fallback."""
+    copy = deepcopy(model)
+    copy.fallback = table
+    return copy
 
 
 def kept_tile_ladder(tiles: int, *, levels: int) -> list[int]:

@@ -9,6 +9,7 @@ execution with its measured dense fallback at batch 1 (``fallback.json``: reusab
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,9 @@ import pandas as pd
 
 from dance3d.checkpoint import load_model
 from dance3d.config import check_range
-from dance3d.copruning.benchmark import batch1_latency_ms
+from dance3d.copruning.benchmark import batch1_latency_ms, first_samples
 from dance3d.copruning.config import CopruneConfig, CopruneRunConfig, CopruneTrainConfig
-from dance3d.copruning.fallback import calibrate_fallback
+from dance3d.copruning.fallback import calibrate_fallback, with_fallback
 from dance3d.copruning.figures import calm_and_stormy_figure
 from dance3d.copruning.recording import record_mac_fractions
 from dance3d.copruning.training import RESUME_STATE, coprune
@@ -111,15 +112,11 @@ def run_copruning_stage(
 
 def _batch1_latency(model, dense, test_set, settings: CopruningStageSettings, out_dir: Path) -> str:  # noqa: ANN001
     """Dense, compact and compact-with-fallback batch-1 latency, timed side by side; one sentence for the report."""
-    import copy
-
-    inputs = [test_set[i]["inputs"][None] for i in range(min(settings.latency_samples, len(test_set)))]
+    inputs = first_samples(test_set, settings.latency_samples)
     table = calibrate_fallback(model, inputs[0])
     table.save(out_dir / "fallback.json")
     compact = copy.deepcopy(model).set_mode("compact")
-    with_fallback = copy.deepcopy(compact)
-    with_fallback.fallback = table
-    models = {"dense": dense, "compact": compact, "fallback": with_fallback}
+    models = {"dense": dense, "compact": compact, "fallback": with_fallback(compact, table)}
     ms = batch1_latency_ms(models, inputs, repeats=settings.latency_repeats)
     break_even = table.break_even_tiles
     where = "never" if break_even is None else f"at {break_even} of {table.tiles} kept tiles or more"

@@ -11,19 +11,17 @@ speed-up, the timed samples' MAC fraction and the realisation efficiency (speed-
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from dance3d.checkpoint import load_checkpoint, load_model
 from dance3d.config import from_dict
-from dance3d.copruning.benchmark import batch1_latency_ms, check_dense
-from dance3d.copruning.fallback import calibrate_fallback
+from dance3d.copruning.benchmark import batch1_latency_ms, check_dense, first_samples, timed_mac_fraction
+from dance3d.copruning.fallback import calibrate_fallback, with_fallback
 from dance3d.copruning.model import CoprunedSimVP
 from dance3d.data.registry import DataConfig, build_dataset
 from dance3d.errors import ConfigError
@@ -46,16 +44,6 @@ class RetimeSettings:
             raise ConfigError(f"samples and repeats must be >= 1, got {self.samples} and {self.repeats}")
 
 
-def timed_mac_fraction(model: torch.nn.Module, inputs: list[torch.Tensor]) -> float:
-    """Mean MAC fraction of what a co-pruned model computes on ``inputs`` (as it runs them when timed)."""
-    values = []
-    with torch.inference_mode():
-        for x in inputs:
-            model(x)
-            values.append(float(model.last_mac_fraction.mean()))
-    return float(np.mean(values))
-
-
 def retime(work: Path, dense_checkpoint: Path, settings: RetimeSettings, *, tag: str) -> dict[str, Any]:
     """The re-timing of the run in ``work`` (its ``coupled/model.pt``) against ``dense_checkpoint``."""
     started = time.perf_counter()
@@ -68,15 +56,13 @@ def retime(work: Path, dense_checkpoint: Path, settings: RetimeSettings, *, tag:
     loaded = load_model(dense_checkpoint)
     dense = loaded.model.eval()
     test_set = build_dataset(data, "test", classes=loaded.classes)
-    inputs = [test_set[i]["inputs"][None] for i in range(min(settings.samples, len(test_set)))]
+    inputs = first_samples(test_set, settings.samples)
     coupled = load_model(coupled_path).model.eval().set_mode("compact")
     models = {"dense": dense, "coupled_compact": coupled}
     calibration = None
     if isinstance(coupled, CoprunedSimVP):
         calibration = calibrate_fallback(coupled, inputs[0], seed=settings.seed)
-        with_fallback = copy.deepcopy(coupled)
-        with_fallback.fallback = calibration
-        models["coupled_compact_fallback"] = with_fallback
+        models["coupled_compact_fallback"] = with_fallback(coupled, calibration)
     latency = batch1_latency_ms(models, inputs, repeats=settings.repeats)
     fractions = {name: timed_mac_fraction(model, inputs) for name, model in models.items() if name != "dense"}
     speedups = {name: latency["dense"] / latency[name] for name in fractions}

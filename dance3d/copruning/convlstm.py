@@ -39,7 +39,7 @@ from dance3d.copruning.convlstm_accounting import ConvLSTMMacs, convlstm_macs
 from dance3d.copruning.convlstm_compact import convlstm_compact_forward
 from dance3d.copruning.decisions import Decisions
 from dance3d.copruning.generator import LATENT_STRIDE
-from dance3d.copruning.masks import model_mask, weighted_mean
+from dance3d.copruning.masks import model_mask, relative_to_largest, weighted_mean
 from dance3d.copruning.model import conv_norm_act, masked
 from dance3d.copruning.tiles import position_mask
 from dance3d.dynamic.decisions import TileGrid
@@ -88,8 +88,7 @@ class CoprunedConvLSTM(CoprunedForecaster):
         and the ``S``-weights ``weight`` (B, 1, h, w), zero at pruned positions; None when the model mask is off."""
         if not self.config.model_mask:
             return None
-        importance = weighted_mean(h.abs(), weight) * self.reader_norms(index)
-        importance = importance / importance.amax(dim=1, keepdim=True).clamp(min=1e-12)
+        importance = relative_to_largest(weighted_mean(h.abs(), weight) * self.reader_norms(index))
         return model_mask(importance, self.config, soft=soft)
 
     def _simulate(self, x: torch.Tensor, scores: torch.Tensor, grid: TileGrid) -> tuple[torch.Tensor, Decisions]:

@@ -43,7 +43,11 @@ def weighted_mean(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 def channel_importance(pooled: torch.Tensor, expand: nn.Conv2d, project: nn.Conv2d) -> torch.Tensor:
     """(B, hidden) importance in [0, 1] of a block's hidden channels from the ``S``-weighted mean input."""
     response = F.gelu(F.linear(pooled, expand.weight.flatten(1), expand.bias))
-    importance = response.abs() * project.weight.flatten(1).norm(dim=0)
+    return relative_to_largest(response.abs() * project.weight.flatten(1).norm(dim=0))
+
+
+def relative_to_largest(importance: torch.Tensor) -> torch.Tensor:
+    """(B, hidden) importance divided by each sample's largest, so it lies in [0, 1]."""
     return importance / importance.amax(dim=1, keepdim=True).clamp(min=1e-12)
 
 

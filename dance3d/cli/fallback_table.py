@@ -43,7 +43,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_out_file(args.out, force=args.force, suffixes=(".json",))
-    from dance3d.cli.forecast_eval import checkpoint_data
     from dance3d.copruning.fallback import calibrate_fallback
     from dance3d.copruning.model import CoprunedSimVP
     from dance3d.data.registry import build_dataset
@@ -56,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
             f"--checkpoint must be a co-pruned SimVP (kind 'copruned', simvp-*), got {type(loaded.model).__name__}: "
             "the other models' compact execution has no whole-map fallback"
         )
-    args.data = None  # the checkpoint's own data source
-    dataset = build_dataset(checkpoint_data(loaded, args), args.split, classes=loaded.classes)
+    dataset = build_dataset(loaded.data, args.split, classes=loaded.classes)  # the data it was trained on
     sample = dataset[0]["inputs"][None]
     table = calibrate_fallback(loaded.model.eval(), sample, levels=args.levels, repeats=args.repeats, seed=args.seed)
     table.save(args.out)

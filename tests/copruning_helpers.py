@@ -4,10 +4,12 @@ thresholds that keep everything or half the tiles, and a forward in one executio
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+from dance3d.cli.main import main
 from dance3d.copruning import CopruneConfig
 from dance3d.copruning.base import CoprunedForecaster
 from dance3d.copruning.tiles import tile_scores
@@ -39,3 +41,25 @@ def mixed(model: CoprunedForecaster, x: torch.Tensor) -> CoprunedForecaster:
 def run(model: CoprunedForecaster, x: torch.Tensor, mode: str) -> torch.Tensor:
     with torch.no_grad():
         return model.set_mode(mode)(x)
+
+
+TINY_DATA = ["--set", "data.forecast.num_train=16", "--set", "data.forecast.num_val=8",
+             "--set", "data.forecast.num_test=8", "--set", "data.forecast.height=16",
+             "--set", "data.forecast.width=16"]  # fmt: skip
+"""``--set`` overrides of a tiny forecast split: 16 / 8 / 8 samples of 16 x 16."""
+FAST = ["--epochs", "1", "--batch-size", "8", "--threads", "1"]
+
+
+def train_tiny_forecaster(model: str, out: Path, *extra: str) -> Path:
+    """``dance3d train --task forecast`` of zoo ``model`` on the tiny split for one epoch; its model.pt."""
+    settings = ["--set", "train.num_workers=0", "--set", "train.progress=false", *TINY_DATA, *FAST, *extra]
+    assert main(["train", "--task", "forecast", "--model", model, "--out", str(out), *settings]) == 0
+    return out / "model.pt"
+
+
+def coprune_tiny(dense: Path, out: Path, *, tile_size: int, extra: tuple[str, ...] = ()) -> Path:
+    """``dance3d copruning`` of ``dense`` to half the MACs for one epoch; the run folder."""
+    args = ["copruning", "--checkpoint", str(dense), "--out", str(out), "--tile-size", str(tile_size),
+            "--target-mac-fraction", "0.5", "--format", "json", *extra, *FAST]  # fmt: skip
+    assert main(args) == 0
+    return out

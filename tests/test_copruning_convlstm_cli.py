@@ -7,36 +7,25 @@ import json
 
 import pytest
 import torch
+from copruning_helpers import coprune_tiny, train_tiny_forecaster
 
 from dance3d.checkpoint import load_checkpoint
 from dance3d.cli.forecast_eval import checkpoint_data
-from dance3d.cli.main import main
 from dance3d.copruning.convlstm import CoprunedConvLSTM
 from dance3d.copruning.knobs import apply_thresholds, current_thresholds, threshold_knobs
 from dance3d.data.registry import build_dataset
 from dance3d.loading import load_model
 from studies import StudyConfig, run_study, trials_frame
 
-DATA = ["--set", "data.forecast.num_train=16", "--set", "data.forecast.num_val=8", "--set", "data.forecast.num_test=8",
-        "--set", "data.forecast.height=16", "--set", "data.forecast.width=16"]  # fmt: skip
-FAST = ["--epochs", "1", "--batch-size", "8", "--threads", "1"]
-
 
 @pytest.fixture(scope="module")
 def dense_checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("fc") / "run"
-    settings = ["--set", "train.num_workers=0", "--set", "train.progress=false", *DATA, *FAST]
-    assert main(["train", "--task", "forecast", "--model", "convlstm-test", "--out", str(out), *settings]) == 0
-    return out / "model.pt"
+    return train_tiny_forecaster("convlstm-test", tmp_path_factory.mktemp("fc") / "run")
 
 
 @pytest.fixture(scope="module")
 def copruned(dense_checkpoint, tmp_path_factory):
-    out = tmp_path_factory.mktemp("cp") / "run"
-    args = ["copruning", "--checkpoint", str(dense_checkpoint), "--out", str(out), "--tile-size", "4",
-            "--target-mac-fraction", "0.5", "--format", "json", *FAST]  # fmt: skip
-    assert main(args) == 0
-    return out
+    return coprune_tiny(dense_checkpoint, tmp_path_factory.mktemp("cp") / "run", tile_size=4)
 
 
 def _dataset(loaded, split: str):  # noqa: ANN202

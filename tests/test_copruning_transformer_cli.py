@@ -7,34 +7,23 @@ import json
 
 import pytest
 import torch
+from copruning_helpers import FAST, TINY_DATA, coprune_tiny, train_tiny_forecaster
 
 from dance3d.checkpoint import load_checkpoint
 from dance3d.cli.forecast_eval import checkpoint_data
-from dance3d.cli.main import main
 from dance3d.copruning import CoprunedSTFormer
 from dance3d.data.registry import build_dataset
 from dance3d.loading import load_model
 
-DATA = ["--set", "data.forecast.num_train=16", "--set", "data.forecast.num_val=8", "--set", "data.forecast.num_test=8",
-        "--set", "data.forecast.height=16", "--set", "data.forecast.width=16"]  # fmt: skip
-FAST = ["--epochs", "1", "--batch-size", "8", "--threads", "1"]
-
 
 @pytest.fixture(scope="module")
 def dense_checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("fc") / "run"
-    settings = ["--set", "train.num_workers=0", "--set", "train.progress=false", *DATA, *FAST]
-    assert main(["train", "--task", "forecast", "--model", "stformer-test", "--out", str(out), *settings]) == 0
-    return out / "model.pt"
+    return train_tiny_forecaster("stformer-test", tmp_path_factory.mktemp("fc") / "run")
 
 
 @pytest.fixture(scope="module")
 def copruned(dense_checkpoint, tmp_path_factory):
-    out = tmp_path_factory.mktemp("cp") / "run"
-    args = ["copruning", "--checkpoint", str(dense_checkpoint), "--out", str(out), "--tile-size", "8",
-            "--target-mac-fraction", "0.5", "--format", "json", *FAST]  # fmt: skip
-    assert main(args) == 0
-    return out
+    return coprune_tiny(dense_checkpoint, tmp_path_factory.mktemp("cp") / "run", tile_size=8)
 
 
 def test_copruning_a_transformer_writes_a_checkpoint_that_loads(copruned):
@@ -74,7 +63,7 @@ def test_profile_counts_what_token_dropping_runs(run_cli, copruned):
 def test_a_transformer_with_another_patch_size_is_refused(run_cli, tmp_path):
     dense = tmp_path / "fc"
     settings = ["--set", "train.num_workers=0", "--set", "train.progress=false",
-                "--set", "train.model_options={patch: 8}", *DATA, *FAST]  # fmt: skip
+                "--set", "train.model_options={patch: 8}", *TINY_DATA, *FAST]  # fmt: skip
     code, _, err = run_cli("train", "--task", "forecast", "--model", "stformer-tiny", "--out", str(dense), *settings)
     assert code == 0, err
     assert load_checkpoint(dense / "model.pt").model["options"]["patch"] == 8

@@ -7,28 +7,22 @@ import sys
 from pathlib import Path
 
 import pytest
+from copruning_helpers import coprune_tiny, train_tiny_forecaster
 
 from dance3d.benchmark_results import validate_result
-from dance3d.cli.main import main
 from dance3d.copruning.retime import RetimeSettings, retime
 from dance3d.errors import ConfigError
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "dyna_forecast_latency.py"
-DATA = ["--set", "data.forecast.num_train=16", "--set", "data.forecast.num_val=8", "--set", "data.forecast.num_test=8",
-        "--set", "data.forecast.height=16", "--set", "data.forecast.width=16"]  # fmt: skip
-FAST = ["--epochs", "1", "--batch-size", "8", "--threads", "1"]
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> tuple[Path, Path]:
     """A benchmark-shaped work folder: ``dense/model.pt`` and ``coupled/model.pt`` of a tiny SimVP."""
     work = tmp_path_factory.mktemp("work")
-    settings = ["--set", "train.num_workers=0", "--set", "train.progress=false", *DATA, *FAST]
-    assert main(["train", "--task", "forecast", "--model", "simvp-test", "--out", str(work / "dense"), *settings]) == 0
-    args = ["copruning", "--checkpoint", str(work / "dense" / "model.pt"), "--out", str(work / "coupled"),
-            "--tile-size", "4", "--target-mac-fraction", "0.5", "--format", "json", *FAST]  # fmt: skip
-    assert main(args) == 0
-    return work, work / "dense" / "model.pt"
+    dense = train_tiny_forecaster("simvp-test", work / "dense")
+    coprune_tiny(dense, work / "coupled", tile_size=4)
+    return work, dense
 
 
 def test_retiming_reports_speedups_that_follow_the_latencies(finished_run):

@@ -70,3 +70,11 @@ def test_a_transformer_with_another_patch_size_is_refused(run_cli, tmp_path):
     code, _, err = run_cli("copruning", "--checkpoint", str(dense / "model.pt"), "--out", str(tmp_path / "cp"))
     assert code == 2 and "needs patch size 4" in err and "Traceback" not in err
     assert not (tmp_path / "cp" / "model.pt").exists()
+
+
+def test_a_fallback_table_is_refused_for_it(run_cli, copruned, tmp_path):
+    code, _, err = run_cli("fallback-table", "--checkpoint", str(copruned / "model.pt"), "--out", str(tmp_path / "t.json"))
+    assert code == 2 and "must be a co-pruned SimVP or ConvLSTM" in err
+    code, _, err = run_cli("eval", "--checkpoint", str(copruned / "model.pt"), "--execution", "compact",
+                           "--calibration", str(tmp_path / "t.json"))  # fmt: skip
+    assert code == 2 and "the Transformer's compact execution has none" in err

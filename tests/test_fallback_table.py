@@ -34,7 +34,7 @@ def test_the_table_is_measured_and_eval_with_it_scores_alike(run_cli, copruned, 
 def test_bad_uses_exit_2_with_one_line(run_cli, copruned, dense_checkpoint, tmp_path):  # noqa: F811
     model = str(copruned / "model.pt")
     code, _, err = run_cli("fallback-table", "--checkpoint", str(dense_checkpoint), "--out", str(tmp_path / "a.json"))
-    assert code == 2 and "must be a co-pruned SimVP" in err
+    assert code == 2 and "must be a co-pruned SimVP or ConvLSTM" in err
     other = FallbackCalibration("cpu:x", (32, 32), 16, {4: 1.0}, {4: 0.5}).save(tmp_path / "other.json")
     code, _, err = run_cli("eval", "--checkpoint", model, "--calibration", str(other))
     assert code == 2 and "needs --execution compact" in err

@@ -1,7 +1,8 @@
-"""``dance3d fallback-table``: where a co-pruned SimVP's compact execution should compute the whole map.
+"""``dance3d fallback-table``: where a co-pruned SimVP's or ConvLSTM's compact execution should compute the whole map.
 
-Compact execution of a co-pruned SimVP computes each sample's kept tiles with their halos; above
-some number of kept tiles the whole map (skipped tiles masked, the same forecast) is faster. This
+Compact execution of a co-pruned SimVP or ConvLSTM computes each sample's kept tiles with their
+halos; above some number of kept tiles the whole map (skipped tiles masked, the same forecast) is
+faster. This
 times both paths on one sample of the checkpoint's data, at --levels kept-tile counts, interleaved,
 and writes the measurements (JSON). 'dance3d eval' / 'dance3d profile' --execution compact
 --calibration FILE then run a sample on the whole map at or above the measured break-even. The file
@@ -29,7 +30,7 @@ from dance3d.cli.common import (
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(subparsers, "fallback-table", __doc__)
-    parser.add_argument("--checkpoint", required=True, help="a co-pruned SimVP model.pt (from 'dance3d copruning')")
+    parser.add_argument("--checkpoint", required=True, help="a co-pruned SimVP or ConvLSTM model.pt (from 'dance3d copruning')")
     parser.add_argument("--split", default="test", help="split whose first sample is timed (default: test)")
     parser.add_argument("--levels", type=positive_int, default=8, help="kept-tile counts timed (default: 8)")
     add_threads_arg(parser)
@@ -43,17 +44,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_out_file(args.out, force=args.force, suffixes=(".json",))
-    from dance3d.copruning.fallback import calibrate_fallback
-    from dance3d.copruning.model import CoprunedSimVP
+    from dance3d.copruning.fallback import WholeMapFallback, calibrate_fallback
     from dance3d.data.registry import build_dataset
     from dance3d.errors import ConfigError
     from dance3d.loading import load_model
 
     loaded = load_model(args.checkpoint)
-    if not isinstance(loaded.model, CoprunedSimVP):
+    if not isinstance(loaded.model, WholeMapFallback):
         raise ConfigError(
-            f"--checkpoint must be a co-pruned SimVP (kind 'copruned', simvp-*), got {type(loaded.model).__name__}: "
-            "the other models' compact execution has no whole-map fallback"
+            f"--checkpoint must be a co-pruned SimVP or ConvLSTM (kind 'copruned', simvp-* or convlstm-*), got "
+            f"{type(loaded.model).__name__}: the other models' compact execution has no whole-map fallback"
         )
     dataset = build_dataset(loaded.data, args.split, classes=loaded.classes)  # the data it was trained on
     sample = dataset[0]["inputs"][None]

@@ -130,15 +130,15 @@ def apply_execution(model: nn.Module, args: argparse.Namespace) -> None:
 
 
 def _apply_fallback(model: nn.Module, calibration: str, execution: str | None) -> None:
-    """A co-pruned SimVP's dense-fallback table (``dance3d fallback-table``) for compact execution."""
-    from dance3d.copruning.fallback import FallbackCalibration
-    from dance3d.copruning.model import CoprunedSimVP
+    """A co-pruned SimVP's or ConvLSTM's dense-fallback table (``dance3d fallback-table``) for compact execution."""
+    from dance3d.copruning.fallback import FallbackCalibration, WholeMapFallback
 
     if execution != "compact":
         raise ConfigError("--calibration needs --execution compact")
-    if not isinstance(model, CoprunedSimVP):
+    if not isinstance(model, WholeMapFallback):
         raise ConfigError(
-            "--calibration on a co-pruned model takes a SimVP's fallback table ('dance3d fallback-table')"
+            "--calibration on a co-pruned model takes a SimVP's or ConvLSTM's fallback table ('dance3d fallback-table'); "
+            "the Transformer's compact execution has none"
         )
     model.fallback = FallbackCalibration.load(calibration)
 

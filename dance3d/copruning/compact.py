@@ -16,7 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dance3d.copruning.decisions import Decisions, run_per_sample
+from dance3d.copruning.decisions import Decisions
+from dance3d.copruning.fallback import compact_with_fallback
 from dance3d.copruning.tiles import TileIndex, tile_group_norm
 from dance3d.dynamic.decisions import TileGrid
 from dance3d.models.forecast_backbones.common import pad_to_multiple
@@ -112,17 +113,4 @@ def compact_forward(
     """
     tiles = model.decide_tiles(scores, grid, soft=False)
     hidden = [block.mlp[0].out_channels for block in model.blocks] if model.config.model_mask else None
-    counts = tiles.sum(dim=1).tolist()
-    height, width = x.shape[-2:]
-
-    fallback = model.fallback
-    whole = [fallback is not None and fallback.runs_whole_map(int(c), height=height, width=width) for c in counts]
-
-    def run(b: int):
-        if whole[b]:
-            return sample_whole_map(model, x[b : b + 1], scores[b : b + 1], grid, tiles[b : b + 1])
-        return sample_tiled(model, x[b : b + 1], scores[b], grid, tiles[b])
-
-    out, decisions = run_per_sample(x, grid, tiles, hidden, run)
-    decisions.whole_map = torch.tensor(whole, device=x.device)
-    return out, decisions
+    return compact_with_fallback(model, x, scores, grid, tiles, hidden)

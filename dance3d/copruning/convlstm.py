@@ -22,7 +22,10 @@ Per sample, ``S`` decides:
 
 ``simulate`` applies the masks to dense tensors (the reference numerics; soft straight-through
 masks in ``train()`` mode); ``compact`` (:mod:`dance3d.copruning.convlstm_compact`) runs every conv
-on the kept tiles and channels only, and gives the same outputs. The autoregressive steps feed the
+on the kept tiles and channels only, and gives the same outputs. A sample that keeps every tile,
+or (with a measured ``fallback`` table, :mod:`dance3d.copruning.fallback`) enough of them, runs on
+whole maps with each cell sliced to its kept channels instead
+(:mod:`dance3d.copruning.convlstm_whole_map`), and is charged every position. The autoregressive steps feed the
 previous prediction back through the encoder: at pruned positions it is the last input frame.
 With every tile and channel kept, ``simulate`` is the dense backbone exactly.
 """
@@ -36,8 +39,10 @@ from dance3d.copruning.accounting import dense_layer_macs
 from dance3d.copruning.base import CoprunedForecaster
 from dance3d.copruning.config import CopruneConfig
 from dance3d.copruning.convlstm_accounting import ConvLSTMMacs, convlstm_macs
-from dance3d.copruning.convlstm_compact import convlstm_compact_forward
+from dance3d.copruning.convlstm_compact import sample_tiled
+from dance3d.copruning.convlstm_whole_map import sample_whole_map
 from dance3d.copruning.decisions import Decisions
+from dance3d.copruning.fallback import WholeMapFallback, compact_with_fallback
 from dance3d.copruning.generator import LATENT_STRIDE
 from dance3d.copruning.masks import model_mask, relative_to_largest, weighted_mean
 from dance3d.copruning.model import conv_norm_act, masked
@@ -58,7 +63,7 @@ def combine(position: torch.Tensor | None, channels: torch.Tensor | None) -> tor
     return channels if position is None else channels * position
 
 
-class CoprunedConvLSTM(CoprunedForecaster):
+class CoprunedConvLSTM(CoprunedForecaster, WholeMapFallback):
     """(B, t_in, C, H, W) -> (B, t_out, C, H, W), skipping calm tiles and unneeded hidden channels per sample
     (the records a forward leaves: :class:`~dance3d.copruning.base.CoprunedForecaster`)."""
 
@@ -66,6 +71,7 @@ class CoprunedConvLSTM(CoprunedForecaster):
         if not isinstance(backbone, ConvLSTMForecaster):
             raise ConfigError(f"CoprunedConvLSTM wraps a ConvLSTMForecaster, got {type(backbone).__name__}")
         super().__init__(backbone, config)
+        self.whole_map_when_all_kept = True  # the whole-map path slices channels: nothing more to compute
         self._costs: dict[tuple[int, ...], tuple[ConvLSTMMacs, int, int]] = {}
 
     @property
@@ -153,7 +159,15 @@ class CoprunedConvLSTM(CoprunedForecaster):
         return h
 
     def _compact(self, x: torch.Tensor, scores: torch.Tensor, grid: TileGrid) -> tuple[torch.Tensor, Decisions]:
-        return convlstm_compact_forward(self, x, scores, grid)
+        tiles = self.decide_tiles(scores, grid, soft=False)
+        hidden = [cell.hidden for cell in self.cells] if self.config.model_mask else None
+        return compact_with_fallback(self, x, scores, grid, tiles, hidden)
+
+    def tiled_sample(self, x: torch.Tensor, scores: torch.Tensor, grid: TileGrid, kept: torch.Tensor):  # noqa: ANN201
+        return sample_tiled(self, x, scores, grid, kept)
+
+    def whole_map_sample(self, x: torch.Tensor, scores: torch.Tensor, grid: TileGrid, tiles: torch.Tensor):  # noqa: ANN201
+        return sample_whole_map(self, x, scores, grid, tiles)
 
     def costs(self, x: torch.Tensor) -> tuple[ConvLSTMMacs, int, int]:
         """(the MAC model, the dense backbone's counted MACs, the generator's MACs) per sample shaped like ``x``."""
@@ -178,6 +192,8 @@ class CoprunedConvLSTM(CoprunedForecaster):
     def _account(self, x: torch.Tensor, decisions: Decisions) -> None:
         model, dense, generator_macs = self.costs(x)
         kept = decisions.position_fraction() * model.positions
+        if decisions.whole_map is not None:  # the whole-map path computes every position
+            kept = torch.where(decisions.whole_map, torch.full_like(kept, float(model.positions)), kept)
         channels = None if decisions.channels is None else [c.sum(dim=1) for c in decisions.channels]
         macs = model.macs(kept, channels) + generator_macs
         self.last_decisions, self.last_macs = decisions, macs

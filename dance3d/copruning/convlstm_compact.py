@@ -23,7 +23,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dance3d.copruning.decisions import Decisions, run_per_sample
 from dance3d.copruning.tiles import TileIndex, tile_group_norm
 from dance3d.dynamic.decisions import TileGrid
 from dance3d.models.forecast_backbones.common import pad_to_multiple
@@ -66,14 +65,78 @@ class TileCell:
     bias: torch.Tensor | None = None
 
 
-class SampleRun:
-    """One sample's compact forward: its kept tiles, its ``S`` on them, its cells' states."""
+class CellSteps:
+    """One sample's ConvLSTM cells stepping on some layout of its kept positions; a subclass says how a gate
+    conv runs on that layout (``gates``), how the channel decision sees ``h`` and ``S`` (``decision_maps``)
+    and where the cell state must be zeroed (``keep``)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.cells = [TileCell() for _ in model.cells]
+
+    def gates(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, cell: nn.Module) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decision_maps(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(``h``, ``S``-weights) as maps (1, C, ., .) for :meth:`CoprunedConvLSTM.decide_channels`."""
+        raise NotImplementedError
+
+    def keep(self, c: torch.Tensor) -> torch.Tensor:
+        """``c`` zeroed where nothing is kept (the tiled layout holds kept positions only)."""
+        return c
+
+    def step(self, z: torch.Tensor) -> torch.Tensor:
+        """Every cell's step on the encoded input ``z``; the last cell's ``h`` (its kept channels)."""
+        columns = None  # the first cell reads every encoder channel
+        for index, cell in enumerate(self.model.cells):
+            state = self.cells[index]
+            z = self._first(index, cell, z, columns) if state.kept is None else self._later(cell, state, z)
+            columns = state.kept
+        return z
+
+    def _first(self, index: int, cell: nn.Module, x: torch.Tensor, columns: torch.Tensor | None) -> torch.Tensor:
+        """The cell's first step (zero state): every gate row from the input columns; decides the kept channels."""
+        gates = cell.gates
+        device = x.device
+        inputs = torch.arange(gates.in_channels - cell.hidden, device=device) if columns is None else columns
+        i, _, o, g = self.gates(x, gates.weight[:, inputs], gates.bias, cell).chunk(4, dim=1)
+        c = torch.sigmoid(i) * torch.tanh(g)
+        mask = self.model.decide_channels(*self.decision_maps(torch.sigmoid(o) * torch.tanh(c)), index, soft=False)
+        kept = torch.arange(cell.hidden, device=device) if mask is None else mask[0].nonzero().flatten()
+        state = self.cells[index]
+        state.kept, state.c = kept, self.keep(c[:, kept])
+        state.h = torch.sigmoid(o[:, kept]) * torch.tanh(state.c)
+        rows = torch.cat([part * cell.hidden + kept for part in range(4)])
+        state.weight = gates.weight[rows][:, torch.cat([inputs, gates.in_channels - cell.hidden + kept])]
+        state.bias = gates.bias[rows]
+        return state.h
+
+    def _later(self, cell: nn.Module, state: TileCell, x: torch.Tensor) -> torch.Tensor:
+        i, f, o, g = self.gates(torch.cat([x, state.h], dim=1), state.weight, state.bias, cell).chunk(4, dim=1)
+        state.c = self.keep(torch.sigmoid(f) * state.c + torch.sigmoid(i) * torch.tanh(g))
+        state.h = torch.sigmoid(o) * torch.tanh(state.c)
+        return state.h
+
+    def channel_masks(self, like: torch.Tensor) -> list[torch.Tensor] | None:
+        """Each cell's kept channels as a (1, hidden) 0/1 mask of ``like``'s dtype (None when the model mask is off)."""
+        if not self.model.config.model_mask:
+            return None
+        masks = []
+        for cell, state in zip(self.model.cells, self.cells, strict=True):
+            mask = like.new_zeros(1, cell.hidden)
+            mask[0, state.kept] = 1.0
+            masks.append(mask)
+        return masks
+
+
+class SampleRun(CellSteps):
+    """One sample's compact forward: its kept tiles, its ``S`` on them, its cells' states on them."""
 
     def __init__(self, model: nn.Module, scores: torch.Tensor, tiles: TileIndex, latent: tuple[int, int]) -> None:
-        self.model, self.tiles, self.latent = model, tiles, latent
+        super().__init__(model)
+        self.tiles, self.latent = tiles, latent
         th, tw = tiles.tile_shape(1)
         self.weight = tiles.gather(scores[None, None], scale=1).reshape(len(tiles), 1, th, tw)  # 0 outside the map
-        self.cells = [TileCell() for _ in model.cells]
 
     def encode(self, frames: torch.Tensor, half: tuple[int, int]) -> torch.Tensor:
         """(N, C, H, W) whole frames -> (N * K, features, th, tw) encodings of the kept tiles."""
@@ -82,60 +145,20 @@ class SampleRun:
         out = tiles.scatter(out, frames=frames.shape[0], scale=2, size=half)
         return tile_conv_norm_act(bb.encoder[1], tiles, out, scale=1)
 
-    def step(self, z: torch.Tensor) -> torch.Tensor:
-        """Every cell's step on the encoded kept tiles ``z`` (K, features, th, tw); the last cell's ``h``."""
-        columns = None  # the first cell reads every encoder channel
-        for index, cell in enumerate(self.model.cells):
-            state = self.cells[index]
-            z = self._first(index, cell, z, columns) if state.kept is None else self._later(cell, state, z)
-            columns = state.kept
-        return z
-
-    def _gates(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, cell: nn.Module) -> torch.Tensor:
+    def gates(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, cell: nn.Module) -> torch.Tensor:
         full = self.tiles.scatter(x, frames=1, scale=1, size=self.latent)
         regions = self.tiles.gather(full, scale=1, kernel=cell.gates.kernel_size[0], padding=cell.gates.padding[0])
         return F.conv2d(regions, weight, bias)
 
-    def _first(self, index: int, cell: nn.Module, x: torch.Tensor, columns: torch.Tensor | None) -> torch.Tensor:
-        """The cell's first step (zero state): every gate row from the input columns; decides the kept channels."""
-        gates = cell.gates
-        device = x.device
-        inputs = torch.arange(gates.in_channels - cell.hidden, device=device) if columns is None else columns
-        i, _, o, g = self._gates(x, gates.weight[:, inputs], gates.bias, cell).chunk(4, dim=1)
-        c = torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
-        mask = self.model.decide_channels(as_map(h), as_map(self.weight), index, soft=False)
-        kept = torch.arange(cell.hidden, device=device) if mask is None else mask[0].nonzero().flatten()
-        state = self.cells[index]
-        state.kept, state.c = kept, c[:, kept]
-        state.h = torch.sigmoid(o[:, kept]) * torch.tanh(state.c)
-        rows = torch.cat([part * cell.hidden + kept for part in range(4)])
-        state.weight = gates.weight[rows][:, torch.cat([inputs, gates.in_channels - cell.hidden + kept])]
-        state.bias = gates.bias[rows]
-        return state.h
-
-    def _later(self, cell: nn.Module, state: TileCell, x: torch.Tensor) -> torch.Tensor:
-        i, f, o, g = self._gates(torch.cat([x, state.h], dim=1), state.weight, state.bias, cell).chunk(4, dim=1)
-        state.c = torch.sigmoid(f) * state.c + torch.sigmoid(i) * torch.tanh(g)
-        state.h = torch.sigmoid(o) * torch.tanh(state.c)
-        return state.h
-
-    def channel_masks(self) -> list[torch.Tensor] | None:
-        """Each cell's kept channels as a (1, hidden) 0/1 mask (None when the model mask is off)."""
-        if not self.model.config.model_mask:
-            return None
-        masks = []
-        for cell, state in zip(self.model.cells, self.cells, strict=True):
-            mask = self.weight.new_zeros(1, cell.hidden)
-            mask[0, state.kept] = 1.0
-            masks.append(mask)
-        return masks
+    def decision_maps(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return as_map(h), as_map(self.weight)
 
 
-def _sample(
+def sample_tiled(
     model: nn.Module, x: torch.Tensor, scores: torch.Tensor, grid: TileGrid, kept: torch.Tensor
 ) -> tuple[torch.Tensor, list[torch.Tensor | None] | None]:
-    """One sample (1, t_in, C, H, W): (forecast (1, t_out, C, H, W), kept channels per cell or None)."""
+    """One sample (1, t_in, C, H, W) on its kept tiles ``kept`` (rows * cols,), ``scores`` (h, w) its ``S``:
+    (forecast (1, t_out, C, H, W), kept channels per cell or None)."""
     bb = model.backbone
     t_in, t_out = bb.t_in, bb.t_out
     tiles = TileIndex(kept, grid)
@@ -162,13 +185,4 @@ def _sample(
         delta = F.conv2d(decoded, bb.head.weight, bb.head.bias)
         previous = previous + tiles.scatter(delta, frames=1, scale=4, size=full)
         outputs.append(previous[..., :height, :width])
-    return torch.stack(outputs, dim=1), run.channel_masks()
-
-
-def convlstm_compact_forward(
-    model: nn.Module, x: torch.Tensor, scores: torch.Tensor, grid: TileGrid
-) -> tuple[torch.Tensor, Decisions]:
-    """Forecasts of a batch of a ``CoprunedConvLSTM``, each sample computing only what its masks keep; and the masks."""
-    tiles = model.decide_tiles(scores, grid, soft=False)
-    hidden = [cell.hidden for cell in model.cells] if model.config.model_mask else None
-    return run_per_sample(x, grid, tiles, hidden, lambda b: _sample(model, x[b : b + 1], scores[b], grid, tiles[b]))
+    return torch.stack(outputs, dim=1), run.channel_masks(x)

@@ -1,4 +1,5 @@
-"""Dense fallback of a co-pruned SimVP's compact execution: the kept-tile count above which tiles do not pay.
+"""Dense fallback of a co-pruned CNN's or ConvLSTM's compact execution: the kept-tile count above which tiles
+do not pay.
 
 Compact execution runs every conv on the kept tiles' regions with their halo; on a CPU a small conv
 on many small regions costs more per MAC than one conv over the whole map, so above some number of
@@ -7,6 +8,10 @@ alone) is faster. :func:`calibrate_fallback` times both paths on the device, int
 ladder of kept-tile counts for one input size, and records a :class:`FallbackCalibration`; a model
 holding one (``model.fallback``) runs a sample on the whole map when its kept-tile count is at or
 above the measured break-even. Both paths give the same forecast (up to float rounding).
+
+A :class:`WholeMapFallback` model supplies both paths. SimVP's whole-map path runs every channel
+(it is charged the dense MACs); the ConvLSTM's slices each cell to the sample's kept hidden
+channels and so also runs a sample that keeps every tile, with or without a table.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from pathlib import Path
 
 import torch
 
-from dance3d.copruning.compact import sample_tiled, sample_whole_map
+from dance3d.copruning.decisions import Decisions, run_per_sample
 from dance3d.dynamic.compact_calibration import device_key
+from dance3d.dynamic.decisions import TileGrid
 from dance3d.errors import ConfigError
 from dance3d.table_files import read_table, write_table
 from profiling.latency import measure_interleaved
@@ -77,8 +83,59 @@ class FallbackCalibration:
             raise ConfigError(f"{path}: a broken compact fallback table ({error!r})") from error
 
 
+class WholeMapFallback:
+    """A co-pruned forecaster whose compact execution has a tiled and a whole-map path per sample.
+
+    ``fallback``: the measured break-even (None: tiles only); ``whole_map_when_all_kept``: a sample
+    that keeps every tile runs on the whole map even without a table (set where the whole-map path
+    computes no more than the tiled one would).
+    """
+
+    fallback: FallbackCalibration | None = None
+    whole_map_when_all_kept: bool = False
+
+    def tiled_sample(
+        self, x: torch.Tensor, scores: torch.Tensor, grid: TileGrid, kept: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor | None] | None]:
+        """One sample (1, t_in, C, H, W) on its kept tiles ``kept`` (rows * cols,), ``scores`` (h, w) its ``S``:
+        (forecast, kept channels per block or None)."""
+        raise NotImplementedError
+
+    def whole_map_sample(
+        self, x: torch.Tensor, scores: torch.Tensor, grid: TileGrid, tiles: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor | None] | None]:
+        """The same sample on the whole map, ``scores`` (1, h, w), ``tiles`` (1, rows * cols)."""
+        raise NotImplementedError
+
+    def runs_whole_map(self, kept_tiles: int, tiles: int, *, height: int, width: int) -> bool:
+        """Whether a ``height x width`` sample keeping ``kept_tiles`` of ``tiles`` runs on the whole map."""
+        if self.whole_map_when_all_kept and kept_tiles == tiles:
+            return True
+        return self.fallback is not None and self.fallback.runs_whole_map(kept_tiles, height=height, width=width)
+
+
+def compact_with_fallback(
+    model: WholeMapFallback, x: torch.Tensor, scores: torch.Tensor, grid: TileGrid, tiles: torch.Tensor,
+    hidden: list[int] | None,
+) -> tuple[torch.Tensor, Decisions]:  # fmt: skip
+    """A batch in compact execution, each sample on its tiles or, where ``model`` says so, on the whole map;
+    ``tiles`` (B, rows * cols) the kept tiles, ``hidden`` each gated block's width (None: no model mask)."""
+    height, width = x.shape[-2:]
+    whole = [model.runs_whole_map(int(c), tiles.shape[1], height=height, width=width) for c in tiles.sum(dim=1).tolist()]
+
+    def run(b: int) -> tuple[torch.Tensor, list[torch.Tensor | None] | None]:
+        if whole[b]:
+            return model.whole_map_sample(x[b : b + 1], scores[b : b + 1], grid, tiles[b : b + 1])
+        return model.tiled_sample(x[b : b + 1], scores[b], grid, tiles[b])
+
+    out, decisions = run_per_sample(x, grid, tiles, hidden, run)
+    decisions.whole_map = torch.tensor(whole, device=x.device)
+    return out, decisions
+
+
 def with_fallback(model: torch.nn.Module, table: FallbackCalibration) -> torch.nn.Module:
-    """A copy of the co-pruned SimVP ``model`` that runs compact execution with ``table``'s dense fallback."""
+    """A copy of the co-pruned ``model`` (a :class:`WholeMapFallback`) that runs compact execution with
+    ``table``'s dense fallback."""
     copy = deepcopy(model)
     copy.fallback = table
     return copy
@@ -92,8 +149,14 @@ def kept_tile_ladder(tiles: int, *, levels: int) -> list[int]:
 def calibrate_fallback(
     model: torch.nn.Module, x: torch.Tensor, *, levels: int = 8, warmup: int = 2, repeats: int = 7, seed: int = 0
 ) -> FallbackCalibration:
-    """Time the tiled and the whole-map path of a co-pruned SimVP on one sample ``x`` (1, t_in, C, H, W),
-    at ``levels`` kept-tile counts (random tiles, seeded), interleaved; the model is left unchanged."""
+    """Time the tiled and the whole-map path of a co-pruned :class:`WholeMapFallback` model on one sample ``x``
+    (1, t_in, C, H, W), at ``levels`` kept-tile counts (random tiles, seeded), interleaved; the model is left
+    unchanged."""
+    if not isinstance(model, WholeMapFallback):
+        raise ConfigError(
+            f"a compact fallback is measured on a co-pruned SimVP or ConvLSTM, not {type(model).__name__}: "
+            "the Transformer's compact execution drops tokens and has no whole-map path"
+        )
     if model.training:
         raise ConfigError("calibrate a co-pruned model in eval mode")
     if x.ndim != 5 or x.shape[0] != 1:
@@ -108,8 +171,8 @@ def calibrate_fallback(
         tiles = torch.zeros(1, count)
         tiles[0, torch.randperm(count, generator=generator)[:kept]] = 1.0
         calls = {
-            "tiled": lambda t=tiles: sample_tiled(model, x, scores[0], grid, t[0]),
-            "whole": lambda t=tiles: sample_whole_map(model, x, scores, grid, t),
+            "tiled": lambda t=tiles: model.tiled_sample(x, scores[0], grid, t[0]),
+            "whole": lambda t=tiles: model.whole_map_sample(x, scores, grid, t),
         }
         times = measure_interleaved(calls, warmup=warmup, repeats=repeats, device=x.device)
         calibration.tiled_ms[kept] = times["tiled"].median_ms

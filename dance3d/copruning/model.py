@@ -21,10 +21,10 @@ import torch.nn as nn
 
 from dance3d.copruning.accounting import DenseMacs, GatedLayer, dense_layer_macs, sample_macs
 from dance3d.copruning.base import EXECUTION_MODES, CoprunedForecaster
-from dance3d.copruning.compact import compact_forward
+from dance3d.copruning.compact import compact_forward, sample_tiled, sample_whole_map
 from dance3d.copruning.config import CopruneConfig
 from dance3d.copruning.decisions import Decisions
-from dance3d.copruning.fallback import FallbackCalibration
+from dance3d.copruning.fallback import WholeMapFallback
 from dance3d.copruning.generator import LATENT_STRIDE
 from dance3d.copruning.masks import channel_importance, model_mask, weighted_mean
 from dance3d.copruning.tiles import group_norm, position_mask
@@ -49,7 +49,7 @@ def per_frame(mask: torch.Tensor | None, frames: int) -> torch.Tensor | None:
     return None if mask is None else mask.repeat_interleave(frames, dim=0)
 
 
-class CoprunedSimVP(CoprunedForecaster):
+class CoprunedSimVP(CoprunedForecaster, WholeMapFallback):
     """(B, t_in, C, H, W) -> (B, t_out, C, H, W), skipping calm tiles and unneeded channels per sample
     (the records a forward leaves: :class:`~dance3d.copruning.base.CoprunedForecaster`)."""
 
@@ -57,7 +57,6 @@ class CoprunedSimVP(CoprunedForecaster):
         if not isinstance(backbone, SimVP):
             raise ConfigError(f"CoprunedSimVP wraps a SimVP forecaster, got {type(backbone).__name__}")
         super().__init__(backbone, config)
-        self.fallback: FallbackCalibration | None = None  # compact mode: where the whole map is faster than tiles
         self._dense: dict[tuple[int, ...], tuple[DenseMacs, int]] = {}
 
     @property
@@ -66,6 +65,12 @@ class CoprunedSimVP(CoprunedForecaster):
 
     def _compact(self, x: torch.Tensor, scores: torch.Tensor, grid: TileGrid) -> tuple[torch.Tensor, Decisions]:
         return compact_forward(self, x, scores, grid)
+
+    def tiled_sample(self, x: torch.Tensor, scores: torch.Tensor, grid: TileGrid, kept: torch.Tensor):  # noqa: ANN201
+        return sample_tiled(self, x, scores, grid, kept)
+
+    def whole_map_sample(self, x: torch.Tensor, scores: torch.Tensor, grid: TileGrid, tiles: torch.Tensor):  # noqa: ANN201
+        return sample_whole_map(self, x, scores, grid, tiles)
 
     def decide_channels(
         self, z: torch.Tensor, weight: torch.Tensor, block: nn.Module, *, soft: bool

@@ -3,8 +3,8 @@
 The benchmark (:mod:`dance3d.copruning.benchmark`) times its models once, at the end of a 20-35 minute
 run. When the execution code changes and the trained models do not, this measures them again the
 same way (the first ``samples`` test samples, models alternating inside every repeat) without
-training anything: dense, the coupled model in compact execution and, for SimVP, the same with a
-dense fallback measured on the first sample (:mod:`dance3d.copruning.fallback`). It reports each
+training anything: dense, the coupled model in compact execution and, for SimVP and the ConvLSTM, the
+same with a dense fallback measured on the first sample (:mod:`dance3d.copruning.fallback`). It reports each
 speed-up, the timed samples' MAC fraction and the realisation efficiency (speed-up over the ideal
 1 / MAC fraction).
 """
@@ -21,8 +21,7 @@ import torch
 from dance3d.checkpoint import load_checkpoint, load_model
 from dance3d.config import from_dict
 from dance3d.copruning.benchmark import batch1_latency_ms, check_dense, first_samples, timed_mac_fraction
-from dance3d.copruning.fallback import calibrate_fallback, with_fallback
-from dance3d.copruning.model import CoprunedSimVP
+from dance3d.copruning.fallback import WholeMapFallback, calibrate_fallback, with_fallback
 from dance3d.data.registry import DataConfig, build_dataset
 from dance3d.errors import ConfigError
 from profiling import collect_env
@@ -60,7 +59,7 @@ def retime(work: Path, dense_checkpoint: Path, settings: RetimeSettings, *, tag:
     coupled = load_model(coupled_path).model.eval().set_mode("compact")
     models = {"dense": dense, "coupled_compact": coupled}
     calibration = None
-    if isinstance(coupled, CoprunedSimVP):
+    if isinstance(coupled, WholeMapFallback):
         calibration = calibrate_fallback(coupled, inputs[0], seed=settings.seed)
         models["coupled_compact_fallback"] = with_fallback(coupled, calibration)
     latency = batch1_latency_ms(models, inputs, repeats=settings.repeats)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from copruning_helpers import mixed, run
 from copruning_helpers import make_copruned as _make
+from copruning_helpers import mixed, run
 
 from dance3d.copruning.convlstm import CoprunedConvLSTM
 from dance3d.copruning.fallback import FallbackCalibration, calibrate_fallback, kept_tile_ladder, with_fallback

@@ -73,7 +73,8 @@ def test_a_transformer_with_another_patch_size_is_refused(run_cli, tmp_path):
 
 
 def test_a_fallback_table_is_refused_for_it(run_cli, copruned, tmp_path):
-    code, _, err = run_cli("fallback-table", "--checkpoint", str(copruned / "model.pt"), "--out", str(tmp_path / "t.json"))
+    model = str(copruned / "model.pt")
+    code, _, err = run_cli("fallback-table", "--checkpoint", model, "--out", str(tmp_path / "t.json"))
     assert code == 2 and "must be a co-pruned SimVP or ConvLSTM" in err
     code, _, err = run_cli("eval", "--checkpoint", str(copruned / "model.pt"), "--execution", "compact",
                            "--calibration", str(tmp_path / "t.json"))  # fmt: skip

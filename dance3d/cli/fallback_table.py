@@ -30,7 +30,9 @@ from dance3d.cli.common import (
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(subparsers, "fallback-table", __doc__)
-    parser.add_argument("--checkpoint", required=True, help="a co-pruned SimVP or ConvLSTM model.pt (from 'dance3d copruning')")
+    parser.add_argument(
+        "--checkpoint", required=True, help="a co-pruned SimVP or ConvLSTM model.pt (from 'dance3d copruning')"
+    )
     parser.add_argument("--split", default="test", help="split whose first sample is timed (default: test)")
     parser.add_argument("--levels", type=positive_int, default=8, help="kept-tile counts timed (default: 8)")
     add_threads_arg(parser)

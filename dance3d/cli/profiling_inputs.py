@@ -137,8 +137,8 @@ def _apply_fallback(model: nn.Module, calibration: str, execution: str | None) -
         raise ConfigError("--calibration needs --execution compact")
     if not isinstance(model, WholeMapFallback):
         raise ConfigError(
-            "--calibration on a co-pruned model takes a SimVP's or ConvLSTM's fallback table ('dance3d fallback-table'); "
-            "the Transformer's compact execution has none"
+            "--calibration on a co-pruned model takes a SimVP's or ConvLSTM's fallback table "
+            "('dance3d fallback-table'); the Transformer's compact execution has none"
         )
     model.fallback = FallbackCalibration.load(calibration)
 

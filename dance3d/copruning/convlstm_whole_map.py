@@ -66,7 +66,8 @@ def sample_whole_map(
 
     def encode(batch: torch.Tensor) -> torch.Tensor:
         count = batch.shape[0]
-        return conv_norm_act(bb.encoder[1], conv_norm_act(bb.encoder[0], batch, per_frame(m1, count)), per_frame(m0, count))
+        half = conv_norm_act(bb.encoder[0], batch, per_frame(m1, count))
+        return conv_norm_act(bb.encoder[1], half, per_frame(m0, count))
 
     encoded = encode(frames)  # every input frame at once: the norms are per frame
     for t in range(t_in):

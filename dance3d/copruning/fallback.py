@@ -121,7 +121,8 @@ def compact_with_fallback(
     """A batch in compact execution, each sample on its tiles or, where ``model`` says so, on the whole map;
     ``tiles`` (B, rows * cols) the kept tiles, ``hidden`` each gated block's width (None: no model mask)."""
     height, width = x.shape[-2:]
-    whole = [model.runs_whole_map(int(c), tiles.shape[1], height=height, width=width) for c in tiles.sum(dim=1).tolist()]
+    counts = tiles.sum(dim=1).tolist()
+    whole = [model.runs_whole_map(int(c), tiles.shape[1], height=height, width=width) for c in counts]
 
     def run(b: int) -> tuple[torch.Tensor, list[torch.Tensor | None] | None]:
         if whole[b]:

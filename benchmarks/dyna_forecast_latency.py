@@ -33,6 +33,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--batch", type=int, default=32, help="batch size of the throughput measurement")
     parser.add_argument("--seed", type=int, default=0, help="the run's seed (also seeds the fallback's tiles)")
     parser.add_argument("--tag", default="default")
     parser.add_argument("--results-root", default=str(RESULTS))
@@ -42,7 +43,7 @@ def main() -> int:
     tag = args.tag + (f"-seed{args.seed}" if args.seed else "")
     out = ResultDir(Path(args.results_root), BENCHMARK, tag)
     try:
-        settings = RetimeSettings(samples=args.samples, repeats=args.repeats, seed=args.seed)
+        settings = RetimeSettings(samples=args.samples, repeats=args.repeats, batch=args.batch, seed=args.seed)
         payload = retime(Path(args.work), Path(args.dense_checkpoint), settings, tag=out.tag)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -53,14 +54,19 @@ def main() -> int:
 
 
 def table(payload: dict) -> str:
-    lines = [f"{'model':<26}{'latency ms':>11}{'MAC frac':>9}{'speed-up':>9}{'efficiency':>11}"]
+    batch = payload["batch"]
+    lines = [
+        f"{'model':<26}{'latency ms':>11}{'MAC frac':>9}{'speed-up':>9}{'efficiency':>11}"
+        f"{f'samples/s @{batch}':>17}{f'speed-up @{batch}':>16}"
+    ]
     for name, ms in payload["latency_b1_ms"].items():
+        throughput = payload["throughput_samples_per_s"][name]
         if name == "dense":
-            lines.append(f"{name:<26}{ms:>11.2f}{1.0:>9.3f}{1.0:>9.2f}{'':>11}")
+            lines.append(f"{name:<26}{ms:>11.2f}{1.0:>9.3f}{1.0:>9.2f}{'':>11}{throughput:>17.1f}{1.0:>16.2f}")
             continue
         lines.append(
             f"{name:<26}{ms:>11.2f}{payload['mac_fraction'][name]:>9.3f}{payload['speedup_b1'][name]:>9.2f}"
-            f"{payload['realisation_efficiency'][name]:>11.2f}"
+            f"{payload['realisation_efficiency'][name]:>11.2f}{throughput:>17.1f}{payload['speedup_batch'][name]:>16.2f}"
         )
     lines += [f"target {name}: {value}" for name, value in payload["targets"].items()]
     return "\n".join(lines)

@@ -27,7 +27,7 @@ def finished_run(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_retiming_reports_speedups_that_follow_the_latencies(finished_run):
     work, dense = finished_run
-    payload = retime(work, dense, RetimeSettings(samples=2, repeats=2), tag="tiny")
+    payload = retime(work, dense, RetimeSettings(samples=2, repeats=2, batch=3), tag="tiny")
     assert validate_result(payload) == []
     latency = payload["latency_b1_ms"]
     assert set(latency) == {"dense", "coupled_compact", "coupled_compact_fallback"}
@@ -38,6 +38,11 @@ def test_retiming_reports_speedups_that_follow_the_latencies(finished_run):
     fractions = payload["mac_fraction"]
     assert 0 < fractions["coupled_compact"] <= 1
     assert fractions["coupled_compact_fallback"] >= fractions["coupled_compact"]  # whole maps compute more
+    assert payload["batch"] == 3 and set(payload["throughput_samples_per_s"]) == set(latency)
+    assert all(value > 0 for value in payload["throughput_samples_per_s"].values())
+    for name in ("coupled_compact", "coupled_compact_fallback"):
+        ratio = payload["throughput_samples_per_s"][name] / payload["throughput_samples_per_s"]["dense"]
+        assert payload["speedup_batch"][name] == pytest.approx(ratio)
     best = max(payload["speedup_b1"].values())
     assert payload["targets"]["cpu_batch1_speedup_at_least_2x"] == (best >= 2.0)
     calibration = payload["fallback_calibration"]
@@ -49,6 +54,8 @@ def test_a_folder_without_a_finished_run_is_refused(tmp_path, finished_run):
     _, dense = finished_run
     with pytest.raises(ConfigError, match="coupled/model.pt does not exist"):
         retime(tmp_path, dense, RetimeSettings(), tag="x")
+    with pytest.raises(ConfigError, match="samples, repeats and batch must be >= 1"):
+        RetimeSettings(batch=0)
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--work", str(tmp_path), "--dense-checkpoint", str(dense),
          "--results-root", str(tmp_path / "results")],

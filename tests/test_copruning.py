@@ -83,41 +83,6 @@ def test_compact_executes_the_counted_macs():
         assert model.last_macs.item() == executed
 
 
-def test_masks_change_with_the_input():
-    model = make_copruned(channel_threshold=0.3)
-    calm = torch.zeros(1, 3, 2, 16, 16)
-    storm = torch.zeros(1, 3, 2, 16, 16)
-    storm[:, :, :, :8, :8] = torch.randn(1, 3, 2, 8, 8) * 3  # a moving, changing cell in one corner
-    run(mixed(model, torch.cat([calm, storm])), torch.cat([calm, storm]), "simulate")
-    tiles, channels = model.last_decisions.tiles, model.last_decisions.channels[0]
-    assert not torch.equal(tiles[0], tiles[1])
-    assert not torch.equal(channels[0], channels[1])
-    assert model.last_mac_fraction[0] != model.last_mac_fraction[1]
-
-
-@pytest.mark.parametrize("axis", ["data", "model"])
-def test_gradients_reach_the_mask_generator(axis):
-    """Through the data mask alone, and through the model mask alone (both read the same S)."""
-    only = {"data": {"model_mask": False}, "model": {"data_mask": False}}[axis]
-    x, target = torch.randn(4, 3, 2, 16, 16), torch.randn(4, 2, 2, 16, 16)
-    model = mixed(make_copruned(channel_threshold=0.3, **only), x).train()
-    out = model.set_mode("simulate")(x)
-    loss = ((out - target) ** 2).mean() + model.last_mac_fraction.mean()
-    loss.backward()
-    grad = model.generator.features.weight.grad
-    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
-
-
-def test_switching_a_mask_off_keeps_everything_on_its_axis():
-    x = torch.randn(2, 3, 2, 16, 16)
-    data_only = mixed(make_copruned(model_mask=False), x)
-    run(data_only, x, "simulate")
-    assert data_only.last_decisions.channels is None and not data_only.last_decisions.tiles.all()
-    model_only = make_copruned(channel_threshold=0.3, data_mask=False)
-    run(model_only, x, "compact")
-    assert model_only.last_decisions.tiles.all() and (model_only.last_decisions.channel_fractions() < 1).any()
-
-
 def test_mac_accounting_matches_a_hand_count_on_one_layer():
     conv = nn.Conv2d(2, 4, 3, padding=1)
     dense = dense_layer_macs(conv, torch.randn(1, 2, 8, 8))

@@ -151,38 +151,6 @@ def test_token_dropping_shrinks_the_attention_quadratically():
     assert total[-1] == count_macs(dense, x).macs
 
 
-def test_masks_change_with_the_input():
-    model = make_copruned(channel_threshold=0.3)
-    calm = torch.zeros(1, 3, 2, 16, 16)
-    storm = torch.zeros(1, 3, 2, 16, 16)
-    storm[:, :, :, :8, :8] = torch.randn(1, 3, 2, 8, 8) * 3  # a moving, changing cell in one corner
-    run(mixed(model, torch.cat([calm, storm])), torch.cat([calm, storm]), "simulate")
-    tiles, channels = model.last_decisions.tiles, model.last_decisions.channels[0]
-    assert not torch.equal(tiles[0], tiles[1])
-    assert not torch.equal(channels[0], channels[1])
-    assert model.last_mac_fraction[0] != model.last_mac_fraction[1]
-
-
-@pytest.mark.parametrize("axis", ["data", "model"])
-def test_gradients_reach_the_mask_generator(axis):
-    """Through the data mask alone, and through the model mask alone (both read the same S)."""
-    only = {"data": {"model_mask": False}, "model": {"data_mask": False}}[axis]
-    x, target = torch.randn(4, 3, 2, 16, 16), torch.randn(4, 2, 2, 16, 16)
-    model = mixed(make_copruned(channel_threshold=0.3, **only), x).train()
-    out = model.set_mode("simulate")(x)
-    ((out - target) ** 2).mean().backward()  # the forecast loss alone, no MAC term
-    grad = model.generator.features.weight.grad
-    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
-
-
-def test_the_mac_fraction_is_differentiable_in_the_kept_tokens():
-    x = torch.randn(2, 3, 2, 16, 16)
-    model = mixed(make_copruned(channel_threshold=0.3), x).train()
-    model(x)
-    model.last_mac_fraction.mean().backward()
-    assert model.generator.score.weight.grad.abs().sum() > 0
-
-
 def test_a_patch_size_other_than_4_is_refused():
     dense = SpatioTemporalTransformer(1, t_in=3, t_out=2, patch=8, dim=16, depth=1, heads=2)
     with pytest.raises(ConfigError, match="needs patch size 4 .*got patch 8"):

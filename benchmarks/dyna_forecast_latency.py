@@ -7,7 +7,7 @@
 Nothing is trained: the run's dense checkpoint and ``W/coupled/model.pt`` are loaded, the first
 --samples test samples timed at batch 1 the way the benchmark does (models alternating inside every
 repeat): dense, coupled in compact execution and, for SimVP and the ConvLSTM, coupled with a dense
-fallback measured on the first sample. Prints the speed-ups and realisation efficiencies; writes
+fallback measured on the first sample; the run's data-only and model-only models the same way. Prints the speed-ups and realisation efficiencies; writes
 benchmarks/results/dyna_forecast_latency/<tag>/result.json. Logic: dance3d/copruning/retime.py.
 """
 

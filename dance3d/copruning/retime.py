@@ -4,7 +4,8 @@ The benchmark (:mod:`dance3d.copruning.benchmark`) times its models once, at the
 run. When the execution code changes and the trained models do not, this measures them again the
 same way (the first ``samples`` test samples, models alternating inside every repeat) without
 training anything: dense, the coupled model in compact execution and, for SimVP and the ConvLSTM, the
-same with a dense fallback measured on the first sample (:mod:`dance3d.copruning.fallback`). It reports each
+same with a dense fallback measured on the first sample (:mod:`dance3d.copruning.fallback`); the
+run's data-only and model-only models the same way where the folder holds them. It reports each
 speed-up, the timed samples' MAC fraction and the realisation efficiency (speed-up over the ideal
 1 / MAC fraction); and the throughput of each model on one batch of the first ``batch`` test samples
 (compact execution runs a batch's samples one by one, dense runs them as one batch).
@@ -30,6 +31,8 @@ from profiling.latency import measure_interleaved
 
 BENCHMARK = "dyna_forecast_latency"
 MIN_SPEEDUP = 2.0
+VARIANTS = ("coupled", "data_only", "model_only")
+"""The co-pruned models of a finished run, by folder; ``coupled`` must exist, the others are timed where present."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,8 @@ def batch_throughput(models: dict[str, torch.nn.Module], batch: torch.Tensor, *,
 
 
 def retime(work: Path, dense_checkpoint: Path, settings: RetimeSettings, *, tag: str) -> dict[str, Any]:
-    """The re-timing of the run in ``work`` (its ``coupled/model.pt``) against ``dense_checkpoint``."""
+    """The re-timing of the run in ``work`` (its ``coupled/model.pt``, and ``data_only`` / ``model_only`` where
+    present) against ``dense_checkpoint``."""
     started = time.perf_counter()
     coupled_path = work / "coupled" / "model.pt"
     for path in (coupled_path, dense_checkpoint):
@@ -69,19 +73,24 @@ def retime(work: Path, dense_checkpoint: Path, settings: RetimeSettings, *, tag:
     dense = loaded.model.eval()
     test_set = build_dataset(data, "test", classes=loaded.classes)
     inputs = first_samples(test_set, settings.samples)
-    coupled = load_model(coupled_path).model.eval().set_mode("compact")
-    models = {"dense": dense, "coupled_compact": coupled}
-    calibration = None
-    if isinstance(coupled, WholeMapFallback):
-        calibration = calibrate_fallback(coupled, inputs[0], seed=settings.seed)
-        models["coupled_compact_fallback"] = with_fallback(coupled, calibration)
+    models: dict[str, torch.nn.Module] = {"dense": dense}
+    calibrations = {}
+    for variant in VARIANTS:
+        path = work / variant / "model.pt"
+        if not path.exists():
+            continue
+        model = load_model(path).model.eval().set_mode("compact")
+        models[f"{variant}_compact"] = model
+        if isinstance(model, WholeMapFallback):
+            calibrations[variant] = calibrate_fallback(model, inputs[0], seed=settings.seed)
+            models[f"{variant}_compact_fallback"] = with_fallback(model, calibrations[variant])
     latency = batch1_latency_ms(models, inputs, repeats=settings.repeats)
     batch = torch.cat(first_samples(test_set, settings.batch))
     throughput = batch_throughput(models, batch, repeats=settings.repeats)
     fractions = {name: timed_mac_fraction(model, inputs) for name, model in models.items() if name != "dense"}
     speedups = {name: latency["dense"] / latency[name] for name in fractions}
     efficiency = {name: speedups[name] * fractions[name] for name in fractions}
-    best = max(speedups.values())
+    best = max(value for name, value in speedups.items() if name.startswith("coupled_"))
     return {
         "benchmark": BENCHMARK,
         "tag": tag,
@@ -103,7 +112,7 @@ def retime(work: Path, dense_checkpoint: Path, settings: RetimeSettings, *, tag:
         "batch": int(batch.shape[0]),
         "throughput_samples_per_s": throughput,
         "speedup_batch": {name: throughput[name] / throughput["dense"] for name in fractions},
-        "fallback_calibration": None if calibration is None else asdict(calibration),
+        "fallback_calibration": {variant: asdict(table) for variant, table in calibrations.items()},
         "targets": {"cpu_batch1_speedup_at_least_2x": best >= MIN_SPEEDUP},
         "target_notes": {
             "cpu_batch1_speedup_at_least_2x": f"dense / fastest coupled compact variant latency at batch 1 >= "

@@ -1,14 +1,16 @@
-"""Re-time a finished dyna_forecast run's dense and coupled models at batch 1 on the current code.
+"""Re-time a finished dyna_forecast run's dense and co-pruned models at batch 1 and 32 on the current code.
 
     python benchmarks/dyna_forecast.py --threads 1 --backbone stformer-tiny --tag transformer --work W
     python benchmarks/dyna_forecast_latency.py --threads 1 --work W --dense-checkpoint W/dense/model.pt \
         --tag transformer
 
-Nothing is trained: the run's dense checkpoint and ``W/coupled/model.pt`` are loaded, the first
---samples test samples timed at batch 1 the way the benchmark does (models alternating inside every
-repeat): dense, coupled in compact execution and, for SimVP and the ConvLSTM, coupled with a dense
-fallback measured on the first sample; the run's data-only and model-only models the same way. Prints the speed-ups and realisation efficiencies; writes
-benchmarks/results/dyna_forecast_latency/<tag>/result.json. Logic: dance3d/copruning/retime.py.
+Nothing is trained: the run's dense checkpoint and ``W/coupled/model.pt`` (and ``W/data_only``,
+``W/model_only`` where present) are loaded, the first --samples test samples timed at batch 1 the
+way the benchmark does (models alternating inside every repeat), then one batch of the first --batch
+samples: dense, each co-pruned model in compact execution and, for SimVP and the ConvLSTM, the same
+with a dense fallback measured on the first sample. Prints the speed-ups, realisation efficiencies
+and throughputs; writes benchmarks/results/dyna_forecast_latency/<tag>/result.json. Logic:
+dance3d/copruning/retime.py.
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
-"""``dance3d budget``: re-target a dynamic checkpoint to a mean MAC fraction or latency, without training.
+"""``dance3d budget``: re-target a dynamic or co-pruned checkpoint to a mean MAC fraction or latency, without training.
 
     dance3d budget --checkpoint runs/aap/model.pt --target-mac-fraction 0.3 --out runs/aap-0.3/model.pt
     dance3d budget --checkpoint runs/aap/model.pt --target-latency-ms 4 --cost-table cost.json --out ...
+    dance3d budget --checkpoint runs/cp/model.pt --target-mac-fraction 0.25 --out runs/cp-0.25/model.pt
 
 Shifts the controller's logits (all run-time knobs, or ``--knobs``) by the largest offset whose mean
 MAC fraction (or per-clip latency predicted by a 'dance3d cost-table' table) on validation clips is at
-most the target, and writes a checkpoint that runs there.
+most the target, and writes a checkpoint that runs there. A co-pruned forecaster (from 'dance3d
+copruning') moves its thresholds (data_threshold, channel_threshold, or --knobs) by one offset in
+logits to a MAC-fraction target.
 """
 
 from __future__ import annotations
@@ -70,10 +73,13 @@ def _cost(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from dance3d.checkpoint import load_checkpoint
     from dance3d.dynamic.budget import retarget_checkpoint
 
     check_out_file(args.out, force=args.force)
     knobs = tuple(v.strip() for v in args.knobs.split(",") if v.strip())
+    if load_checkpoint(args.checkpoint).get("kind") == "copruned":
+        return _run_copruned(args, knobs)
     cost = _cost(args)
     done = retarget_checkpoint(
         args.checkpoint,
@@ -99,5 +105,42 @@ def run(args: argparse.Namespace) -> int:
             ("knobs", " ".join(f"{k}={v:+.3f}" for k, v in fit.knobs.items()) or "none"),
             ("evaluate it", f"dance3d eval --checkpoint {done.path} --split test"),
         ]
+    )
+    return 0
+
+
+def _run_copruned(args: argparse.Namespace, knobs: tuple[str, ...]) -> int:
+    """``budget`` of a co-pruned forecaster: one offset on its thresholds, to a MAC-fraction target."""
+    from dance3d.cli.profiling_inputs import checkpoint_inputs
+    from dance3d.copruning.budget import retarget_copruned
+    from dance3d.errors import ConfigError
+    from dance3d.loading import load_model
+
+    if args.target_latency_ms is not None or args.cost_table is not None:
+        raise ConfigError(
+            "a co-pruned checkpoint is re-targeted with --target-mac-fraction: it has no device cost table"
+        )
+    loaded = load_model(args.checkpoint)
+    inputs = checkpoint_inputs(loaded, args, split=args.split, count=args.limit)
+    path, fit = retarget_copruned(
+        loaded, inputs, args.target_mac_fraction, out=args.out, thresholds=knobs, batch_size=args.batch_size,
+        data=loaded.data.source if args.data is None else args.data, split=args.split,
+    )  # fmt: skip
+    if args.format == "json":
+        print_json({"checkpoint": str(path), "offset": fit.offset, "thresholds": fit.thresholds,
+                    "mac_fraction_before": fit.mac_fraction_before, "mac_fraction": fit.mac_fraction,
+                    "num_samples": fit.num_samples})  # fmt: skip
+        return 0
+    print_table(
+        [
+            ("wrote", str(path)),
+            ("offset", f"{fit.offset:+.3f} logits on {', '.join(knobs) or 'every threshold'}"),
+            (
+                f"mean mac_fraction ({fit.num_samples} {args.split} samples)",
+                f"{fit.mac_fraction_before:.4f} -> {fit.mac_fraction:.4f}",
+            ),
+            ("thresholds", " ".join(f"{k}={v:.4f}" for k, v in fit.thresholds.items())),
+            ("evaluate it", f"dance3d eval --checkpoint {path} --split test"),
+        ]  # fmt: skip
     )
     return 0

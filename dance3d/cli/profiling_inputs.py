@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 
 from dance3d.cli.common import add_device_arg, add_threads_arg, data_for_checkpoint, positive_int
 from dance3d.errors import ConfigError
+
+if TYPE_CHECKING:
+    from dance3d.checkpoint import LoadedModel
 
 
 def parse_clip_shape(text: str) -> tuple[int, int, int, int]:
@@ -174,20 +178,29 @@ def load_model_and_clips(args: argparse.Namespace) -> tuple[str, nn.Module, torc
         clip = torch.randn(1, *check_clip_size(shape))
         check_model_takes(model, clip, f"--clip-shape {'x'.join(map(str, shape))}")
         return args.model, model, clip
-    from dance3d.data.registry import build_dataset
     from dance3d.loading import load_model
 
     loaded = load_model(args.checkpoint)
     apply_execution(loaded.model, args)
-    if loaded.kind in ("forecast", "copruned"):
+    if args.limit < 1:
+        raise ConfigError("--limit must be >= 1")
+    return str(args.checkpoint), loaded.model, checkpoint_inputs(loaded, args, split=args.split, count=args.limit)
+
+
+FORECAST_KINDS = ("forecast", "copruned")
+"""Checkpoint kinds of forecasters: their samples' model input is ``inputs`` (T, C, H, W), not a ``clip``."""
+
+
+def checkpoint_inputs(loaded: LoadedModel, args: argparse.Namespace, *, split: str, count: int) -> torch.Tensor:
+    """Up to ``count`` model inputs from ``split`` of the checkpoint's data (``--data`` / ``--set data.*`` in
+    ``args`` apply): clips (N, C, T, H, W) for classifiers, (N, T, C, H, W) input frames for forecasters."""
+    from dance3d.data.registry import build_dataset
+
+    if loaded.kind in FORECAST_KINDS:
         from dance3d.cli.forecast_eval import checkpoint_data
 
         data, key = checkpoint_data(loaded, args), "inputs"
     else:
         data, key = data_for_checkpoint(loaded.data, args), "clip"
-    dataset = build_dataset(data, args.split, classes=loaded.classes)
-    count = min(args.limit, len(dataset))
-    if count < 1:
-        raise ConfigError("--limit must be >= 1")
-    clips = torch.stack([dataset[i][key] for i in range(count)])
-    return str(args.checkpoint), loaded.model, clips
+    dataset = build_dataset(data, split, classes=loaded.classes)
+    return torch.stack([dataset[i][key] for i in range(min(count, len(dataset)))])

@@ -1,8 +1,9 @@
 """``dance3d sweep``: measure checkpoints x batch sizes x execution modes into a tidy CSV/Parquet table.
 
 Each row runs in its own execution mode (``default``: the checkpoint's own; ``simulate`` or
-``compact``: dynamic checkpoints only). Interrupted sweeps resume: rows already in --out are not
-measured again.
+``compact``: dynamic and co-pruned checkpoints only). Classifiers are fed clips of their data,
+forecasters input frames of theirs; one sweep takes one of the two. Interrupted sweeps resume: rows
+already in --out are not measured again.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from dance3d.cli.common import (
 from dance3d.errors import ConfigError
 
 SWEEP_MODES = ("default", "simulate", "compact")
-"""``default``: as the checkpoint runs; the others set a dynamic checkpoint's execution mode."""
+"""``default``: as the checkpoint runs; the others set a dynamic or co-pruned checkpoint's execution mode."""
+MODE_KINDS = ("dynamic", "copruned")
+"""Checkpoint kinds with execution modes."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -63,36 +66,42 @@ def parse_modes(text: str, kinds: dict[str, str]) -> list[str]:
     unknown = [m for m in modes if m not in SWEEP_MODES]
     if not modes or unknown:
         raise ConfigError(f"--modes takes {', '.join(SWEEP_MODES)}; got {text!r}")
-    static = [path for path, kind in kinds.items() if kind != "dynamic"]
+    static = [path for path, kind in kinds.items() if kind not in MODE_KINDS]
     if static and set(modes) - {"default"}:
         raise ConfigError(f"{static[0]} is a {kinds[static[0]]!r} checkpoint: it runs in --modes default only")
     return modes
 
 
 def prepare_mode(model: torch.nn.Module, mode: str) -> torch.nn.Module:
-    """The model in sweep mode ``mode`` (eval mode; a dynamic model's execution mode set unless ``default``)."""
+    """The model in sweep mode ``mode`` (eval mode; a dynamic or co-pruned model's execution mode set unless
+    ``default``)."""
     if mode != "default":
+        from dance3d.copruning import CoprunedForecaster
         from dance3d.dynamic import set_execution_mode
 
-        set_execution_mode(model, mode)
+        if isinstance(model, CoprunedForecaster):
+            model.set_mode(mode)
+        else:
+            set_execution_mode(model, mode)
     return model.eval()
 
 
 def run(args: argparse.Namespace) -> int:
     from dance3d.checkpoint import load_checkpoint
-    from dance3d.cli.common import data_for_checkpoint
-    from dance3d.data.registry import build_dataset
+    from dance3d.cli.profiling_inputs import FORECAST_KINDS, checkpoint_inputs
     from dance3d.loading import load_model
     from profiling import run_sweep
 
     check_out_file(args.out, force=True, suffixes=(".csv", ".parquet"))
     batch_sizes = _int_list(args.batch_sizes)
-    modes = parse_modes(args.modes, {p: load_checkpoint(p).get("kind", "dense") for p in args.checkpoint})
+    kinds = {p: load_checkpoint(p).get("kind", "dense") for p in args.checkpoint}
+    modes = parse_modes(args.modes, kinds)
+    if len({kind in FORECAST_KINDS for kind in kinds.values()}) > 1:
+        raise ConfigError("sweep forecasters and video classifiers separately: they read different inputs")
     first = load_model(args.checkpoint[0])
-    dataset = build_dataset(data_for_checkpoint(first.data, args), args.split, classes=first.classes)
-    if len(dataset) < max(batch_sizes):
-        raise ConfigError(f"the {args.split} split has {len(dataset)} clips, fewer than batch size {max(batch_sizes)}")
-    clips = torch.stack([dataset[i]["clip"] for i in range(max(batch_sizes))])
+    clips = checkpoint_inputs(first, args, split=args.split, count=max(batch_sizes))
+    if len(clips) < max(batch_sizes):
+        raise ConfigError(f"the {args.split} split has {len(clips)} clips, fewer than batch size {max(batch_sizes)}")
     variants = {path: (lambda p=path: load_model(p).model) for path in args.checkpoint}
     table = run_sweep(
         variants,

@@ -141,28 +141,39 @@ def fit_cost(
         return cost.mean(model, clips, batch_size=batch_size)
 
     model.eval()
-    low, high = -span, span
-    lowest = set_offset(low)
-    if lowest > target:
+    best, best_value = largest_offset_within(set_offset, target, span=span, tolerance=tolerance)
+    if best is None:
         apply_knobs(model, base)
         which = ", ".join(knobs) if knobs else "its knobs"
         raise ConfigError(
             f"the target {cost.name} {target:g} is below what this model reaches by shifting {which}: "
-            f"{lowest:.4f} with every shifted gate at its lowest level"
+            f"{best_value:.4f} with every shifted gate at its lowest level"
         )
-    best, best_value = low, lowest
-    if (highest := set_offset(high)) <= target:
-        best, best_value = high, highest
-    else:
-        while high - low > tolerance:
-            middle = 0.5 * (low + high)
-            value = set_offset(middle)
-            if value <= target:
-                low, best, best_value = middle, middle, value
-            else:
-                high = middle
     shift(best)
     return CostFit(cost.name, target, best, applied_knobs(model), best_value, len(clips), evaluations)
+
+
+def largest_offset_within(
+    cost_at: Callable[[float], float], target: float, *, span: float, tolerance: float
+) -> tuple[float | None, float]:
+    """Bisect [-span, span] for the largest offset whose ``cost_at(offset)`` is at most ``target`` (a cost that
+    does not fall as the offset grows): (that offset, its cost), or (None, the cost at -span) when even that is
+    above the target. ``cost_at`` sets the model to the offset it measures; the caller sets the answer."""
+    low, high = -span, span
+    lowest = cost_at(low)
+    if lowest > target:
+        return None, lowest
+    best, best_value = low, lowest
+    if (highest := cost_at(high)) <= target:
+        return high, highest
+    while high - low > tolerance:
+        middle = 0.5 * (low + high)
+        value = cost_at(middle)
+        if value <= target:
+            low, best, best_value = middle, middle, value
+        else:
+            high = middle
+    return best, best_value
 
 
 @dataclass(frozen=True)

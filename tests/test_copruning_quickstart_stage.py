@@ -1,10 +1,12 @@
-"""The quickstart's co-pruning stage settings: bad values are refused up front, with the setting's name."""
+"""The quickstart's co-pruning stage: bad settings refused up front with their name; a Transformer timed without a
+fallback."""
 
 from __future__ import annotations
 
 import pytest
+from copruning_helpers import train_tiny_forecaster
 
-from dance3d.copruning.quickstart_stage import CopruningStageSettings
+from dance3d.copruning.quickstart_stage import CopruningStageSettings, run_copruning_stage
 from dance3d.errors import ConfigError
 
 
@@ -27,3 +29,15 @@ def test_the_stage_settings_become_the_copruning_run():
     run = CopruningStageSettings(target_mac_fraction=0.4, epochs=2, generator_lr=0.05).run_config()
     assert run.copruning.target_mac_fraction == 0.4 and run.train.epochs == 2 and run.train.generator_lr == 0.05
     assert not run.train.progress
+
+
+def test_the_stage_times_a_transformer_without_a_fallback(tmp_path):
+    """The Transformer drops tokens and has no whole-map path: the stage times dense and compact only."""
+    dense = train_tiny_forecaster("stformer-test", tmp_path / "fc")
+    settings = CopruningStageSettings(target_mac_fraction=0.5, epochs=1, batch_size=8, latency_samples=2,
+                                      latency_repeats=1)  # fmt: skip
+    result = run_copruning_stage(settings, dense, tmp_path / "cp")
+    assert "compact execution" in result.text and "fallback" not in result.text
+    assert not (tmp_path / "cp" / "fallback.json").exists()
+    assert 0 < result.table.loc["co-pruned", "MAC fraction"] <= 1.05
+    assert result.figures[0].stat().st_size > 5_000

@@ -3,8 +3,10 @@ thresholds that keep everything or half the tiles, and a forward in one executio
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -63,3 +65,24 @@ def coprune_tiny(dense: Path, out: Path, *, tile_size: int, extra: tuple[str, ..
             "--target-mac-fraction", "0.5", "--format", "json", *extra, *FAST]  # fmt: skip
     assert main(args) == 0
     return out
+
+
+def fallback_table_and_eval(run_cli, model: Path, tmp_path: Path) -> tuple[dict, Any, dict[str, dict]]:  # noqa: ANN001
+    """``fallback-table`` of the co-pruned ``model`` (3 levels), then ``eval --execution compact`` without a table and
+    with one whose whole map wins everywhere: (the table command's JSON report, the table, the two eval reports)."""
+    from dance3d.copruning.fallback import FallbackCalibration
+
+    table = tmp_path / "fallback.json"
+    args = ["--checkpoint", str(model), "--levels", "3", "--repeats", "1", "--threads", "1"]
+    code, out, err = run_cli("fallback-table", *args, "--out", str(table), "--format", "json")
+    assert code == 0, err
+    report, measured = json.loads(out), FallbackCalibration.load(table)
+    always = FallbackCalibration(**{**measured.__dict__, "whole_ms": {k: 0.0 for k in measured.whole_ms}})
+    always_path = always.save(tmp_path / "always.json")
+    scores = {}
+    for name, extra in {"tiles": [], "whole": ["--calibration", str(always_path)]}.items():
+        code, out, err = run_cli("eval", "--checkpoint", str(model), "--execution", "compact", *extra,
+                                 "--format", "json", "--threads", "1")  # fmt: skip
+        assert code == 0, err
+        scores[name] = json.loads(out)
+    return report, measured, scores

@@ -7,12 +7,11 @@ import json
 
 import pytest
 import torch
-from copruning_helpers import coprune_tiny, train_tiny_forecaster
+from copruning_helpers import coprune_tiny, fallback_table_and_eval, train_tiny_forecaster
 
 from dance3d.checkpoint import load_checkpoint
 from dance3d.cli.forecast_eval import checkpoint_data
 from dance3d.copruning.convlstm import CoprunedConvLSTM
-from dance3d.copruning.fallback import FallbackCalibration
 from dance3d.copruning.knobs import apply_thresholds, current_thresholds, threshold_knobs
 from dance3d.data.registry import build_dataset
 from dance3d.loading import load_model
@@ -99,19 +98,7 @@ def test_resume_refuses_a_contradicting_flag(run_cli, copruned):
 
 
 def test_its_fallback_table_is_measured_and_eval_with_it_scores_alike(run_cli, copruned, tmp_path):
-    table = tmp_path / "fallback.json"
-    args = ["--checkpoint", str(copruned / "model.pt"), "--levels", "3", "--repeats", "1", "--threads", "1"]
-    code, out, err = run_cli("fallback-table", *args, "--out", str(table), "--format", "json")
-    assert code == 0, err
-    measured = FallbackCalibration.load(table)
-    assert json.loads(out)["break_even_tiles"] == measured.break_even_tiles and len(measured.whole_ms) == 3
-    measured.whole_ms = {k: 0.0 for k in measured.whole_ms}  # the whole map "wins" everywhere
-    always = measured.save(tmp_path / "always.json")
-    scores = {}
-    for name, extra in {"tiles": [], "whole": ["--calibration", str(always)]}.items():
-        code, out, err = run_cli("eval", "--checkpoint", str(copruned / "model.pt"), "--execution", "compact",
-                                 *extra, "--format", "json", "--threads", "1")  # fmt: skip
-        assert code == 0, err
-        scores[name] = json.loads(out)
+    report, measured, scores = fallback_table_and_eval(run_cli, copruned / "model.pt", tmp_path)
+    assert report["break_even_tiles"] == measured.break_even_tiles and len(measured.whole_ms) == 3
     assert scores["whole"]["mse_normalised"] == pytest.approx(scores["tiles"]["mse_normalised"], rel=1e-5)
     assert scores["whole"]["mac_fraction"] >= scores["tiles"]["mac_fraction"]  # every position is charged

@@ -12,7 +12,8 @@ from test_copruning_cli import copruned, dense_checkpoint  # noqa: F401 - module
 
 from dance3d.checkpoint import load_checkpoint
 from dance3d.cli.profiling_inputs import checkpoint_inputs
-from dance3d.copruning.budget import fit_copruned_budget, mean_mac_fraction, shifted
+from dance3d.copruning.budget import fit_copruned_budget, shifted
+from dance3d.dynamic.budget import mean_mac_fraction
 from dance3d.errors import ConfigError
 from dance3d.loading import load_model
 

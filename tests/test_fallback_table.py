@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from copruning_helpers import fallback_table_and_eval
 from test_copruning_cli import copruned, dense_checkpoint  # noqa: F401 - module fixtures: a tiny co-pruned SimVP
 
 from dance3d.copruning.fallback import FallbackCalibration
 
 
 def test_the_table_is_measured_and_eval_with_it_scores_alike(run_cli, copruned, tmp_path):  # noqa: F811
-    table = tmp_path / "fallback.json"
-    args = ["--checkpoint", str(copruned / "model.pt"), "--levels", "3", "--repeats", "1", "--threads", "1"]
-    code, out, err = run_cli("fallback-table", *args, "--out", str(table), "--format", "json")
-    assert code == 0, err
-    report = json.loads(out)
-    measured = FallbackCalibration.load(table)
+    report, measured, scores = fallback_table_and_eval(run_cli, copruned / "model.pt", tmp_path)
     assert report["break_even_tiles"] == measured.break_even_tiles and measured.input_hw == (16, 16)
     assert len(measured.tiled_ms) == 3 and set(measured.tiled_ms) == set(measured.whole_ms)
-    measured.whole_ms = {k: 0.0 for k in measured.whole_ms}  # the whole map "wins" everywhere: every sample falls back
-    always = measured.save(tmp_path / "always.json")
-    scores = {}
-    for name, extra in {"tiles": [], "whole": ["--calibration", str(always)]}.items():
-        code, out, err = run_cli("eval", "--checkpoint", str(copruned / "model.pt"), "--execution", "compact",
-                                 *extra, "--format", "json")  # fmt: skip
-        assert code == 0, err
-        scores[name] = json.loads(out)
     assert scores["whole"]["mse_normalised"] == pytest.approx(scores["tiles"]["mse_normalised"], rel=1e-5)
     assert scores["whole"]["mac_fraction"] > scores["tiles"]["mac_fraction"]  # whole maps are charged in full
 

@@ -21,7 +21,7 @@ import torch
 from dance3d.checkpoint import LoadedModel
 from dance3d.copruning.base import CoprunedForecaster
 from dance3d.copruning.knobs import active_knobs, apply_thresholds, current_thresholds, save_with_thresholds
-from dance3d.dynamic.budget import largest_offset_within
+from dance3d.dynamic.budget import largest_offset_within, mean_mac_fraction
 from dance3d.errors import ConfigError
 
 SPAN = 12.0  # logits: thresholds from about 6e-6 to 1 - 6e-6 around 0.5
@@ -44,16 +44,6 @@ def shifted(threshold: float, offset: float) -> float:
     """``threshold`` moved by ``offset`` logits towards keeping more (positive) or less (negative), inside (0, 1)."""
     logit = math.log(threshold / (1.0 - threshold)) - offset
     return min(max(1.0 / (1.0 + math.exp(-logit)), 1e-6), 1.0 - 1e-6)
-
-
-@torch.no_grad()
-def mean_mac_fraction(model: CoprunedForecaster, inputs: torch.Tensor, *, batch_size: int) -> float:
-    """Mean per-sample MAC fraction of ``model`` (as set now) over ``inputs`` (N, t_in, C, H, W)."""
-    total = 0.0
-    for start in range(0, len(inputs), batch_size):
-        model(inputs[start : start + batch_size])
-        total += float(model.last_mac_fraction.sum())
-    return total / len(inputs)
 
 
 def fit_copruned_budget(

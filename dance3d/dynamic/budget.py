@@ -76,8 +76,9 @@ class CostFit:
 
 
 @torch.no_grad()
-def mean_mac_fraction(model: DynamicModel, clips: torch.Tensor, *, batch_size: int = 32) -> float:
-    """Mean per-clip MAC fraction of ``model`` (as it is set now) over ``clips`` (N, C, T, H, W)."""
+def mean_mac_fraction(model: torch.nn.Module, clips: torch.Tensor, *, batch_size: int = 32) -> float:
+    """Mean per-clip MAC fraction of ``model`` (as it is set now) over ``clips`` (N, C, T, H, W; a co-pruned
+    forecaster's inputs (N, t_in, C, H, W)): any model that records ``last_mac_fraction`` per sample."""
     total = 0.0
     for start in range(0, len(clips), batch_size):
         model(clips[start : start + batch_size])

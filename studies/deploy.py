@@ -16,7 +16,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from dance3d.copruning.knobs import apply_thresholds, save_with_thresholds
+from dance3d.copruning.checkpoint import save_with_thresholds
+from dance3d.copruning.knobs import apply_thresholds
 from dance3d.dynamic import apply_knobs
 from dance3d.dynamic.checkpoint import save_with_knobs
 from dance3d.errors import ConfigError

@@ -20,7 +20,8 @@ import torch
 
 from dance3d.checkpoint import LoadedModel
 from dance3d.copruning.base import CoprunedForecaster
-from dance3d.copruning.knobs import active_knobs, apply_thresholds, current_thresholds, save_with_thresholds
+from dance3d.copruning.checkpoint import save_with_thresholds
+from dance3d.copruning.knobs import active_knobs, apply_thresholds, current_thresholds
 from dance3d.dynamic.budget import largest_offset_within, mean_mac_fraction
 from dance3d.errors import ConfigError
 

@@ -2,18 +2,24 @@
 
 The spec is the dense forecaster's zoo spec (``name``, ``num_classes``, ``options`` with ``t_in`` /
 ``t_out``) with a ``copruning`` entry, so tools that read a forecaster's frame counts read these too.
+:func:`save_with_thresholds` writes one again with a model's current thresholds (``study deploy``,
+``budget``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch.nn as nn
 
-from dance3d.checkpoint import Checkpoint, register_checkpoint_kind
+from dance3d.checkpoint import Checkpoint, register_checkpoint_kind, save_checkpoint
 from dance3d.config import from_dict, to_dict
+from dance3d.copruning.base import CoprunedForecaster
 from dance3d.copruning.config import CopruneConfig
+from dance3d.copruning.knobs import current_thresholds
 from dance3d.copruning.wrappers import coprune_model
+from dance3d.errors import ConfigError
 from dance3d.forecast.checkpoint import build_forecaster
 
 KIND = "copruned"
@@ -34,6 +40,17 @@ def build_copruned_model(checkpoint: Checkpoint) -> nn.Module:
     model = build_copruned_network(checkpoint.model)
     model.load_state_dict(checkpoint.state_dict)
     return model
+
+
+def save_with_thresholds(
+    model: CoprunedForecaster, checkpoint: Checkpoint, *, source: str | Path, out: str | Path, **record: Any
+) -> Path:
+    """Write ``checkpoint`` (loaded from ``source``) again to ``out`` with ``model``'s current thresholds in its
+    spec and ``record`` entries (e.g. ``study_trial``: where they came from). Refuses to overwrite ``source``."""
+    if Path(out).resolve() == Path(source).resolve():
+        raise ConfigError(f"write the model to another file than {source}: the study measured that one")
+    spec = {**checkpoint.model, "copruning": {**checkpoint.model["copruning"], **current_thresholds(model)}}
+    return save_checkpoint(checkpoint.replace(model=spec, extras={**checkpoint.extras, **record}), out)
 
 
 register_checkpoint_kind(KIND, build_model=build_copruned_model, build_network=build_copruned_network)

@@ -12,10 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
 
-from dance3d.checkpoint import Checkpoint, save_checkpoint
 from dance3d.copruning.base import CoprunedForecaster
 from dance3d.copruning.config import CopruneConfig
 from dance3d.errors import ConfigError
@@ -86,14 +83,3 @@ def apply_thresholds(
 def current_thresholds(model: CoprunedForecaster) -> dict[str, float]:
     """The values of ``model``'s knobs now."""
     return {name: float(getattr(model.config, name)) for name in active_knobs(model.config)}
-
-
-def save_with_thresholds(
-    model: CoprunedForecaster, checkpoint: Checkpoint, *, source: str | Path, out: str | Path, **record: Any
-) -> Path:
-    """Write ``checkpoint`` (loaded from ``source``) again to ``out`` with ``model``'s current thresholds in its
-    spec and ``record`` entries (e.g. ``study_trial``: where they came from). Refuses to overwrite ``source``."""
-    if Path(out).resolve() == Path(source).resolve():
-        raise ConfigError(f"write the model to another file than {source}: the study measured that one")
-    spec = {**checkpoint.model, "copruning": {**checkpoint.model["copruning"], **current_thresholds(model)}}
-    return save_checkpoint(checkpoint.replace(model=spec, extras={**checkpoint.extras, **record}), out)

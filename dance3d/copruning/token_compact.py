@@ -45,7 +45,7 @@ def _sample(
     h, w = frames.shape[-2] // p, frames.shape[-1] // p
     patches = F.unfold(frames, p, stride=p)[:, :, idx].transpose(1, 2)  # (T, K, C * p * p)
     tokens = F.linear(patches, bb.embed.weight.flatten(1), bb.embed.bias)  # (T, K, D)
-    tokens = tokens + bb._positions(t_in, h, w, x.device)[:, idx]
+    tokens = tokens + bb.position_embeddings(t_in, h, w, x.device)[:, idx]
     weight = scores.flatten()[idx][None]  # (1, K): S at the kept positions
     channels = []
     for block in model.blocks:

@@ -106,7 +106,7 @@ class CoprunedSTFormer(CoprunedForecaster):
         tokens = bb.embed(frames)
         h, w = tokens.shape[-2:]
         tokens = tokens.flatten(2).transpose(1, 2).reshape(batch, bb.t_in, h * w, bb.dim)
-        tokens = tokens + bb._positions(bb.t_in, h, w, x.device)
+        tokens = tokens + bb.position_embeddings(bb.t_in, h, w, x.device)
         weight = scores.flatten(1) if keep is None else scores.flatten(1) * keep
         channels: list[torch.Tensor] = []
         for block in self.blocks:

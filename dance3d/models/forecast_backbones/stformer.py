@@ -79,7 +79,8 @@ class SpatioTemporalTransformer(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.head = zero_init(nn.Linear(dim, channels * patch * patch))
 
-    def _positions(self, frames: int, h: int, w: int, device: torch.device) -> torch.Tensor:
+    def position_embeddings(self, frames: int, h: int, w: int, device: torch.device) -> torch.Tensor:
+        """(frames, h * w, dim) fixed sin-cos codes of each token's frame and patch row and column."""
         quarter = self.dim // 4
         ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
         space = torch.cat([sincos_codes(ys.flatten(), 2 * quarter), sincos_codes(xs.flatten(), 2 * quarter)], dim=1)
@@ -93,7 +94,7 @@ class SpatioTemporalTransformer(nn.Module):
         tokens = self.embed(frames)  # (B*T, D, h, w)
         h, w = tokens.shape[-2:]
         tokens = tokens.flatten(2).transpose(1, 2).reshape(batch, self.t_in, h * w, self.dim)
-        tokens = tokens + self._positions(self.t_in, h, w, x.device)
+        tokens = tokens + self.position_embeddings(self.t_in, h, w, x.device)
         for block in self.blocks:
             tokens = block(tokens)
         future = self.to_future(tokens.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # (B, t_out, N, D)

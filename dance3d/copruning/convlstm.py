@@ -25,8 +25,9 @@ masks in ``train()`` mode); ``compact`` (:mod:`dance3d.copruning.convlstm_compac
 on the kept tiles and channels only, and gives the same outputs. A sample that keeps every tile,
 or (with a measured ``fallback`` table, :mod:`dance3d.copruning.fallback`) enough of them, runs on
 whole maps with each cell sliced to its kept channels instead
-(:mod:`dance3d.copruning.convlstm_whole_map`), and is charged every position. The autoregressive steps feed the
-previous prediction back through the encoder: at pruned positions it is the last input frame.
+(:mod:`dance3d.copruning.convlstm_whole_map`), and is charged every position. The autoregressive
+steps feed the previous prediction back through the encoder: at pruned positions it is the last
+input frame.
 With every tile and channel kept, ``simulate`` is the dense backbone exactly.
 """
 

@@ -1,6 +1,7 @@
 """Compact execution of a co-pruned ConvLSTM: each sample runs its kept tiles and kept hidden channels only.
 
-Samples run one at a time. Every conv (the encoder's two, each cell's gate conv at each of the
+Samples run one at a time (the batch loop, and the whole-map path a sample that keeps every tile
+takes instead: :meth:`CoprunedConvLSTM._compact`). Every conv (the encoder's two, each cell's gate conv at each of the
 ``t_in + t_out - 1`` steps, the decoder's two and the head) gathers its kept output tiles' input
 regions with halo (:class:`~dance3d.copruning.tiles.TileIndex`) from a map that is zero outside the
 kept tiles (the input frames excepted: they exist everywhere), runs on the stack of regions and is

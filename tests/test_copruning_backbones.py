@@ -1,11 +1,14 @@
 """What every co-pruned backbone (SimVP, Transformer, ConvLSTM) must do alike: masks that follow the input,
-gradients that reach the mask generator through either mask, and a mask switched off keeping its axis whole."""
+gradients that reach the mask generator through either mask, a mask switched off keeping its axis whole, a sample
+with no kept tile costing the generator alone, and compact execution running the MACs it counts."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from copruning_helpers import make_copruned, mixed, run
+
+from profiling import count_macs
 
 CHANNEL_THRESHOLDS = {"simvp-test": 0.3, "stformer-test": 0.3, "convlstm-test": 0.5}
 """A channel threshold that prunes some of each random tiny backbone's hidden channels and keeps some."""
@@ -61,3 +64,30 @@ def test_switching_a_mask_off_keeps_everything_on_its_axis(backbone):
     model_only = make(backbone, data_mask=False)
     run(model_only, x, "compact")
     assert model_only.last_decisions.tiles.all() and (model_only.last_decisions.channel_fractions() < 1).any()
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_a_sample_with_no_kept_tile_costs_the_generator_only(backbone):
+    model = make(backbone, data_threshold=0.999)
+    x = torch.randn(2, 3, 2, 16, 16)
+    for mode in ("simulate", "compact"):
+        out = run(model, x, mode)
+        assert not model.last_decisions.tiles.any()
+        assert torch.equal(out, x[:, -1:].expand_as(out))
+    generator_macs = count_macs(model.generator, x[:1]).macs
+    assert model.last_macs.tolist() == [generator_macs, generator_macs]
+    assert count_macs(model, x[:1]).macs == generator_macs
+
+
+@pytest.mark.parametrize(("backbone", "tile_size", "shape"), [
+    ("simvp-test", 4, (16, 16)), ("stformer-test", 8, (16, 16)), ("stformer-test", 8, (20, 28)),
+    ("convlstm-test", 8, (16, 16)), ("convlstm-test", 8, (16, 32)),
+])  # fmt: skip
+def test_compact_executes_the_counted_macs(backbone, tile_size, shape):
+    x = torch.randn(3, 3, 2, *shape)
+    model = mixed(make(backbone, tile_size=tile_size), x)
+    run(model, x, "compact")
+    for sample in x.split(1):
+        executed = count_macs(model, sample).macs  # also runs the forward, which records last_macs
+        assert 0 < executed < count_macs(model.backbone, sample).macs
+        assert model.last_macs.item() == executed

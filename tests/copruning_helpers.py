@@ -1,21 +1,27 @@
 """Shared helpers of the co-pruning tests: a random tiny forecaster of any backbone wrapped for co-pruning,
-thresholds that keep everything or half the tiles, and a forward in one execution mode."""
+thresholds that keep everything or half the tiles, a forward in one execution mode, tiny trained runs, and the
+CLI checks every co-pruned backbone must pass (eval in both modes, profile, the fallback table)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 import torch.nn as nn
 
+from dance3d.cli.forecast_eval import checkpoint_data
 from dance3d.cli.main import main
 from dance3d.copruning import CopruneConfig
 from dance3d.copruning.base import CoprunedForecaster
 from dance3d.copruning.tiles import tile_scores
 from dance3d.copruning.wrappers import coprune_model
+from dance3d.data.registry import build_dataset
+from dance3d.loading import load_model
 from dance3d.models import create_model
 
 KEEP_ALL = {"data_threshold": 1e-6, "channel_threshold": 1e-6}
@@ -86,3 +92,33 @@ def fallback_table_and_eval(run_cli, model: Path, tmp_path: Path) -> tuple[dict,
         assert code == 0, err
         scores[name] = json.loads(out)
     return report, measured, scores
+
+
+def eval_in_both_modes(run_cli, model: Path, *extra: str) -> dict[str, dict]:  # noqa: ANN001
+    """``eval --format json`` of the co-pruned ``model`` in simulate and in compact execution, asserting that both
+    score alike (MSE and mean MAC fraction) and say their mode; the two reports."""
+    reports = {}
+    for mode in ("simulate", "compact"):
+        code, out, err = run_cli("eval", "--checkpoint", str(model), "--execution", mode, "--format", "json",
+                                 "--threads", "1", *extra)  # fmt: skip
+        assert code == 0, err
+        reports[mode] = json.loads(out)
+        assert reports[mode]["execution"] == mode
+    simulate, compact = reports["simulate"], reports["compact"]
+    assert compact["mse_normalised"] == pytest.approx(simulate["mse_normalised"], rel=1e-5)
+    assert compact["mac_fraction"] == pytest.approx(simulate["mac_fraction"])
+    return reports
+
+
+def assert_profile_counts_compact_macs(run_cli, model: Path) -> None:  # noqa: ANN001
+    """``profile --execution compact`` of the co-pruned ``model`` counts the MACs its masks leave for the first test
+    sample (the model's own ``last_macs`` on that sample)."""
+    code, out, err = run_cli("profile", "--checkpoint", str(model), "--execution", "compact", "--limit", "1",
+                             "--repeats", "1", "--no-energy", "--format", "json")  # fmt: skip
+    assert code == 0, err
+    loaded = load_model(model)
+    dataset = build_dataset(checkpoint_data(loaded, argparse.Namespace(data=None, overrides=[])), "test",
+                            classes=loaded.classes)  # fmt: skip
+    with torch.no_grad():
+        loaded.model.set_mode("compact")(dataset[0]["inputs"][None])
+    assert json.loads(out)["macs"] == loaded.model.last_macs.item()

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
-import torch
-from copruning_helpers import coprune_tiny, train_tiny_forecaster
+from copruning_helpers import (
+    assert_profile_counts_compact_macs,
+    coprune_tiny,
+    eval_in_both_modes,
+    train_tiny_forecaster,
+)
 
 from dance3d.checkpoint import load_checkpoint
-from dance3d.cli.forecast_eval import checkpoint_data
 from dance3d.copruning import CoprunedSimVP
-from dance3d.data.registry import build_dataset
 from dance3d.loading import load_model
 
 
@@ -54,16 +55,7 @@ def test_copruning_writes_one_trace_row_per_training_step(copruned):
 
 
 def test_eval_scores_simulate_and_compact_alike(run_cli, copruned):
-    reports = {}
-    for mode in ("simulate", "compact"):
-        code, out, err = run_cli("eval", "--checkpoint", str(copruned / "model.pt"), "--execution", mode,
-                                 "--format", "json", "--records", "--threads", "1")  # fmt: skip
-        assert code == 0, err
-        reports[mode] = json.loads(out)
-    simulate, compact = reports["simulate"], reports["compact"]
-    assert simulate["execution"] == "simulate" and compact["execution"] == "compact"
-    assert compact["mse_normalised"] == pytest.approx(simulate["mse_normalised"], rel=1e-5)
-    assert compact["mac_fraction"] == pytest.approx(simulate["mac_fraction"])
+    compact = eval_in_both_modes(run_cli, copruned / "model.pt", "--records")["compact"]
     fractions = [row["mac_fraction"] for row in compact["records"]]
     assert len(fractions) == 8 and sum(fractions) / 8 == pytest.approx(compact["mac_fraction"])
 
@@ -103,13 +95,4 @@ def test_dynamic_only_flags_are_refused_on_a_copruned_model(run_cli, copruned):
 
 
 def test_profile_counts_what_compact_execution_runs(run_cli, copruned):
-    """``profile --execution compact`` counts the MACs the masks leave for the first test sample."""
-    code, out, err = run_cli("profile", "--checkpoint", str(copruned / "model.pt"), "--execution", "compact",
-                             "--limit", "1", "--repeats", "1", "--no-energy", "--format", "json")  # fmt: skip
-    assert code == 0, err
-    loaded = load_model(copruned / "model.pt")
-    dataset = build_dataset(checkpoint_data(loaded, argparse.Namespace(data=None, overrides=[])), "test",
-                            classes=loaded.classes)  # fmt: skip
-    with torch.no_grad():
-        loaded.model.set_mode("compact")(dataset[0]["inputs"][None])
-    assert json.loads(out)["macs"] == loaded.model.last_macs.item()
+    assert_profile_counts_compact_macs(run_cli, copruned / "model.pt")

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 import pytest
 import torch
-from copruning_helpers import coprune_tiny, fallback_table_and_eval, train_tiny_forecaster
+from copruning_helpers import (
+    assert_profile_counts_compact_macs,
+    coprune_tiny,
+    eval_in_both_modes,
+    fallback_table_and_eval,
+    train_tiny_forecaster,
+)
 
 from dance3d.checkpoint import load_checkpoint
 from dance3d.cli.forecast_eval import checkpoint_data
@@ -42,26 +47,11 @@ def test_copruning_a_convlstm_writes_a_checkpoint_that_loads(copruned):
 
 
 def test_eval_loads_it_and_scores_simulate_and_compact_alike(run_cli, copruned):
-    reports = {}
-    for mode in ("simulate", "compact"):
-        code, out, err = run_cli("eval", "--checkpoint", str(copruned / "model.pt"), "--execution", mode,
-                                 "--format", "json", "--threads", "1")  # fmt: skip
-        assert code == 0, err
-        reports[mode] = json.loads(out)
-    assert reports["compact"]["execution"] == "compact"
-    assert reports["compact"]["mse_normalised"] == pytest.approx(reports["simulate"]["mse_normalised"], rel=1e-5)
-    assert reports["compact"]["mac_fraction"] == pytest.approx(reports["simulate"]["mac_fraction"])
+    eval_in_both_modes(run_cli, copruned / "model.pt")
 
 
 def test_profile_counts_what_the_compact_convlstm_runs(run_cli, copruned):
-    """``profile --execution compact`` counts the MACs the masks leave for the first test sample."""
-    code, out, err = run_cli("profile", "--checkpoint", str(copruned / "model.pt"), "--execution", "compact",
-                             "--limit", "1", "--repeats", "1", "--no-energy", "--format", "json")  # fmt: skip
-    assert code == 0, err
-    loaded = load_model(copruned / "model.pt")
-    with torch.no_grad():
-        loaded.model.set_mode("compact")(_dataset(loaded, "test")[0]["inputs"][None])
-    assert json.loads(out)["macs"] == loaded.model.last_macs.item()
+    assert_profile_counts_compact_macs(run_cli, copruned / "model.pt")
 
 
 def test_the_thresholds_are_knobs_that_apply_exactly(copruned):

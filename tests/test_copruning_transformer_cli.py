@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
-import json
-
 import pytest
-import torch
-from copruning_helpers import FAST, TINY_DATA, coprune_tiny, train_tiny_forecaster
+from copruning_helpers import (
+    FAST,
+    TINY_DATA,
+    assert_profile_counts_compact_macs,
+    coprune_tiny,
+    eval_in_both_modes,
+    train_tiny_forecaster,
+)
 
 from dance3d.checkpoint import load_checkpoint
-from dance3d.cli.forecast_eval import checkpoint_data
 from dance3d.copruning import CoprunedSTFormer
-from dance3d.data.registry import build_dataset
 from dance3d.loading import load_model
 
 
@@ -36,28 +37,11 @@ def test_copruning_a_transformer_writes_a_checkpoint_that_loads(copruned):
 
 
 def test_eval_loads_it_and_scores_simulate_and_compact_alike(run_cli, copruned):
-    reports = {}
-    for mode in ("simulate", "compact"):
-        code, out, err = run_cli("eval", "--checkpoint", str(copruned / "model.pt"), "--execution", mode,
-                                 "--format", "json", "--threads", "1")  # fmt: skip
-        assert code == 0, err
-        reports[mode] = json.loads(out)
-    assert reports["compact"]["execution"] == "compact"
-    assert reports["compact"]["mse_normalised"] == pytest.approx(reports["simulate"]["mse_normalised"], rel=1e-5)
-    assert reports["compact"]["mac_fraction"] == pytest.approx(reports["simulate"]["mac_fraction"])
+    eval_in_both_modes(run_cli, copruned / "model.pt")
 
 
 def test_profile_counts_what_token_dropping_runs(run_cli, copruned):
-    """``profile --execution compact`` counts the MACs the masks leave for the first test sample."""
-    code, out, err = run_cli("profile", "--checkpoint", str(copruned / "model.pt"), "--execution", "compact",
-                             "--limit", "1", "--repeats", "1", "--no-energy", "--format", "json")  # fmt: skip
-    assert code == 0, err
-    loaded = load_model(copruned / "model.pt")
-    dataset = build_dataset(checkpoint_data(loaded, argparse.Namespace(data=None, overrides=[])), "test",
-                            classes=loaded.classes)  # fmt: skip
-    with torch.no_grad():
-        loaded.model.set_mode("compact")(dataset[0]["inputs"][None])
-    assert json.loads(out)["macs"] == loaded.model.last_macs.item()
+    assert_profile_counts_compact_macs(run_cli, copruned / "model.pt")
 
 
 def test_a_transformer_with_another_patch_size_is_refused(run_cli, tmp_path):

@@ -21,7 +21,7 @@ import torch
 from dance3d.checkpoint import LoadedModel
 from dance3d.copruning.base import CoprunedForecaster
 from dance3d.copruning.checkpoint import save_with_thresholds
-from dance3d.copruning.knobs import active_knobs, apply_thresholds, current_thresholds
+from dance3d.copruning.knobs import active_knobs, apply_thresholds, check_knob_names, current_thresholds
 from dance3d.dynamic.budget import largest_offset_within, mean_mac_fraction
 from dance3d.errors import ConfigError
 
@@ -61,12 +61,9 @@ def fit_copruned_budget(
         raise ConfigError(f"the target MAC fraction must be in (0, 1], got {target_mac_fraction}")
     if len(inputs) == 0:
         raise ConfigError("fitting a budget needs at least one sample")
-    active = active_knobs(model.config)
-    unknown = sorted(set(thresholds) - set(active))
-    if unknown:
-        raise ConfigError(f"unknown knob(s) {', '.join(unknown)}; this co-pruned model has {', '.join(active)}")
+    check_knob_names(model.config, thresholds)
     base = current_thresholds(model)
-    names = thresholds or active
+    names = thresholds or active_knobs(model.config)
     model.eval()
     before = mean_mac_fraction(model, inputs, batch_size=batch_size)
 

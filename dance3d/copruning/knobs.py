@@ -10,7 +10,7 @@ gives the trained model's outputs exactly. A lower threshold keeps more (more MA
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from dance3d.copruning.base import CoprunedForecaster
@@ -51,16 +51,21 @@ def threshold_knobs(
     return [ThresholdKnob(name, low, high, float(getattr(config, name))) for name in active_knobs(config)]
 
 
-def with_thresholds(config: CopruneConfig, values: Mapping[str, float]) -> CopruneConfig:
-    """``config`` with the thresholds in ``values``; thresholds not named keep their value in ``config``."""
+def check_knob_names(config: CopruneConfig, names: Iterable[str]) -> None:
+    """Refuse knob ``names`` a co-pruned model with settings ``config`` does not have, saying which it has."""
     active = active_knobs(config)
-    unknown = sorted(set(values) - set(active))
+    unknown = sorted(set(names) - set(active))
     if unknown:
         off = [name for name in unknown if name in THRESHOLD_KNOBS]
         why = f" ({', '.join(off)}: its mask is off in this model)" if off else ""
         raise ConfigError(
             f"unknown knob(s) {', '.join(unknown)}{why}; this co-pruned model has {', '.join(active) or 'none'}"
         )
+
+
+def with_thresholds(config: CopruneConfig, values: Mapping[str, float]) -> CopruneConfig:
+    """``config`` with the thresholds in ``values``; thresholds not named keep their value in ``config``."""
+    check_knob_names(config, values)
     checked = {}
     for name, value in values.items():
         try:

@@ -46,8 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_out_file(args.out, force=args.force, suffixes=(".json",))
+    from dance3d.cli.profiling_inputs import checkpoint_inputs
     from dance3d.copruning.fallback import WholeMapFallback, calibrate_fallback
-    from dance3d.data.registry import build_dataset
     from dance3d.errors import ConfigError
     from dance3d.loading import load_model
 
@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
             f"--checkpoint must be a co-pruned SimVP or ConvLSTM (kind 'copruned', simvp-* or convlstm-*), got "
             f"{type(loaded.model).__name__}: the other models' compact execution has no whole-map fallback"
         )
-    dataset = build_dataset(loaded.data, args.split, classes=loaded.classes)  # the data it was trained on
-    sample = dataset[0]["inputs"][None]
+    no_data_args = argparse.Namespace(data=None, overrides=[])  # the data it was trained on
+    sample = checkpoint_inputs(loaded, no_data_args, split=args.split, count=1)
     table = calibrate_fallback(loaded.model.eval(), sample, levels=args.levels, repeats=args.repeats, seed=args.seed)
     table.save(args.out)
     if args.format == "json":

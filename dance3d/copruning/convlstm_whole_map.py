@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from dance3d.copruning.convlstm_compact import CellSteps
 from dance3d.copruning.generator import LATENT_STRIDE
 from dance3d.copruning.model import conv_norm_act, masked, per_frame
-from dance3d.copruning.tiles import group_norm, position_mask
+from dance3d.copruning.tiles import position_mask
 from dance3d.dynamic.decisions import TileGrid
 from dance3d.models.forecast_backbones.common import pad_to_multiple
 
@@ -41,15 +41,6 @@ class WholeMapRun(CellSteps):
 
     def keep(self, c: torch.Tensor) -> torch.Tensor:
         return masked(c, self.positions)
-
-
-def _sliced_conv_norm_act(
-    stage: nn.Sequential, x: torch.Tensor, columns: torch.Tensor, mask: torch.Tensor | None
-) -> torch.Tensor:
-    """A ``conv -> GroupNorm -> activation`` stage reading only the input ``columns`` of ``x``."""
-    conv, norm, act = stage
-    out = F.conv2d(x, conv.weight[:, columns], conv.bias, stride=conv.stride, padding=conv.padding)
-    return masked(act(group_norm(out, norm, mask)), mask)
 
 
 def sample_whole_map(
@@ -77,7 +68,7 @@ def sample_whole_map(
         if t:
             hidden = run.step(encode(previous))
         up, stage = bb.decoder[0]
-        decoded = _sliced_conv_norm_act(stage, up(hidden), run.cells[-1].kept, m1)
+        decoded = conv_norm_act(stage, up(hidden), m1, columns=run.cells[-1].kept)
         up, stage = bb.decoder[1]
         decoded = conv_norm_act(stage, up(decoded), m2)
         previous = previous + masked(bb.head(decoded), m2)

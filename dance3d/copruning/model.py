@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from dance3d.copruning.accounting import DenseMacs, GatedLayer, dense_layer_macs, sample_macs
 from dance3d.copruning.base import EXECUTION_MODES, CoprunedForecaster
@@ -38,10 +39,17 @@ def masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return x if mask is None else x * mask
 
 
-def conv_norm_act(stage: nn.Sequential, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """A ``conv -> GroupNorm -> activation`` stage with norm statistics over the kept positions, zero elsewhere."""
+def conv_norm_act(
+    stage: nn.Sequential, x: torch.Tensor, mask: torch.Tensor | None, *, columns: torch.Tensor | None = None
+) -> torch.Tensor:
+    """A ``conv -> GroupNorm -> activation`` stage with norm statistics over the kept positions, zero elsewhere;
+    with ``columns``, ``x`` holds only those input channels of the conv (the others are zero and skipped)."""
     conv, norm, act = stage
-    return masked(act(group_norm(conv(x), norm, mask)), mask)
+    if columns is None:
+        out = conv(x)
+    else:
+        out = F.conv2d(x, conv.weight[:, columns], conv.bias, stride=conv.stride, padding=conv.padding)
+    return masked(act(group_norm(out, norm, mask)), mask)
 
 
 def per_frame(mask: torch.Tensor | None, frames: int) -> torch.Tensor | None:

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from dance3d.benchmark_results import ResultDir, validate_result
-from dance3d.copruning.benchmark import DynaSettings, run_benchmark
+from dance3d.copruning.benchmark import DynaSettings, coprune_run_config, run_benchmark
 from dance3d.copruning.comparison import dyna_targets, paired_test, spearman
 from dance3d.errors import ConfigError
 
@@ -83,6 +83,16 @@ def test_unknown_backbones_are_refused_with_one_line(tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0 and "convlstm-huge" in done.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_the_channel_threshold_reaches_every_co_pruned_run_and_is_checked_first():
+    settings = DynaSettings(backbone="stformer-tiny", channel_threshold=0.01)
+    for masks in ({"data_mask": True, "model_mask": True}, {"data_mask": False, "model_mask": True}):
+        assert coprune_run_config(settings, settings.backbone, **masks).copruning.channel_threshold == 0.01
+    assert coprune_run_config(DynaSettings(), "simvp-tiny", data_mask=True, model_mask=True).copruning.channel_threshold == 0.2
+    for bad in (0.0, 1.0, -0.1):
+        with pytest.raises(ConfigError, match="--channel-threshold"):
+            DynaSettings(channel_threshold=bad)
 
 
 def test_a_tiny_run_writes_valid_results(tmp_path):

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from dance3d.benchmark_results import ResultDir
 from dance3d.checkpoint import load_checkpoint, load_model
-from dance3d.config import from_dict, to_dict
+from dance3d.config import check_range, from_dict, to_dict
 from dance3d.copruning.base import CoprunedForecaster
 from dance3d.copruning.baselines import StaticTiles, static_tiles_model, uniform_width_baseline
 from dance3d.copruning.comparison import TargetThresholds, dyna_targets, paired_test, spearman
@@ -77,6 +77,7 @@ class DynaSettings:
     generator_lr: float = 1e-2
     target_mac_fraction: float = 0.35
     tile_size: int = 8
+    channel_threshold: float = 0.2  # the masks' channel threshold (CopruneConfig), every co-pruned model
     sparsity_weight: float = 2.0
     mac_penalty: str = "target"  # "ceiling": run 1's hinge
     latency_samples: int = 16
@@ -88,6 +89,7 @@ class DynaSettings:
         if self.source not in SOURCES:
             raise ConfigError(f"--source {self.source!r}: choose one of {', '.join(SOURCES)}; {SHIPPED_GRIDS_LEFT_OUT}")
         check_backbone(self.backbone)
+        check_range("--channel-threshold", self.channel_threshold, low=0, high=1, low_open=True, high_open=True)
 
 
 QUICK = {"num_train": 48, "num_val": 16, "num_test": 24, "dense_epochs": 1, "finetune_epochs": 1,
@@ -236,10 +238,12 @@ def batch1_latency_ms(
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def _coprune_run(settings: DynaSettings, backbone: str, *, data_mask: bool, model_mask: bool) -> CopruneRunConfig:
+def coprune_run_config(settings: DynaSettings, backbone: str, *, data_mask: bool, model_mask: bool) -> CopruneRunConfig:
+    """The co-pruning run every masked model of the benchmark gets: the same masks' settings and budget."""
     return CopruneRunConfig(
         copruning=CopruneConfig(backbone=backbone, target_mac_fraction=settings.target_mac_fraction,
-                                tile_size=settings.tile_size, data_mask=data_mask, model_mask=model_mask),
+                                tile_size=settings.tile_size, channel_threshold=settings.channel_threshold,
+                                data_mask=data_mask, model_mask=model_mask),
         train=CopruneTrainConfig(epochs=settings.finetune_epochs, batch_size=settings.batch_size, lr=settings.lr,
                                  generator_lr=settings.generator_lr, sparsity_weight=settings.sparsity_weight,
                                  mac_penalty=settings.mac_penalty, seed=settings.seed, progress=False),
@@ -294,7 +298,7 @@ def run_benchmark(
     coprune_results = {}
     for name, masks in {"coupled": {"data_mask": True, "model_mask": True}, **SINGLE_MASKS}.items():
         log(f"== co-pruning: {name}")
-        run = _coprune_run(settings, backbone, **masks)
+        run = coprune_run_config(settings, backbone, **masks)
         result = coprune(run, dense_path, work / name)
         coprune_results[name] = {"val_mse": result.val_mse, "val_mac_fraction": result.val_mac_fraction,
                                  "dense_val_mse": result.dense_val_mse, "history": result.history}  # fmt: skip

@@ -1,11 +1,14 @@
 """The quickstart's co-pruning stage: bad settings refused up front with their name; a Transformer timed without a
-fallback."""
+fallback, beside static widths at its MAC fraction; a rerun reuses what it saved."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from copruning_helpers import train_tiny_forecaster
 
+from dance3d.checkpoint import load_checkpoint
 from dance3d.copruning.quickstart_stage import CopruningStageSettings, run_copruning_stage
 from dance3d.errors import ConfigError
 
@@ -41,3 +44,30 @@ def test_the_stage_times_a_transformer_without_a_fallback(tmp_path):
     assert not (tmp_path / "cp" / "fallback.json").exists()
     assert 0 < result.table.loc["co-pruned", "MAC fraction"] <= 1.05
     assert result.figures[0].stat().st_size > 5_000
+
+
+def test_static_widths_at_the_copruned_cost_are_compared_timed_and_reused(tmp_path):
+    dense = train_tiny_forecaster("stformer-test", tmp_path / "fc")
+    settings = CopruningStageSettings(target_mac_fraction=0.5, epochs=1, batch_size=8, latency_samples=2,
+                                      latency_repeats=1)  # fmt: skip
+    out = tmp_path / "cp"
+    first = run_copruning_stage(settings, dense, out)
+    matched = load_checkpoint(out / "model.pt")["copruning"]["val_mac_fraction"]
+    static_fraction = first.table.loc["static widths", "MAC fraction"]
+    assert 0 < static_fraction < 1 and static_fraction == pytest.approx(matched, abs=0.1)
+    assert "Static pruning at the same cost" in first.text and "Wilcoxon p" in first.text
+    assert "static widths" in first.text.split("At batch 1")[1]  # timed beside dense and compact
+    saved = out / "static.pt"
+    written = saved.stat().st_mtime_ns
+    second = run_copruning_stage(settings, dense, out)
+    assert saved.stat().st_mtime_ns == written  # reloaded, not fine-tuned again
+    assert second.table.loc["static widths"].equals(first.table.loc["static widths"])
+    cache = out / "eval.json"
+    older = json.loads(cache.read_text())  # as a version without per-sample errors or the static row cached it
+    for name in ("dense", "copruned"):
+        del older[name]["mses"]
+    del older["static"]
+    cache.write_text(json.dumps(older))
+    third = run_copruning_stage(settings, dense, out)
+    assert third.table.loc["static widths", "MSE"] == pytest.approx(first.table.loc["static widths", "MSE"])
+    assert third.table.loc["co-pruned", "MSE"] == pytest.approx(first.table.loc["co-pruned", "MSE"])

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
 
 from dance3d.copruning.base import CoprunedForecaster
 from dance3d.copruning.config import CopruneConfig
@@ -341,6 +342,23 @@ def uniform_width_baseline(dense: nn.Module, sample: torch.Tensor, target_macs: 
     return UniformBaseline(narrow, widths, width.macs)
 
 
+def finetune_static(
+    model: nn.Module, train_set: Dataset, *, epochs: int, batch_size: int, lr: float, seed: int
+) -> nn.Module:
+    """Fine-tune a static baseline on forecast MSE (AdamW, no weight decay; epoch ``e`` shuffled with seed
+    ``seed + e``), the budget a co-pruned model gets; returns it in eval mode."""
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
+    model.train()
+    for epoch in range(epochs):
+        generator = torch.Generator().manual_seed(seed + epoch)
+        for batch in DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=generator):
+            loss = F.mse_loss(model(batch["inputs"]), batch["targets"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return model.eval()
+
+
 class NoScores(nn.Module):
     """Stands in for the mask generator of a static baseline: a constant map, no MACs."""
 
@@ -468,6 +486,7 @@ __all__ = [
     "TokenWidthChoice",
     "UniformBaseline",
     "WidthChoice",
+    "finetune_static",
     "match_convlstm_width",
     "match_stformer_width",
     "match_width",

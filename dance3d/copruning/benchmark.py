@@ -24,14 +24,13 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from dance3d.benchmark_results import ResultDir
 from dance3d.checkpoint import load_checkpoint, load_model
 from dance3d.config import check_range, from_dict, to_dict
 from dance3d.copruning.base import CoprunedForecaster
-from dance3d.copruning.baselines import StaticTiles, static_tiles_model, uniform_width_baseline
+from dance3d.copruning.baselines import StaticTiles, finetune_static, static_tiles_model, uniform_width_baseline
 from dance3d.copruning.comparison import TargetThresholds, dyna_targets, paired_test, spearman
 from dance3d.copruning.config import CopruneConfig, CopruneRunConfig, CopruneTrainConfig, check_backbone
 from dance3d.copruning.figures import calm_and_stormy_figure, mac_mse_figure
@@ -158,20 +157,6 @@ def check_dense(path: Path) -> str:
     return name
 
 
-def finetune(model: nn.Module, train_set: Dataset, settings: DynaSettings) -> nn.Module:
-    """Fine-tune a static baseline with the co-pruned models' budget: same epochs, batch size and backbone lr."""
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.lr, weight_decay=0.0)
-    model.train()
-    for epoch in range(settings.finetune_epochs):
-        generator = torch.Generator().manual_seed(settings.seed + epoch)
-        for batch in DataLoader(train_set, batch_size=settings.batch_size, shuffle=True, generator=generator):
-            loss = F.mse_loss(model(batch["inputs"]), batch["targets"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    return model.eval()
-
-
 def evaluate(  # noqa: ANN201
     name: str, model: nn.Module, test_set: Dataset, *, level: str | None, constant_fraction: float | None = None
 ):
@@ -250,6 +235,12 @@ def coprune_run_config(settings: DynaSettings, backbone: str, *, data_mask: bool
     )  # fmt: skip
 
 
+def _finetune_budget(settings: DynaSettings) -> dict[str, Any]:
+    """The co-pruned models' fine-tuning budget, for the static baselines: same epochs, batch size and backbone lr."""
+    return {"epochs": settings.finetune_epochs, "batch_size": settings.batch_size, "lr": settings.lr,
+            "seed": settings.seed}  # fmt: skip
+
+
 def run_benchmark(
     settings: DynaSettings,
     *,
@@ -308,14 +299,14 @@ def run_benchmark(
     match_fraction = coprune_results["coupled"]["val_mac_fraction"]
     log(f"== static baselines at the coupled model's validation MAC fraction {match_fraction:.3f}")
     uniform = uniform_width_baseline(dense, sample, match_fraction * dense_macs)
-    models["uniform_channels"] = finetune(uniform.model, train_set, settings)
+    models["uniform_channels"] = finetune_static(uniform.model, train_set, **_finetune_budget(settings))
     clock = lap("finetune_uniform_channels", clock)
     tiles = {}
     for name, layout in (("static_crop", "crop"), ("random_drop", "drop")):
         static = static_tiles_model(dense, target_fraction=match_fraction, layout=layout, sample=sample,
                                     tile_size=settings.tile_size, seed=settings.seed)  # fmt: skip
         tiles[name] = static.tiles
-        models[name] = finetune(static, train_set, settings)
+        models[name] = finetune_static(static, train_set, **_finetune_budget(settings))
         clock = lap(f"finetune_{name}", clock)
 
     log("== test split")

@@ -2,23 +2,32 @@
 
 Resumable like the other stages: a finished ``model.pt`` is reused, a killed co-pruning resumes
 from its last finished epoch (its ``resume.pt``; one killed in its first epoch starts over) and the
-test scores are cached in ``eval.json``. The stage also times dense and compact execution at batch 1
-and, for a backbone with a whole-map path (SimVP, ConvLSTM), compact execution with its measured
-dense fallback (``fallback.json``: reusable with ``dance3d eval --execution compact --calibration``).
+test scores are cached in ``eval.json``. The stage compares the co-pruned model with static pruning at
+equal cost: the dense model uniformly narrowed to the co-pruned model's validation MAC fraction and
+fine-tuned as long (``static.pt``), scored on the same test samples with a paired test. It times dense,
+compact execution and the static model at batch 1, side by side, and for a backbone with a whole-map
+path (SimVP, ConvLSTM) compact execution with its measured dense fallback (``fallback.json``: reusable
+with ``dance3d eval --execution compact --calibration``).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import torch
+import torch.nn as nn
 
-from dance3d.checkpoint import load_model
+from dance3d.checkpoint import load_checkpoint, load_model
 from dance3d.config import check_range
+from dance3d.copruning.baselines import finetune_static, uniform_width_baseline
 from dance3d.copruning.benchmark import batch1_latency_ms, first_samples
+from dance3d.copruning.comparison import paired_test
 from dance3d.copruning.config import CopruneConfig, CopruneRunConfig, CopruneTrainConfig
 from dance3d.copruning.fallback import WholeMapFallback, calibrate_fallback, with_fallback
 from dance3d.copruning.figures import calm_and_stormy_figure
@@ -26,6 +35,7 @@ from dance3d.copruning.recording import record_mac_fractions
 from dance3d.copruning.training import RESUME_STATE, coprune
 from dance3d.data.registry import build_dataset
 from dance3d.forecast.evaluation import evaluate_forecast
+from profiling import count_macs
 from profiling.strict_json import dumps_strict
 
 
@@ -69,6 +79,7 @@ def _scores(model, test_set) -> dict:  # noqa: ANN001
     out = scores.to_dict(with_records=False)
     out["mac_fractions"] = fractions or [1.0] * scores.num_samples
     out["calm_fractions"] = [r["calm_fraction"] for r in scores.records]
+    out["mses"] = [r["mse"] for r in scores.records]
     return out
 
 
@@ -83,20 +94,23 @@ def run_copruning_stage(
         cached.unlink(missing_ok=True)  # scores of an earlier model
     copruned, dense = load_model(checkpoint), load_model(dense_checkpoint)
     test_set = build_dataset(copruned.data, "test", classes=copruned.classes)
-    if cached.is_file():
-        scores = json.loads(cached.read_text())
-    else:
+    scores = json.loads(cached.read_text()) if cached.is_file() else {}
+    if "mses" not in scores.get("copruned", {}):  # not cached, or cached by a version without per-sample errors
         scores = {"dense": _scores(dense.model.eval(), test_set), "copruned": _scores(copruned.model.eval(), test_set)}
+    static = _static_model(dense.model.eval(), copruned, checkpoint, test_set, settings, out_dir)
+    if "static" not in scores:
+        scores["static"] = _scores(static.model, test_set)
         cached.write_text(dumps_strict(scores))
     calm = dict(enumerate(scores["copruned"]["calm_fractions"]))
     figure = calm_and_stormy_figure(copruned.model, test_set, calm, out_dir / "copruning_masks.png")
     rows = {
         "dense": _row(scores["dense"]["model"], 1.0),
         "co-pruned": _row(scores["copruned"]["model"], _mean(scores["copruned"]["mac_fractions"])),
+        "static widths": _row(scores["static"]["model"], static.mac_fraction),
         "persistence": _row(scores["dense"]["persistence"], 0.0),
     }
     table = pd.DataFrame(rows).T
-    latency = _batch1_latency(copruned.model.eval(), dense.model.eval(), test_set, settings, out_dir)
+    latency = _batch1_latency(copruned.model.eval(), dense.model.eval(), static.model, test_set, settings, out_dir)
     fraction, dense_mse = rows["co-pruned"]["MAC fraction"], rows["dense"]["MSE"]
     text = (
         f"`dance3d copruning --checkpoint {dense_checkpoint} --target-mac-fraction {settings.target_mac_fraction:g} "
@@ -105,18 +119,65 @@ def run_copruning_stage(
         f"computes **{fraction:.3f}** of the dense MACs on average (generator included) at an MSE of "
         f"{rows['co-pruned']['MSE']:.1f} (dense {dense_mse:.1f}, persistence {rows['persistence']['MSE']:.1f}; "
         "VIL levels). Skipped tiles (a Transformer's dropped tokens) forecast persistence. The figure shows `S`, "
-        "the kept tiles and the forecast of the calmest and the stormiest test sample. Tiny settings: a smoke test "
-        "of the pipeline, not a "
+        "the kept tiles and the forecast of the calmest and the stormiest test sample. "
+        f"{_against_static(scores, static)} Tiny settings: a smoke test of the pipeline, not a "
         f"benchmark (that is `benchmarks/dyna_forecast.py`). {latency}"
     )
     return CopruningStageResult("Co-pruning: the storms forecaster", text, table, [figure])
 
 
-def _batch1_latency(model, dense, test_set, settings: CopruningStageSettings, out_dir: Path) -> str:  # noqa: ANN001
-    """Dense, compact and compact-with-fallback batch-1 latency, timed side by side; one sentence for the report."""
+@dataclass
+class StaticModel:
+    """The dense forecaster uniformly narrowed to the co-pruned model's validation MAC fraction, fine-tuned."""
+
+    model: nn.Module
+    widths: dict[str, int]
+    mac_fraction: float  # its counted MACs over the dense model's
+
+
+def _static_model(dense: nn.Module, copruned, copruned_path: Path, test_set,  # noqa: ANN001
+                  settings: CopruningStageSettings, out_dir: Path) -> StaticModel:  # fmt: skip
+    """Narrow ``dense`` to the co-pruned model's validation MAC fraction and fine-tune it with the co-pruning's
+    epochs, batch size and backbone lr (or reload it from ``static.pt``)."""
+    record = load_checkpoint(copruned_path)
+    sample = test_set[0]["inputs"][None]
+    dense_macs = count_macs(dense, sample).macs
+    target_macs = record["copruning"]["val_mac_fraction"] * dense_macs
+    baseline = uniform_width_baseline(dense, sample, target_macs)
+    saved = out_dir / "static.pt"
+    if saved.is_file():
+        baseline.model.load_state_dict(torch.load(saved, map_location="cpu", weights_only=True))
+    else:
+        train_set = build_dataset(copruned.data, "train", classes=copruned.classes)
+        train = settings.run_config().train
+        finetune_static(baseline.model, train_set, epochs=train.epochs, batch_size=train.batch_size, lr=train.lr,
+                        seed=train.seed)  # fmt: skip
+        partial = saved.with_suffix(".pt.tmp")
+        torch.save(baseline.model.state_dict(), partial)
+        os.replace(partial, saved)
+    return StaticModel(baseline.model.eval(), baseline.widths, baseline.macs / dense_macs)
+
+
+def _against_static(scores: dict, static: StaticModel) -> str:
+    """One sentence: the co-pruned model against static widths at the same MACs, with a paired test."""
+    test = paired_test(np.asarray(scores["copruned"]["mses"]), np.asarray(scores["static"]["mses"]),
+                       names=("co-pruned", "static"))  # fmt: skip
+    widths = ", ".join(f"{name} {width}" for name, width in static.widths.items())
+    significant = test.wilcoxon_p < 0.05
+    verdict = "lower" if test.reference_ahead else "higher" if significant and test.mean_difference < 0 else "level"
+    return (
+        f"Static pruning at the same cost (every layer uniformly narrowed to {widths}: {static.mac_fraction:.3f} of "
+        f"the MACs, fine-tuned as long) reaches an MSE of {scores['static']['model']['mse']:.1f}: the co-pruned "
+        f"model's per-sample error is {verdict} (mean difference {test.mean_difference:+.1f}, Wilcoxon p "
+        f"{test.wilcoxon_p:.2g})."
+    )
+
+
+def _batch1_latency(model, dense, static, test_set, settings: CopruningStageSettings, out_dir: Path) -> str:  # noqa: ANN001
+    """Dense, compact, static and compact-with-fallback batch-1 latency, timed side by side; one sentence."""
     inputs = first_samples(test_set, settings.latency_samples)
     compact = copy.deepcopy(model).set_mode("compact")
-    models = {"dense": dense, "compact": compact}
+    models = {"dense": dense, "compact": compact, "static": static}
     table = None
     if isinstance(model, WholeMapFallback):
         table = calibrate_fallback(model, inputs[0])
@@ -125,7 +186,8 @@ def _batch1_latency(model, dense, test_set, settings: CopruningStageSettings, ou
     ms = batch1_latency_ms(models, inputs, repeats=settings.latency_repeats)
     text = (
         f"At batch 1 on {len(inputs)} test samples, timed side by side: dense {ms['dense']:.2f} ms, compact "
-        f"execution {ms['compact']:.2f} ms ({ms['dense'] / ms['compact']:.2f}x dense's speed)"
+        f"execution {ms['compact']:.2f} ms ({ms['dense'] / ms['compact']:.2f}x dense's speed), static widths "
+        f"{ms['static']:.2f} ms ({ms['dense'] / ms['static']:.2f}x)"
     )
     if table is None:
         return text + "."

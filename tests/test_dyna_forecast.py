@@ -89,7 +89,8 @@ def test_the_channel_threshold_reaches_every_co_pruned_run_and_is_checked_first(
     settings = DynaSettings(backbone="stformer-tiny", channel_threshold=0.01)
     for masks in ({"data_mask": True, "model_mask": True}, {"data_mask": False, "model_mask": True}):
         assert coprune_run_config(settings, settings.backbone, **masks).copruning.channel_threshold == 0.01
-    assert coprune_run_config(DynaSettings(), "simvp-tiny", data_mask=True, model_mask=True).copruning.channel_threshold == 0.2
+    default = coprune_run_config(DynaSettings(), "simvp-tiny", data_mask=True, model_mask=True)
+    assert default.copruning.channel_threshold == 0.2
     for bad in (0.0, 1.0, -0.1):
         with pytest.raises(ConfigError, match="--channel-threshold"):
             DynaSettings(channel_threshold=bad)

@@ -165,9 +165,10 @@ def _against_static(scores: dict, static: StaticModel) -> str:
     widths = ", ".join(f"{name} {width}" for name, width in static.widths.items())
     significant = test.wilcoxon_p < 0.05
     verdict = "lower" if test.reference_ahead else "higher" if significant and test.mean_difference < 0 else "level"
+    mse = scores["static"]["model"]["mse"]
     return (
-        f"Static pruning at the same cost (every layer uniformly narrowed to {widths}: {static.mac_fraction:.3f} of "
-        f"the MACs, fine-tuned as long) reaches an MSE of {scores['static']['model']['mse']:.1f}: the co-pruned "
+        f"Static pruning at the same cost (the dense model uniformly narrowed, widths {widths}: "
+        f"{static.mac_fraction:.3f} of the MACs, fine-tuned as long) reaches an MSE of {mse:.1f}: the co-pruned "
         f"model's per-sample error is {verdict} (mean difference {test.mean_difference:+.1f}, Wilcoxon p "
         f"{test.wilcoxon_p:.2g})."
     )

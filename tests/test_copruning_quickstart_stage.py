@@ -72,3 +72,6 @@ def test_static_widths_at_the_copruned_cost_are_compared_timed_and_reused(backbo
     third = run_copruning_stage(settings, dense, out)
     assert third.table.loc["static widths", "MSE"] == pytest.approx(first.table.loc["static widths", "MSE"])
     assert third.table.loc["co-pruned", "MSE"] == pytest.approx(first.table.loc["co-pruned", "MSE"])
+    (out / "model.pt").unlink()  # a new co-pruned model gets a new static twin
+    run_copruning_stage(settings, dense, out)
+    assert saved.stat().st_mtime_ns != written

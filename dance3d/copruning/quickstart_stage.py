@@ -39,6 +39,10 @@ from profiling import count_macs
 from profiling.strict_json import dumps_strict
 
 
+STATIC_MODEL = "static.pt"
+"""The stage's static twin (its state dict): the dense model narrowed to the co-pruned model's MAC fraction."""
+
+
 @dataclass(frozen=True)
 class CopruningStageSettings:
     """Co-prune the quickstart's forecaster to ``target_mac_fraction`` in ``epochs`` of fine-tuning (the
@@ -91,7 +95,8 @@ def run_copruning_stage(
     checkpoint, cached = out_dir / "model.pt", out_dir / "eval.json"
     if not checkpoint.is_file():
         coprune(settings.run_config(), dense_checkpoint, out_dir, resume=(out_dir / RESUME_STATE).is_file())
-        cached.unlink(missing_ok=True)  # scores of an earlier model
+        for earlier in (cached, out_dir / STATIC_MODEL):  # an earlier model's scores and static twin
+            earlier.unlink(missing_ok=True)
     copruned, dense = load_model(checkpoint), load_model(dense_checkpoint)
     test_set = build_dataset(copruned.data, "test", classes=copruned.classes)
     scores = json.loads(cached.read_text()) if cached.is_file() else {}
@@ -144,7 +149,7 @@ def _static_model(dense: nn.Module, copruned, copruned_path: Path, test_set,  # 
     dense_macs = count_macs(dense, sample).macs
     target_macs = record["copruning"]["val_mac_fraction"] * dense_macs
     baseline = uniform_width_baseline(dense, sample, target_macs)
-    saved = out_dir / "static.pt"
+    saved = out_dir / STATIC_MODEL
     if saved.is_file():
         baseline.model.load_state_dict(torch.load(saved, map_location="cpu", weights_only=True))
     else:

@@ -38,7 +38,6 @@ from dance3d.forecast.evaluation import evaluate_forecast
 from profiling import count_macs
 from profiling.strict_json import dumps_strict
 
-
 STATIC_MODEL = "static.pt"
 """The stage's static twin (its state dict): the dense model narrowed to the co-pruned model's MAC fraction."""
 

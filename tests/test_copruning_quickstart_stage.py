@@ -57,11 +57,18 @@ def test_static_widths_at_the_copruned_cost_are_compared_timed_and_reused(backbo
     static_fraction = first.table.loc["static widths", "MAC fraction"]
     assert 0 < static_fraction <= 1 and static_fraction == pytest.approx(matched, abs=0.1)
     assert "Static pruning at the same cost" in first.text and "Wilcoxon p" in first.text
-    assert "static widths" in first.text.split("At batch 1")[1]  # timed beside dense and compact
+    timing = first.text.split("At batch 1")[1]
+    assert "static widths" in timing and "data mask only" in timing  # timed beside dense and compact
+    data_only = load_checkpoint(out / "data-only" / "model.pt")
+    assert data_only.config["copruning"]["model_mask"] is False
+    assert 0 < first.table.loc["co-pruned, data mask only", "MAC fraction"] <= 1.05
+    data_written = (out / "data-only" / "model.pt").stat().st_mtime_ns
     saved = out / "static.pt"
     written = saved.stat().st_mtime_ns
     second = run_copruning_stage(settings, dense, out)
     assert saved.stat().st_mtime_ns == written  # reloaded, not fine-tuned again
+    assert (out / "data-only" / "model.pt").stat().st_mtime_ns == data_written
+    assert second.table.loc["co-pruned, data mask only"].equals(first.table.loc["co-pruned, data mask only"])
     assert second.table.loc["static widths"].equals(first.table.loc["static widths"])
     cache = out / "eval.json"
     older = json.loads(cache.read_text())  # as a version without per-sample errors or the static row cached it

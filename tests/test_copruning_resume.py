@@ -179,7 +179,7 @@ def test_the_quickstart_stage_resumes_a_killed_copruning(dense_checkpoint, tmp_p
     epoch = training._epoch
     monkeypatch.setattr(training, "_epoch", lambda *a, **k: epochs_run.append(k["epoch"]) or epoch(*a, **k))
     result = run_copruning_stage(settings, dense_checkpoint, tmp_path)
-    assert epochs_run == [1]  # only the killed epoch is run again
+    assert epochs_run == [1, 0, 1]  # only the killed epoch again, then the data-only co-pruning
     assert len(load_checkpoint(tmp_path / "model.pt").history) == 2 and not (tmp_path / "resume.pt").exists()
     assert "co-pruned" in result.table.index
     assert FallbackCalibration.load(tmp_path / "fallback.json").input_hw == (16, 16)

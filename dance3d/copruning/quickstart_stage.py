@@ -2,12 +2,13 @@
 
 Resumable like the other stages: a finished ``model.pt`` is reused, a killed co-pruning resumes
 from its last finished epoch (its ``resume.pt``; one killed in its first epoch starts over) and the
-test scores are cached in ``eval.json``. The stage compares the co-pruned model with static pruning at
+test scores are cached in ``eval.json``. It also co-prunes with the data mask alone (``data-only/``,
+``dance3d copruning --masks data``). The stage compares the co-pruned model with static pruning at
 equal cost: the dense model uniformly narrowed to the co-pruned model's validation MAC fraction and
-fine-tuned as long (``static.pt``), scored on the same test samples with a paired test. It times dense,
-compact execution and the static model at batch 1, side by side, and for a backbone with a whole-map
-path (SimVP, ConvLSTM) compact execution with its measured dense fallback (``fallback.json``: reusable
-with ``dance3d eval --execution compact --calibration``).
+fine-tuned as long (``static.pt``), scored on the same test samples with a paired test. It times
+dense, both co-pruned models in compact execution and the static model at batch 1, side by side,
+and for a backbone with a whole-map path (SimVP, ConvLSTM) compact execution with its measured
+dense fallback (``fallback.json``: reusable with ``dance3d eval --execution compact --calibration``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ from profiling.strict_json import dumps_strict
 
 STATIC_MODEL = "static.pt"
 """The stage's static twin (its state dict): the dense model narrowed to the co-pruned model's MAC fraction."""
+DATA_ONLY_DIR = "data-only"
+"""Where the stage co-prunes with the data mask alone (``dance3d copruning --masks data``)."""
+SCORES = "eval.json"
 
 
 @dataclass(frozen=True)
@@ -60,9 +64,11 @@ class CopruningStageSettings:
             check_range(f"copruning.{name}", getattr(self, name), low=1)
         self.run_config()  # bad values are refused when the quickstart starts, not when it reaches this stage
 
-    def run_config(self) -> CopruneRunConfig:
+    def run_config(self, *, model_mask: bool = True) -> CopruneRunConfig:
+        """The co-pruning run: both masks, or the data mask alone (``model_mask=False``, ``--masks data``)."""
         return CopruneRunConfig(
-            copruning=CopruneConfig(target_mac_fraction=self.target_mac_fraction, tile_size=self.tile_size),
+            copruning=CopruneConfig(target_mac_fraction=self.target_mac_fraction, tile_size=self.tile_size,
+                                    model_mask=model_mask),
             train=CopruneTrainConfig(epochs=self.epochs, batch_size=self.batch_size, generator_lr=self.generator_lr,
                                      progress=False),
         )  # fmt: skip
@@ -89,14 +95,13 @@ def _scores(model, test_set) -> dict:  # noqa: ANN001
 def run_copruning_stage(
     settings: CopruningStageSettings, dense_checkpoint: Path, out_dir: Path
 ) -> CopruningStageResult:
-    """Co-prune (or reuse) the forecaster at ``dense_checkpoint``; score it, dense and persistence on the test split."""
+    """Co-prune (or reuse) the forecaster at ``dense_checkpoint``, with both masks and with the data mask alone;
+    score them, their static twin, dense and persistence on the test split."""
     out_dir = Path(out_dir)
-    checkpoint, cached = out_dir / "model.pt", out_dir / "eval.json"
-    if not checkpoint.is_file():
-        coprune(settings.run_config(), dense_checkpoint, out_dir, resume=(out_dir / RESUME_STATE).is_file())
-        for earlier in (cached, out_dir / STATIC_MODEL):  # an earlier model's scores and static twin
-            earlier.unlink(missing_ok=True)
-    copruned, dense = load_model(checkpoint), load_model(dense_checkpoint)
+    checkpoint, cached, data_dir = out_dir / "model.pt", out_dir / SCORES, out_dir / DATA_ONLY_DIR
+    _coprune_or_reuse(settings.run_config(), dense_checkpoint, out_dir, derived=(SCORES, STATIC_MODEL))
+    _coprune_or_reuse(settings.run_config(model_mask=False), dense_checkpoint, data_dir, derived=(SCORES,))
+    copruned, dense, data_only = load_model(checkpoint), load_model(dense_checkpoint), load_model(data_dir / "model.pt")
     test_set = build_dataset(copruned.data, "test", classes=copruned.classes)
     scores = json.loads(cached.read_text()) if cached.is_file() else {}
     if "mses" not in scores.get("copruned", {}):  # not cached, or cached by a version without per-sample errors
@@ -105,16 +110,26 @@ def run_copruning_stage(
     if "static" not in scores:
         scores["static"] = _scores(static.model, test_set)
         cached.write_text(dumps_strict(scores))
+    data_cache = data_dir / SCORES
+    if data_cache.is_file():
+        data_scores = json.loads(data_cache.read_text())
+    else:
+        data_scores = _scores(data_only.model.eval(), test_set)
+        data_cache.write_text(dumps_strict(data_scores))
     calm = dict(enumerate(scores["copruned"]["calm_fractions"]))
     figure = calm_and_stormy_figure(copruned.model, test_set, calm, out_dir / "copruning_masks.png")
     rows = {
         "dense": _row(scores["dense"]["model"], 1.0),
         "co-pruned": _row(scores["copruned"]["model"], _mean(scores["copruned"]["mac_fractions"])),
+        "co-pruned, data mask only": _row(data_scores["model"], _mean(data_scores["mac_fractions"])),
         "static widths": _row(scores["static"]["model"], static.mac_fraction),
         "persistence": _row(scores["dense"]["persistence"], 0.0),
     }
     table = pd.DataFrame(rows).T
-    latency = _batch1_latency(copruned.model.eval(), dense.model.eval(), static.model, test_set, settings, out_dir)
+    models = {"dense": dense.model.eval(), "copruned": copruned.model.eval(), "static": static.model,
+              "data_only": data_only.model.eval()}  # fmt: skip
+    latency = _batch1_latency(models, test_set, settings, out_dir)
+    data_row = rows["co-pruned, data mask only"]
     fraction, dense_mse = rows["co-pruned"]["MAC fraction"], rows["dense"]["MSE"]
     text = (
         f"`dance3d copruning --checkpoint {dense_checkpoint} --target-mac-fraction {settings.target_mac_fraction:g} "
@@ -124,7 +139,10 @@ def run_copruning_stage(
         f"{rows['co-pruned']['MSE']:.1f} (dense {dense_mse:.1f}, persistence {rows['persistence']['MSE']:.1f}; "
         "VIL levels). Skipped tiles (a Transformer's dropped tokens) forecast persistence. The figure shows `S`, "
         "the kept tiles and the forecast of the calmest and the stormiest test sample. "
-        f"{_against_static(scores, static)} Tiny settings: a smoke test of the pipeline, not a "
+        f"{_against_static(scores, static)} With the data mask alone (`--masks data`, `{DATA_ONLY_DIR}/`; on storms "
+        f"the benchmark's data-only masks forecast better than both masks, docs/results.md) it computes "
+        f"{data_row['MAC fraction']:.3f} of the MACs at an MSE of {data_row['MSE']:.1f}. Tiny settings: a smoke test "
+        "of the pipeline, not a "
         f"benchmark (that is `benchmarks/dyna_forecast.py`). {latency}"
     )
     return CopruningStageResult("Co-pruning: the storms forecaster", text, table, [figure])
@@ -178,11 +196,26 @@ def _against_static(scores: dict, static: StaticModel) -> str:
     )
 
 
-def _batch1_latency(model, dense, static, test_set, settings: CopruningStageSettings, out_dir: Path) -> str:  # noqa: ANN001
-    """Dense, compact, static and compact-with-fallback batch-1 latency, timed side by side; one sentence."""
+def _coprune_or_reuse(
+    run: CopruneRunConfig, dense_checkpoint: Path, out_dir: Path, *, derived: tuple[str, ...]
+) -> None:
+    """Co-prune into ``out_dir`` unless it holds a finished model (a killed run resumes); a new model drops the
+    ``derived`` files an earlier one left."""
+    if (out_dir / "model.pt").is_file():
+        return
+    coprune(run, dense_checkpoint, out_dir, resume=(out_dir / RESUME_STATE).is_file())
+    for name in derived:
+        (out_dir / name).unlink(missing_ok=True)
+
+
+def _batch1_latency(loaded: dict[str, nn.Module], test_set, settings: CopruningStageSettings, out_dir: Path) -> str:  # noqa: ANN001
+    """Dense, both co-pruned models in compact execution, static widths and, for a backbone with a whole-map
+    path, compact with its measured fallback: batch-1 latency timed side by side; one sentence."""
     inputs = first_samples(test_set, settings.latency_samples)
+    model = loaded["copruned"]
     compact = copy.deepcopy(model).set_mode("compact")
-    models = {"dense": dense, "compact": compact, "static": static}
+    models = {"dense": loaded["dense"], "compact": compact, "static": loaded["static"],
+              "data_only": copy.deepcopy(loaded["data_only"]).set_mode("compact")}  # fmt: skip
     table = None
     if isinstance(model, WholeMapFallback):
         table = calibrate_fallback(model, inputs[0])
@@ -191,7 +224,8 @@ def _batch1_latency(model, dense, static, test_set, settings: CopruningStageSett
     ms = batch1_latency_ms(models, inputs, repeats=settings.latency_repeats)
     text = (
         f"At batch 1 on {len(inputs)} test samples, timed side by side: dense {ms['dense']:.2f} ms, compact "
-        f"execution {ms['compact']:.2f} ms ({ms['dense'] / ms['compact']:.2f}x dense's speed), static widths "
+        f"execution {ms['compact']:.2f} ms ({ms['dense'] / ms['compact']:.2f}x dense's speed), data mask only "
+        f"{ms['data_only']:.2f} ms ({ms['dense'] / ms['data_only']:.2f}x), static widths "
         f"{ms['static']:.2f} ms ({ms['dense'] / ms['static']:.2f}x)"
     )
     if table is None:

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from dance3d.checkpoint import load_checkpoint, load_model
+from dance3d.checkpoint import LoadedModel, load_model
 from dance3d.config import check_range
 from dance3d.copruning.baselines import finetune_static, uniform_width_baseline
 from dance3d.copruning.benchmark import batch1_latency_ms, first_samples
@@ -106,7 +106,7 @@ def run_copruning_stage(
     scores = json.loads(cached.read_text()) if cached.is_file() else {}
     if "mses" not in scores.get("copruned", {}):  # not cached, or cached by a version without per-sample errors
         scores = {"dense": _scores(dense.model.eval(), test_set), "copruned": _scores(copruned.model.eval(), test_set)}
-    static = _static_model(dense.model.eval(), copruned, checkpoint, test_set, settings, out_dir)
+    static = _static_model(dense.model.eval(), copruned, test_set, settings, out_dir)
     if "static" not in scores:
         scores["static"] = _scores(static.model, test_set)
         cached.write_text(dumps_strict(scores))
@@ -157,14 +157,13 @@ class StaticModel:
     mac_fraction: float  # its counted MACs over the dense model's
 
 
-def _static_model(dense: nn.Module, copruned, copruned_path: Path, test_set,  # noqa: ANN001
-                  settings: CopruningStageSettings, out_dir: Path) -> StaticModel:  # fmt: skip
+def _static_model(dense: nn.Module, copruned: LoadedModel, test_set, settings: CopruningStageSettings,  # noqa: ANN001
+                  out_dir: Path) -> StaticModel:  # fmt: skip
     """Narrow ``dense`` to the co-pruned model's validation MAC fraction and fine-tune it with the co-pruning's
     epochs, batch size and backbone lr (or reload it from ``static.pt``)."""
-    record = load_checkpoint(copruned_path)
     sample = test_set[0]["inputs"][None]
     dense_macs = count_macs(dense, sample).macs
-    target_macs = record["copruning"]["val_mac_fraction"] * dense_macs
+    target_macs = copruned.checkpoint["copruning"]["val_mac_fraction"] * dense_macs
     baseline = uniform_width_baseline(dense, sample, target_macs)
     saved = out_dir / STATIC_MODEL
     if saved.is_file():

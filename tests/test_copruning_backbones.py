@@ -80,8 +80,8 @@ def test_a_sample_with_no_kept_tile_costs_the_generator_only(backbone):
 
 
 @pytest.mark.parametrize(("backbone", "tile_size", "shape"), [
-    ("simvp-test", 4, (16, 16)), ("stformer-test", 8, (16, 16)), ("stformer-test", 8, (20, 28)),
-    ("convlstm-test", 8, (16, 16)), ("convlstm-test", 8, (16, 32)),
+    ("simvp-test", 4, (16, 16)), ("simvp-test", 8, (20, 28)), ("stformer-test", 8, (16, 16)),
+    ("stformer-test", 8, (20, 28)), ("convlstm-test", 8, (16, 16)), ("convlstm-test", 8, (20, 28)),
 ])  # fmt: skip
 def test_compact_executes_the_counted_macs(backbone, tile_size, shape):
     x = torch.randn(3, 3, 2, *shape)
@@ -90,4 +90,4 @@ def test_compact_executes_the_counted_macs(backbone, tile_size, shape):
     for sample in x.split(1):
         executed = count_macs(model, sample).macs  # also runs the forward, which records last_macs
         assert 0 < executed < count_macs(model.backbone, sample).macs
-        assert model.last_macs.item() == executed
+        assert model.last_macs.item() == pytest.approx(executed, rel=1e-6)  # float32 fractions of the dense count

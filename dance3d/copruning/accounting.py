@@ -6,9 +6,8 @@ at its kept tiles only, so each conv's MACs scale with the kept fraction of posi
 translator's MLP convs also scale with their block's kept fraction of hidden channels, on the side
 the channel mask gates (:func:`dance3d.dynamic.accounting.channel_factor`). The mask generator and
 the channel-importance responses are counted on top. Compact execution computes exactly these
-MACs when the tiles divide the latent map (a test counts them with :func:`profiling.count_macs`);
-where the last row or column of tiles is cut by the map's edge, it also computes those tiles'
-outside-map part, which this analytic count leaves out.
+MACs, also where the map's edge cuts the last row or column of tiles (a test counts them with
+:func:`profiling.count_macs`).
 """
 
 from __future__ import annotations

@@ -206,6 +206,21 @@ def timed_mac_fraction(model: nn.Module, inputs: list[torch.Tensor]) -> float:
     return float(np.mean(values))
 
 
+DENSE_BASELINES = ("dense", "dense_channels_last")
+
+
+def dense_baselines(dense: nn.Module) -> dict[str, nn.Module]:
+    """The dense model as trained and a copy with channels-last weights (oneDNN runs SimVP's convs faster so);
+    speed-ups read the faster of the two (:func:`fastest_dense`)."""
+    return {"dense": dense, "dense_channels_last": copy.deepcopy(dense).to(memory_format=torch.channels_last)}
+
+
+def fastest_dense(timings: dict[str, float], *, higher_is_faster: bool = False) -> float:
+    """The faster dense baseline's figure among ``timings`` (milliseconds, or throughput with ``higher_is_faster``)."""
+    values = [timings[name] for name in DENSE_BASELINES]
+    return max(values) if higher_is_faster else min(values)
+
+
 @torch.inference_mode()
 def batch1_latency_ms(
     models: dict[str, nn.Module], samples: list[torch.Tensor], *, repeats: int, warmup: int = 1
@@ -332,10 +347,10 @@ def run_benchmark(
     figures = _figures(models["coupled"], test_set, coupled_rows, summary, out, source=settings.source)
     latency_inputs = first_samples(test_set, settings.latency_samples)
     coupled = copy.deepcopy(models["coupled"]).set_mode("compact").eval()
-    latency = batch1_latency_ms({"dense": dense, "coupled_compact": coupled}, latency_inputs,
+    latency = batch1_latency_ms({**dense_baselines(dense), "coupled_compact": coupled}, latency_inputs,
                                 repeats=settings.latency_repeats)  # fmt: skip
     latency_fraction = timed_mac_fraction(coupled, latency_inputs)
-    speedup = latency["dense"] / latency["coupled_compact"]
+    speedup = fastest_dense(latency) / latency["coupled_compact"]
     lap("latency_and_figures", clock)
     timings["total"] = time.perf_counter() - started
 
@@ -418,8 +433,8 @@ def _target_notes(t: TargetThresholds, *, source: str, dense_csi: float) -> dict
         "coupled_ahead_of_single_masks": "the same test against data-only and model-only masks",
         "spearman_calm_fraction_at_least_0.5": f"-Spearman(per-sample MAC fraction, calm fraction) >= "
         f"{t.min_calm_spearman} for the coupled model; calm fraction per sample from the {source} dataset",
-        "cpu_batch1_speedup_at_least_2x": f"dense / coupled compact latency at batch 1 >= {t.min_speedup}, "
-        "same threads, median of repeats",
+        "cpu_batch1_speedup_at_least_2x": f"faster dense (as trained, or with channels-last weights) / coupled "
+        f"compact latency at batch 1 >= {t.min_speedup}, same threads, median of repeats",
     }
 
 

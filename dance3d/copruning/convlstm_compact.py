@@ -1,19 +1,19 @@
 """Compact execution of a co-pruned ConvLSTM: each sample runs its kept tiles and kept hidden channels only.
 
 Samples run one at a time (the batch loop, and the whole-map path a sample that keeps every tile
-takes instead: :meth:`CoprunedConvLSTM._compact`). Every conv (the encoder's two, each cell's gate conv at each of the
-``t_in + t_out - 1`` steps, the decoder's two and the head) gathers its kept output tiles' input
-regions with halo (:class:`~dance3d.copruning.tiles.TileIndex`) from a map that is zero outside the
-kept tiles (the input frames excepted: they exist everywhere), runs on the stack of regions and is
-scattered back only where the next conv needs neighbours; group norms take their statistics over
-the kept tiles. A cell's state ``(h, c)`` lives on the kept tiles. Its first step runs every gate
-row from the input columns alone (the state is zero) and decides the cell's kept channels; later
-steps slice the gate conv to the kept channels' 4 gate rows and to the kept input and recurrent
-columns, and the next layer reads only the kept channels. The predicted change is scattered into a
-zero map, so the prediction fed back through the encoder, and the forecast, equal the last input
-frame at pruned positions. The decoder's 2x bilinear upsampling is applied to whole maps (it has no
-MACs). A sample with no kept tile costs the mask generator alone: its forecast is persistence.
-Outputs equal :meth:`CoprunedConvLSTM._simulate` in eval mode up to float rounding.
+takes instead: :meth:`CoprunedConvLSTM._compact`). Every feature map is held as its values at the
+sample's kept positions (:mod:`dance3d.copruning.kept_positions`), so every conv (the encoder's
+two, each cell's gate conv at each of the ``t_in + t_out - 1`` steps, the decoder's two and the
+head) gathers the positions its taps read (zero where nothing was computed; the input frames exist
+everywhere) and computes the kept positions only; group norms take their statistics over them. A
+cell's state ``(h, c)`` lives on the kept positions. Its first step runs every gate row from the
+input columns alone (the state is zero) and decides the cell's kept channels; later steps slice the
+gate conv to the kept channels' 4 gate rows and to the kept input and recurrent columns, and the
+next layer reads only the kept channels. The predicted change is scattered into a zero map, so the
+prediction fed back through the encoder, and the forecast, equal the last input frame at pruned
+positions. The decoder's 2x bilinear upsampling (no MACs) is computed only where its conv reads. A
+sample with no kept tile costs the mask generator alone: its forecast is persistence. Outputs equal
+:meth:`CoprunedConvLSTM._simulate` in eval mode up to float rounding.
 """
 
 from __future__ import annotations
@@ -22,44 +22,25 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from dance3d.copruning.tiles import TileIndex, tile_group_norm
+from dance3d.copruning.kept_positions import (
+    KeptPositions,
+    conv_norm_act_rows,
+    linear_rows,
+    map_rows,
+    up_conv_norm_act_rows,
+    weight_conv_rows,
+)
+from dance3d.copruning.tiles import position_mask
 from dance3d.dynamic.decisions import TileGrid
 from dance3d.models.forecast_backbones.common import pad_to_multiple
-
-
-def tile_conv(
-    conv: nn.Conv2d, tiles: TileIndex, x: torch.Tensor, *, scale: int, columns: torch.Tensor | None = None
-) -> torch.Tensor:
-    """``conv`` at the kept output tiles (at ``scale`` x the latent grid) of the map ``x`` (N, C, H, W), whose
-    channels are ``conv``'s input ``columns`` (all when None)."""
-    regions = tiles.gather(x, scale=scale, kernel=conv.kernel_size[0], stride=conv.stride[0], padding=conv.padding[0])
-    weight = conv.weight if columns is None else conv.weight[:, columns]
-    return F.conv2d(regions, weight, conv.bias, stride=conv.stride)
-
-
-def tile_conv_norm_act(
-    stage: nn.Sequential, tiles: TileIndex, x: torch.Tensor, *, scale: int, columns: torch.Tensor | None = None
-) -> torch.Tensor:
-    """A ``conv -> GroupNorm -> activation`` stage at the kept tiles, norm statistics per frame over them."""
-    conv, norm, act = stage
-    out = tile_conv(conv, tiles, x, scale=scale, columns=columns)
-    size = (x.shape[-2] // conv.stride[0], x.shape[-1] // conv.stride[0])
-    valid = tiles.valid(scale=scale, size=size, device=x.device)
-    return act(tile_group_norm(out, norm, frames=x.shape[0], valid=valid))
-
-
-def as_map(tiles: torch.Tensor) -> torch.Tensor:
-    """(K, C, th, tw) kept tiles as one (1, C, K * th, tw) map: position sums and means see the same values."""
-    return tiles.transpose(0, 1).reshape(1, tiles.shape[1], -1, tiles.shape[-1])
 
 
 @dataclass
 class TileCell:
     """One cell's state on a sample's kept tiles and, once decided, its kept channels and sliced gate conv."""
 
-    h: torch.Tensor | None = None  # (K, kept, th, tw)
+    h: torch.Tensor | None = None  # (1, kept, ...) on the run's layout of positions
     c: torch.Tensor | None = None
     kept: torch.Tensor | None = None  # indices of the kept hidden channels
     weight: torch.Tensor | None = None  # gate conv at the kept rows and columns
@@ -131,28 +112,38 @@ class CellSteps:
 
 
 class SampleRun(CellSteps):
-    """One sample's compact forward: its kept tiles, its ``S`` on them, its cells' states on them."""
+    """One sample's compact forward: its kept positions at each scale, its ``S`` there, its cells' states there
+    (held channel-major, (1, C, P), as the cell steps slice channels on dim 1)."""
 
-    def __init__(self, model: nn.Module, scores: torch.Tensor, tiles: TileIndex, latent: tuple[int, int]) -> None:
+    def __init__(self, model: nn.Module, scores: torch.Tensor, kept: torch.Tensor, grid: TileGrid) -> None:
         super().__init__(model)
-        self.tiles, self.latent = tiles, latent
-        th, tw = tiles.tile_shape(1)
-        self.weight = tiles.gather(scores[None, None], scale=1).reshape(len(tiles), 1, th, tw)  # 0 outside the map
+        masks = (position_mask(kept[None], grid, scale)[0, 0] > 0 for scale in (4, 2, 1))
+        self.full, self.half, self.latent = (KeptPositions(mask) for mask in masks)
+        self.weight = scores.flatten()[self.latent.flat].reshape(1, 1, -1, 1)
+        self.gate_taps = self.latent.taps(self.latent, model.cells[0].gates)
 
-    def encode(self, frames: torch.Tensor, half: tuple[int, int]) -> torch.Tensor:
-        """(N, C, H, W) whole frames -> (N * K, features, th, tw) encodings of the kept tiles."""
-        bb, tiles = self.model.backbone, self.tiles
-        out = tile_conv_norm_act(bb.encoder[0], tiles, frames, scale=2)
-        out = tiles.scatter(out, frames=frames.shape[0], scale=2, size=half)
-        return tile_conv_norm_act(bb.encoder[1], tiles, out, scale=1)
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) whole frames -> (N, features, P) encodings at the kept latent positions."""
+        bb = self.model.backbone
+        pixels = KeptPositions.whole(*frames.shape[-2:], device=frames.device)
+        out = conv_norm_act_rows(bb.encoder[0], map_rows(frames), self.half.taps(pixels, bb.encoder[0][0]))
+        out = conv_norm_act_rows(bb.encoder[1], out, self.latent.taps(self.half, bb.encoder[1][0]))
+        return out.transpose(1, 2)
 
     def gates(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, cell: nn.Module) -> torch.Tensor:
-        full = self.tiles.scatter(x, frames=1, scale=1, size=self.latent)
-        regions = self.tiles.gather(full, scale=1, kernel=cell.gates.kernel_size[0], padding=cell.gates.padding[0])
-        return F.conv2d(regions, weight, bias)
+        return weight_conv_rows(weight, bias, x.transpose(1, 2), self.gate_taps).transpose(1, 2)
 
     def decision_maps(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return as_map(h), as_map(self.weight)
+        return h[..., None], self.weight
+
+    def decode(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The last cell's ``h`` (1, kept, P) -> the predicted change at the kept full-resolution positions
+        (1, P, C)."""
+        bb = self.model.backbone
+        rows = hidden.transpose(1, 2)
+        rows = up_conv_norm_act_rows(bb.decoder[0], rows, self.latent, self.half, columns=self.cells[-1].kept)
+        rows = up_conv_norm_act_rows(bb.decoder[1], rows, self.half, self.full)
+        return linear_rows(bb.head, rows)
 
 
 def sample_tiled(
@@ -162,28 +153,18 @@ def sample_tiled(
     (forecast (1, t_out, C, H, W), kept channels per cell or None)."""
     bb = model.backbone
     t_in, t_out = bb.t_in, bb.t_out
-    tiles = TileIndex(kept, grid)
-    if len(tiles) == 0:  # nothing to compute: persistence
+    if not bool(kept.any()):  # nothing to compute: persistence
         channels = [None] * len(model.cells) if model.config.model_mask else None
         return x[:, -1:].expand(-1, t_out, -1, -1, -1).clone(), channels
     frames, (height, width) = pad_to_multiple(x.flatten(0, 1), 4)
-    full = tuple(frames.shape[-2:])
-    half = (full[0] // 2, full[1] // 2)
-    run = SampleRun(model, scores, tiles, (grid.height, grid.width))
-    encoded = run.encode(frames, half)
-    encoded = encoded.reshape(t_in, len(tiles), *encoded.shape[1:])
+    run = SampleRun(model, scores, kept, grid)
+    encoded = run.encode(frames)  # every input frame at once: the norms are per frame
     for t in range(t_in):
-        hidden = run.step(encoded[t])
+        hidden = run.step(encoded[t : t + 1])
     previous, outputs = frames[-1:], []
     for t in range(t_out):
         if t:
-            hidden = run.step(run.encode(previous, half))
-        latent = tiles.scatter(hidden, frames=1, scale=1, size=(grid.height, grid.width))
-        up, stage = bb.decoder[0]
-        decoded = tile_conv_norm_act(stage, tiles, up(latent), scale=2, columns=run.cells[-1].kept)
-        up, stage = bb.decoder[1]
-        decoded = tile_conv_norm_act(stage, tiles, up(tiles.scatter(decoded, frames=1, scale=2, size=half)), scale=4)
-        delta = F.conv2d(decoded, bb.head.weight, bb.head.bias)
-        previous = previous + tiles.scatter(delta, frames=1, scale=4, size=full)
+            hidden = run.step(run.encode(previous))
+        previous = previous + run.full.scatter(run.decode(hidden))
         outputs.append(previous[..., :height, :width])
     return torch.stack(outputs, dim=1), run.channel_masks(x)

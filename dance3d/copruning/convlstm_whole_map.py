@@ -5,7 +5,7 @@ masked (their state stays 0, their forecast is persistence; group norms take sta
 kept positions), and each cell's gate conv sliced to the sample's kept hidden channels once its
 first step has decided them: the 4 gate rows and the recurrent columns of a kept channel only, and
 the next layer reads the kept channels only. It computes every position, so it pays where the
-tiled path's gathers and halos cost more than the skipped tiles save: always when every tile is
+tiled path's gathers cost more than the skipped tiles save: always when every tile is
 kept (the same positions, no gathers), and from a measured break-even otherwise
 (:mod:`dance3d.copruning.fallback`). Outputs equal :meth:`CoprunedConvLSTM._simulate` in eval mode
 up to float rounding.

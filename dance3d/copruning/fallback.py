@@ -1,13 +1,14 @@
 """Dense fallback of a co-pruned CNN's or ConvLSTM's compact execution: the kept-tile count above which tiles
 do not pay.
 
-Compact execution runs every conv on the kept tiles' regions with their halo; on a CPU a small conv
-on many small regions costs more per MAC than one conv over the whole map, so above some number of
-kept tiles computing the whole map (skipped tiles masked: the simulate numerics, for that sample
-alone) is faster. :func:`calibrate_fallback` times both paths on the device, interleaved, at a
-ladder of kept-tile counts for one input size, and records a :class:`FallbackCalibration`; a model
-holding one (``model.fallback``) runs a sample on the whole map when its kept-tile count is at or
-above the measured break-even. Both paths give the same forecast (up to float rounding).
+Compact execution runs every conv on the taps its kept positions read; on a CPU a conv over gathered
+taps costs more per MAC than one conv over the whole map, and each sample pays the fixed cost of
+many small operations, so above some number of kept tiles computing the whole map (skipped tiles
+masked: the simulate numerics, for that sample alone) is faster. :func:`calibrate_fallback` times
+both paths on the device, interleaved, at a ladder of kept-tile counts for one input size, and
+records a :class:`FallbackCalibration`; a model holding one (``model.fallback``) runs a sample on
+the whole map when its kept-tile count is at or above the measured break-even. Both paths give the
+same forecast (up to float rounding).
 
 A :class:`WholeMapFallback` model supplies both paths. SimVP's whole-map path runs every channel
 (it is charged the dense MACs); the ConvLSTM's slices each cell to the sample's kept hidden

@@ -3,7 +3,8 @@
 The benchmark (:mod:`dance3d.copruning.benchmark`) times its models once, at the end of a 20-35 minute
 run. When the execution code changes and the trained models do not, this measures them again the
 same way (the first ``samples`` test samples, models alternating inside every repeat) without
-training anything: dense, the coupled model in compact execution and, for SimVP and the ConvLSTM, the
+training anything: dense (as trained, and with channels-last weights; speed-ups read the faster),
+the coupled model in compact execution and, for SimVP and the ConvLSTM, the
 same with a dense fallback measured on the first sample (:mod:`dance3d.copruning.fallback`); the
 run's data-only and model-only models the same way where the folder holds them. It reports each
 speed-up, the timed samples' MAC fraction and the realisation efficiency (speed-up over the ideal
@@ -22,7 +23,15 @@ import torch
 
 from dance3d.checkpoint import load_checkpoint, load_model
 from dance3d.config import from_dict
-from dance3d.copruning.benchmark import batch1_latency_ms, check_dense, first_samples, timed_mac_fraction
+from dance3d.copruning.benchmark import (
+    DENSE_BASELINES,
+    batch1_latency_ms,
+    check_dense,
+    dense_baselines,
+    fastest_dense,
+    first_samples,
+    timed_mac_fraction,
+)
 from dance3d.copruning.fallback import WholeMapFallback, calibrate_fallback, with_fallback
 from dance3d.data.registry import DataConfig, build_dataset
 from dance3d.errors import ConfigError
@@ -73,7 +82,7 @@ def retime(work: Path, dense_checkpoint: Path, settings: RetimeSettings, *, tag:
     dense = loaded.model.eval()
     test_set = build_dataset(data, "test", classes=loaded.classes)
     inputs = first_samples(test_set, settings.samples)
-    models: dict[str, torch.nn.Module] = {"dense": dense}
+    models: dict[str, torch.nn.Module] = dense_baselines(dense)
     calibrations = {}
     for variant in VARIANTS:
         path = work / variant / "model.pt"
@@ -87,8 +96,9 @@ def retime(work: Path, dense_checkpoint: Path, settings: RetimeSettings, *, tag:
     latency = batch1_latency_ms(models, inputs, repeats=settings.repeats)
     batch = torch.cat(first_samples(test_set, settings.batch))
     throughput = batch_throughput(models, batch, repeats=settings.repeats)
-    fractions = {name: timed_mac_fraction(model, inputs) for name, model in models.items() if name != "dense"}
-    speedups = {name: latency["dense"] / latency[name] for name in fractions}
+    fractions = {name: timed_mac_fraction(model, inputs) for name, model in models.items()
+                 if name not in DENSE_BASELINES}  # fmt: skip
+    speedups = {name: fastest_dense(latency) / latency[name] for name in fractions}
     efficiency = {name: speedups[name] * fractions[name] for name in fractions}
     best = max(value for name, value in speedups.items() if name.startswith("coupled_"))
     return {
@@ -111,11 +121,14 @@ def retime(work: Path, dense_checkpoint: Path, settings: RetimeSettings, *, tag:
         "realisation_efficiency": efficiency,
         "batch": int(batch.shape[0]),
         "throughput_samples_per_s": throughput,
-        "speedup_batch": {name: throughput[name] / throughput["dense"] for name in fractions},
+        "speedup_batch": {
+            name: throughput[name] / fastest_dense(throughput, higher_is_faster=True) for name in fractions
+        },
         "fallback_calibration": {variant: asdict(table) for variant, table in calibrations.items()},
         "targets": {"cpu_batch1_speedup_at_least_2x": best >= MIN_SPEEDUP},
         "target_notes": {
-            "cpu_batch1_speedup_at_least_2x": f"dense / fastest coupled compact variant latency at batch 1 >= "
-            f"{MIN_SPEEDUP}, same threads, median of repeats, generator included"
+            "cpu_batch1_speedup_at_least_2x": f"faster dense (as trained, or with channels-last weights) / fastest "
+            f"coupled compact variant latency at batch 1 >= {MIN_SPEEDUP}, same threads, median of repeats, "
+            "generator included"
         },
     }

@@ -20,7 +20,7 @@ WRAPPERS: dict[type[nn.Module], type[CoprunedForecaster]] = {
 
 
 def coprune_model(backbone: nn.Module, config: CopruneConfig) -> CoprunedForecaster:
-    """``backbone`` wrapped for co-pruning: SimVP or ConvLSTM tiles with halos, or Transformer token dropping."""
+    """``backbone`` wrapped for co-pruning: SimVP or ConvLSTM kept positions, or Transformer token dropping."""
     for kind, wrapper in WRAPPERS.items():
         if isinstance(backbone, kind):
             return wrapper(backbone, config)

@@ -59,6 +59,7 @@ def test_static_widths_at_the_copruned_cost_are_compared_timed_and_reused(backbo
     assert "Static pruning at the same cost" in first.text and "Wilcoxon p" in first.text
     timing = first.text.split("At batch 1")[1]
     assert "static widths" in timing and "data mask only" in timing  # timed beside dense and compact
+    assert "with channels-last weights" in timing  # both dense layouts, speed-ups over the faster
     data_only = load_checkpoint(out / "data-only" / "model.pt")
     assert data_only.config["copruning"]["model_mask"] is False
     assert 0 < first.table.loc["co-pruned, data mask only", "MAC fraction"] <= 1.05

@@ -118,7 +118,10 @@ def evaluate(
         dataset = torch.utils.data.Subset(dataset, range(min(limit, len(dataset))))
     if len(dataset) == 0:
         raise DataError("the evaluation dataset is empty")
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate)
+    # workers are spawned, not forked: a fork of a process whose decoding or BLAS threads hold a lock can hang
+    context = "spawn" if num_workers > 0 else None
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate,
+                        multiprocessing_context=context)  # fmt: skip
     skipped: list[tuple[str, str]] = []
     model = model.to(device).eval()
     clip_stats = getattr(model, "clip_stats", None)

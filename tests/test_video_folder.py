@@ -234,8 +234,9 @@ def test_scan_bad_videos_and_validate(mixed_root: Path, good_root: Path) -> None
 
 def test_dataloader_worker_error_names_the_file(mixed_root: Path) -> None:
     ds = VideoFolderDataset(mixed_root, SMALL)
-    loader = DataLoader(ds, batch_size=1, num_workers=1, sampler=[2])
+    # spawned, as dance3d's own loaders do: a forked worker decoding video can hang (fork after threads)
+    loader = DataLoader(ds, batch_size=1, num_workers=1, sampler=[2], multiprocessing_context="spawn")
     with pytest.raises(BadVideoError, match=r"zero\.mp4: cannot decode"):
         next(iter(loader))
-    good = next(iter(DataLoader(ds, batch_size=2, num_workers=1, sampler=[0, 3])))
+    good = next(iter(DataLoader(ds, batch_size=2, num_workers=1, sampler=[0, 3], multiprocessing_context="spawn")))
     assert good["clip"].shape == (2, 3, 8, 32, 32) and good["meta"]["padded_frames"].tolist() == [0, 0]

@@ -23,12 +23,12 @@ from dance3d.copruning.kept_positions import (
     KeptPositions,
     conv_norm_act_rows,
     conv_rows,
+    kept_at_scales,
     linear_rows,
     map_rows,
     norm_rows,
     up_conv_norm_act_rows,
 )
-from dance3d.copruning.tiles import position_mask
 from dance3d.dynamic.decisions import TileGrid
 from dance3d.models.forecast_backbones.common import pad_to_multiple
 
@@ -43,7 +43,7 @@ def sample_tiled(model: nn.Module, x: torch.Tensor, scores: torch.Tensor, grid: 
         return x[:, -1:].expand(-1, t_out, -1, -1, -1).clone(), channels
     frames, (height, width) = pad_to_multiple(x.flatten(0, 1), 4)
     pixels = KeptPositions.whole(*frames.shape[-2:], device=x.device)
-    full, half, latent = (KeptPositions(position_mask(kept[None], grid, scale)[0, 0] > 0) for scale in (4, 2, 1))
+    full, half, latent = kept_at_scales(kept, grid)
     skip = conv_norm_act_rows(bb.stem, map_rows(frames), full.taps(pixels, bb.stem[0]))
     enc = conv_norm_act_rows(bb.encoder[0], skip, half.taps(full, bb.encoder[0][0]))
     enc = conv_norm_act_rows(bb.encoder[1], enc, latent.taps(half, bb.encoder[1][0]))

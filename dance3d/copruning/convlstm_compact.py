@@ -26,12 +26,12 @@ import torch.nn as nn
 from dance3d.copruning.kept_positions import (
     KeptPositions,
     conv_norm_act_rows,
+    kept_at_scales,
     linear_rows,
     map_rows,
     up_conv_norm_act_rows,
     weight_conv_rows,
 )
-from dance3d.copruning.tiles import position_mask
 from dance3d.dynamic.decisions import TileGrid
 from dance3d.models.forecast_backbones.common import pad_to_multiple
 
@@ -117,8 +117,7 @@ class SampleRun(CellSteps):
 
     def __init__(self, model: nn.Module, scores: torch.Tensor, kept: torch.Tensor, grid: TileGrid) -> None:
         super().__init__(model)
-        masks = (position_mask(kept[None], grid, scale)[0, 0] > 0 for scale in (4, 2, 1))
-        self.full, self.half, self.latent = (KeptPositions(mask) for mask in masks)
+        self.full, self.half, self.latent = kept_at_scales(kept, grid)
         self.weight = scores.flatten()[self.latent.flat].reshape(1, 1, -1, 1)
         self.gate_taps = self.latent.taps(self.latent, model.cells[0].gates)
 

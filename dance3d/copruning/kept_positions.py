@@ -1,13 +1,14 @@
-"""A sample's kept positions as rows: each convolution one gather and one small dense conv.
+"""A sample's kept positions as rows: each convolution one gather and one small dense product.
 
 Compact execution of a tile-masked CNN holds each feature map as rows ``(frames, P, C)``: its values
 at the ``P`` kept positions, in the map's row-major order. A conv at the kept output positions
 gathers, for each tap, the row every output reads (zero for a position not kept and for the conv's
-padding) into a ``(frames, C, taps, P)`` tensor and applies the conv's weights as a ``taps x 1``
-kernel: it computes exactly the masked dense conv's values at the kept positions, and exactly their
-MACs, with no halo recomputed. Group norms take their statistics over the kept positions inside the
-map, as the masked dense model does. Every 4-d tensor here is channels-last in memory, so the
-gathers, norms and convs need no layout copies.
+padding) and applies the conv's weights to the gathered taps, as one matrix product (short outputs)
+or as a ``taps x 1`` conv (long ones, :data:`GEMM_BELOW`): it computes exactly the masked dense
+conv's values at the kept positions, and exactly their MACs, with no halo recomputed. Group norms
+take their statistics over the kept positions inside the map, as the masked dense model does. The
+4-d tensors handed to convs and norms are channels-last views of the rows, so they need no layout
+copies.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from dance3d.copruning.tiles import position_mask
+from dance3d.dynamic.decisions import TileGrid
 
 UPSAMPLE_WEIGHTS = (9 / 16, 3 / 16, 3 / 16, 1 / 16)
 """2x bilinear weights of the (near, near), (near, other), (other, near), (other, other) source positions."""
@@ -35,7 +39,6 @@ class KeptPositions:
     """The kept positions of an ``(height, width)`` map, from a boolean position mask of that size."""
 
     def __init__(self, mask: torch.Tensor) -> None:
-        self.mask = mask
         self.height, self.width = mask.shape
         self.flat = mask.flatten().nonzero().flatten()
         self.lookup = torch.full((self.height, self.width), -1, dtype=torch.long, device=mask.device)
@@ -45,7 +48,6 @@ class KeptPositions:
     def whole(cls, height: int, width: int, *, device: torch.device) -> KeptPositions:
         """Every position of the map (the rows of a map computed in full)."""
         positions = cls.__new__(cls)
-        positions.mask = torch.ones(height, width, dtype=torch.bool, device=device)
         positions.height, positions.width = height, width
         positions.flat = torch.arange(height * width, device=device)
         positions.lookup = positions.flat.reshape(height, width)
@@ -81,7 +83,7 @@ def upsample_rows(rows: torch.Tensor, source: KeptPositions, target: KeptPositio
     """2x bilinear upsampling (``align_corners=False``, as ``nn.Upsample``) of a map held as ``rows`` at
     ``source``'s kept positions (zero elsewhere), computed only at ``target``'s positions of the 2x map:
     (frames, len(target), C). Each output mixes its 2 x 2 nearest source positions, edges clamped."""
-    frames, count, channels = rows.shape
+    frames, channels = rows.shape[0], rows.shape[2]
     ys, xs = (
         _upsample_pair(target.flat // target.width, source.height),
         _upsample_pair(target.flat % target.width, source.width),
@@ -89,9 +91,8 @@ def upsample_rows(rows: torch.Tensor, source: KeptPositions, target: KeptPositio
     flat = (ys[:, None, :] * source.width + xs[None, :, :]).flatten()  # (2 * 2 * P,): (near, other) x (near, other)
     index = source.lookup.flatten().index_select(0, flat).reshape(4, -1)
     weight = torch.tensor(UPSAMPLE_WEIGHTS, dtype=rows.dtype, device=rows.device)[:, None] * (index >= 0)
-    rows_index = torch.arange(frames, device=rows.device)[:, None] * count + index.clamp(min=0).flatten()[None]
-    gathered = rows.reshape(frames * count, channels).index_select(0, rows_index.flatten())
-    return (gathered.reshape(frames, 4, -1, channels) * weight[None, :, :, None]).sum(dim=1)
+    gathered = gather_taps(rows, index.clamp(min=0), None).reshape(frames, 4, -1, channels)
+    return (gathered * weight[None, :, :, None]).sum(dim=1)
 
 
 def _upsample_pair(coords: torch.Tensor, size: int) -> torch.Tensor:
@@ -100,6 +101,12 @@ def _upsample_pair(coords: torch.Tensor, size: int) -> torch.Tensor:
     nearest = coords // 2
     other = (nearest + torch.where(coords % 2 == 1, 1, -1)).clamp(0, size - 1)
     return torch.stack([nearest, other])
+
+
+def kept_at_scales(kept: torch.Tensor, grid: TileGrid) -> tuple[KeptPositions, KeptPositions, KeptPositions]:
+    """A sample's kept tiles (rows * cols,) as its kept positions on the full, half and latent maps (4x, 2x and
+    1x the latent ``grid``)."""
+    return tuple(KeptPositions(position_mask(kept[None], grid, scale)[0, 0] > 0) for scale in (4, 2, 1))
 
 
 def map_rows(x: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ from copruning_helpers import make_copruned as _make
 
 from dance3d.copruning import CopruneConfig, CoprunedSTFormer, coprune_model
 from dance3d.copruning.baselines import StaticTilesSTFormer
+from dance3d.copruning.token_compact import KeptTokens
 from dance3d.copruning.transformer import masked_attention
 from dance3d.errors import ConfigError
 from dance3d.models import create_model
@@ -56,6 +57,42 @@ def test_compact_equals_simulate_with_mixed_masks(shape, tile_size):
     assert torch.equal(model.last_decisions.tiles, decisions.tiles)
     for a, b in zip(model.last_decisions.channels, decisions.channels, strict=True):
         assert torch.equal(a[kept > 0], b[kept > 0])
+
+
+def test_a_sample_forecasts_the_same_in_a_batch_as_alone():
+    """The batch runs together (kept counts differ, one sample keeps nothing): each sample's forecast and
+    channel masks equal those of the sample run alone."""
+    x = torch.randn(5, 3, 2, 16, 20)
+    x[2] = 0.0  # an input with nothing in it: the generator's S is flat, the sample keeps no tile
+    model = mixed(make_copruned(channel_threshold=0.3), x).set_mode("compact")
+    together = run(model, x, "compact")
+    decisions = model.last_decisions
+    kept = decisions.tiles.sum(dim=1)
+    assert len(set(kept.tolist())) > 2 and kept[2] == 0, "the kept counts must differ for this test"
+    for b in range(len(x)):
+        alone = run(model, x[b : b + 1], "compact")
+        torch.testing.assert_close(together[b : b + 1], alone, atol=1e-5, rtol=1e-5)
+        for batch_mask, own in zip(decisions.channels, model.last_decisions.channels, strict=True):
+            assert torch.equal(batch_mask[b : b + 1], own)
+    assert torch.equal(together[2], x[2, -1:].expand(2, -1, -1, -1)), "a sample keeping nothing forecasts persistence"
+
+
+def test_kept_tokens_lay_the_rows_out_sample_by_sample():
+    keep = torch.tensor([[0, 1, 1, 0], [0, 0, 0, 0], [1, 1, 1, 0]], dtype=torch.bool)
+    kept = KeptTokens.of(keep)
+    assert kept.samples.tolist() == [0, 0, 2, 2, 2] and kept.positions.tolist() == [1, 2, 0, 1, 2]
+    assert kept.computed.tolist() == [0, 2] and kept.counts == [2, 3] and not kept.uniform
+    assert kept.owner.tolist() == [0, 0, 1, 1, 1]
+    assert kept.flat(4).tolist() == [1, 2, 8, 9, 10]
+    assert KeptTokens.of(keep[[0, 0]]).uniform and not KeptTokens.of(keep[[1]]).counts
+
+
+def test_a_batch_keeping_no_token_forecasts_persistence():
+    x = torch.randn(2, 3, 2, 16, 16)
+    model = make_copruned(data_threshold=1 - 1e-7)
+    out = run(model, x, "compact")
+    assert torch.equal(out, x[:, -1:].expand_as(out))
+    assert not model.last_decisions.tiles.any() and not any(c.any() for c in model.last_decisions.channels)
 
 
 def test_dropped_positions_forecast_persistence_and_kept_ones_do_not():

@@ -9,7 +9,8 @@ same with a dense fallback measured on the first sample (:mod:`dance3d.copruning
 run's data-only and model-only models the same way where the folder holds them. It reports each
 speed-up, the timed samples' MAC fraction and the realisation efficiency (speed-up over the ideal
 1 / MAC fraction); and the throughput of each model on one batch of the first ``batch`` test samples
-(compact execution runs a batch's samples one by one, dense runs them as one batch).
+(dense runs them as one batch; compact SimVP and ConvLSTM one by one; the compact Transformer batches
+its row-wise layers).
 """
 
 from __future__ import annotations

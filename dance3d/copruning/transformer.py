@@ -15,8 +15,8 @@ Per sample, ``S`` decides:
 
 ``simulate`` runs dense tensors with the pruned tokens' keys masked out of the space attention
 and the pruned positions' outputs zeroed (soft straight-through masks in ``train()`` mode);
-``compact`` (:mod:`dance3d.copruning.token_compact`) gathers the kept tokens of each sample and
-runs the blocks on (T, K, D), so attention and MLPs run on fewer tokens. With every token and
+``compact`` (:mod:`dance3d.copruning.token_compact`) gathers the batch's kept tokens and runs the
+blocks on them alone, so attention and MLPs run on fewer tokens. With every token and
 channel kept, ``simulate`` is the dense backbone exactly.
 """
 
@@ -93,8 +93,11 @@ class CoprunedSTFormer(CoprunedForecaster):
         the ``S``-weights (B, N)."""
         if not self.config.model_mask:
             return None
-        importance = channel_importance(token_weighted_mean(z, weight), block.mlp[0], block.mlp[2])
-        return model_mask(importance, self.config, soft=soft)
+        return self.channels_from_mean(token_weighted_mean(z, weight), block, soft=soft)
+
+    def channels_from_mean(self, pooled: torch.Tensor, block: nn.Module, *, soft: bool = False) -> torch.Tensor:
+        """A block's MLP hidden-channel mask (B, hidden) from the ``S``-weighted mean of its normed tokens (B, D)."""
+        return model_mask(channel_importance(pooled, block.mlp[0], block.mlp[2]), self.config, soft=soft)
 
     def _simulate(self, x: torch.Tensor, scores: torch.Tensor, grid: TileGrid) -> tuple[torch.Tensor, Decisions]:
         bb, soft = self.backbone, self.training

@@ -12,6 +12,12 @@ co-pruned model in compact execution and, for SimVP and the ConvLSTM, the same w
 fallback measured on the first sample. Prints the speed-ups, realisation efficiencies
 and throughputs; writes benchmarks/results/dyna_forecast_latency/<tag>/result.json. Logic:
 dance3d/copruning/retime.py.
+
+On a GPU, add --device cuda; --energy adds joules per sample at batch 1 and at --batch with the meter
+`dance3d show-env` selects (NVML on an NVIDIA GPU, RAPL on a CPU where readable), idle power first:
+
+    python benchmarks/dyna_forecast_latency.py --device cuda --energy --work W --dense-checkpoint W/dense/model.pt \
+        --tag transformer-gpu
 """
 
 from __future__ import annotations
@@ -38,6 +44,13 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batch", type=int, default=32, help="batch size of the throughput measurement")
     parser.add_argument("--seed", type=int, default=0, help="the run's seed (also seeds the fallback's tiles)")
+    parser.add_argument("--device", default="cpu", help="torch device to time on, e.g. cuda")
+    parser.add_argument(
+        "--energy",
+        action="store_true",
+        help="also joules per sample, with the meter 'dance3d show-env' selects for the device",
+    )
+    parser.add_argument("--energy-window-s", type=float, default=2.0, help="meter window per model and batch size")
     parser.add_argument("--tag", default="default")
     parser.add_argument("--results-root", default=str(RESULTS))
     args = parser.parse_args()
@@ -46,8 +59,10 @@ def main() -> int:
     tag = args.tag + (f"-seed{args.seed}" if args.seed else "")
     out = ResultDir(Path(args.results_root), BENCHMARK, tag)
     try:
-        settings = RetimeSettings(samples=args.samples, repeats=args.repeats, batch=args.batch, seed=args.seed)
-        payload = retime(Path(args.work), Path(args.dense_checkpoint), settings, tag=out.tag)
+        settings = RetimeSettings(samples=args.samples, repeats=args.repeats, batch=args.batch, seed=args.seed,
+                                  device=args.device, energy_window_s=args.energy_window_s)  # fmt: skip
+        payload = retime(Path(args.work), Path(args.dense_checkpoint), settings, tag=out.tag,
+                         meter="auto" if args.energy else None)  # fmt: skip
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -71,8 +86,22 @@ def table(payload: dict) -> str:
             f"{name:<26}{ms:>11.2f}{payload['mac_fraction'][name]:>9.3f}{payload['speedup_b1'][name]:>9.2f}"
             f"{payload['realisation_efficiency'][name]:>11.2f}{throughput:>17.1f}{payload['speedup_batch'][name]:>16.2f}"
         )
+    lines += energy_lines(payload["energy"], batch)
     lines += [f"target {name}: {value}" for name, value in payload["targets"].items()]
     return "\n".join(lines)
+
+
+def energy_lines(energy: dict, batch: int) -> list[str]:
+    """Millijoules per sample and savings over the less costly dense model, or why energy was not measured."""
+    if "energy_per_sample_mj" not in energy:
+        return [f"energy: {energy['status']}"]
+    per_sample, saving = energy["energy_per_sample_mj"], energy["saving"]
+    lines = [f"energy ({energy['meter']}, idle {energy['idle_power_w']:.1f} W): "
+             f"{'mJ/sample @1':>13}{'saving @1':>11}{f'mJ/sample @{batch}':>16}{f'saving @{batch}':>13}"]  # fmt: skip
+    for name, value in per_sample["b1"].items():
+        savings = [f"{saving[case][name]:.2f}" if name in saving[case] else "" for case in ("b1", "batch")]
+        lines.append(f"  {name:<24}{value:>13.2f}{savings[0]:>11}{per_sample['batch'][name]:>16.2f}{savings[1]:>13}")
+    return lines
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from dance3d.forecast.evaluation import evaluate_forecast
 from dance3d.forecast.task import KIND as FORECAST
 from dance3d.training.trainer import RunConfig, TrainConfig, train
 from profiling import collect_env, count_macs
+from profiling.latency import synchronize
 
 BENCHMARK = "dyna_forecast"
 SINGLE_MASKS = {"data_only": {"data_mask": True, "model_mask": False},
@@ -226,13 +227,17 @@ def batch1_latency_ms(
     models: dict[str, nn.Module], samples: list[torch.Tensor], *, repeats: int, warmup: int = 1
 ) -> dict[str, float]:
     """Median over ``repeats`` of each model's mean milliseconds per sample at batch 1 over ``samples``;
-    the models alternate inside every repeat, so they share the machine's state."""
+    the models alternate inside every repeat, so they share the machine's state (a GPU is synchronised at
+    each model's edges)."""
     times: dict[str, list[float]] = {name: [] for name in models}
+    device = samples[0].device
     for round_ in range(warmup + repeats):
         for name, model in models.items():
+            synchronize(device)
             started = time.perf_counter()
             for sample in samples:
                 model(sample)
+            synchronize(device)
             if round_ >= warmup:
                 times[name].append((time.perf_counter() - started) * 1000 / len(samples))
     return {name: statistics.median(values) for name, values in times.items()}

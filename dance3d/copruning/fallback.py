@@ -170,7 +170,7 @@ def calibrate_fallback(
     count = grid.rows * grid.cols
     calibration = FallbackCalibration(device=device_key(x.device), input_hw=tuple(x.shape[-2:]), tiles=count)
     for kept in kept_tile_ladder(count, levels=levels):
-        tiles = torch.zeros(1, count)
+        tiles = torch.zeros(1, count, device=x.device)
         tiles[0, torch.randperm(count, generator=generator)[:kept]] = 1.0
         calls = {
             "tiled": lambda t=tiles: model.tiled_sample(x, scores[0], grid, t[0]),

@@ -34,10 +34,13 @@ from dance3d.copruning.benchmark import (
     timed_mac_fraction,
 )
 from dance3d.copruning.fallback import WholeMapFallback, calibrate_fallback, with_fallback
+from dance3d.copruning.retime_energy import NOT_REQUESTED, energy_per_sample, unavailable
 from dance3d.data.registry import DataConfig, build_dataset
 from dance3d.errors import ConfigError
 from profiling import collect_env
+from profiling.energy import resolve_meter
 from profiling.latency import measure_interleaved
+from profiling.meters import EnergyMeter
 
 BENCHMARK = "dyna_forecast_latency"
 MIN_SPEEDUP = 2.0
@@ -54,12 +57,22 @@ class RetimeSettings:
     repeats: int = 7
     batch: int = 32
     seed: int = 0
+    device: str = "cpu"
+    energy_window_s: float = 2.0  # per model and batch size, where a meter measures energy
 
     def __post_init__(self) -> None:
         if min(self.samples, self.repeats, self.batch) < 1:
             raise ConfigError(
                 f"samples, repeats and batch must be >= 1, got {self.samples}, {self.repeats} and {self.batch}"
             )
+        if not self.energy_window_s > 0:
+            raise ConfigError(f"energy_window_s must be > 0, got {self.energy_window_s}")
+        try:
+            device = torch.device(self.device)
+        except RuntimeError as error:
+            raise ConfigError(f"device {self.device!r} is not a torch device ({error})") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device {self.device!r} asked for, but torch sees no CUDA GPU")
 
 
 def batch_throughput(models: dict[str, torch.nn.Module], batch: torch.Tensor, *, repeats: int) -> dict[str, float]:
@@ -69,9 +82,12 @@ def batch_throughput(models: dict[str, torch.nn.Module], batch: torch.Tensor, *,
     return {name: batch.shape[0] / (stats.median_ms / 1000) for name, stats in times.items()}
 
 
-def retime(work: Path, dense_checkpoint: Path, settings: RetimeSettings, *, tag: str) -> dict[str, Any]:
+def retime(
+    work: Path, dense_checkpoint: Path, settings: RetimeSettings, *, tag: str, meter: EnergyMeter | str | None = None
+) -> dict[str, Any]:
     """The re-timing of the run in ``work`` (its ``coupled/model.pt``, and ``data_only`` / ``model_only`` where
-    present) against ``dense_checkpoint``."""
+    present) against ``dense_checkpoint``, on ``settings.device``; with ``meter`` (``"auto"``: the one ``show-env``
+    selects for the device) also joules per sample (:mod:`dance3d.copruning.retime_energy`)."""
     started = time.perf_counter()
     coupled_path = work / "coupled" / "model.pt"
     for path in (coupled_path, dense_checkpoint):
@@ -80,23 +96,25 @@ def retime(work: Path, dense_checkpoint: Path, settings: RetimeSettings, *, tag:
     backbone = check_dense(dense_checkpoint)
     data = from_dict(DataConfig, load_checkpoint(dense_checkpoint).data)
     loaded = load_model(dense_checkpoint)
-    dense = loaded.model.eval()
+    device = torch.device(settings.device)
+    dense = loaded.model.eval().to(device)
     test_set = build_dataset(data, "test", classes=loaded.classes)
-    inputs = first_samples(test_set, settings.samples)
+    inputs = [x.to(device) for x in first_samples(test_set, settings.samples)]
     models: dict[str, torch.nn.Module] = dense_baselines(dense)
     calibrations = {}
     for variant in VARIANTS:
         path = work / variant / "model.pt"
         if not path.exists():
             continue
-        model = load_model(path).model.eval().set_mode("compact")
+        model = load_model(path).model.eval().to(device).set_mode("compact")
         models[f"{variant}_compact"] = model
         if isinstance(model, WholeMapFallback):
             calibrations[variant] = calibrate_fallback(model, inputs[0], seed=settings.seed)
             models[f"{variant}_compact_fallback"] = with_fallback(model, calibrations[variant])
     latency = batch1_latency_ms(models, inputs, repeats=settings.repeats)
-    batch = torch.cat(first_samples(test_set, settings.batch))
+    batch = torch.cat(first_samples(test_set, settings.batch)).to(device)
     throughput = batch_throughput(models, batch, repeats=settings.repeats)
+    energy = _energy(models, inputs, batch, meter, settings)
     fractions = {name: timed_mac_fraction(model, inputs) for name, model in models.items()
                  if name not in DENSE_BASELINES}  # fmt: skip
     speedups = {name: fastest_dense(latency) / latency[name] for name in fractions}
@@ -125,6 +143,7 @@ def retime(work: Path, dense_checkpoint: Path, settings: RetimeSettings, *, tag:
         "speedup_batch": {
             name: throughput[name] / fastest_dense(throughput, higher_is_faster=True) for name in fractions
         },
+        "energy": energy,
         "fallback_calibration": {variant: asdict(table) for variant, table in calibrations.items()},
         "targets": {"cpu_batch1_speedup_at_least_2x": best >= MIN_SPEEDUP},
         "target_notes": {
@@ -133,3 +152,23 @@ def retime(work: Path, dense_checkpoint: Path, settings: RetimeSettings, *, tag:
             "generator included"
         },
     }
+
+
+def _energy(
+    models: dict[str, torch.nn.Module],
+    inputs: list[torch.Tensor],
+    batch: torch.Tensor,
+    meter: EnergyMeter | str | None,
+    settings: RetimeSettings,
+) -> dict[str, Any]:
+    if meter is None:
+        return dict(NOT_REQUESTED)
+    found, reason = resolve_meter(meter, settings.device)
+    if found is None:
+        return unavailable(reason)
+    try:
+        return energy_per_sample(models, inputs, batch, found, dense_names=DENSE_BASELINES,
+                                 window_s=settings.energy_window_s)  # fmt: skip
+    finally:
+        if found is not meter:  # a meter this re-timing opened
+            found.close()

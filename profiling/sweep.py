@@ -337,7 +337,7 @@ def _run_points(
                 inputs = inputs_cache[batch_size]
                 counts = count_macs(runner, inputs, module=model)
                 for point in points:
-                    bar.set_postfix_str(f"{variant}/{mode}/b{batch_size}/r{point.repeat}")
+                    bar.set_postfix_str(f"{variant}/{mode}/b{batch_size}/r{point.repeat}", refresh=False)
                     latency = measurer.latency(runner, inputs)  # also the variant's warm-up
                     measurer.rebaseline(variant)
                     energy = measurer.energy(runner, inputs, counts, latency)

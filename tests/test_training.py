@@ -114,3 +114,18 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert checkpoint["global_step"] == 4
     assert checkpoint["history"][0]["epoch"] == 1
     assert not any(k.startswith("module.") for k in checkpoint["state_dict"])
+
+
+def test_a_logged_progress_bar_shows_the_loss_with_the_batch_count_not_once_per_batch(
+    tmp_path, tiny_run_config, capsys
+):
+    """In a log (stderr not a terminal) the training bar refreshes every 15 s, not at every batch, and a line that
+    shows the loss shows how many batches ran (tqdm shows a stale count when the postfix forces a refresh)."""
+    config = dataclasses.replace(tiny_run_config, train=dataclasses.replace(tiny_run_config.train, progress=True))
+    train(config, tmp_path)
+    lines = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if "epoch 1/" in line]
+    with_loss = [line for line in lines if "loss=" in line]
+    assert with_loss and len(lines) <= 3, lines
+    for line in with_loss:
+        done, total = line.split("|")[2].split()[0].split("/")
+        assert done == total, line

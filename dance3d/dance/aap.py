@@ -173,7 +173,9 @@ def _epoch(
         sums["mac_fraction"] += fraction.mean().item() * n
         sums["correct"] += float((logits.argmax(1) == labels).sum())
         sums["count"] += n
-        bar.set_postfix(ce=f"{sums['ce'] / sums['count']:.3f}", macs=f"{sums['mac_fraction'] / sums['count']:.3f}")
+        bar.set_postfix(
+            ce=f"{sums['ce'] / sums['count']:.3f}", macs=f"{sums['mac_fraction'] / sums['count']:.3f}", refresh=False
+        )
     count = sums.pop("count")
     row = {k: v / count for k, v in sums.items()}
     row["train_top1"] = row.pop("correct")

@@ -126,7 +126,9 @@ def train_ava(model: DynamicModel, train: ClipCache, settings: AvaSettings, *, l
                 sums["cv"] += variability.item() * n
                 sums["correct"] += float((logits.argmax(1) == labels).sum())
                 sums["count"] += n
-                bar.set_postfix(ce=f"{sums['ce'] / sums['count']:.3f}", cv=f"{sums['cv'] / sums['count']:.3f}")
+                bar.set_postfix(
+                    ce=f"{sums['ce'] / sums['count']:.3f}", cv=f"{sums['cv'] / sums['count']:.3f}", refresh=False
+                )
             count = sums.pop("count")
             row = {"epoch": epoch + 1, **{k: v / count for k, v in sums.items()}}
             row["train_top1"] = row.pop("correct")

@@ -354,7 +354,7 @@ def _train(
             shown = {"loss": f"{totals[0] / totals[2]:.3f}"}
             if not forecast:
                 shown["acc"] = f"{totals[1] / totals[2]:.3f}"
-            bar.set_postfix(shown)
+            bar.set_postfix(shown, refresh=False)  # shown with the count at the bar's next refresh
             if global_step % tc.checkpoint_every_steps == 0 and global_step % steps_per_epoch:
                 checkpoint()
         summed = all_reduce_sum(totals.clone(), ctx)

@@ -28,12 +28,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from dance3d.dance.common import batches
 from dance3d.dance.data import ClipCache
 from dance3d.dance.device_cost import COSTS, UNITS, BlockCostTable, load_for
 from dance3d.dynamic import DynamicModel, set_execution_mode
+from dance3d.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ def _epoch(
     if cost_key is not None:
         sums[cost_key] = 0.0
     order = list(batches(len(train), settings.batch_size, seed=settings.seed, epoch=epoch))
-    bar = tqdm(order, desc=desc, unit="batch", disable=not settings.progress)
+    bar = progress_bar(order, desc=desc, unit="batch", disable=not settings.progress)
     for indices in bar:
         clips, labels = train.batch(indices)
         logits = model(clips)

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from dance3d.dance.common import accuracy, batches
 from dance3d.dance.data import ClipCache
 from dance3d.dance.variability import cv_across_clips, cv_within_clip, unit_statistics, variability_terms
 from dance3d.dynamic import DynamicConfig, DynamicModel
+from dance3d.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,8 @@ def train_ava(model: DynamicModel, train: ClipCache, settings: AvaSettings, *, l
             started = time.perf_counter()
             sums = {"loss": 0.0, "ce": 0.0, "cv": 0.0, "correct": 0.0, "count": 0.0}
             order = list(batches(len(train), settings.batch_size, seed=settings.seed, epoch=epoch))
-            bar = tqdm(order, desc=f"ava {epoch + 1}/{settings.epochs}", unit="batch", disable=not settings.progress)
+            desc = f"ava {epoch + 1}/{settings.epochs}"
+            bar = progress_bar(order, desc=desc, unit="batch", disable=not settings.progress)
             for indices in bar:
                 clips, labels = train.batch(indices)
                 logits = model(clips, decisions=model.full_decisions(len(clips)))

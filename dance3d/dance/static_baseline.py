@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from dance3d.dance.aap import distillation
 from dance3d.dance.common import batches
 from dance3d.dance.data import ClipCache
 from dance3d.dynamic import BlockDecision, DynamicModel
 from dance3d.errors import ConfigError
+from dance3d.progress import progress_bar
 
 
 def expand(decisions: list[BlockDecision], batch_size: int) -> list[BlockDecision]:
@@ -140,7 +140,7 @@ def finetune(
         started = time.perf_counter()
         loss_sum = correct = count = 0.0
         order = list(batches(len(train), batch_size, seed=seed, epoch=epoch))
-        for indices in tqdm(order, desc=f"{desc} {epoch + 1}/{epochs}", unit="batch", disable=not progress):
+        for indices in progress_bar(order, desc=f"{desc} {epoch + 1}/{epochs}", unit="batch", disable=not progress):
             clips, labels = train.batch(indices)
             logits = forward(clips)
             loss = F.cross_entropy(logits, labels)

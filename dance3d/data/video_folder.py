@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as F
-from tqdm import tqdm
 
 from dance3d.data.video_io import BadVideoError, decode_video
 from dance3d.errors import ConfigError, DataError
+from dance3d.progress import progress_bar
 
 SAMPLINGS = ("uniform", "random", "center")
 
@@ -227,7 +227,7 @@ class VideoFolderDataset(Dataset):
     def scan_bad_videos(self, *, progress: bool = True) -> list[tuple[str, str]]:
         """Decode every video now; return ``(path, reason)`` for each one that fails."""
         bad = []
-        for path, _ in tqdm(self.samples, desc=f"checking {self.root}", unit="video", disable=not progress):
+        for path, _ in progress_bar(self.samples, desc=f"checking {self.root}", unit="video", disable=not progress):
             try:
                 decode_video(path, select=lambda total: [0])
             except BadVideoError as exc:

@@ -57,7 +57,7 @@ class KeptTokens:
 
     @property
     def uniform(self) -> bool:
-        """Every computed sample keeps as many positions: the rows need no padding."""
+        """Every computed sample keeps as many positions: the space attention runs as one call."""
         return len(set(self.counts)) <= 1
 
     def flat(self, grid_size: int) -> torch.Tensor:

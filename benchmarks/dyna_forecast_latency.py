@@ -44,7 +44,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batch", type=int, default=32, help="batch size of the throughput measurement")
     parser.add_argument("--seed", type=int, default=0, help="the run's seed (also seeds the fallback's tiles)")
-    parser.add_argument("--device", default="cpu", help="torch device to time on, e.g. cuda")
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N (auto: a CUDA GPU when there is one)")
     parser.add_argument(
         "--energy",
         action="store_true",

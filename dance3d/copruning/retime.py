@@ -37,6 +37,7 @@ from dance3d.copruning.fallback import WholeMapFallback, calibrate_fallback, wit
 from dance3d.copruning.retime_energy import NOT_REQUESTED, energy_per_sample, unavailable
 from dance3d.data.registry import DataConfig, build_dataset
 from dance3d.errors import ConfigError
+from dance3d.training.trainer import resolve_device
 from profiling import collect_env
 from profiling.energy import resolve_meter
 from profiling.latency import measure_interleaved
@@ -67,12 +68,7 @@ class RetimeSettings:
             )
         if not self.energy_window_s > 0:
             raise ConfigError(f"energy_window_s must be > 0, got {self.energy_window_s}")
-        try:
-            device = torch.device(self.device)
-        except RuntimeError as error:
-            raise ConfigError(f"device {self.device!r} is not a torch device ({error})") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"device {self.device!r} asked for, but torch sees no CUDA GPU")
+        resolve_device(self.device)  # auto, cpu, cuda, cuda:N; a GPU asked for must be there
 
 
 def batch_throughput(models: dict[str, torch.nn.Module], batch: torch.Tensor, *, repeats: int) -> dict[str, float]:
@@ -96,7 +92,7 @@ def retime(
     backbone = check_dense(dense_checkpoint)
     data = from_dict(DataConfig, load_checkpoint(dense_checkpoint).data)
     loaded = load_model(dense_checkpoint)
-    device = torch.device(settings.device)
+    device = resolve_device(settings.device)
     dense = loaded.model.eval().to(device)
     test_set = build_dataset(data, "test", classes=loaded.classes)
     inputs = [x.to(device) for x in first_samples(test_set, settings.samples)]
@@ -127,6 +123,7 @@ def retime(
         "quick": False,
         "settings": {
             **asdict(settings),
+            "device": str(device),
             "threads": torch.get_num_threads(),
             "backbone": backbone,
             "work": str(work),
@@ -163,7 +160,7 @@ def _energy(
 ) -> dict[str, Any]:
     if meter is None:
         return dict(NOT_REQUESTED)
-    found, reason = resolve_meter(meter, settings.device)
+    found, reason = resolve_meter(meter, batch.device)
     if found is None:
         return unavailable(reason)
     try:

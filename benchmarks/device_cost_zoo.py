@@ -7,10 +7,12 @@ Runs :func:`dance3d.dance.device_cost_zoo.run_zoo_cost` (settings ``SETTINGS["de
 checkpoint and the cost table (``cost_table.json``) go to the work directory. Usage::
 
     taskset -c 0 python benchmarks/device_cost_zoo.py [--model r2plus1d_18] [--clip T H W] [--threads 1]
-        [--work-dir runs/bench-device-cost-zoo] [--tag NAME] [--seed N] [--quick]
+        [--device cuda] [--energy] [--work-dir runs/bench-device-cost-zoo] [--tag NAME] [--seed N] [--quick]
 
-The tag is ``--tag`` (``default``), suffixed ``-<model>`` for a model other than r2plus1d_18, ``-seedN`` for
-``--seed N`` > 0 and ``-quick`` for a smoke run, whose numbers mean nothing.
+The tag is ``--tag`` (``default``), suffixed ``-<model>`` for a model other than r2plus1d_18, ``-cuda`` on a
+GPU, ``-seedN`` for ``--seed N`` > 0 and ``-quick`` for a smoke run, whose numbers mean nothing. ``--energy``
+measures joules per table entry with the meter ``dance3d show-env`` selects (NVML on a GPU); without a meter
+the result says why.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from dance3d.dance.device_cost_measure import format_check
 from dance3d.dance.device_cost_zoo import SETTINGS, format_cuts, plot_cuts, run_zoo_cost, settings_record
 from dance3d.errors import ConfigError, Dance3dError
 from dance3d.models import model_info
+from dance3d.training.trainer import resolve_device
 from profiling import collect_env
+from profiling.energy import resolve_meter
 
 BENCHMARK = "device_cost_zoo"
 DEFAULT_MODEL = SETTINGS["default"].model  # the tag names any other model
@@ -39,6 +43,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", help=f"zoo model, random weights (default {DEFAULT_MODEL}; tiny with --quick)")
     parser.add_argument("--clip", nargs="+", metavar="N", help="clip frames, height, width (default 8 112 112)")
     parser.add_argument("--threads", default="1", help="torch threads for timing (default: %(default)s)")
+    parser.add_argument(
+        "--device", default="cpu", help="cpu, cuda, cuda:N (default: %(default)s; the tag names others)"
+    )
+    parser.add_argument(
+        "--energy",
+        action="store_true",
+        help="joules per table entry too, with the meter 'dance3d show-env' selects for the device",
+    )
     parser.add_argument("--work-dir", type=Path, default=Path("runs/bench-device-cost-zoo"), help="checkpoint, table")
     parser.add_argument("--quick", action="store_true", help="smoke run (SETTINGS['quick']); numbers mean nothing")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights, clip and masks; tag -seedN if not 0")
@@ -67,12 +79,20 @@ def main(argv: list[str] | None = None) -> int:
         model_info(model)  # an unknown name fails before anything is written
         (threads,) = _positive_ints([args.threads], option="--threads", count=1)
         clip = settings.clip if args.clip is None else _positive_ints(args.clip, option="--clip", count=3)
+        device = resolve_device(args.device)
         settings = replace(settings, model=model, clip=clip, seed=args.seed,
-                           runtime=replace(settings.runtime, threads=threads))  # fmt: skip
+                           runtime=replace(settings.runtime, threads=threads, device=str(device)))  # fmt: skip
         tag = (args.tag + (f"-{model}" if model != DEFAULT_MODEL else "")
+               + (f"-{device.type}" if device.type != "cpu" else "")
                + (f"-seed{args.seed}" if args.seed else "") + ("-quick" if args.quick else ""))  # fmt: skip
         out = ResultDir(args.results_root, BENCHMARK, tag)
-        outcome = run_zoo_cost(settings, work_dir=args.work_dir / tag)
+        meter, why = resolve_meter("auto", device) if args.energy else (None, "")
+        why = f"unavailable: {why}" if args.energy else "not requested"
+        try:
+            outcome = run_zoo_cost(settings, work_dir=args.work_dir / tag, meter=meter, energy_status=why)
+        finally:
+            if meter is not None:
+                meter.close()
     except Dance3dError as error:
         print(f"{BENCHMARK}: error: {error}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -121,11 +122,15 @@ def test_quick_run_writes_a_valid_result_figure_and_table_in_the_work_dir(tmp_pa
     assert table.model["name"] == "tiny-test" and table.clip_shape == (3, 8, 32, 32)
 
 
-def _benchmark_main():
+def _benchmark_module():
     spec = importlib.util.spec_from_file_location("device_cost_zoo_script", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.main
+    return module
+
+
+def _benchmark_main():
+    return _benchmark_module().main
 
 
 @pytest.mark.parametrize(
@@ -138,6 +143,8 @@ def _benchmark_main():
         (["--clip", "a", "32", "32"], "give 3 positive integers"),
         (["--model", "tiny-test", "--clip", "1", "4", "4"], "nothing to cut"),
         (["--threads", "0"], "--threads 0: give a positive integer"),
+        (["--device", "abacus"], "must be auto, cpu, cuda, cuda:N or mps, got 'abacus'"),
+        *([(["--device", "cuda"], "no CUDA GPU is available")] if not torch.cuda.is_available() else []),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path, capsys):
@@ -147,3 +154,25 @@ def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path, capsys):
     assert code == 2
     assert len(err.splitlines()) == 1 and err.startswith("device_cost_zoo: error:") and message in err
     assert not (tmp_path / "results").exists()
+
+
+def test_energy_joins_the_table_with_a_meter_and_says_why_without_one(tmp_path, monkeypatch, capsys):
+    from test_profiling.profiling_fakes import ScriptedMeter
+
+    from dance3d.dance.device_cost_zoo import SETTINGS, run_zoo_cost
+
+    settings = replace(SETTINGS["quick"], model="tiny-test", clip=(8, 32, 32))
+    meter = ScriptedMeter([0.25] * 200, duration_s=0.1)
+    table = run_zoo_cost(settings, work_dir=tmp_path / "metered", meter=meter, progress=False)["table"]
+    assert table["energy"] == "ok (scripted)" and table["dense_j"] > 0 and meter.windows > 1
+    assert BlockCostTable.load(table["path"]).has_energy
+
+    module = _benchmark_module()
+    monkeypatch.setattr(module, "resolve_meter", lambda meter, device: (None, "rapl: no RAPL package zones"))
+    args = ["--quick", "--model", "tiny-test", "--clip", "8", "32", "32", "--energy",
+            "--results-root", str(tmp_path / "results"), "--work-dir", str(tmp_path / "work")]  # fmt: skip
+    assert module.main(args) == 0
+    capsys.readouterr()
+    folder = tmp_path / "results" / "device_cost_zoo" / "default-tiny-test-quick"
+    table = json.loads((folder / RESULT_FILE).read_text())["table"]
+    assert table["energy"] == "unavailable: rapl: no RAPL package zones" and table["dense_j"] is None

@@ -41,6 +41,7 @@ from dance3d.errors import ConfigError
 from dance3d.figures import subplots
 from dance3d.mdp.lut import LatencyRuntime, error_pct
 from dance3d.models import create_model, model_info
+from profiling.meters import EnergyMeter
 
 ALL_KEPT = "all-kept"
 TOLERANCE_PCT = 10.0  # of every target
@@ -187,9 +188,17 @@ def _all_within(errors_pct: Iterable[float]) -> bool:
     return bool(errors) and all(abs(e) <= TOLERANCE_PCT for e in errors)
 
 
-def run_zoo_cost(settings: ZooCostSettings, *, work_dir: str | Path, progress: bool = True) -> dict[str, Any]:
-    """Checkpoint, cost table (``work_dir/cost_table.json``), table check and cuts: the result's body (``table``,
-    ``table_check``, ``cuts``, ``skipped_cuts``, ``targets``, ``timings_s``)."""
+def run_zoo_cost(
+    settings: ZooCostSettings,
+    *,
+    work_dir: str | Path,
+    meter: EnergyMeter | None = None,
+    energy_status: str = "not requested",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Checkpoint, cost table (``work_dir/cost_table.json``; joules per entry too with a ``meter``, otherwise
+    ``energy_status`` says why not), table check and cuts: the result's body (``table``, ``table_check``, ``cuts``,
+    ``skipped_cuts``, ``targets``, ``timings_s``)."""
     work_dir = Path(work_dir)
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -199,7 +208,8 @@ def run_zoo_cost(settings: ZooCostSettings, *, work_dir: str | Path, progress: b
     cut_points(model, settings.cut_keep_fractions)  # a clip with nothing to cut fails before the timing
     timings["model"] = time.perf_counter() - started
     started = time.perf_counter()
-    table = build_cost_table(model, spec, runtime=settings.runtime, seed=settings.seed, progress=progress)
+    table = build_cost_table(model, spec, runtime=settings.runtime, meter=meter, energy_status=energy_status,
+                             seed=settings.seed, progress=progress)  # fmt: skip
     table_path = table.save(work_dir / "cost_table.json")
     timings["cost_table"] = time.perf_counter() - started
     started = time.perf_counter()
@@ -217,6 +227,8 @@ def run_zoo_cost(settings: ZooCostSettings, *, work_dir: str | Path, progress: b
             "dense_ms": table.dense_ms,
             "overhead_ms": table.overhead(),
             "controller_ms": table.controller_ms,
+            "energy": table.energy_status if not table.has_energy else f"ok ({table.energy_meter})",
+            "dense_j": table.dense_j,
             "levels": [list(map(list, b.grids)) for b in table.blocks],
         },
         "table_check": table_check,

@@ -21,6 +21,7 @@ from dance3d.errors import ConfigError
         ("tile_size", 6, "tile_size"),
         ("latency_samples", 0, "latency_samples"),
         ("latency_repeats", 0, "latency_repeats"),
+        ("throughput_batch", 0, "throughput_batch"),
     ],  # fmt: skip
 )
 def test_bad_stage_settings_are_refused_when_built(field, value, name):
@@ -50,7 +51,7 @@ def test_the_stage_times_a_transformer_without_a_fallback(tmp_path):
 def test_static_widths_at_the_copruned_cost_are_compared_timed_and_reused(backbone, tmp_path):
     dense = train_tiny_forecaster(backbone, tmp_path / "fc")
     settings = CopruningStageSettings(target_mac_fraction=0.5, epochs=1, batch_size=8, latency_samples=2,
-                                      latency_repeats=1)  # fmt: skip
+                                      latency_repeats=1, throughput_batch=3)  # fmt: skip
     out = tmp_path / "cp"
     first = run_copruning_stage(settings, dense, out)
     matched = load_checkpoint(out / "model.pt")["copruning"]["val_mac_fraction"]
@@ -60,6 +61,8 @@ def test_static_widths_at_the_copruned_cost_are_compared_timed_and_reused(backbo
     timing = first.text.split("At batch 1")[1]
     assert "static widths" in timing and "data mask only" in timing  # timed beside dense and compact
     assert "with channels-last weights" in timing  # both dense layouts, speed-ups over the faster
+    throughput = first.text.split("One batch of ")[1]
+    assert throughput.startswith(f"{settings.throughput_batch} test samples") and "static widths" in throughput
     data_only = load_checkpoint(out / "data-only" / "model.pt")
     assert data_only.config["copruning"]["model_mask"] is False
     assert 0 < first.table.loc["co-pruned, data mask only", "MAC fraction"] <= 1.05

@@ -43,7 +43,7 @@ from dance3d.forecast.evaluation import evaluate_forecast
 from dance3d.forecast.task import KIND as FORECAST
 from dance3d.training.trainer import RunConfig, TrainConfig, train
 from profiling import collect_env, count_macs
-from profiling.latency import synchronize
+from profiling.latency import measure_interleaved, synchronize
 
 BENCHMARK = "dyna_forecast"
 SINGLE_MASKS = {"data_only": {"data_mask": True, "model_mask": False},
@@ -241,6 +241,13 @@ def batch1_latency_ms(
             if round_ >= warmup:
                 times[name].append((time.perf_counter() - started) * 1000 / len(samples))
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def batch_throughput(models: dict[str, nn.Module], batch: torch.Tensor, *, repeats: int) -> dict[str, float]:
+    """Samples per second of each model on ``batch`` as one call (median of ``repeats``, models interleaved)."""
+    calls = {name: (lambda model=model: model(batch)) for name, model in models.items()}
+    times = measure_interleaved(calls, warmup=1, repeats=repeats, device=batch.device)
+    return {name: batch.shape[0] / (stats.median_ms / 1000) for name, stats in times.items()}
 
 
 def coprune_run_config(settings: DynaSettings, backbone: str, *, data_mask: bool, model_mask: bool) -> CopruneRunConfig:

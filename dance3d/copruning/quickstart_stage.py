@@ -6,9 +6,10 @@ test scores are cached in ``eval.json``. It also co-prunes with the data mask al
 ``dance3d copruning --masks data``). The stage compares the co-pruned model with static pruning at
 equal cost: the dense model uniformly narrowed to the co-pruned model's validation MAC fraction and
 fine-tuned as long (``static.pt``), scored on the same test samples with a paired test. It times
-dense, both co-pruned models in compact execution and the static model at batch 1, side by side,
-and for a backbone with a whole-map path (SimVP, ConvLSTM) compact execution with its measured
-dense fallback (``fallback.json``: reusable with ``dance3d eval --execution compact --calibration``).
+dense, both co-pruned models in compact execution and the static model side by side, at batch 1
+and on one batch of ``throughput_batch`` samples, and for a backbone with a whole-map path (SimVP,
+ConvLSTM) compact execution with its measured dense fallback (``fallback.json``: reusable with
+``dance3d eval --execution compact --calibration``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,13 @@ import torch.nn as nn
 from dance3d.checkpoint import LoadedModel, load_model
 from dance3d.config import check_range
 from dance3d.copruning.baselines import finetune_static, uniform_width_baseline
-from dance3d.copruning.benchmark import batch1_latency_ms, dense_baselines, fastest_dense, first_samples
+from dance3d.copruning.benchmark import (
+    batch1_latency_ms,
+    batch_throughput,
+    dense_baselines,
+    fastest_dense,
+    first_samples,
+)
 from dance3d.copruning.comparison import paired_test
 from dance3d.copruning.config import CopruneConfig, CopruneRunConfig, CopruneTrainConfig
 from dance3d.copruning.fallback import WholeMapFallback, calibrate_fallback, with_fallback
@@ -58,9 +65,10 @@ class CopruningStageSettings:
     tile_size: int = 8
     latency_samples: int = 8
     latency_repeats: int = 5
+    throughput_batch: int = 32
 
     def __post_init__(self) -> None:
-        for name in ("latency_samples", "latency_repeats"):
+        for name in ("latency_samples", "latency_repeats", "throughput_batch"):
             check_range(f"copruning.{name}", getattr(self, name), low=1)
         self.run_config()  # bad values are refused when the quickstart starts, not when it reaches this stage
 
@@ -128,7 +136,7 @@ def run_copruning_stage(
     table = pd.DataFrame(rows).T
     models = {"dense": dense.model.eval(), "copruned": copruned.model.eval(), "static": static.model,
               "data_only": data_only.model.eval()}  # fmt: skip
-    latency = _batch1_latency(models, test_set, settings, out_dir)
+    latency = _timing(models, test_set, settings, out_dir)
     data_row = rows["co-pruned, data mask only"]
     fraction, dense_mse = rows["co-pruned"]["MAC fraction"], rows["dense"]["MSE"]
     text = (
@@ -207,10 +215,10 @@ def _coprune_or_reuse(
         (out_dir / name).unlink(missing_ok=True)
 
 
-def _batch1_latency(loaded: dict[str, nn.Module], test_set, settings: CopruningStageSettings, out_dir: Path) -> str:  # noqa: ANN001
+def _timing(loaded: dict[str, nn.Module], test_set, settings: CopruningStageSettings, out_dir: Path) -> str:  # noqa: ANN001
     """Dense (as trained and channels-last), both co-pruned models in compact execution, static widths and, for a
-    backbone with a whole-map path, compact with its measured fallback: batch-1 latency timed side by side; one
-    sentence."""
+    backbone with a whole-map path, compact with its measured fallback: batch-1 latency and the throughput of one
+    batch, each timed side by side; two sentences."""
     inputs = first_samples(test_set, settings.latency_samples)
     model = loaded["copruned"]
     compact = copy.deepcopy(model).set_mode("compact")
@@ -230,13 +238,26 @@ def _batch1_latency(loaded: dict[str, nn.Module], test_set, settings: CopruningS
         f"{ms['data_only']:.2f} ms ({dense_ms / ms['data_only']:.2f}x), static widths "
         f"{ms['static']:.2f} ms ({dense_ms / ms['static']:.2f}x)"
     )
-    if table is None:
-        return text + "."
-    break_even = table.break_even_tiles
-    where = "never" if break_even is None else f"at {break_even} of {table.tiles} kept tiles or more"
+    if table is not None:
+        break_even = table.break_even_tiles
+        where = "never" if break_even is None else f"at {break_even} of {table.tiles} kept tiles or more"
+        text += (
+            f", and with the dense fallback measured here (whole map {where}; `fallback.json`) "
+            f"{ms['fallback']:.2f} ms ({dense_ms / ms['fallback']:.2f}x)"
+        )
+    return f"{text}. {_throughput(models, test_set, settings)}"
+
+
+def _throughput(models: dict[str, nn.Module], test_set, settings: CopruningStageSettings) -> str:  # noqa: ANN001
+    batch = torch.cat(first_samples(test_set, settings.throughput_batch))
+    rate = batch_throughput(models, batch, repeats=settings.latency_repeats)
+    dense = fastest_dense(rate, higher_is_faster=True)
+    names = {"compact": "compact execution", "data_only": "data mask only", "static": "static widths",
+             "fallback": "with the fallback"}  # fmt: skip
+    parts = [f"{label} {rate[name]:.0f} ({rate[name] / dense:.2f}x)" for name, label in names.items() if name in rate]
     return (
-        f"{text}, and with the dense fallback measured here (whole map {where}; `fallback.json`) "
-        f"{ms['fallback']:.2f} ms ({dense_ms / ms['fallback']:.2f}x)."
+        f"One batch of {len(batch)} test samples as one call, in samples per second: dense {rate['dense']:.0f} "
+        f"(channels-last {rate['dense_channels_last']:.0f}), {', '.join(parts)}."
     )
 
 

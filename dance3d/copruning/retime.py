@@ -27,6 +27,7 @@ from dance3d.config import from_dict
 from dance3d.copruning.benchmark import (
     DENSE_BASELINES,
     batch1_latency_ms,
+    batch_throughput,
     check_dense,
     dense_baselines,
     fastest_dense,
@@ -40,7 +41,6 @@ from dance3d.errors import ConfigError
 from dance3d.training.trainer import resolve_device
 from profiling import collect_env
 from profiling.energy import resolve_meter
-from profiling.latency import measure_interleaved
 from profiling.meters import EnergyMeter
 
 BENCHMARK = "dyna_forecast_latency"
@@ -69,13 +69,6 @@ class RetimeSettings:
         if not self.energy_window_s > 0:
             raise ConfigError(f"energy_window_s must be > 0, got {self.energy_window_s}")
         resolve_device(self.device)  # auto, cpu, cuda, cuda:N; a GPU asked for must be there
-
-
-def batch_throughput(models: dict[str, torch.nn.Module], batch: torch.Tensor, *, repeats: int) -> dict[str, float]:
-    """Samples per second of each model on ``batch`` as one call (median of ``repeats``, models interleaved)."""
-    calls = {name: (lambda model=model: model(batch)) for name, model in models.items()}
-    times = measure_interleaved(calls, warmup=1, repeats=repeats, device=batch.device)
-    return {name: batch.shape[0] / (stats.median_ms / 1000) for name, stats in times.items()}
 
 
 def retime(

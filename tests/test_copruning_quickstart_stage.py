@@ -1,5 +1,6 @@
 """The quickstart's co-pruning stage: bad settings refused up front with their name; a Transformer timed without a
-fallback, beside static widths at its MAC fraction; a rerun reuses what it saved."""
+fallback, and its joules measured on a faked RAPL counter; static widths at its MAC fraction; a rerun reuses what it
+saved."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import json
 
 import pytest
 from copruning_helpers import train_tiny_forecaster
+from test_profiling.profiling_fakes import RaplCounter, make_powercap, meters_look_under
 
 from dance3d.checkpoint import load_checkpoint
-from dance3d.copruning.quickstart_stage import CopruningStageSettings, run_copruning_stage
+from dance3d.copruning.quickstart_stage import LABELS, CopruningStageSettings, run_copruning_stage
 from dance3d.errors import ConfigError
 
 
@@ -22,6 +24,7 @@ from dance3d.errors import ConfigError
         ("latency_samples", 0, "latency_samples"),
         ("latency_repeats", 0, "latency_repeats"),
         ("throughput_batch", 0, "throughput_batch"),
+        ("energy_window_s", 0.0, "energy_window_s"),
     ],  # fmt: skip
 )
 def test_bad_stage_settings_are_refused_when_built(field, value, name):
@@ -35,20 +38,30 @@ def test_the_stage_settings_become_the_copruning_run():
     assert not run.train.progress
 
 
-def test_the_stage_times_a_transformer_without_a_fallback(tmp_path):
-    """The Transformer drops tokens and has no whole-map path: the stage times dense and compact only."""
+def test_the_stage_times_a_transformer_without_a_fallback_and_measures_joules_where_a_meter_works(
+    tmp_path, monkeypatch
+):
+    """The Transformer drops tokens and has no whole-map path: the stage times dense and compact only. With a
+    (faked) RAPL counter it measures joules per sample of every timed model."""
     dense = train_tiny_forecaster("stformer-test", tmp_path / "fc")
     settings = CopruningStageSettings(target_mac_fraction=0.5, epochs=1, batch_size=8, latency_samples=2,
-                                      latency_repeats=1)  # fmt: skip
-    result = run_copruning_stage(settings, dense, tmp_path / "cp")
+                                      latency_repeats=1, energy_window_s=0.2)  # fmt: skip
+    base = make_powercap(meters_look_under(tmp_path / "root", monkeypatch), {0: 0})
+    with RaplCounter(base, power_w=20.0):
+        result = run_copruning_stage(settings, dense, tmp_path / "cp")
     assert "compact execution" in result.text and "fallback" not in result.text
+    energy = result.text.split("Energy per sample at batch 1, measured with `rapl`")[1]
+    for label in LABELS.values():
+        assert (f"{label} " in energy) == (label != "with the fallback")
+    assert energy.count("x less") == 3  # the co-pruned and static models against the less costly dense layout
     assert not (tmp_path / "cp" / "fallback.json").exists()
     assert 0 < result.table.loc["co-pruned", "MAC fraction"] <= 1.05
     assert result.figures[0].stat().st_size > 5_000
 
 
 @pytest.mark.parametrize("backbone", ["stformer-test", "convlstm-test"])  # SimVP's: test_copruning_resume.py
-def test_static_widths_at_the_copruned_cost_are_compared_timed_and_reused(backbone, tmp_path):
+def test_static_widths_at_the_copruned_cost_are_compared_timed_and_reused(backbone, tmp_path, monkeypatch):
+    meters_look_under(tmp_path / "root", monkeypatch)  # no meter: the stage says energy was not measured
     dense = train_tiny_forecaster(backbone, tmp_path / "fc")
     settings = CopruningStageSettings(target_mac_fraction=0.5, epochs=1, batch_size=8, latency_samples=2,
                                       latency_repeats=1, throughput_batch=3)  # fmt: skip
@@ -61,6 +74,7 @@ def test_static_widths_at_the_copruned_cost_are_compared_timed_and_reused(backbo
     timing = first.text.split("At batch 1")[1]
     assert "static widths" in timing and "data mask only" in timing  # timed beside dense and compact
     assert "with channels-last weights" in timing  # both dense layouts, speed-ups over the faster
+    assert "Energy per sample: not measured, no energy meter works here" in first.text
     throughput = first.text.split("One batch of ")[1]
     assert throughput.startswith(f"{settings.throughput_batch} test samples") and "static widths" in throughput
     data_only = load_checkpoint(out / "data-only" / "model.pt")

@@ -9,7 +9,8 @@ fine-tuned as long (``static.pt``), scored on the same test samples with a paire
 dense, both co-pruned models in compact execution and the static model side by side, at batch 1
 and on one batch of ``throughput_batch`` samples, and for a backbone with a whole-map path (SimVP,
 ConvLSTM) compact execution with its measured dense fallback (``fallback.json``: reusable with
-``dance3d eval --execution compact --calibration``).
+``dance3d eval --execution compact --calibration``). Where an energy meter works (the one ``dance3d
+show-env`` selects) it measures each timed model's joules per sample at batch 1.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dance3d.checkpoint import LoadedModel, load_model
 from dance3d.config import check_range
 from dance3d.copruning.baselines import finetune_static, uniform_width_baseline
 from dance3d.copruning.benchmark import (
+    DENSE_BASELINES,
     batch1_latency_ms,
     batch_throughput,
     dense_baselines,
@@ -44,6 +46,7 @@ from dance3d.copruning.training import RESUME_STATE, coprune
 from dance3d.data.registry import build_dataset
 from dance3d.forecast.evaluation import evaluate_forecast
 from profiling import count_macs
+from profiling.energy_stage import energy_rows, open_energy_stage
 from profiling.strict_json import dumps_strict
 
 STATIC_MODEL = "static.pt"
@@ -51,6 +54,9 @@ STATIC_MODEL = "static.pt"
 DATA_ONLY_DIR = "data-only"
 """Where the stage co-prunes with the data mask alone (``dance3d copruning --masks data``)."""
 SCORES = "eval.json"
+LABELS = {"dense": "dense", "dense_channels_last": "dense with channels-last weights", "compact": "compact execution",
+          "data_only": "data mask only", "static": "static widths", "fallback": "with the fallback"}  # fmt: skip
+"""How the report names each timed model."""
 
 
 @dataclass(frozen=True)
@@ -66,10 +72,12 @@ class CopruningStageSettings:
     latency_samples: int = 8
     latency_repeats: int = 5
     throughput_batch: int = 32
+    energy_window_s: float = 2.0  # per model, where an energy meter works (and for the idle power)
 
     def __post_init__(self) -> None:
         for name in ("latency_samples", "latency_repeats", "throughput_batch"):
             check_range(f"copruning.{name}", getattr(self, name), low=1)
+        check_range("copruning.energy_window_s", self.energy_window_s, low=0, low_open=True)
         self.run_config()  # bad values are refused when the quickstart starts, not when it reaches this stage
 
     def run_config(self, *, model_mask: bool = True) -> CopruneRunConfig:
@@ -245,19 +253,38 @@ def _timing(loaded: dict[str, nn.Module], test_set, settings: CopruningStageSett
             f", and with the dense fallback measured here (whole map {where}; `fallback.json`) "
             f"{ms['fallback']:.2f} ms ({dense_ms / ms['fallback']:.2f}x)"
         )
-    return f"{text}. {_throughput(models, test_set, settings)}"
+    return f"{text}. {_throughput(models, test_set, settings)} {_energy(models, inputs[0], settings)}"
 
 
 def _throughput(models: dict[str, nn.Module], test_set, settings: CopruningStageSettings) -> str:  # noqa: ANN001
     batch = torch.cat(first_samples(test_set, settings.throughput_batch))
     rate = batch_throughput(models, batch, repeats=settings.latency_repeats)
     dense = fastest_dense(rate, higher_is_faster=True)
-    names = {"compact": "compact execution", "data_only": "data mask only", "static": "static widths",
-             "fallback": "with the fallback"}  # fmt: skip
-    parts = [f"{label} {rate[name]:.0f} ({rate[name] / dense:.2f}x)" for name, label in names.items() if name in rate]
+    parts = [f"{LABELS[name]} {value:.0f} ({value / dense:.2f}x)" for name, value in rate.items()
+             if name not in DENSE_BASELINES]  # fmt: skip
     return (
         f"One batch of {len(batch)} test samples as one call, in samples per second: dense {rate['dense']:.0f} "
         f"(channels-last {rate['dense_channels_last']:.0f}), {', '.join(parts)}."
+    )
+
+
+def _energy(models: dict[str, nn.Module], sample: torch.Tensor, settings: CopruningStageSettings) -> str:
+    """Joules per sample at batch 1 with the meter ``show-env`` selects; one sentence (why not, without one)."""
+    stage = open_energy_stage("cpu")
+    try:
+        rows = energy_rows(models, sample[0], stage, window_s=settings.energy_window_s,
+                           idle_s=settings.energy_window_s)  # fmt: skip
+    finally:
+        stage.close()
+    if not rows:
+        return "Energy per sample: not measured, no energy meter works here (the Energy section above says why)."
+    mj = {row["model"]: row["energy_per_clip_mj"] for row in rows}
+    dense = min(mj["dense"], mj["dense_channels_last"])
+    parts = [f"{LABELS[name]} {value:.2f} mJ" + ("" if name in DENSE_BASELINES else f" ({dense / value:.2f}x less)")
+             for name, value in mj.items()]  # fmt: skip
+    return (
+        f"Energy per sample at batch 1, measured with `{stage.meter.name}` (idle {rows[0]['idle_power_w']:.1f} W "
+        f"included; savings over the less costly dense layout): {', '.join(parts)}."
     )
 
 

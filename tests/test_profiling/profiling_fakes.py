@@ -73,6 +73,20 @@ def make_iio(root: Path, rails_mw: dict[str, float]) -> Path:
     return device
 
 
+def meters_look_under(root: Path, monkeypatch) -> Path:  # noqa: ANN001
+    """Point every meter's sysfs paths (RAPL, INA3221) under ``root`` and hide jtop, so meter selection sees only
+    what a test writes there; ``root``."""
+    import sys
+
+    from profiling.meters import jetson, rapl
+
+    monkeypatch.setattr(rapl, "POWERCAP_DIR", str(root / "sys/class/powercap"))
+    monkeypatch.setattr(jetson, "HWMON_DIR", str(root / "sys/class/hwmon"))
+    monkeypatch.setattr(jetson, "IIO_GLOB", str(root / "sys/bus/i2c/drivers/ina3221x/*/iio:device*").lstrip("/"))
+    monkeypatch.setitem(sys.modules, "jtop", None)
+    return root
+
+
 def make_powercap(root: Path, packages_uj: dict[int, int], *, max_range_uj: int = 262143328850) -> Path:
     """A powercap tree as Linux lays it out, with the zones a meter must not sum.
 

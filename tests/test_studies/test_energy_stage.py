@@ -4,18 +4,16 @@ time) and on a machine with no meter."""
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from model_helpers import make_dense
 from study_helpers import DATA, dynamic_model, fast_config
-from test_profiling.profiling_fakes import RaplCounter, make_powercap
+from test_profiling.profiling_fakes import RaplCounter, make_powercap, meters_look_under
 
 from dance3d.dynamic import set_execution_mode
 from profiling.energy_stage import energy_rows, energy_section, open_energy_stage
-from profiling.meters import jetson, rapl
 from studies import run_study, study_status
 from studies.objectives import ENERGY_OBJECTIVE, with_energy_objective
 
@@ -25,12 +23,7 @@ POWER_W = 20.0
 @pytest.fixture
 def sysfs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every meter looks under ``tmp_path`` (RAPL, INA3221) and jtop is not installed."""
-    root = tmp_path / "root"
-    monkeypatch.setattr(rapl, "POWERCAP_DIR", str(root / "sys/class/powercap"))
-    monkeypatch.setattr(jetson, "HWMON_DIR", str(root / "sys/class/hwmon"))
-    monkeypatch.setattr(jetson, "IIO_GLOB", str(root / "sys/bus/i2c/drivers/ina3221x/*/iio:device*").lstrip("/"))
-    monkeypatch.setitem(sys.modules, "jtop", None)
-    return root
+    return meters_look_under(tmp_path / "root", monkeypatch)
 
 
 def test_energy_stage_measures_joules_per_clip_and_the_study_front_is_energy_accuracy(

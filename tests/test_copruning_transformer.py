@@ -75,6 +75,9 @@ def test_a_sample_forecasts_the_same_in_a_batch_as_alone():
         for batch_mask, own in zip(decisions.channels, model.last_decisions.channels, strict=True):
             assert torch.equal(batch_mask[b : b + 1], own)
     assert torch.equal(together[2], x[2, -1:].expand(2, -1, -1, -1)), "a sample keeping nothing forecasts persistence"
+    with torch.no_grad():
+        executed = count_macs(model, x).macs
+    assert executed == model.last_macs.sum().item()  # the batch executes exactly the MACs counted per sample
 
 
 def test_kept_tokens_lay_the_rows_out_sample_by_sample():

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from dance3d.data.workers import worker_context
 from dance3d.errors import DataError
 from dance3d.progress import progress_bar
 
@@ -118,10 +119,8 @@ def evaluate(
         dataset = torch.utils.data.Subset(dataset, range(min(limit, len(dataset))))
     if len(dataset) == 0:
         raise DataError("the evaluation dataset is empty")
-    # workers are spawned, not forked: a fork of a process whose decoding or BLAS threads hold a lock can hang
-    context = "spawn" if num_workers > 0 else None
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate,
-                        multiprocessing_context=context)  # fmt: skip
+                        multiprocessing_context=worker_context(dataset, num_workers))  # fmt: skip
     skipped: list[tuple[str, str]] = []
     model = model.to(device).eval()
     clip_stats = getattr(model, "clip_stats", None)

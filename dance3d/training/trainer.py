@@ -26,6 +26,7 @@ from dance3d.benchmark_results import dumps_strict
 from dance3d.checkpoint import DENSE, Checkpoint, load_checkpoint, save_checkpoint
 from dance3d.config import check_range, config_differences, save_config, to_dict
 from dance3d.data.registry import DataConfig, build_dataset, dataset_classes
+from dance3d.data.workers import worker_context
 from dance3d.errors import ConfigError, DataError
 from dance3d.evaluation import evaluate
 from dance3d.forecast.task import ForecastTask
@@ -319,6 +320,7 @@ def _train(
             sampler=sampler,
             num_workers=tc.num_workers,
             persistent_workers=False,
+            multiprocessing_context=worker_context(train_set, tc.num_workers),
         )
         net.train()
         if sampler.skip_batches == 0:

@@ -76,16 +76,16 @@ class _DropBad(Dataset):
     """A video dataset whose bad items come back as ``{"bad": (path, reason)}`` instead of being replaced."""
 
     def __init__(self, videos: Dataset) -> None:
-        self.videos = videos
+        self.dataset = videos  # named as torch's wrappers name what they wrap (read by worker_context)
 
     def __len__(self) -> int:
-        return len(self.videos)
+        return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         from dance3d.data.video_io import BadVideoError
 
         try:
-            return self.videos.load(index)
+            return self.dataset.load(index)
         except BadVideoError as exc:
             return {"bad": (exc.path, exc.reason)}
 

@@ -39,6 +39,31 @@ def test_evaluation_drops_and_reports_bad_videos(folder, workers):
     assert result.to_dict()["skipped"]["count"] == 1
 
 
+def test_evaluation_and_training_start_video_workers_by_spawning(folder, monkeypatch):
+    """Every loader that decodes video spawns its workers (a worker forked after the parent decoded can hang): the
+    context evaluation's loader gets, over the wrapper that reports bad videos, and the rule for wrapped datasets."""
+    from torch.utils.data import Subset
+
+    from dance3d import evaluation
+    from dance3d.data.registry import build_dataset
+    from dance3d.data.workers import worker_context
+
+    root, _ = folder
+    dataset = VideoFolderDataset(root, VideoFolderConfig(num_frames=8, height=32, width=32, skip_bad=True))
+    contexts, real = [], evaluation.DataLoader
+
+    def in_process(*args, **kwargs):  # records the context, then loads in this process (no worker started)
+        contexts.append(kwargs["multiprocessing_context"])
+        return real(*args, **{**kwargs, "num_workers": 0, "multiprocessing_context": None})
+
+    monkeypatch.setattr(evaluation, "DataLoader", in_process)
+    model = create_model("tiny-test", num_classes=len(dataset.classes))
+    evaluate(model, dataset, classes=dataset.classes, batch_size=4, num_workers=2, limit=3, progress=False)
+    assert contexts == ["spawn"]
+    assert worker_context(Subset(dataset, [0]), 1) == "spawn" and worker_context(dataset, 0) is None
+    assert worker_context(build_dataset(DataConfig(num_frames=8, height=32, width=32, num_train=4), "train"), 2) is None
+
+
 class _CountingContainer:
     """An ``av`` container that counts the frames its ``decode`` yields."""
 

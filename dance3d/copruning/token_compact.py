@@ -68,18 +68,15 @@ class KeptTokens:
 def _space_attention(attention: nn.Module, z: torch.Tensor, kept: KeptTokens) -> torch.Tensor:
     """``attention`` of each frame over its sample's kept tokens, for rows (T, R, D): the projections on all
     rows at once, the attention itself sample by sample (padding to the largest count would cost more: one
-    sample's count can be ten times the median)."""
+    sample's count can be ten times the median), in one call when every sample keeps as many."""
     frames, _, dim = z.shape
-    heads = attention.heads
     qkv = attention.qkv(z)  # (T, R, 3D)
-    groups = [qkv] if kept.uniform else qkv.split(kept.counts, dim=1)
-    outs = []
-    for group in groups:  # (T, K, 3D), or (T, B' * K, 3D) when every sample keeps K
-        grouped = group.reshape(-1, kept.counts[0], 3 * dim) if kept.uniform else group
-        q, k, v = grouped.unflatten(2, (3, heads, dim // heads)).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v)  # (T', heads, K, D / heads)
-        outs.append(out.transpose(1, 2).reshape(frames, -1, dim))
-    return attention.proj(outs[0] if kept.uniform else torch.cat(outs, dim=1))
+    if kept.uniform:
+        groups = [qkv.reshape(-1, kept.counts[0], 3 * dim)]  # (T * B', K, 3D)
+    else:
+        groups = qkv.split(kept.counts, dim=1)  # (T, K_b, 3D) per sample
+    outs = [attention.attend(group).reshape(frames, -1, dim) for group in groups]
+    return attention.proj(outs[0] if len(outs) == 1 else torch.cat(outs, dim=1))
 
 
 def _sum_per_sample(rows: torch.Tensor, kept: KeptTokens) -> torch.Tensor:

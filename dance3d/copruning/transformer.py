@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from dance3d.copruning.accounting import dense_layer_macs
 from dance3d.copruning.base import CoprunedForecaster
@@ -59,12 +58,9 @@ def masked_attention(attention: nn.Module, x: torch.Tensor, keep: torch.Tensor) 
     ``keep`` a dropped token's key gets a weight of ~1e-30, nothing in float32; a straight-through
     ``keep`` passes the gradient of its kept keys.
     """
-    batch, length, dim = x.shape
-    heads = attention.heads
-    q, k, v = attention.qkv(x).reshape(batch, length, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
-    bias = keep.clamp(min=DROPPED_KEY_FLOOR).log()[:, None, None, :].to(q.dtype)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (M, heads, L, D / heads)
-    return attention.proj(out.transpose(1, 2).reshape(batch, length, dim))
+    qkv = attention.qkv(x)
+    bias = keep.clamp(min=DROPPED_KEY_FLOOR).log()[:, None, None, :].to(qkv.dtype)
+    return attention.proj(attention.attend(qkv, attn_mask=bias))
 
 
 class CoprunedSTFormer(CoprunedForecaster):

@@ -40,10 +40,16 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, length, dim = x.shape
-        q, k, v = self.qkv(x).reshape(batch, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v)  # (N, heads, L, D / heads)
-        return self.proj(out.transpose(1, 2).reshape(batch, length, dim))
+        return self.proj(self.attend(self.qkv(x)))
+
+    def attend(self, qkv: torch.Tensor, *, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The heads' attention of packed queries, keys and values ``qkv`` (N, L, 3D), before the output
+        projection: (N, L, D)."""
+        batch, length, packed = qkv.shape
+        dim = packed // 3
+        q, k, v = qkv.reshape(batch, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (N, heads, L, D / heads)
+        return out.transpose(1, 2).reshape(batch, length, dim)
 
 
 class DividedBlock(nn.Module):

@@ -5,7 +5,8 @@ computed and which hidden channels run; skipped tiles forecast persistence. SimV
 its kept tiles (with halos); the spatio-temporal Transformer (stformer-*, patch 4) drops the
 tokens of skipped tiles, so its attention and MLPs run on fewer tokens; the ConvLSTM (convlstm-*)
 updates its cells on the kept tiles and kept hidden channels only, at every step. The run
-fine-tunes the generator (and the backbone) with soft masks and a MAC penalty, then writes
+fine-tunes the generator (and the backbone) with soft masks and a MAC penalty (after an optional
+stage that amplifies the variability of the gated units, --amplify-epochs), then writes
 model.pt (kind 'copruned'), config.yaml and metrics.jsonl. 'dance3d eval --execution compact'
 runs the result with only the kept tiles (tokens) and channels computed. Settings: --set copruning.KEY=V
 and --set train.KEY=V (dance3d.copruning.config); the flags below are shortcuts.
@@ -28,6 +29,7 @@ from dance3d.cli.common import (
     check_out_dir,
     fraction,
     non_negative_float,
+    non_negative_int,
     positive_float,
     positive_int,
     print_json,
@@ -66,6 +68,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--distill-weight", type=non_negative_float, help="weight of the MSE to the dense model's forecast (0: off)"
     )
+    parser.add_argument(
+        "--amplify-epochs",
+        type=non_negative_int,
+        help="epochs of a first stage that amplifies the variability of the gated units (train.amplify_epochs; 0: off)",
+    )
     add_device_arg(parser)
     add_threads_arg(parser)
     add_config_args(parser)
@@ -83,6 +90,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
         "train.generator_lr": args.generator_lr,
         "train.sparsity_weight": args.sparsity_weight,
         "train.distill_weight": args.distill_weight,
+        "train.amplify_epochs": args.amplify_epochs,
     }
     out = [f"{key}={value}" for key, value in flags.items() if value is not None]
     out += [f"copruning.{key}={str(value).lower()}" for key, value in MASKS[args.masks].items()]

@@ -62,7 +62,10 @@ class CopruneTrainConfig:
     """Fine-tuning a dense forecaster into a co-pruned one.
 
     Loss = forecast MSE + ``sparsity_weight`` x MAC penalty + ``distill_weight`` x MSE to the
-    dense model's forecast. ``mac_penalty``: ``"target"`` (default) is |mean MAC fraction - target|,
+    dense model's forecast. ``amplify_epochs`` > 0 first fine-tunes the dense model for that many
+    epochs to amplify the variability of the units the masks gate (:mod:`dance3d.copruning.amplify`,
+    weighted by ``amplify_weight``, each CV capped at ``amplify_cv_cap``; 0: no such stage).
+    ``mac_penalty``: ``"target"`` (default) is |mean MAC fraction - target|,
     which holds the MAC fraction at the target from both sides; ``"ceiling"`` is
     max(0, mean MAC fraction - target), the first design's hinge, which lets a model fall into
     skipping everything (kept to reproduce that run).
@@ -76,12 +79,18 @@ class CopruneTrainConfig:
     mac_penalty: str = "target"
     distill_weight: float = 0.0
     train_backbone: bool = True
+    amplify_epochs: int = 0
+    amplify_weight: float = 0.1
+    amplify_cv_cap: float = 2.0
     seed: int = 0
     progress: bool = True
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
             check_range(f"train.{name}", getattr(self, name), low=1)
+        check_range("train.amplify_epochs", self.amplify_epochs, low=0)
+        check_range("train.amplify_weight", self.amplify_weight, low=0)
+        check_range("train.amplify_cv_cap", self.amplify_cv_cap, low=0, low_open=True)
         for name in ("lr", "generator_lr"):
             check_range(f"train.{name}", getattr(self, name), low=0, low_open=True)
         for name in ("sparsity_weight", "distill_weight"):

@@ -8,7 +8,9 @@ a tile the data mask skips is skipped at every stage, so the forecast loss's str
 gradient on it is near zero, and a model that overshoots into skipping everything (persistence)
 gets no pull back from the forecast loss; the MAC term's gradient is the one that brings it back.
 
-Each epoch is validated with hard masks; the run
+With ``train.amplify_epochs`` > 0 the backbone is first fine-tuned dense to amplify the variability of
+the units the masks gate (:mod:`dance3d.copruning.amplify`; its epoch rows and CV terms before and
+after are in ``amplify.json`` and the checkpoint). Each epoch is validated with hard masks; the run
 writes ``config.yaml``, ``metrics.jsonl`` (one row per epoch), ``steps.jsonl`` (one row per step:
 forecast MSE, MAC penalty, mean MAC / position / channel fraction, mean ``S``) and ``model.pt``
 (kind ``copruned``). After every epoch it saves ``resume.pt`` (atomically): the weights, the
@@ -34,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from dance3d import run_lock
 from dance3d.checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
 from dance3d.config import config_differences, from_dict, save_config, to_dict
+from dance3d.copruning.amplify import amplify
 from dance3d.copruning.base import CoprunedForecaster
 from dance3d.copruning.checkpoint import KIND, build_copruned_network, copruned_spec
 from dance3d.copruning.config import CopruneRunConfig, check_backbone
@@ -55,6 +58,7 @@ class CopruneResult:
     dense_val_mse: float
     val_mac_fraction: float
     history: list[dict[str, Any]]
+    amplification: dict[str, Any] | None = None  # the amplifying stage's record, where it ran
     already_finished: bool = False  # a resumed run that had done all its epochs: nothing was run or written
 
 
@@ -101,7 +105,8 @@ def load_stored_run(out_dir: str | Path) -> StoredRun:
 
 def check_resume_config(stored: StoredRun, run: CopruneRunConfig, started_from: str) -> None:
     """Refuse to resume with settings or a start checkpoint that contradict the run's own (naming both values)."""
-    conflicts = [d for d in config_differences(stored.config, to_dict(run)) if d.split(":")[0] not in RESUMABLE_CHANGES]
+    saved = to_dict(from_dict(CopruneRunConfig, stored.config))  # settings added since: their defaults
+    conflicts = [d for d in config_differences(saved, to_dict(run)) if d.split(":")[0] not in RESUMABLE_CHANGES]
     if stored.started_from != started_from:
         conflicts.append(f"--checkpoint: {stored.started_from!r} -> {started_from!r}")
     if conflicts:
@@ -222,7 +227,11 @@ def _coprune(
     dense_val = score(dense, val_set, batch_size=tc.batch_size, device=device)
     history: list[dict[str, Any]] = []
     steps_path = out_dir / "steps.jsonl"
+    amplification = None
+    if state is None and tc.amplify_epochs:
+        amplification = _amplify(model, train_set, val_set, run, dense_val.mse, device, out_dir)
     if state is not None:
+        amplification = state["copruning"].get("amplification")
         model.load_state_dict(state.state_dict)
         optimizer.load_state_dict(state["optimizer"])
         history = list(state.history)
@@ -240,7 +249,8 @@ def _coprune(
             config=run,
             history=history,
             copruning={"dense_val_mse": dense_val.mse, "val_mse": last["val_mse"],
-                       "val_mac_fraction": last["val_mac_fraction"], "started_from": started_from},
+                       "val_mac_fraction": last["val_mac_fraction"], "started_from": started_from,
+                       "amplification": amplification},
             **resume,
         )  # fmt: skip
 
@@ -270,7 +280,26 @@ def _coprune(
 def _result(record: Checkpoint, path: Path, *, already_finished: bool = False) -> CopruneResult:
     last, scores = record.history[-1], record["copruning"]
     return CopruneResult(path, scores["val_mse"], last["val_persistence_mse"], scores["dense_val_mse"],
-                         scores["val_mac_fraction"], list(record.history), already_finished)  # fmt: skip
+                         scores["val_mac_fraction"], list(record.history), scores.get("amplification"),
+                         already_finished)  # fmt: skip
+
+
+def _amplify(
+    model: CoprunedForecaster,
+    train_set: Dataset,
+    val_set: Dataset,
+    run: CopruneRunConfig,
+    dense_val_mse: float,
+    device: torch.device,
+    out_dir: Path,
+) -> dict[str, Any]:
+    """The amplifying stage on ``model``'s backbone (in place); its record, also written to ``amplify.json``."""
+    result = amplify(model.backbone, train_set, val_set, train=run.train, grid_for=model.grid_for,
+                     dense_val_mse=dense_val_mse, device=device)  # fmt: skip
+    record = result.summary()
+    record["val_mse_after"] = score(model.backbone, val_set, batch_size=run.train.batch_size, device=device).mse
+    (out_dir / "amplify.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
 
 
 def _cut_steps_log(path: Path, size_bytes: int) -> None:

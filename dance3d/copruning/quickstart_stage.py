@@ -33,8 +33,8 @@ from dance3d.copruning.benchmark import (
     DENSE_BASELINES,
     batch1_latency_ms,
     batch_throughput,
+    best_dense,
     dense_baselines,
-    fastest_dense,
     first_samples,
 )
 from dance3d.copruning.comparison import paired_test
@@ -238,7 +238,7 @@ def _timing(loaded: dict[str, nn.Module], test_set, settings: CopruningStageSett
         table.save(out_dir / "fallback.json")
         models["fallback"] = with_fallback(compact, table)
     ms = batch1_latency_ms(models, inputs, repeats=settings.latency_repeats)
-    dense_ms = fastest_dense(ms)
+    dense_ms = best_dense(ms)
     text = (
         f"At batch 1 on {len(inputs)} test samples, timed side by side: dense {ms['dense']:.2f} ms (with "
         f"channels-last weights {ms['dense_channels_last']:.2f} ms; speed-ups are over the faster), compact "
@@ -259,7 +259,7 @@ def _timing(loaded: dict[str, nn.Module], test_set, settings: CopruningStageSett
 def _throughput(models: dict[str, nn.Module], test_set, settings: CopruningStageSettings) -> str:  # noqa: ANN001
     batch = torch.cat(first_samples(test_set, settings.throughput_batch))
     rate = batch_throughput(models, batch, repeats=settings.latency_repeats)
-    dense = fastest_dense(rate, higher_is_faster=True)
+    dense = best_dense(rate, higher_is_better=True)
     parts = [f"{LABELS[name]} {value:.0f} ({value / dense:.2f}x)" for name, value in rate.items()
              if name not in DENSE_BASELINES]  # fmt: skip
     return (
@@ -279,7 +279,7 @@ def _energy(models: dict[str, nn.Module], sample: torch.Tensor, settings: Coprun
     if not rows:
         return "Energy per sample: not measured, no energy meter works here (the Energy section above says why)."
     mj = {row["model"]: row["energy_per_clip_mj"] for row in rows}
-    dense = min(mj["dense"], mj["dense_channels_last"])
+    dense = best_dense(mj)
     parts = [f"{LABELS[name]} {value:.2f} mJ" + ("" if name in DENSE_BASELINES else f" ({dense / value:.2f}x less)")
              for name, value in mj.items()]  # fmt: skip
     return (

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from dance3d.copruning.benchmark import best_dense
 from profiling.energy import measure_energy
 from profiling.meters import EnergyMeter, MeterError, measure_idle_power
 
@@ -56,7 +57,7 @@ def energy_per_sample(
             status[case][name] = result.energy_status
             calls[case][name] = result.window_iterations
     saving = {
-        case: {name: min(values[d] for d in dense_names) / value for name, value in values.items()
+        case: {name: best_dense(values, names=dense_names) / value for name, value in values.items()
                if name not in dense_names}
         for case, values in energy_mj.items()
     }  # fmt: skip

@@ -25,6 +25,7 @@ from dance3d.errors import ConfigError
         ("latency_repeats", 0, "latency_repeats"),
         ("throughput_batch", 0, "throughput_batch"),
         ("energy_window_s", 0.0, "energy_window_s"),
+        ("amplify_epochs", -1, "copruning.amplify_epochs"),
     ],  # fmt: skip
 )
 def test_bad_stage_settings_are_refused_when_built(field, value, name):
@@ -33,8 +34,9 @@ def test_bad_stage_settings_are_refused_when_built(field, value, name):
 
 
 def test_the_stage_settings_become_the_copruning_run():
-    run = CopruningStageSettings(target_mac_fraction=0.4, epochs=2, generator_lr=0.05).run_config()
+    run = CopruningStageSettings(target_mac_fraction=0.4, epochs=2, generator_lr=0.05, amplify_epochs=1).run_config()
     assert run.copruning.target_mac_fraction == 0.4 and run.train.epochs == 2 and run.train.generator_lr == 0.05
+    assert run.train.amplify_epochs == 1 and CopruningStageSettings().run_config().train.amplify_epochs == 0
     assert not run.train.progress
 
 
@@ -42,14 +44,17 @@ def test_the_stage_times_a_transformer_without_a_fallback_and_measures_joules_wh
     tmp_path, monkeypatch
 ):
     """The Transformer drops tokens and has no whole-map path: the stage times dense and compact only. With a
-    (faked) RAPL counter it measures joules per sample of every timed model."""
+    (faked) RAPL counter it measures joules per sample of every timed model. Asked to, it amplifies first and
+    says so."""
     dense = train_tiny_forecaster("stformer-test", tmp_path / "fc")
     settings = CopruningStageSettings(target_mac_fraction=0.5, epochs=1, batch_size=8, latency_samples=2,
-                                      latency_repeats=1, energy_window_s=0.2)  # fmt: skip
+                                      latency_repeats=1, energy_window_s=0.2, amplify_epochs=1)  # fmt: skip
     base = make_powercap(meters_look_under(tmp_path / "root", monkeypatch), {0: 0})
     with RaplCounter(base, power_w=20.0):
         result = run_copruning_stage(settings, dense, tmp_path / "cp")
     assert "compact execution" in result.text and "fallback" not in result.text
+    assert "--amplify-epochs 1`" in result.text and "First the forecaster was fine-tuned 1 epoch(s)" in result.text
+    assert (tmp_path / "cp" / "amplify.json").is_file() and (tmp_path / "cp" / "data-only" / "amplify.json").is_file()
     energy = result.text.split("Energy per sample at batch 1, measured with `rapl`")[1]
     for label in LABELS.values():
         assert (f"{label} " in energy) == (label != "with the fallback")

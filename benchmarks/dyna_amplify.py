@@ -2,6 +2,7 @@
 
     python benchmarks/dyna_amplify.py --dense-checkpoint W/dense/model.pt --work W [--seed S] --threads 1
     python benchmarks/dyna_amplify.py --quick --threads 1          # smoke run (trains its own tiny dense)
+    python benchmarks/dyna_amplify.py --dense-checkpoint W/dense/model.pt --work W [--seed S] --retarget 0.30
 
 Co-prunes one dense forecaster (the storms Transformer of the Dyna-Pruner runs; --dense-checkpoint,
 or a dense model trained here with the dyna_forecast settings) three times with the dyna_forecast
@@ -9,6 +10,9 @@ benchmark's coupled settings: alone (plain), after --amplify-epochs epochs of pl
 (extra) and after as many epochs of the amplifying loss (amplified); evaluates all three and the
 dense model on the test split, per-sample records (records.parquet) and paired Wilcoxon tests of
 amplified against the other two. Writes benchmarks/results/dyna_amplify/<tag>[-seedS]/result.json.
+--retarget F compares the three models a finished run left in --work again at one MAC budget: each
+re-targeted to a mean MAC fraction of at most F on the validation split (the `dance3d budget` fit,
+no training); tag retarget-F[-seedS].
 Logic: dance3d/copruning/amplify_benchmark.py; design:
 docs/experiments/2026-12-07-dyna-forecast-amplify-design.md.
 """
@@ -25,7 +29,7 @@ from pathlib import Path
 import torch
 
 from dance3d.benchmark_results import ResultDir
-from dance3d.copruning.amplify_benchmark import BENCHMARK, run_amplify_benchmark, table
+from dance3d.copruning.amplify_benchmark import BENCHMARK, run_amplify_benchmark, run_retarget, table
 from dance3d.copruning.benchmark import DynaSettings, quick_settings
 from dance3d.errors import ConfigError
 
@@ -42,7 +46,12 @@ def main() -> int:
     parser.add_argument("--tag", default="default", help="result folder name (default: 'default')")
     parser.add_argument("--results-root", default=str(RESULTS), help="results root (benchmarks/results)")
     parser.add_argument("--quick", action="store_true", help="smoke run: a tiny dense model and splits, one epoch each")
+    parser.add_argument(
+        "--retarget", type=float, help="re-target a finished run's models in --work to this MAC fraction"
+    )
     args = parser.parse_args()
+    if args.retarget is not None:
+        return retarget(args)
     settings = DynaSettings(backbone="stformer-tiny", seed=args.seed)
     if args.quick:
         settings = replace(quick_settings(settings), height=32, width=32)
@@ -65,6 +74,27 @@ def main() -> int:
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
+    print(table(payload))
+    print(f"saved {out.save(payload)}")
+    return 0
+
+
+def retarget(args: argparse.Namespace) -> int:
+    """``--retarget F``: the finished run's three models in ``--work``, re-targeted to ``F`` and compared."""
+    if not (args.work and args.dense_checkpoint and Path(args.dense_checkpoint).is_file()):
+        print("error: --retarget needs --work (a finished run's folder) and its --dense-checkpoint", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tag = f"retarget-{args.retarget:g}" + (f"-seed{args.seed}" if args.seed else "")
+    out = ResultDir(Path(args.results_root), BENCHMARK, tag)
+    settings = DynaSettings(backbone="stformer-tiny", seed=args.seed)
+    try:
+        payload = run_retarget(settings, target_mac_fraction=args.retarget, work=Path(args.work), out=out,
+                               dense_checkpoint=Path(args.dense_checkpoint))  # fmt: skip
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(table(payload))
     print(f"saved {out.save(payload)}")
     return 0

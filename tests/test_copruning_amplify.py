@@ -13,7 +13,7 @@ from dance3d.benchmark_results import ResultDir, validate_result
 from dance3d.checkpoint import load_checkpoint
 from dance3d.config import to_dict
 from dance3d.copruning.amplify import HiddenActivations, amplify, variability
-from dance3d.copruning.amplify_benchmark import ARMS, run_amplify_benchmark
+from dance3d.copruning.amplify_benchmark import ARMS, run_amplify_benchmark, run_retarget
 from dance3d.copruning.benchmark import DynaSettings
 from dance3d.copruning.config import CopruneRunConfig, CopruneTrainConfig
 from dance3d.copruning.training import StoredRun, check_resume_config
@@ -176,3 +176,15 @@ def test_a_tiny_benchmark_run_compares_the_three_arms(tmp_path):
         assert wins[rival] == (test["reference_ahead"] and fraction_ok)
     records = pd.read_parquet(out.file("records.parquet"))
     assert sorted(records.method.unique()) == sorted(["dense", *ARMS]) and len(records) == 8 * 4
+
+    again = ResultDir(tmp_path / "results", "dyna_amplify", "retarget-0.4")
+    dense = tmp_path / "work" / "dense" / "model.pt"
+    retargeted = run_retarget(settings, target_mac_fraction=0.4, work=tmp_path / "work", out=again,
+                              dense_checkpoint=dense, log=lambda _: None)  # fmt: skip
+    assert validate_result(retargeted) == [] and set(retargeted["fits"]) == set(ARMS)
+    for arm, fit in retargeted["fits"].items():
+        assert fit["val_mac_fraction"] <= 0.4 + 1e-3 and fit["val_mac_fraction_before"] == pytest.approx(
+            payload["coprune_runs"][arm]["val_mac_fraction"], abs=1e-4
+        )
+    with pytest.raises(ConfigError, match="missing"):
+        run_retarget(settings, target_mac_fraction=0.4, work=tmp_path / "nothing", out=again, dense_checkpoint=dense)

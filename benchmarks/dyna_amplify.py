@@ -12,7 +12,7 @@ dense model on the test split, per-sample records (records.parquet) and paired W
 amplified against the other two. Writes benchmarks/results/dyna_amplify/<tag>[-seedS]/result.json.
 --retarget F compares the three models a finished run left in --work again at one MAC budget: each
 re-targeted to a mean MAC fraction of at most F on the validation split (the `dance3d budget` fit,
-no training); tag retarget-F[-seedS].
+no training); tag retarget-F[-seedS] (TAG-retarget-F[-seedS] with --tag TAG).
 Logic: dance3d/copruning/amplify_benchmark.py; design:
 docs/experiments/2026-12-07-dyna-forecast-amplify-design.md.
 """
@@ -86,7 +86,8 @@ def retarget(args: argparse.Namespace) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    tag = f"retarget-{args.retarget:g}" + (f"-seed{args.seed}" if args.seed else "")
+    base = f"retarget-{args.retarget:g}"
+    tag = (base if args.tag == "default" else f"{args.tag}-{base}") + (f"-seed{args.seed}" if args.seed else "")
     out = ResultDir(Path(args.results_root), BENCHMARK, tag)
     settings = DynaSettings(backbone="stformer-tiny", seed=args.seed)
     try:

@@ -26,7 +26,7 @@ import torch.nn as nn
 from torch.utils.data import Dataset
 
 from dance3d.benchmark_results import ResultDir
-from dance3d.checkpoint import load_checkpoint
+from dance3d.checkpoint import load_checkpoint, load_model
 from dance3d.config import from_dict, to_dict
 from dance3d.copruning.benchmark import DynaSettings, check_dense, coprune_run_config, csi_level, evaluate, train_dense
 from dance3d.copruning.budget import fit_copruned_budget
@@ -34,7 +34,6 @@ from dance3d.copruning.comparison import PairedTest, paired_test
 from dance3d.copruning.training import coprune
 from dance3d.data.registry import DataConfig, build_dataset
 from dance3d.errors import ConfigError
-from dance3d.loading import load_model
 from profiling import collect_env
 
 BENCHMARK = "dyna_amplify"

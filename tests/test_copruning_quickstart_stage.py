@@ -5,6 +5,7 @@ saved."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from copruning_helpers import train_tiny_forecaster
@@ -62,6 +63,8 @@ def test_the_stage_times_a_transformer_without_a_fallback_and_measures_joules_wh
     assert not (tmp_path / "cp" / "fallback.json").exists()
     assert 0 < result.table.loc["co-pruned", "MAC fraction"] <= 1.05
     assert result.figures[0].stat().st_size > 5_000
+    with pytest.raises(ConfigError, match="train.amplify_epochs: 1 -> 0"):  # not reused under other settings
+        run_copruning_stage(replace(settings, amplify_epochs=0), dense, tmp_path / "cp")
 
 
 @pytest.mark.parametrize("backbone", ["stformer-test", "convlstm-test"])  # SimVP's: test_copruning_resume.py

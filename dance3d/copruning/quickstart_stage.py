@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from dance3d.checkpoint import LoadedModel, load_model
+from dance3d.checkpoint import LoadedModel, load_checkpoint, load_model
 from dance3d.config import check_range
 from dance3d.copruning.baselines import finetune_static, uniform_width_baseline
 from dance3d.copruning.benchmark import (
@@ -42,8 +42,9 @@ from dance3d.copruning.config import CopruneConfig, CopruneRunConfig, CopruneTra
 from dance3d.copruning.fallback import WholeMapFallback, calibrate_fallback, with_fallback
 from dance3d.copruning.figures import calm_and_stormy_figure
 from dance3d.copruning.recording import record_mac_fractions
-from dance3d.copruning.training import RESUME_STATE, coprune
+from dance3d.copruning.training import RESUME_STATE, coprune, load_stored_run, settings_conflicts
 from dance3d.data.registry import build_dataset
+from dance3d.errors import ConfigError
 from dance3d.forecast.evaluation import evaluate_forecast
 from profiling import count_macs
 from profiling.energy_stage import energy_rows, open_energy_stage
@@ -233,9 +234,17 @@ def _against_static(scores: dict, static: StaticModel) -> str:
 def _coprune_or_reuse(
     run: CopruneRunConfig, dense_checkpoint: Path, out_dir: Path, *, derived: tuple[str, ...]
 ) -> None:
-    """Co-prune into ``out_dir`` unless it holds a finished model (a killed run resumes); a new model drops the
-    ``derived`` files an earlier one left."""
+    """Co-prune into ``out_dir`` unless it holds a finished model of the same settings (a killed run resumes); a
+    finished model of other settings is refused; a new model drops the ``derived`` files an earlier one left."""
     if (out_dir / "model.pt").is_file():
+        stored, backbone = load_stored_run(out_dir), load_checkpoint(dense_checkpoint).model["name"]
+        run = replace(run, copruning=replace(run.copruning, backbone=backbone))  # as co-pruning sets it
+        conflicts = settings_conflicts(stored, run, stored.started_from)  # the folder may have moved since
+        if conflicts:
+            raise ConfigError(
+                f"{out_dir / 'model.pt'} was co-pruned with other settings ({'; '.join(conflicts)}); "
+                f"remove {out_dir} to co-prune again, or choose another --out"
+            )
         return
     coprune(run, dense_checkpoint, out_dir, resume=(out_dir / RESUME_STATE).is_file())
     for name in derived:

@@ -103,12 +103,19 @@ def load_stored_run(out_dir: str | Path) -> StoredRun:
     )
 
 
-def check_resume_config(stored: StoredRun, run: CopruneRunConfig, started_from: str) -> None:
-    """Refuse to resume with settings or a start checkpoint that contradict the run's own (naming both values)."""
-    saved = to_dict(from_dict(CopruneRunConfig, stored.config))  # settings added since: their defaults
+def settings_conflicts(stored: StoredRun, run: CopruneRunConfig, started_from: str) -> list[str]:
+    """``"key: stored -> requested"`` for each setting (and the start checkpoint) ``run`` changes from the stored
+    run's, apart from ``RESUMABLE_CHANGES``; settings added since the run was saved count as their defaults."""
+    saved = to_dict(from_dict(CopruneRunConfig, stored.config))
     conflicts = [d for d in config_differences(saved, to_dict(run)) if d.split(":")[0] not in RESUMABLE_CHANGES]
     if stored.started_from != started_from:
         conflicts.append(f"--checkpoint: {stored.started_from!r} -> {started_from!r}")
+    return conflicts
+
+
+def check_resume_config(stored: StoredRun, run: CopruneRunConfig, started_from: str) -> None:
+    """Refuse to resume with settings or a start checkpoint that contradict the run's own (naming both values)."""
+    conflicts = settings_conflicts(stored, run, started_from)
     if conflicts:
         raise ConfigError(
             f"--resume: {stored.path} was started with other settings ({'; '.join(conflicts)}); "
@@ -399,5 +406,6 @@ __all__ = [
     "coprune",
     "load_stored_run",
     "mac_penalty",
+    "settings_conflicts",
     "score",
 ]

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from dance3d.copruning.config import CopruneTrainConfig
+from dance3d.copruning.generator import LATENT_STRIDE
 from dance3d.dance.variability import variability_terms
 from dance3d.dynamic.decisions import TileGrid
 from dance3d.models.forecast_backbones import ConvLSTMForecaster, SimVP, SpatioTemporalTransformer
@@ -136,11 +137,11 @@ def amplify(
     return AmplifyResult(history, before, after)
 
 
-def _latent_grid(
+def _on_latent_map(
     inputs: torch.Tensor, recorder: HiddenActivations, grid_for: Callable[[int, int], TileGrid]
 ) -> tuple[dict[int, torch.Tensor], TileGrid]:
     """The recorded activations on the latent map of ``inputs`` (a quarter of its padded size) and its tile grid."""
-    height, width = (-(-size // 4) for size in inputs.shape[-2:])
+    height, width = (-(-size // LATENT_STRIDE) for size in inputs.shape[-2:])
     return recorder.take(height, width), grid_for(height, width)
 
 
@@ -165,7 +166,7 @@ def _epoch(
     for batch in progress_bar(loader, desc=desc, unit="batch", disable=not train.progress):
         inputs, targets = batch["inputs"].to(device), batch["targets"].to(device)
         mse = F.mse_loss(backbone(inputs), targets)
-        activations, grid = _latent_grid(inputs, recorder, grid_for)
+        activations, grid = _on_latent_map(inputs, recorder, grid_for)
         terms = variability(activations, grid)
         cv = torch.stack([t.clamp(max=train.amplify_cv_cap) for t in terms.values()]).mean()
         loss = mse / dense_val_mse - train.amplify_weight * cv
@@ -194,7 +195,7 @@ def _mean_variability(
     for batch in DataLoader(dataset, batch_size=batch_size):
         inputs = batch["inputs"].to(device)
         backbone(inputs)
-        activations, grid = _latent_grid(inputs, recorder, grid_for)
+        activations, grid = _on_latent_map(inputs, recorder, grid_for)
         for key, value in variability(activations, grid).items():
             values.setdefault(key, []).append(float(value))
     return {key: sum(v) / len(v) for key, v in sorted(values.items())}

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 import torch
+from copruning_helpers import coprune_tiny, make_copruned, train_tiny_forecaster
 
 from dance3d.benchmark_results import ResultDir, validate_result
 from dance3d.checkpoint import load_checkpoint
@@ -19,7 +20,6 @@ from dance3d.copruning.config import CopruneRunConfig, CopruneTrainConfig
 from dance3d.copruning.training import StoredRun, check_resume_config
 from dance3d.dynamic.decisions import TileGrid
 from dance3d.errors import ConfigError
-from tests.copruning_helpers import coprune_tiny, make_copruned, train_tiny_forecaster
 
 BACKBONES = ["simvp-test", "stformer-test", "convlstm-test"]
 

@@ -50,55 +50,47 @@ def main() -> int:
         "--retarget", type=float, help="re-target a finished run's models in --work to this MAC fraction"
     )
     args = parser.parse_args()
-    if args.retarget is not None:
-        return retarget(args)
-    settings = DynaSettings(backbone="stformer-tiny", seed=args.seed)
-    if args.quick:
-        settings = replace(quick_settings(settings), height=32, width=32)
-    if args.dense_checkpoint and not Path(args.dense_checkpoint).is_file():
-        print(f"error: --dense-checkpoint {args.dense_checkpoint} does not exist", file=sys.stderr)
-        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
+    settings = DynaSettings(backbone="stformer-tiny", seed=args.seed)
+    try:
+        out, payload = (retarget if args.retarget is not None else compare_arms)(args, settings)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(table(payload))
+    print(f"saved {out.save(payload)}")
+    return 0
+
+
+def compare_arms(args: argparse.Namespace, settings: DynaSettings) -> tuple[ResultDir, dict]:
+    """The three arms co-pruned from ``--dense-checkpoint`` (or a dense model trained here) and compared."""
+    if args.dense_checkpoint and not Path(args.dense_checkpoint).is_file():
+        raise ConfigError(f"--dense-checkpoint {args.dense_checkpoint} does not exist")
+    if args.quick:
+        settings = replace(quick_settings(settings), height=32, width=32)
     tag = args.tag + (f"-seed{args.seed}" if args.seed else "") + ("-quick" if args.quick else "")
     out = ResultDir(Path(args.results_root), BENCHMARK, tag)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="dyna_amplify_"))
     try:
-        payload = run_amplify_benchmark(
+        return out, run_amplify_benchmark(
             settings, amplify_epochs=1 if args.quick else args.amplify_epochs, work=work, out=out, quick=args.quick,
             threads=args.threads, dense_checkpoint=Path(args.dense_checkpoint) if args.dense_checkpoint else None,
         )  # fmt: skip
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
-    print(table(payload))
-    print(f"saved {out.save(payload)}")
-    return 0
 
 
-def retarget(args: argparse.Namespace) -> int:
+def retarget(args: argparse.Namespace, settings: DynaSettings) -> tuple[ResultDir, dict]:
     """``--retarget F``: the finished run's three models in ``--work``, re-targeted to ``F`` and compared."""
     if not (args.work and args.dense_checkpoint and Path(args.dense_checkpoint).is_file()):
-        print("error: --retarget needs --work (a finished run's folder) and its --dense-checkpoint", file=sys.stderr)
-        return 2
-    if args.threads:
-        torch.set_num_threads(args.threads)
+        raise ConfigError("--retarget needs --work (a finished run's folder) and its --dense-checkpoint")
     base = f"retarget-{args.retarget:g}"
     tag = (base if args.tag == "default" else f"{args.tag}-{base}") + (f"-seed{args.seed}" if args.seed else "")
     out = ResultDir(Path(args.results_root), BENCHMARK, tag)
-    settings = DynaSettings(backbone="stformer-tiny", seed=args.seed)
-    try:
-        payload = run_retarget(settings, target_mac_fraction=args.retarget, work=Path(args.work), out=out,
-                               dense_checkpoint=Path(args.dense_checkpoint))  # fmt: skip
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(table(payload))
-    print(f"saved {out.save(payload)}")
-    return 0
+    return out, run_retarget(settings, target_mac_fraction=args.retarget, work=Path(args.work), out=out,
+                             dense_checkpoint=Path(args.dense_checkpoint))  # fmt: skip
 
 
 if __name__ == "__main__":

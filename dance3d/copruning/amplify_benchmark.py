@@ -26,7 +26,7 @@ import torch.nn as nn
 from torch.utils.data import Dataset
 
 from dance3d.benchmark_results import ResultDir
-from dance3d.checkpoint import load_checkpoint, load_model
+from dance3d.checkpoint import load_model
 from dance3d.config import from_dict, to_dict
 from dance3d.copruning.benchmark import DynaSettings, check_dense, coprune_run_config, csi_level, evaluate, train_dense
 from dance3d.copruning.budget import fit_copruned_budget
@@ -39,6 +39,8 @@ from profiling import collect_env
 BENCHMARK = "dyna_amplify"
 ARMS = ("plain", "extra", "amplified")
 MAC_MATCH_TOLERANCE = 0.02
+WIN_RULE = (f"amplified wins against plain and against extra: test MAC fraction <= theirs + {MAC_MATCH_TOLERANCE} "
+            "and per-sample squared error lower (Wilcoxon p < 0.05, mean difference > 0)")  # fmt: skip
 
 
 def arm_run_config(settings: DynaSettings, backbone: str, arm: str, *, amplify_epochs: int):  # noqa: ANN201
@@ -71,10 +73,10 @@ def run_amplify_benchmark(
         timings["dense_train"] = time.perf_counter() - started
     backbone = check_dense(dense_checkpoint)
     settings = replace(settings, backbone=backbone)
-    data = from_dict(DataConfig, load_checkpoint(dense_checkpoint).data)
+    loaded = load_model(dense_checkpoint)
+    data = from_dict(DataConfig, loaded.checkpoint.data)
     if data.source != settings.source:
         raise ConfigError(f"--dense-checkpoint was trained on {data.source!r}, not on --source {settings.source!r}")
-    loaded = load_model(dense_checkpoint)
     test_set = build_dataset(data, "test", classes=loaded.classes)
     level = csi_level(settings.source)
 
@@ -106,11 +108,7 @@ def run_amplify_benchmark(
         "machine": collect_env(),
         "timings_s": timings,
         "targets": {"amplifying_stage_helps": all(wins.values())},
-        "target_notes": {
-            "amplifying_stage_helps": "amplified wins against plain and against extra: test MAC "
-            f"fraction <= theirs + {MAC_MATCH_TOLERANCE} and per-sample squared error lower "
-            "(Wilcoxon p < 0.05, mean difference > 0)"
-        },  # fmt: skip
+        "target_notes": {"amplifying_stage_helps": WIN_RULE},
         "wins": wins,
         "csi_level": level,
         "summary": summary,
@@ -118,10 +116,6 @@ def run_amplify_benchmark(
         "coprune_runs": runs,
         "records": "records.parquet",
     }
-
-
-WIN_RULE = (f"amplified wins against plain and against extra: test MAC fraction <= theirs + {MAC_MATCH_TOLERANCE} "
-            "and per-sample squared error lower (Wilcoxon p < 0.05, mean difference > 0)")  # fmt: skip
 
 
 def _compare(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +42,7 @@ from dance3d.copruning.config import CopruneConfig, CopruneRunConfig, CopruneTra
 from dance3d.copruning.fallback import WholeMapFallback, calibrate_fallback, with_fallback
 from dance3d.copruning.figures import calm_and_stormy_figure
 from dance3d.copruning.recording import record_mac_fractions
-from dance3d.copruning.training import RESUME_STATE, coprune, load_stored_run, settings_conflicts
+from dance3d.copruning.training import RESUME_STATE, coprune, load_stored_run, on_backbone_of, settings_conflicts
 from dance3d.data.registry import build_dataset
 from dance3d.errors import ConfigError
 from dance3d.forecast.evaluation import evaluate_forecast
@@ -237,8 +237,7 @@ def _coprune_or_reuse(
     """Co-prune into ``out_dir`` unless it holds a finished model of the same settings (a killed run resumes); a
     finished model of other settings is refused; a new model drops the ``derived`` files an earlier one left."""
     if (out_dir / "model.pt").is_file():
-        stored, backbone = load_stored_run(out_dir), load_checkpoint(dense_checkpoint).model["name"]
-        run = replace(run, copruning=replace(run.copruning, backbone=backbone))  # as co-pruning sets it
+        stored, run = load_stored_run(out_dir), on_backbone_of(load_checkpoint(dense_checkpoint), run)
         conflicts = settings_conflicts(stored, run, stored.started_from)  # the folder may have moved since
         if conflicts:
             raise ConfigError(

@@ -156,10 +156,15 @@ def start_from(dense_path: str | Path, run: CopruneRunConfig) -> tuple[Checkpoin
             f"{dense_path} is a {checkpoint.kind!r} checkpoint"
         )
     check_backbone(checkpoint.model["name"])
-    run = replace(run, copruning=replace(run.copruning, backbone=checkpoint.model["name"]))
+    run = on_backbone_of(checkpoint, run)
     dense = build_forecast_model(checkpoint)
     coprune_model(dense, run.copruning)  # refuses a backbone it cannot wrap (a Transformer's patch size) now
     return checkpoint, dense, run
+
+
+def on_backbone_of(checkpoint: Checkpoint, run: CopruneRunConfig) -> CopruneRunConfig:
+    """``run`` with the backbone of the dense ``checkpoint`` it co-prunes: a run's backbone is always its start's."""
+    return replace(run, copruning=replace(run.copruning, backbone=checkpoint.model["name"]))
 
 
 def _data(checkpoint: Checkpoint) -> DataConfig:
@@ -235,8 +240,6 @@ def _coprune(
     history: list[dict[str, Any]] = []
     steps_path = out_dir / "steps.jsonl"
     amplification = None
-    if state is None and tc.amplify_epochs:
-        amplification = _amplify(model, train_set, val_set, run, dense_val.mse, device, out_dir)
     if state is not None:
         amplification = state["copruning"].get("amplification")
         model.load_state_dict(state.state_dict)
@@ -244,6 +247,8 @@ def _coprune(
         history = list(state.history)
         _cut_steps_log(steps_path, state["steps_bytes"])
         _set_rng_state(state["rng_state"], device)
+    elif tc.amplify_epochs:
+        amplification = _amplify(model, train_set, val_set, run, dense_val.mse, device, out_dir)
 
     def record(**resume: Any) -> Checkpoint:
         last = history[-1]
@@ -406,6 +411,7 @@ __all__ = [
     "coprune",
     "load_stored_run",
     "mac_penalty",
+    "on_backbone_of",
     "settings_conflicts",
     "score",
 ]
